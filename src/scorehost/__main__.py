@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from scorehost.cli import main
+
+main()

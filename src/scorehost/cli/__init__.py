@@ -1,0 +1,24 @@
+"""The `scorehost` command."""
+
+from __future__ import annotations
+
+import click
+
+from scorehost import __version__
+from scorehost.cli.serve import serve_command
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="scorehost")
+def cli() -> None:
+    """Serve Azure ML-style entry scripts (score.py with init() and run()) as fast web services."""
+
+
+cli.add_command(serve_command)
+
+
+def main() -> None:
+    """Entry point of the `scorehost` console script."""
+    cli()

@@ -1,0 +1,70 @@
+"""`scorehost serve`: host one entry script as a web service."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from scorehost.config import ServeSettings
+
+__all__ = ["serve_command"]
+
+_EPILOG = """
+\b
+Examples:
+  scorehost serve score.py
+  scorehost serve score.py --model-dir ./model --workers auto --preload
+  curl -X POST localhost:5001/score -H 'Content-Type: application/json' -d '{"data": [[1, 2]]}'
+
+\b
+Every option can also come from the environment: SCOREHOST_<OPTION> (e.g. SCOREHOST_WORKERS=4),
+or the Azure ML server's variables AZUREML_ENTRY_SCRIPT, AZUREML_MODEL_DIR, SERVER_PORT,
+WORKER_COUNT, WORKER_PRELOAD and SCORING_TIMEOUT_MS (milliseconds).
+"""
+
+
+@click.command("serve", epilog=_EPILOG)
+@click.argument("script", required=False, type=click.Path(path_type=Path))
+@click.option("--entry-script", "--entry_script", "entry_script", type=click.Path(path_type=Path),
+              help="The entry script, if not given as SCRIPT.")
+@click.option("--model-dir", "--model_dir", "model_dir", help="Folder exported as AZUREML_MODEL_DIR before init().")
+@click.option("--host", help="Interface to bind.  [default: 127.0.0.1; 0.0.0.0 exposes the server to the network]")
+@click.option("--port", type=int, help="TCP port; 0 picks a free one.  [default: 5001]")
+@click.option("--workers", "--worker_count", "workers",
+              help="Worker processes, or 'auto' for one per core; each loads the model unless --preload.  [default: 1]")
+@click.option("--preload/--no-preload", default=None,
+              help="Run init() once, before forking the workers, so they share the model's memory.")
+@click.option("--threads", type=int,
+              help="Concurrent run() calls per worker. Keep 1 unless your script is thread-safe.  [default: 1]")
+@click.option("--timeout", type=float,
+              help="Seconds a request may take, waiting and run() together; then 504.  [default: 60]")
+@click.option("--max-body-size", help="Largest request body, e.g. 100MiB or 10MB; larger gets 413.  [default: 100MiB]")
+@click.option("--run-input", type=click.Choice(["auto", "data", "body"]),
+              help="What run(data) receives: 'data' = JSON text of the body's \"data\" value (documented contract), "
+                   "'body' = the raw body (what the Azure ML server passes), 'auto' = decide from the script.  "
+                   "[default: auto]")
+@click.option("--graceful-timeout", type=float, help="Seconds in-flight requests get on shutdown.  [default: 30]")
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines for people or machines.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+def serve_command(script: Path | None, **options: Any) -> None:
+    """Serve SCRIPT (a score.py with init() and run()) on http://127.0.0.1:5001.
+
+    init() runs once per worker (or once in all with --preload); each POST /score calls run() with the
+    request's input and answers its result as JSON. GET / answers "Healthy"; GET /ready answers 200 once
+    init() has finished.
+    """
+    from scorehost.http.server import serve
+
+    given = {name: value for name, value in options.items() if value is not None}
+    if script is not None:
+        given["entry_script"] = script
+    try:
+        settings = ServeSettings(**given)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        raise click.UsageError(problems) from None
+    sys.exit(serve(settings))

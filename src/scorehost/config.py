@@ -1,0 +1,109 @@
+"""Typed settings for `scorehost serve`.
+
+Precedence: command-line flags > `SCOREHOST_*` variables > the reference server's variables
+(`AZUREML_ENTRY_SCRIPT`, `AZUREML_MODEL_DIR`, `SERVER_PORT`, `WORKER_COUNT`, `WORKER_PRELOAD`,
+`SCORING_TIMEOUT_MS`) > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, BeforeValidator, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from scorehost.host.run_input import RunInput
+
+__all__ = ["ServeSettings", "parse_size", "parse_workers"]
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: object) -> int:
+    """Bytes from `1048576`, `100MiB`, `10MB` or `512k` (k, M, G: powers of 1000; KiB, MiB, GiB: of 1024)."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    unit = (match.group(2) or "").lower().removesuffix("b") if match else "?"
+    if match is None or (unit and unit[0] not in "kmgt"):
+        raise ValueError(f"{value!r} is not a size; write e.g. 100MiB, 10MB or 1048576")
+    factor = (1024 if unit.endswith("i") else 1000) ** ("kmgt".index(unit[0]) + 1) if unit else 1
+    return int(float(match.group(1)) * factor)
+
+
+def parse_workers(value: object) -> int:
+    """A worker count; `auto` means one per available core."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return len(os.sched_getaffinity(0)) or 1
+    count = int(str(value))
+    if count < 1:
+        raise ValueError("workers must be at least 1 (or auto)")
+    return count
+
+
+class ServeSettings(BaseSettings):
+    """Everything `scorehost serve` needs; each field documents its flag and variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SCOREHOST_", case_sensitive=False, extra="ignore", populate_by_name=True
+    )
+
+    entry_script: Path | None = Field(
+        default=None, validation_alias=AliasChoices("SCOREHOST_ENTRY_SCRIPT", "AZUREML_ENTRY_SCRIPT")
+    )
+    """The score.py to serve (`SCRIPT`, `--entry-script`)."""
+
+    model_dir: str | None = Field(
+        default=None, validation_alias=AliasChoices("SCOREHOST_MODEL_DIR", "AZUREML_MODEL_DIR")
+    )
+    """Exported as AZUREML_MODEL_DIR before init() (`--model-dir`)."""
+
+    host: str = "127.0.0.1"
+    """Interface to bind; 0.0.0.0 exposes the server to the network (`--host`)."""
+
+    port: int = Field(default=5001, ge=0, le=65535, validation_alias=AliasChoices("SCOREHOST_PORT", "SERVER_PORT"))
+    """TCP port; 0 picks a free one (`--port`)."""
+
+    workers: Annotated[int, BeforeValidator(parse_workers)] = Field(
+        default=1, validation_alias=AliasChoices("SCOREHOST_WORKERS", "WORKER_COUNT")
+    )
+    """Worker processes, each with its own copy of the model unless preloaded (`--workers N|auto`)."""
+
+    preload: bool = Field(default=False, validation_alias=AliasChoices("SCOREHOST_PRELOAD", "WORKER_PRELOAD"))
+    """Run init() once before forking the workers, so they share the model's memory (`--preload`)."""
+
+    threads: int = Field(default=1, ge=1, le=256)
+    """Concurrent run() calls per worker; above 1 only for thread-safe scripts (`--threads`)."""
+
+    timeout: float | None = Field(default=None, gt=0)
+    """Seconds a request may take, queueing and run() together (`--timeout`); default 60."""
+
+    scoring_timeout_ms: int | None = Field(default=None, gt=0, validation_alias="SCORING_TIMEOUT_MS")
+    """The reference server's variable for the same deadline, in milliseconds; `--timeout` wins."""
+
+    max_body_size: Annotated[int, BeforeValidator(parse_size)] = Field(default=100 * 1024 * 1024, ge=0)
+    """Largest request body accepted, in bytes or with a unit like 100MiB (`--max-body-size`)."""
+
+    run_input: RunInput = RunInput.AUTO
+    """What an undecorated run(data) receives: auto, data or body (`--run-input`)."""
+
+    graceful_timeout: float = Field(default=30.0, ge=0)
+    """Seconds in-flight requests get to finish on SIGTERM before workers are killed."""
+
+    keep_alive: float = Field(default=5.0, ge=0)
+    """Seconds an idle keep-alive connection stays open."""
+
+    log_format: Literal["text", "json"] = "text"
+    """`text` for people, `json` (one object per line) for log collectors (`--log-format`)."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def request_timeout(self) -> float:
+        """The per-request deadline in seconds."""
+        if self.timeout is not None:
+            return self.timeout
+        return self.scoring_timeout_ms / 1000 if self.scoring_timeout_ms else 60.0

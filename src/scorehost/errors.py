@@ -1,0 +1,121 @@
+"""The exceptions scorehost raises, each carrying the HTTP status it answers with.
+
+```
+* ScorehostError                      500
+  + ScriptLoadError(ImportError)      start-up: the entry script cannot be served
+    - ScriptNotFound(FileNotFoundError-like message)
+    - ScriptImportError               importing the script raised
+    - MissingFunction                 no init() or no run()
+    - BadRunSignature                 run() cannot be called with the request
+    - InitFailed                      init() raised
+  + RequestError                      400: the request cannot be turned into run() input
+    - BodyNotUTF8
+    - InvalidJSON
+  + PayloadTooLarge                   413
+  + RunFailed                         500: run() raised
+  + ResultNotSerializable             500: run() returned something we cannot send
+  + ScoringTimeout(TimeoutError)      504: the deadline passed while queued or running
+  + ServiceUnavailable                503: the worker cannot take the request now
+```
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRunSignature",
+    "BodyNotUTF8",
+    "InitFailed",
+    "InvalidJSON",
+    "MissingFunction",
+    "PayloadTooLarge",
+    "RequestError",
+    "ResultNotSerializable",
+    "RunFailed",
+    "ScorehostError",
+    "ScoringTimeout",
+    "ScriptImportError",
+    "ScriptLoadError",
+    "ScriptNotFound",
+    "ServiceUnavailable",
+]
+
+
+class ScorehostError(Exception):
+    """Root of every scorehost error; `status_code` is what the HTTP server answers."""
+
+    status_code: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ScriptLoadError(ScorehostError, ImportError):
+    """The entry script cannot be served; raised at start-up, never per request."""
+
+    def __init__(self, message: str, *, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details  # a traceback, when user code raised
+
+    def __str__(self) -> str:
+        return f"{self.message}\n{self.details}" if self.details else self.message
+
+
+class ScriptNotFound(ScriptLoadError):
+    """The entry script path does not exist or is not a file."""
+
+
+class ScriptImportError(ScriptLoadError):
+    """Importing the entry script raised."""
+
+
+class MissingFunction(ScriptLoadError):
+    """The entry script has no `init()` or no `run()`."""
+
+
+class BadRunSignature(ScriptLoadError):
+    """`run()` takes parameters the server cannot supply."""
+
+
+class InitFailed(ScriptLoadError):
+    """`init()` raised."""
+
+
+class RequestError(ScorehostError):
+    """The request cannot be turned into the input `run()` expects."""
+
+    status_code = 400
+
+
+class BodyNotUTF8(RequestError):
+    """The body is not valid UTF-8 text."""
+
+
+class InvalidJSON(RequestError):
+    """The body is not the JSON the current `run_input` rule needs."""
+
+
+class PayloadTooLarge(ScorehostError):
+    """The body is larger than `max_body_size`."""
+
+    status_code = 413
+
+
+class RunFailed(ScorehostError):
+    """`run()` raised an exception."""
+
+
+class ResultNotSerializable(ScorehostError):
+    """`run()` returned a value that cannot be encoded as JSON."""
+
+
+class ScoringTimeout(ScorehostError, TimeoutError):
+    """The request's deadline passed while it waited for, or ran in, `run()`."""
+
+    status_code = 504
+
+
+class ServiceUnavailable(ScorehostError):
+    """The worker cannot take the request now (it is shutting down or being replaced)."""
+
+    status_code = 503

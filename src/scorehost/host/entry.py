@@ -1,0 +1,139 @@
+"""An entry script ready to serve: `init()` once, `run()` per request. No HTTP and no I/O of its own."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from scorehost.errors import BadRunSignature, InitFailed, MissingFunction, RunFailed
+from scorehost.host.loader import enter_script_dir, format_user_traceback, import_script, resolve_script
+from scorehost.host.run_input import RunInput, RunInputDecision, decide_run_input
+
+__all__ = ["EntryScript", "load_entry_script"]
+
+HEADERS_PARAMETER = "request_headers"
+
+
+@dataclass
+class EntryScript:
+    """A loaded entry script. `call()` is safe to use only after `init()` returned."""
+
+    path: Path
+    module: ModuleType
+    init_function: Callable[[], object]
+    run_function: Callable[..., object]
+    input_parameter: str
+    wants_headers: bool
+    run_input: RunInputDecision
+    initialized: bool = False
+
+    def init(self) -> None:
+        """Call the script's `init()`; raise InitFailed with the user's traceback and the model folder."""
+        try:
+            self.init_function()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            raise InitFailed(_init_failure_message(self.path, exc), details=format_user_traceback(exc)) from exc
+        self.initialized = True
+
+    def call(self, data: object, headers: Mapping[str, str] | None = None) -> object:
+        """Call `run()` with one request's input; any exception it raises becomes RunFailed."""
+        kwargs: dict[str, Any] = {self.input_parameter: data}
+        if self.wants_headers:
+            kwargs[HEADERS_PARAMETER] = dict(headers or {})
+        try:
+            return self.run_function(**kwargs)
+        except Exception as exc:
+            error = RunFailed(f"run() raised {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            raise error from exc
+
+
+def load_entry_script(path: str | os.PathLike[str], run_input: RunInput = RunInput.AUTO) -> EntryScript:
+    """Import the script from its own folder and check it can be served (without calling `init()`)."""
+    script = resolve_script(path)
+    enter_script_dir(script)
+    module = import_script(script)
+    init_function = _required_function(module, "init", script)
+    run_function = _required_function(module, "run", script)
+    driver = getattr(module, "driver_module", None)
+    if isinstance(driver, ModuleType) and callable(getattr(driver, "run", None)):
+        run_function = driver.run  # SDK-generated driver scripts delegate run() to an inner module
+    input_parameter, wants_headers = _inspect_run(run_function, script)
+    return EntryScript(
+        path=script,
+        module=module,
+        init_function=init_function,
+        run_function=run_function,
+        input_parameter=input_parameter,
+        wants_headers=wants_headers,
+        run_input=decide_run_input(run_input, script),
+    )
+
+
+def _required_function(module: ModuleType, name: str, script: Path) -> Callable[..., object]:
+    function = getattr(module, name, None)
+    if function is None:
+        purpose = "load the model once" if name == "init" else "score one request"
+        raise MissingFunction(
+            f"{script.name} does not define {name}(). An entry script needs init() and run(data); "
+            f"add `def {name}(...)` to {script} ({name}() is where you {purpose})."
+        )
+    if not callable(function):
+        raise MissingFunction(f"{script.name} defines {name} as {type(function).__name__}, not a function.")
+    return function  # type: ignore[no-any-return]
+
+
+def _inspect_run(run: Callable[..., object], script: Path) -> tuple[str, bool]:
+    """Return (the parameter that receives the input, whether run() wants the request headers)."""
+    try:
+        parameters = list(inspect.signature(run).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise BadRunSignature(f"{script.name}: the signature of run() cannot be read ({exc}).") from exc
+    variadic = [p.name for p in parameters if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY)]
+    if variadic:
+        raise BadRunSignature(
+            f"{script.name}: run() cannot take positional-only parameters, *args or **kwargs "
+            f"(found {', '.join(variadic)}). Declare it as `def run(data):`."
+        )
+    wants_headers = any(p.name == HEADERS_PARAMETER for p in parameters)
+    inputs = [p for p in parameters if p.name != HEADERS_PARAMETER]
+    if not inputs:
+        raise BadRunSignature(
+            f"{script.name}: run() takes no parameter for the input data. Declare it as `def run(data):`."
+        )
+    required = [p.name for p in inputs[1:] if p.default is p.empty]
+    if required:
+        raise BadRunSignature(
+            f"{script.name}: run() requires {', '.join([inputs[0].name, *required])}, but an undecorated run() "
+            f"receives a single input. Give {', '.join(required)} a default value."
+        )
+    return inputs[0].name, wants_headers
+
+
+def _init_failure_message(script: Path, exc: BaseException) -> str:
+    message = f"init() in {script.name} raised {type(exc).__name__}: {exc}"
+    model_dir = os.environ.get("AZUREML_MODEL_DIR")
+    if isinstance(exc, FileNotFoundError):
+        if model_dir:
+            listing = _list_folder(Path(model_dir))
+            message += f"\nAZUREML_MODEL_DIR is {model_dir}; it holds:\n{listing}"
+        else:
+            message += "\nAZUREML_MODEL_DIR is not set: pass the model folder with --model-dir."
+    return message
+
+
+def _list_folder(folder: Path, limit: int = 50) -> str:
+    if not folder.is_dir():
+        return "  (not a folder)"
+    entries = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    shown = [f"  {e}" for e in entries[:limit]] or ["  (empty)"]
+    if len(entries) > limit:
+        shown.append(f"  ... and {len(entries) - limit} more")
+    return "\n".join(shown)

@@ -1,0 +1,88 @@
+"""Decide what an undecorated `run(data)` receives: the `"data"` value's JSON text, or the raw body.
+
+The public documentation says `run()` gets the JSON text that follows the `"data"` key; the reference
+server passes the whole body, so most published scripts do `json.loads(raw)["data"]` themselves.
+`auto` tells the two kinds apart by reading the script's source.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+__all__ = ["RunInput", "RunInputRule", "decide_run_input", "find_data_key_read"]
+
+
+class RunInput(str, Enum):
+    """The `run_input` setting."""
+
+    AUTO = "auto"
+    DATA = "data"
+    BODY = "body"
+
+
+class RunInputRule(str, Enum):
+    """The rule in force for a loaded script (what `auto` resolved to)."""
+
+    DATA = "data"  # always the JSON text of the body's "data" value
+    BODY = "body"  # always the raw body text, as the reference server passes it
+    DATA_IF_ONLY_KEY = "data-if-only-key"  # per request: {"data": ...} alone gives the value, else raw
+
+
+@dataclass(frozen=True)
+class RunInputDecision:
+    rule: RunInputRule
+    reason: str
+
+    def describe(self) -> str:
+        """The start-up log line: the rule, why, and the flag that overrides it."""
+        what = {
+            RunInputRule.DATA: 'run() receives the JSON text of the body\'s "data" value',
+            RunInputRule.BODY: "run() receives the raw request body",
+            RunInputRule.DATA_IF_ONLY_KEY: (
+                'run() receives the JSON text of "data" when the body is {"data": ...} alone, '
+                "and the raw body otherwise"
+            ),
+        }[self.rule]
+        return f"{what} ({self.reason}); override with --run-input data|body"
+
+
+def find_data_key_read(source: str, filename: str = "<script>") -> int | None:
+    """Line of the first `x["data"]` or `x.get("data")` in the source, or None."""
+    try:
+        tree = ast.parse(source, filename)
+    except SyntaxError:
+        return None
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and _is_data_constant(node.slice):
+            lines.append(node.lineno)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and node.args
+            and _is_data_constant(node.args[0])
+        ):
+            lines.append(node.lineno)
+    return min(lines) if lines else None
+
+
+def _is_data_constant(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value == "data"
+
+
+def decide_run_input(setting: RunInput, script: Path) -> RunInputDecision:
+    """Resolve the setting for this script; `auto` looks for a read of the "data" key in its source."""
+    if setting is RunInput.DATA:
+        return RunInputDecision(RunInputRule.DATA, "set by run_input=data")
+    if setting is RunInput.BODY:
+        return RunInputDecision(RunInputRule.BODY, "set by run_input=body")
+    line = find_data_key_read(script.read_text(encoding="utf-8", errors="replace"), str(script))
+    if line is not None:
+        return RunInputDecision(RunInputRule.BODY, f'run_input=auto: {script.name} line {line} reads a "data" key')
+    return RunInputDecision(
+        RunInputRule.DATA_IF_ONLY_KEY, f'run_input=auto: {script.name} never reads a "data" key itself'
+    )

@@ -1,0 +1,134 @@
+"""Turn one HTTP request into the single input an undecorated `run()` receives, by the rule in force."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+import orjson
+
+from scorehost.errors import BodyNotUTF8, InvalidJSON
+from scorehost.host.run_input import RunInputRule
+
+__all__ = ["ScoreRequest", "build_run_input", "query_to_json_text", "title_case_headers"]
+
+# Werkzeug parses these bodies as forms, so the reference's run() sees "" for them.
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """What the host needs from a `/score` request."""
+
+    method: str
+    body: bytes = b""
+    query: str = ""
+    content_type: str = ""
+    raw_headers: Sequence[tuple[bytes, bytes]] = ()
+
+
+def build_run_input(rule: RunInputRule, request: ScoreRequest) -> str:
+    """The text `run(data)` receives for this request."""
+    if request.method == "GET":
+        return _from_query(rule, request.query)
+    if rule is RunInputRule.BODY:
+        return _raw_body(request)
+    if rule is RunInputRule.DATA:
+        return _data_value(_decode(request.body), request.body)
+    # DATA_IF_ONLY_KEY: the documented {"data": ...} shape gives the value, anything else the raw body.
+    text = _raw_body(request)
+    if text.lstrip().startswith("{"):
+        parsed = _loads(text)
+        if isinstance(parsed, dict) and len(parsed) == 1 and "data" in parsed:
+            return _dumps(parsed["data"])
+    return text
+
+
+def title_case_headers(raw_headers: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Headers as the reference's `request_headers` shows them: Werkzeug's Title-Case names."""
+    headers: dict[str, str] = {}
+    for name, value in raw_headers:
+        key = name.decode("latin-1").title()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
+
+
+def _raw_body(request: ScoreRequest) -> str:
+    if request.content_type.split(";", 1)[0].strip().lower() in _FORM_TYPES:
+        return ""
+    return _decode(request.body)
+
+
+def _decode(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyNotUTF8(f"Input cannot be decoded as UTF-8: {exc}. Send the body as UTF-8 JSON.") from None
+
+
+def _data_value(text: str, body: bytes) -> str:
+    expected = 'run_input=data expects a JSON object such as {"data": [[1, 2, 3]]}'
+    if not text.strip():
+        raise InvalidJSON(f"The body is empty; {expected}.")
+    try:
+        parsed = _loads(text, strict=True)
+    except ValueError as exc:
+        raise InvalidJSON(f"The body is not valid JSON ({exc}); {expected}.") from None
+    if not isinstance(parsed, dict):
+        raise InvalidJSON(f"The body is a JSON {_json_type(parsed)}, not an object; {expected}.")
+    if "data" not in parsed:
+        keys = ", ".join(repr(k) for k in list(parsed)[:5]) or "none"
+        raise InvalidJSON(f'The body has no "data" key (keys: {keys}); {expected}.')
+    return _dumps(parsed["data"])
+
+
+def _from_query(rule: RunInputRule, query: str) -> str:
+    text = query_to_json_text(query)
+    if rule is RunInputRule.BODY:
+        return text
+    parsed = json.loads(text)
+    if rule is RunInputRule.DATA and "data" not in parsed:
+        raise InvalidJSON('GET /score needs a "data" query parameter under run_input=data, e.g. ?data=[[1,2]].')
+    if "data" in parsed and (rule is RunInputRule.DATA or len(parsed) == 1):
+        return _dumps(parsed["data"])
+    return text
+
+
+def query_to_json_text(query: str) -> str:
+    """The reference's GET input: each value parsed as JSON when it can be, repeated keys as lists."""
+    grouped: dict[str, list[object]] = {}
+    for key, raw in parse_qsl(query, keep_blank_values=True):
+        try:
+            value: object = json.loads(raw)
+        except ValueError:
+            value = raw
+        grouped.setdefault(key, []).append(value)
+    return json.dumps({key: values[0] if len(values) == 1 else values for key, values in grouped.items()})
+
+
+def _loads(text: str, strict: bool = False) -> object:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # orjson refuses integers beyond 64 bits and NaN; the standard library takes both.
+        try:
+            return json.loads(text)
+        except ValueError:
+            if strict:
+                raise
+            return None
+
+
+def _dumps(value: object) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def _json_type(value: object) -> str:
+    names = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+    return names.get(type(value), type(value).__name__)

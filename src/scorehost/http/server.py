@@ -1,0 +1,71 @@
+"""`serve()`: check the script, bind the port, optionally preload, then hand over to the supervisor."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from scorehost import __version__
+from scorehost.config import ServeSettings
+from scorehost.errors import ScorehostError, ScriptLoadError
+from scorehost.host.entry import EntryScript, load_entry_script
+from scorehost.host.loader import resolve_script
+from scorehost.host.run_input import decide_run_input
+from scorehost.http.sockets import bind_sockets
+from scorehost.http.supervisor import Supervisor
+from scorehost.http.worker import EXIT_BOOT_FAILED
+from scorehost.logs import configure_logging
+
+__all__ = ["serve"]
+
+logger = logging.getLogger("scorehost")
+
+
+def serve(settings: ServeSettings) -> int:
+    """Serve the entry script until SIGTERM/SIGINT; return the exit code (3: the script cannot be served)."""
+    configure_logging(settings.log_format, settings.log_level)
+    if settings.entry_script is None:
+        logger.error("No entry script given: `scorehost serve path/to/score.py` (or set AZUREML_ENTRY_SCRIPT).")
+        return 2
+    try:
+        script_path = resolve_script(settings.entry_script)
+    except ScriptLoadError as error:
+        logger.error("%s", error)
+        return EXIT_BOOT_FAILED
+    settings = settings.model_copy(update={"entry_script": script_path})
+    if settings.model_dir is not None:
+        os.environ["AZUREML_MODEL_DIR"] = settings.model_dir
+    try:
+        sockets = bind_sockets(settings.host, settings.port, settings.workers)
+    except ScorehostError as error:
+        logger.error("%s", error)
+        return 1
+    port = sockets[0].getsockname()[1]
+    _log_banner(settings, port)
+    script: EntryScript | None = None
+    if settings.preload:
+        try:
+            script = load_entry_script(script_path, settings.run_input)
+            script.init()
+        except ScriptLoadError as error:
+            logger.error("The entry script cannot be served.\n%s", error)
+            for sock in sockets:
+                sock.close()
+            return EXIT_BOOT_FAILED
+    return Supervisor(settings, sockets, script).run()
+
+
+def _log_banner(settings: ServeSettings, port: int) -> None:
+    assert settings.entry_script is not None
+    model_dir = os.environ.get("AZUREML_MODEL_DIR")
+    decision = decide_run_input(settings.run_input, settings.entry_script)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    preload = ", init() once before forking (--preload)" if settings.preload else ""
+    logger.info("scorehost %s serving %s", __version__, settings.entry_script)
+    logger.info("model dir: %s", model_dir or "AZUREML_MODEL_DIR not set (use --model-dir if init() needs it)")
+    logger.info("workers: %d, run() threads per worker: %d%s", settings.workers, settings.threads, preload)
+    logger.info("input: %s", decision.describe())
+    logger.info(
+        "limits: %.1f s per request (queue + run()), %d-byte bodies", settings.request_timeout, settings.max_body_size
+    )
+    logger.info("listening on http://%s:%d  (GET / liveness, GET /ready readiness, POST /score)", host, port)

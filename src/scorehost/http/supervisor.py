@@ -1,0 +1,240 @@
+"""The supervisor: forks the workers, restarts the ones that die (saying why), and stops them gracefully.
+
+It runs no event loop and no threads, so forking from it is safe, and it never imports the entry
+script unless `--preload` asked it to.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from scorehost.config import ServeSettings
+from scorehost.host.entry import EntryScript
+from scorehost.http.worker import EXIT_BOOT_FAILED, EXIT_STUCK, run_worker
+
+__all__ = ["Supervisor"]
+
+logger = logging.getLogger("scorehost.supervisor")
+
+_CGROUP_EVENTS = Path("/sys/fs/cgroup/memory.events")
+
+
+@dataclass
+class _Slot:
+    index: int
+    sock: socket.socket
+    pid: int = 0
+    status: int = -1  # read end of the worker's status pipe
+    started: float = 0.0
+    ready: bool = False
+    buffer: bytes = b""
+    restart_at: float = 0.0
+    quick_deaths: int = 0
+    stuck_reason: str = ""
+    boot_error: str = ""
+    oom_kills_at_start: int = 0
+
+
+class Supervisor:
+    """Keeps one worker process per socket alive until SIGTERM or SIGINT."""
+
+    def __init__(self, settings: ServeSettings, sockets: list[socket.socket], script: EntryScript | None) -> None:
+        self.settings = settings
+        self.script = script
+        self.slots = [_Slot(index=i + 1, sock=sock) for i, sock in enumerate(sockets)]
+        self.selector = selectors.DefaultSelector()
+        self.stopping = False
+        self.exit_code = 0
+        self.announced = False
+
+    def run(self) -> int:
+        """Supervise until asked to stop; return the process exit code."""
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_read, False)
+        os.set_blocking(wake_write, False)
+        self.selector.register(wake_read, selectors.EVENT_READ, None)
+        signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._request_stop)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the select below
+        try:
+            for slot in self.slots:
+                self._spawn(slot)
+            while not self.stopping:
+                for key, _ in self.selector.select(timeout=1.0):
+                    if key.data is None:
+                        _drain(wake_read)
+                    else:
+                        self._read_status(key.data)
+                self._reap()
+                self._restart_due()
+        finally:
+            self._stop_all()
+            signal.set_wakeup_fd(-1)
+        return self.exit_code
+
+    def _request_stop(self, signum: int, _frame: object) -> None:
+        if not self.stopping:
+            logger.info("%s received: finishing in-flight requests, then stopping", signal.Signals(signum).name)
+        self.stopping = True
+
+    def _spawn(self, slot: _Slot) -> None:
+        read_end, write_end = os.pipe()
+        oom_before = _oom_kills()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(read_end)
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, signal.SIG_DFL)
+            for other in self.slots:
+                if other is not slot:
+                    other.sock.close()
+                if other.status >= 0:
+                    os.close(other.status)
+            run_worker(self.settings, slot.sock, self.script, write_end)
+        os.close(write_end)
+        os.set_blocking(read_end, False)
+        slot.pid, slot.status, slot.started, slot.ready, slot.buffer = pid, read_end, time.monotonic(), False, b""
+        slot.oom_kills_at_start = oom_before
+        self.selector.register(read_end, selectors.EVENT_READ, slot)
+        logger.debug("worker %d started (pid %d)", slot.index, pid)
+
+    def _read_status(self, slot: _Slot) -> None:
+        try:
+            chunk = os.read(slot.status, 65536)
+        except BlockingIOError:
+            return
+        if not chunk:
+            self._close_status(slot)
+            return
+        slot.buffer += chunk
+        *lines, slot.buffer = slot.buffer.split(b"\n")
+        for line in lines:
+            self._on_event(slot, orjson.loads(line))
+
+    def _on_event(self, slot: _Slot, event: dict[str, str]) -> None:
+        kind = event.get("event")
+        if kind == "ready":
+            slot.ready, slot.quick_deaths = True, 0
+            logger.debug("worker %d ready (pid %d)", slot.index, slot.pid)
+            if not self.announced and all(s.ready for s in self.slots):
+                self.announced = True
+                logger.info("ready: %d worker(s) serving", len(self.slots))
+        elif kind == "boot_failed":
+            slot.boot_error = event.get("message", "")
+        elif kind == "stuck":
+            slot.stuck_reason = event.get("reason", "")
+
+    def _close_status(self, slot: _Slot) -> None:
+        if slot.status >= 0:
+            self.selector.unregister(slot.status)
+            os.close(slot.status)
+            slot.status = -1
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            slot = next((s for s in self.slots if s.pid == pid), None)
+            if slot is not None:
+                self._on_exit(slot, status)
+
+    def _on_exit(self, slot: _Slot, status: int) -> None:
+        if slot.status >= 0:
+            self._read_status(slot)  # a last message may be waiting: why it failed to boot, or got stuck
+        self._close_status(slot)
+        pid, slot.pid = slot.pid, 0
+        if self.stopping:
+            return
+        lived = time.monotonic() - slot.started
+        code = os.waitstatus_to_exitcode(status)
+        if code == EXIT_BOOT_FAILED or slot.boot_error:
+            # Every worker would fail the same way: report it once and stop, as the reference does.
+            sys.stderr.write(f"scorehost: the entry script cannot be served.\n{slot.boot_error}\n")
+            sys.stderr.flush()
+            self.exit_code, self.stopping = EXIT_BOOT_FAILED, True
+            return
+        if code == EXIT_STUCK:
+            cause = f"was replaced because {slot.stuck_reason or 'a run() call never returned'}"
+        elif code < 0:
+            cause = f"was killed by {signal.Signals(-code).name}"
+            if -code == signal.SIGKILL and _oom_kills() > slot.oom_kills_at_start:
+                cause += " (the kernel's out-of-memory killer: the model needs more memory than allowed)"
+        else:
+            cause = f"exited unexpectedly with code {code}"
+        slot.quick_deaths = slot.quick_deaths + 1 if lived < 10 else 0
+        delay = 0.0 if slot.quick_deaths <= 1 else min(0.5 * 2 ** (slot.quick_deaths - 2), 30.0)
+        slot.restart_at = time.monotonic() + delay
+        slot.stuck_reason = ""
+        again = f" in {delay:.1f} s" if delay else ""
+        logger.error("worker %d (pid %d) %s after %.1f s; restarting it%s", slot.index, pid, cause, lived, again)
+
+    def _restart_due(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.pid == 0 and not self.stopping and slot.restart_at <= now:
+                self._spawn(slot)
+
+    def _stop_all(self) -> None:
+        alive = [slot for slot in self.slots if slot.pid]
+        for slot in alive:
+            _signal(slot.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.graceful_timeout + 5
+        while alive and time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.05)
+                continue
+            alive = [slot for slot in alive if slot.pid != pid]
+        for slot in alive:
+            logger.warning("worker %d (pid %d) did not stop in time; killing it", slot.index, slot.pid)
+            _signal(slot.pid, signal.SIGKILL)
+            os.waitpid(slot.pid, 0)
+        for slot in self.slots:
+            self._close_status(slot)
+            slot.sock.close()
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _oom_kills() -> int:
+    """The cgroup's count of out-of-memory kills, to tell an OOM kill from a plain SIGKILL."""
+    try:
+        for line in _CGROUP_EVENTS.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == "oom_kill":
+                return int(value)
+    except OSError:
+        pass
+    return 0

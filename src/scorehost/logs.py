@@ -1,0 +1,108 @@
+"""Logging: one format for the server and the script, each line tagged with the request it belongs to.
+
+The script's `print()` output becomes log records (logger `scorehost.print`), as on the reference
+server, so it carries the request id and comes out as JSON with `--log-format json`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+import threading
+import time
+from contextvars import ContextVar
+from typing import Literal, TextIO
+
+import orjson
+
+__all__ = ["PrintToLog", "configure_logging", "request_id_var"]
+
+request_id_var: ContextVar[str] = ContextVar("scorehost_request_id", default="")
+
+_TEXT_FORMAT = "%(asctime)s %(levelname)-5s [%(process)d] %(name)s -%(request_tag)s %(message)s"
+# Attributes every LogRecord has; anything else was passed through `extra=` and goes into JSON lines.
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_tag", "request_id"}
+
+
+class _RequestTag(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "request_id", None):
+            record.request_id = request_id_var.get()
+        record.request_tag = f" [{record.request_id}]" if record.request_id else ""
+        return True
+
+
+class _UTCFormatter(logging.Formatter):
+    converter = time.gmtime
+    default_msec_format = "%s.%03dZ"
+
+
+class _JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        if getattr(record, "request_id", ""):
+            line["request_id"] = record.request_id
+        line.update((k, v) for k, v in record.__dict__.items() if k not in _STANDARD)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+def configure_logging(
+    log_format: Literal["text", "json"] = "text", level: str = "info", stream: TextIO | None = None
+) -> None:
+    """Send every log record to `stream` (stderr) in one format, and turn prints into log records."""
+    handler = logging.StreamHandler(stream or sys.__stderr__)
+    handler.addFilter(_RequestTag())
+    handler.setFormatter(_JSONFormatter() if log_format == "json" else _UTCFormatter(_TEXT_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True  # scorehost writes its own access line
+    if not isinstance(sys.stdout, PrintToLog):
+        sys.stdout = PrintToLog(logging.getLogger("scorehost.print"), sys.stdout)
+
+
+class PrintToLog(io.TextIOBase):
+    """A stdout replacement: each complete line written becomes an INFO record."""
+
+    def __init__(self, logger: logging.Logger, original: TextIO) -> None:
+        self._logger = logger
+        self._original = original
+        self._pending = threading.local()
+
+    def write(self, text: str) -> int:
+        buffered = getattr(self._pending, "text", "") + text
+        *lines, self._pending.text = buffered.split("\n")
+        for line in lines:
+            self._logger.info(line)
+        return len(text)
+
+    def flush(self) -> None:
+        rest = getattr(self._pending, "text", "")
+        if rest:
+            self._pending.text = ""
+            self._logger.info(rest)
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._original.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._original, "encoding", "utf-8")
