@@ -29,24 +29,45 @@ WORKER_COUNT, WORKER_PRELOAD and SCORING_TIMEOUT_MS (milliseconds).
 
 @click.command("serve", epilog=_EPILOG)
 @click.argument("script", required=False, type=click.Path(path_type=Path))
-@click.option("--entry-script", "--entry_script", "entry_script", type=click.Path(path_type=Path),
-              help="The entry script, if not given as SCRIPT.")
+@click.option(
+    "--entry-script",
+    "--entry_script",
+    "entry_script",
+    type=click.Path(path_type=Path),
+    help="The entry script, if not given as SCRIPT.",
+)
 @click.option("--model-dir", "--model_dir", "model_dir", help="Folder exported as AZUREML_MODEL_DIR before init().")
 @click.option("--host", help="Interface to bind.  [default: 127.0.0.1; 0.0.0.0 exposes the server to the network]")
 @click.option("--port", type=int, help="TCP port; 0 picks a free one.  [default: 5001]")
-@click.option("--workers", "--worker_count", "workers",
-              help="Worker processes, or 'auto' for one per core; each loads the model unless --preload.  [default: 1]")
-@click.option("--preload/--no-preload", default=None,
-              help="Run init() once, before forking the workers, so they share the model's memory.")
-@click.option("--threads", type=int,
-              help="Concurrent run() calls per worker. Keep 1 unless your script is thread-safe.  [default: 1]")
-@click.option("--timeout", type=float,
-              help="Seconds a request may take, waiting and run() together; then 504.  [default: 60]")
+@click.option(
+    "--workers",
+    "--worker_count",
+    "workers",
+    help="Worker processes, or 'auto' for one per core; each loads the model unless --preload.  [default: 1]",
+)
+@click.option(
+    "--preload/--no-preload",
+    default=None,
+    help="Run init() once, before forking the workers, so they share the model's memory.",
+)
+@click.option(
+    "--threads",
+    type=int,
+    help="Concurrent run() calls per worker. Keep 1 unless your script is thread-safe.  [default: 1]",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    help="Seconds a request may take, waiting and run() together; then 504.  [default: 60]",
+)
 @click.option("--max-body-size", help="Largest request body, e.g. 100MiB or 10MB; larger gets 413.  [default: 100MiB]")
-@click.option("--run-input", type=click.Choice(["auto", "data", "body"]),
-              help="What run(data) receives: 'data' = JSON text of the body's \"data\" value (documented contract), "
-                   "'body' = the raw body (what the Azure ML server passes), 'auto' = decide from the script.  "
-                   "[default: auto]")
+@click.option(
+    "--run-input",
+    type=click.Choice(["auto", "data", "body"]),
+    help="What run(data) receives: 'data' = JSON text of the body's \"data\" value (documented contract), "
+    "'body' = the raw body (what the Azure ML server passes), 'auto' = decide from the script.  "
+    "[default: auto]",
+)
 @click.option("--graceful-timeout", type=float, help="Seconds in-flight requests get on shutdown.  [default: 30]")
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines for people or machines.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 __all__ = ["RunInput", "RunInputRule", "decide_run_input", "find_data_key_read"]
 
 
-class RunInput(str, Enum):
+class RunInput(StrEnum):
     """The `run_input` setting."""
 
     AUTO = "auto"
@@ -23,7 +23,7 @@ class RunInput(str, Enum):
     BODY = "body"
 
 
-class RunInputRule(str, Enum):
+class RunInputRule(StrEnum):
     """The rule in force for a loaded script (what `auto` resolved to)."""
 
     DATA = "data"  # always the JSON text of the body's "data" value
@@ -57,14 +57,16 @@ def find_data_key_read(source: str, filename: str = "<script>") -> int | None:
         return None
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Subscript) and _is_data_constant(node.slice):
-            lines.append(node.lineno)
-        elif (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "get"
-            and node.args
-            and _is_data_constant(node.args[0])
+        if (
+            isinstance(node, ast.Subscript)
+            and _is_data_constant(node.slice)
+            or (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "get"
+                and node.args
+                and _is_data_constant(node.args[0])
+            )
         ):
             lines.append(node.lineno)
     return min(lines) if lines else None

@@ -17,6 +17,7 @@ from scorehost.http.encode import JSON, encode_result
 from scorehost.http.inputs import ScoreRequest, build_run_input, title_case_headers
 from scorehost.http.request_ids import request_ids
 from scorehost.http.runner import RunExecutor
+from scorehost.logs import AccessLog
 
 __all__ = ["ScoringApp"]
 
@@ -25,7 +26,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-access_log = logging.getLogger("scorehost.access")
 logger = logging.getLogger("scorehost.worker")
 
 _SERVER = ("x-ms-server-version", f"scorehost/{__version__}")
@@ -36,8 +36,16 @@ _TEXT = "text/plain; charset=utf-8"
 class ScoringApp:
     """One worker's HTTP surface. `script` is None until the host has loaded and initialised it."""
 
-    def __init__(self, executor: RunExecutor, *, timeout: float, max_body_size: int) -> None:
+    def __init__(
+        self,
+        executor: RunExecutor,
+        *,
+        timeout: float,
+        max_body_size: int,
+        access_log: AccessLog | None = None,
+    ) -> None:
         self.executor = executor
+        self.access_log = access_log or AccessLog(enabled=False)
         self.timeout = timeout
         self.max_body_size = max_body_size
         self.script: EntryScript | None = None
@@ -58,16 +66,7 @@ class ScoringApp:
             else:
                 status, length = await self._route(path, method, send)
         finally:
-            elapsed = (time.monotonic() - started) * 1000
-            access_log.info(
-                "%s %s %d %.3fms %dB",
-                method,
-                path,
-                status,
-                elapsed,
-                length,
-                extra={"request_id": request_id, "status": status, "duration_ms": round(elapsed, 3), "bytes": length},
-            )
+            self.access_log.write(method, path, status, (time.monotonic() - started) * 1000, length, request_id)
 
     async def _route(self, path: str, method: str, send: Send) -> tuple[int, int]:
         allow = _ALLOW.get(path)
@@ -137,9 +136,7 @@ class ScoringApp:
 
 
 async def _read_body(receive: Receive, content_length: str | None, limit: int) -> bytes:
-    too_large = PayloadTooLarge(
-        f"The body is larger than the {limit}-byte limit; send less, or raise --max-body-size."
-    )
+    too_large = PayloadTooLarge(f"The body is larger than the {limit}-byte limit; send less, or raise --max-body-size.")
     if content_length is not None and content_length.isdigit() and int(content_length) > limit:
         raise too_large  # refused before reading, so a client that sent Expect: 100-continue sends nothing
     chunks: list[bytes] = []
@@ -156,7 +153,12 @@ async def _read_body(receive: Receive, content_length: str | None, limit: int) -
 
 
 async def _json(
-    send: Send, status: int, content: object, headers: list[tuple[str, str]] | None = None, *, head: bool = False
+    send: Send,
+    status: int,
+    content: object,
+    headers: list[tuple[str, str]] | None = None,
+    *,
+    head: bool = False,
 ) -> tuple[int, int]:
     return await _reply(send, status, orjson.dumps(content), JSON, headers, head=head)
 

@@ -38,12 +38,14 @@ def build_run_input(rule: RunInputRule, request: ScoreRequest) -> str:
     if rule is RunInputRule.DATA:
         return _data_value(_decode(request.body), request.body)
     # DATA_IF_ONLY_KEY: the documented {"data": ...} shape gives the value, anything else the raw body.
-    text = _raw_body(request)
-    if text.lstrip().startswith("{"):
+    # The content type is not trusted here: `curl -d` labels JSON as a form.
+    text = _decode(request.body)
+    start = text.lstrip()[:1]
+    if start == "{":
         parsed = _loads(text)
         if isinstance(parsed, dict) and len(parsed) == 1 and "data" in parsed:
             return _dumps(parsed["data"])
-    return text
+    return text if start in ("{", "[") else _raw_body(request)
 
 
 def title_case_headers(raw_headers: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -130,5 +132,12 @@ def _dumps(value: object) -> str:
 
 
 def _json_type(value: object) -> str:
-    names = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+    names = {
+        list: "array",
+        str: "string",
+        int: "number",
+        float: "number",
+        bool: "boolean",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)

@@ -31,7 +31,10 @@ def request_ids(headers: Mapping[str, str]) -> tuple[str, list[tuple[str, str]]]
                 f"x-ms-request-id and x-ms-client-request-id must not exceed {_MAX_LENGTH} characters"
             )
     request_id = request_id or str(uuid.uuid4())
-    reply = [("x-request-id", request_id), ("x-ms-request-id", ms_request_id or client_request_id or request_id)]
+    reply = [
+        ("x-request-id", request_id),
+        ("x-ms-request-id", ms_request_id or client_request_id or request_id),
+    ]
     if client_request_id or ms_request_id:
         reply.append(("x-ms-client-request-id", client_request_id or ms_request_id or ""))
     trace_id = headers.get("traceid")

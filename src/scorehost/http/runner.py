@@ -41,7 +41,17 @@ class _State(enum.Enum):
 
 class _Job(Generic[T]):
     __slots__ = (
-        "args", "created", "deadline", "function", "future", "lock", "loop", "request_id", "started", "state", "thread"
+        "args",
+        "created",
+        "deadline",
+        "function",
+        "future",
+        "lock",
+        "loop",
+        "request_id",
+        "started",
+        "state",
+        "thread",
     )
 
     def __init__(

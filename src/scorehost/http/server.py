@@ -66,6 +66,8 @@ def _log_banner(settings: ServeSettings, port: int) -> None:
     logger.info("workers: %d, run() threads per worker: %d%s", settings.workers, settings.threads, preload)
     logger.info("input: %s", decision.describe())
     logger.info(
-        "limits: %.1f s per request (queue + run()), %d-byte bodies", settings.request_timeout, settings.max_body_size
+        "limits: %.1f s per request (queue + run()), %d-byte bodies",
+        settings.request_timeout,
+        settings.max_body_size,
     )
     logger.info("listening on http://%s:%d  (GET / liveness, GET /ready readiness, POST /score)", host, port)

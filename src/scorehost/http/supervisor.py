@@ -6,12 +6,12 @@ script unless `--preload` asked it to.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import selectors
 import signal
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,7 +105,13 @@ class Supervisor:
             run_worker(self.settings, slot.sock, self.script, write_end)
         os.close(write_end)
         os.set_blocking(read_end, False)
-        slot.pid, slot.status, slot.started, slot.ready, slot.buffer = pid, read_end, time.monotonic(), False, b""
+        slot.pid, slot.status, slot.started, slot.ready, slot.buffer = (
+            pid,
+            read_end,
+            time.monotonic(),
+            False,
+            b"",
+        )
         slot.oom_kills_at_start = oom_before
         self.selector.register(read_end, selectors.EVENT_READ, slot)
         logger.debug("worker %d started (pid %d)", slot.index, pid)
@@ -165,16 +171,15 @@ class Supervisor:
         code = os.waitstatus_to_exitcode(status)
         if code == EXIT_BOOT_FAILED or slot.boot_error:
             # Every worker would fail the same way: report it once and stop, as the reference does.
-            sys.stderr.write(f"scorehost: the entry script cannot be served.\n{slot.boot_error}\n")
-            sys.stderr.flush()
+            logger.error("The entry script cannot be served.\n%s", slot.boot_error or f"worker exited with {code}")
             self.exit_code, self.stopping = EXIT_BOOT_FAILED, True
             return
         if code == EXIT_STUCK:
-            cause = f"was replaced because {slot.stuck_reason or 'a run() call never returned'}"
+            cause = f"was replaced: {slot.stuck_reason or 'a run() call never returned'}"
         elif code < 0:
             cause = f"was killed by {signal.Signals(-code).name}"
             if -code == signal.SIGKILL and _oom_kills() > slot.oom_kills_at_start:
-                cause += " (the kernel's out-of-memory killer: the model needs more memory than allowed)"
+                cause += " from the kernel's out-of-memory killer (the model needs more memory than it is allowed)"
         else:
             cause = f"exited unexpectedly with code {code}"
         slot.quick_deaths = slot.quick_deaths + 1 if lived < 10 else 0
@@ -182,7 +187,7 @@ class Supervisor:
         slot.restart_at = time.monotonic() + delay
         slot.stuck_reason = ""
         again = f" in {delay:.1f} s" if delay else ""
-        logger.error("worker %d (pid %d) %s after %.1f s; restarting it%s", slot.index, pid, cause, lived, again)
+        logger.error("worker %d (pid %d, up %.1f s) %s; restarting it%s", slot.index, pid, lived, cause, again)
 
     def _restart_due(self) -> None:
         now = time.monotonic()
@@ -214,10 +219,8 @@ class Supervisor:
 
 
 def _signal(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def _drain(fd: int) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
 import sys
-from typing import NoReturn
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn
 
 import orjson
 import uvicorn
@@ -18,6 +20,7 @@ from scorehost.errors import ScriptLoadError
 from scorehost.host.entry import EntryScript, load_entry_script
 from scorehost.http.app import ScoringApp
 from scorehost.http.runner import RunExecutor
+from scorehost.logs import AccessLog
 
 __all__ = ["EXIT_BOOT_FAILED", "EXIT_STUCK", "run_worker"]
 
@@ -57,7 +60,12 @@ def _serve(settings: ServeSettings, sock: socket.socket, script: EntryScript | N
 
     grace = max(1.0, min(settings.request_timeout, 10.0))
     executor = RunExecutor(settings.threads, stuck_grace=grace, on_stuck=on_stuck)
-    app = ScoringApp(executor, timeout=settings.request_timeout, max_body_size=settings.max_body_size)
+    app = ScoringApp(
+        executor,
+        timeout=settings.request_timeout,
+        max_body_size=settings.max_body_size,
+        access_log=AccessLog(settings.log_format),
+    )
     config = uvicorn.Config(
         app,
         lifespan="off",
@@ -108,13 +116,11 @@ def _load(settings: ServeSettings) -> EntryScript:
 
 def _report(status_fd: int, event: str, **fields: str) -> None:
     """Tell the supervisor something, as one JSON line on this worker's status pipe."""
-    try:
+    with contextlib.suppress(OSError):  # the supervisor is gone: nothing to tell
         os.write(status_fd, orjson.dumps({"event": event, **fields}) + b"\n")
-    except OSError:
-        pass  # the supervisor is gone; nothing to tell
 
 
-def _event_loop_runner() -> object:
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is missing only on platforms without it
