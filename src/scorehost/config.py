@@ -84,6 +84,9 @@ class ServeSettings(BaseSettings):
     scoring_timeout_ms: int | None = Field(default=None, gt=0, validation_alias="SCORING_TIMEOUT_MS")
     """The reference server's variable for the same deadline, in milliseconds; `--timeout` wins."""
 
+    init_timeout: float = Field(default=600.0, gt=0)
+    """Seconds init() may take before start-up is abandoned (`--init-timeout`)."""
+
     max_body_size: Annotated[int, BeforeValidator(parse_size)] = Field(default=100 * 1024 * 1024, ge=0)
     """Largest request body accepted, in bytes or with a unit like 100MiB (`--max-body-size`)."""
 

@@ -39,6 +39,7 @@ class _UTCFormatter(logging.Formatter):
     @staticmethod
     def converter(seconds: float | None = None) -> time.struct_time:
         return time.gmtime(seconds)
+
     default_msec_format = "%s.%03dZ"
 
 

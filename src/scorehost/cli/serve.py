@@ -60,6 +60,7 @@ WORKER_COUNT, WORKER_PRELOAD and SCORING_TIMEOUT_MS (milliseconds).
     type=float,
     help="Seconds a request may take, waiting and run() together; then 504.  [default: 60]",
 )
+@click.option("--init-timeout", type=float, help="Seconds init() may take before start-up fails.  [default: 600]")
 @click.option("--max-body-size", help="Largest request body, e.g. 100MiB or 10MB; larger gets 413.  [default: 100MiB]")
 @click.option(
     "--run-input",

@@ -78,6 +78,7 @@ class Supervisor:
                         self._read_status(key.data)
                 self._reap()
                 self._restart_due()
+                self._enforce_init_timeout()
         finally:
             self._stop_all()
             signal.set_wakeup_fd(-1)
@@ -188,6 +189,16 @@ class Supervisor:
         slot.stuck_reason = ""
         again = f" in {delay:.1f} s" if delay else ""
         logger.error("worker %d (pid %d, up %.1f s) %s; restarting it%s", slot.index, pid, lived, cause, again)
+
+    def _enforce_init_timeout(self) -> None:
+        limit = self.settings.init_timeout
+        for slot in self.slots:
+            if slot.pid and not slot.ready and time.monotonic() - slot.started > limit:
+                slot.boot_error = (
+                    f"init() did not finish within {limit:.0f} s (--init-timeout); "
+                    "raise the limit if loading the model really takes that long."
+                )
+                _signal(slot.pid, signal.SIGKILL)
 
     def _restart_due(self) -> None:
         now = time.monotonic()
