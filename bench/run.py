@@ -1,12 +1,11 @@
 #!/usr/bin/env python3
 """Benchmark `scorehost serve` against bare servers and the reference server, in one run.
 
-Every server hosts the same model (bench/scripts/sklearn_lr) and is started on a free port, one
-after another, then driven with wrk (-t1; 1 and 16 connections; 1- and 100-row bodies; after a
-2 s warm-up). Prints a markdown table with ratios against the fastest bare server and azmlinfsrv
-of the same group, PSS memory, cold start, and the issue's targets as PASS/FAIL.
-See bench/README.md. Exit status: 0 all good, 1 a target or a server failed, 2 a tool is
-missing, 130 interrupted.
+Every server hosts the same model (bench/scripts/sklearn_lr) and is started on a free port, one after
+another, then driven with wrk (-t1; 1 and 16 connections; 1- and 100-row bodies; after a 2 s warm-up).
+Prints a markdown table with ratios against the fastest bare server and azmlinfsrv of the same group,
+memory (PSS), cold start, and the issue's targets as PASS/FAIL. See bench/README.md.
+Exit status: 0 all good, 1 a target or a server failed, 2 a tool is missing, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -38,14 +38,17 @@ from typing import Literal, NoReturn
 
 BENCH = Path(__file__).resolve().parent
 SCRIPT = BENCH / "scripts" / "sklearn_lr" / "score.py"
-SERVERS = BENCH / "servers"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scorehost-bench"
 REFERENCE_PACKAGE = "azureml-inference-server-http==1.5.1"  # the version the contract documents
 ROWS, CONNS, FEATURES, WARMUP_S, COLD_RUNS = (1, 100), (1, 16), 20, 2, 3
-TARGET_GROUP = (2, 1, 16)  # (workers, rows, conns) the issue's targets are checked at
+TARGET_GROUP = (2, 1, 16)  # (workers, rows, conns) where the issue's targets are checked
 MIN_VS_BARE, MIN_VS_REFERENCE, MAX_P99_VS_BARE, MAX_PRELOAD_PSS = 0.85, 3.0, 1.5, 1.3
 Kind = Literal["scorehost", "bare", "reference"]
-_live: set[int] = set()  # process groups of running servers, killed at exit whatever happens
+_live: set[int] = set()  # process groups of running servers: killed at exit, whatever happens
+
+
+class SetupError(RuntimeError):
+    """A tool the benchmark needs is missing and could not be installed."""
 
 
 class ServerError(RuntimeError):
@@ -57,7 +60,7 @@ class Server:
     name: str
     kind: Kind
     workers: int
-    argv: tuple[str, ...]  # "{port}" is replaced by the port
+    command: str  # shell words; {port} is replaced by the port
     ready_path: str = "/"
     cwd: Path = BENCH
     env: tuple[tuple[str, str], ...] = ()
@@ -69,7 +72,7 @@ class Server:
 
 @dataclass(frozen=True)
 class Live:
-    """A started server that answered its readiness probe."""
+    """A started server that has answered its readiness probe."""
 
     port: int
     pid: int
@@ -96,7 +99,7 @@ class Load:
 
 @dataclass
 class Row:
-    """One server in one (workers, rows, conns) group, medians over the rounds, ratios in the group."""
+    """One server in one (workers, rows, conns) group: medians over the rounds, ratios within the group."""
 
     server: str
     kind: Kind
@@ -117,17 +120,14 @@ class Row:
         return self.workers, self.rows, self.conns
 
     def cells(self) -> list[str]:
-        ratios = (self.vs_bare, self.vs_reference, self.p99_vs_bare)
-        flag = f"ERRORS: {self.errors}" if self.errors else ""
-        return [
-            self.server,
-            *map(str, self.group),
-            f"{self.rps:.0f}",
+        spread = f" ({min(x.rps for x in self.loads):.0f}–{max(x.rps for x in self.loads):.0f})"
+        measured = [
+            f"{self.rps:.0f}" + spread * (len(self.loads) > 1),
             f"{self.p50_ms:.2f}",
             f"{self.p99_ms:.2f}",
-            *map(fmt, ratios),
-            flag,
         ]
+        ratios = [fmt(r) for r in (self.vs_bare, self.vs_reference, self.p99_vs_bare)]
+        return [self.server, *map(str, self.group), *measured, *ratios, "ERRORS" if self.errors else ""]
 
 
 @dataclass(frozen=True)
@@ -135,36 +135,31 @@ class Target:
     name: str
     value: float | None
     limit: str
-    passed: bool | None  # None: not measured (skipped or failed)
+    passed: bool | None  # None: not measured (skipped, or the server failed)
 
 
-# ------------------------------------------------------------------------------ servers
+# ---------------------------------------------------------------------------------------------- servers
 
 
 def servers_for(workers: int, scorehost: Path | None, reference: Path | None) -> list[Server]:
-    py, port, n = sys.executable, "{port}", str(workers)
+    q, bind = shlex.quote, f"--host 127.0.0.1 --port {{port}} --workers {workers}"
     found: list[Server] = []
     if scorehost:
-        serve = (str(scorehost), "serve", str(SCRIPT), "--host", "127.0.0.1", "--port", port)
-        found.append(Server("scorehost", "scorehost", workers, (*serve, "--workers", n), "/ready"))
+        serve = f"{q(str(scorehost))} serve {q(str(SCRIPT))} {bind}"
+        found.append(Server("scorehost", "scorehost", workers, serve, "/ready"))
         if workers > 1:
-            preload = (*serve, "--workers", n, "--preload")
-            found.append(Server("scorehost --preload", "scorehost", workers, preload, "/ready"))
-    granian = (py, "-m", "granian", "--host", "127.0.0.1", "--port", port, "--workers", n)
-    uvicorn = (py, "-m", "uvicorn", "--host", "127.0.0.1", "--port", port, "--workers", n)
+            found.append(Server("scorehost --preload", "scorehost", workers, f"{serve} --preload", "/ready"))
+    python, env = q(sys.executable), (("PYTHONPATH", str(BENCH)), ("BENCH_ENTRY_SCRIPT", str(SCRIPT)))
     bare = {
-        "granian rsgi": (*granian, *"--interface rsgi --no-ws rsgi_app:app".split()),
-        "granian wsgi": (*granian, *"--interface wsgi --blocking-threads 1 wsgi_app:app".split()),
-        "uvicorn starlette": (
-            *uvicorn,
-            *"--loop uvloop --http httptools --no-access-log asgi_app:app".split(),
-        ),
+        "granian rsgi": f"{python} -m granian {bind} --interface rsgi --no-ws servers.rsgi_app:app",
+        "granian wsgi": f"{python} -m granian {bind} --interface wsgi --blocking-threads 1 servers.wsgi_app:app",
+        "uvicorn starlette": f"{python} -m uvicorn {bind} --loop uvloop --http httptools --no-access-log "
+        "servers.asgi_app:app",
     }
-    env = (("PYTHONPATH", str(SERVERS)), ("BENCH_ENTRY_SCRIPT", str(SCRIPT)))
-    found += [Server(name, "bare", workers, argv, cwd=SERVERS, env=env) for name, argv in bare.items()]
-    if reference:  # binds 0.0.0.0 (it has no host flag); ready = first answered GET /
-        argv = (str(reference), "--entry_script", SCRIPT.name, "--port", port, "--worker_count", n)
-        found.append(Server("azmlinfsrv", "reference", workers, argv, cwd=SCRIPT.parent))
+    found += [Server(name, "bare", workers, cmd, env=env) for name, cmd in bare.items()]
+    if reference:  # binds 0.0.0.0 (it has no host flag); ready = first GET / answered
+        command = f"{q(str(reference))} --entry_script {SCRIPT.name} --port {{port}} --worker_count {workers}"
+        found.append(Server("azmlinfsrv", "reference", workers, command, cwd=SCRIPT.parent))
     return found
 
 
@@ -195,16 +190,14 @@ def pss_mib(root: int) -> float:
     for pid in tree:  # breadth-first: the list grows while we walk it
         tree += [child for child, (_, ppid, _) in table.items() if ppid == pid]
     for pid in tree:
-        try:
+        with suppress(OSError):
             rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
-        except OSError:
-            continue
-        kib += sum(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+            kib += sum(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
     return kib / 1024
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's process group; SIGKILL whatever is left after 10 s."""
+    """SIGTERM the server's process group; SIGKILL whatever is left of it after 10 s."""
     for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(proc.pid, sig)
@@ -244,9 +237,9 @@ def log_tail(log: Path, lines: int = 25) -> str:
 
 @contextmanager
 def started(server: Server, log: Path, timeout: float) -> Iterator[Live]:
-    """Start the server in its own process group, wait until ready; stop it on the way out."""
+    """Start the server in its own process group and wait until ready; stop the group on the way out."""
     port = free_port()
-    argv = [arg.replace("{port}", str(port)) for arg in server.argv]
+    argv = shlex.split(server.command.replace("{port}", str(port)))
     env = {**os.environ, "AZUREML_MODEL_DIR": str(SCRIPT.parent), **dict(server.env)}
     begin = time.perf_counter()
     try:
@@ -261,7 +254,7 @@ def started(server: Server, log: Path, timeout: float) -> Iterator[Live]:
                 start_new_session=True,
             )
     except OSError as error:
-        raise ServerError(f"{server.label} could not start: {error}") from error
+        raise ServerError(f"could not start: {error}") from error
     _live.add(proc.pid)
     try:
         url = f"http://127.0.0.1:{port}{server.ready_path}"
@@ -276,18 +269,15 @@ def started(server: Server, log: Path, timeout: float) -> Iterator[Live]:
         stop_group(proc)
 
 
-# ------------------------------------------------------------------------------ load
+# ---------------------------------------------------------------------------------------------- load
 
 
 def make_body(work: Path, rows: int) -> Body:
     rng = random.Random(rows)
-    body = json.dumps(
-        {"data": [[round(rng.uniform(-3, 3), 4) for _ in range(FEATURES)] for _ in range(rows)]}
-    )
+    body = json.dumps({"data": [[round(rng.uniform(-3, 3), 4) for _ in range(FEATURES)] for _ in range(rows)]})
     lua = work / f"post_{rows}.lua"
-    lua.write_text(
-        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[{body}]==]\n'
-    )
+    headers = 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+    lua.write_text(f"{headers}wrk.body = [==[{body}]==]\n")
     return Body(rows, body.encode(), lua)
 
 
@@ -302,17 +292,17 @@ def wrk(port: int, body: Body, conns: int, duration: int) -> Load:
     rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
     if done.returncode != 0 or rps is None:
         raise ServerError(f"wrk failed ({done.returncode}): {done.stderr.strip() or out}")
-    latency = {
-        p: float(v) * UNIT_MS[unit]
-        for p, v, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m|h)$", out, re.M)
-    }
+    latency = {p: float(v) * UNIT_MS[unit] for p, v, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(\w+)$", out, re.M)}
+    total = re.search(r"(\d+) requests in", out)
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    errors = (int(non_2xx[1]) if non_2xx else 0) + (sum(map(int, sockets.groups())) if sockets else 0)
-    nan = float("nan")
+    errors = sum(map(int, sockets.groups() if sockets else ())) + (int(non_2xx[1]) if non_2xx else 0)
     return Load(
-        float(rps[1]), latency.get("50", nan), latency.get("99", nan), int(total[1]) if total else 0, errors
+        rps=float(rps[1]),
+        p50_ms=latency.get("50", float("nan")),
+        p99_ms=latency.get("99", float("nan")),
+        requests=int(total[1]) if total else 0,
+        errors=errors,
     )
 
 
@@ -328,32 +318,33 @@ def check_answer(port: int, body: Body) -> None:
 
 
 def measure(
-    server: Server, cases: list[tuple[int, int]], bodies: dict[int, Body], args: argparse.Namespace, log: Path
+    server: Server, cases: list[tuple[int, int]], bodies: dict[int, Body], log: Path, args: argparse.Namespace
 ) -> tuple[list[Row], float, float]:
-    """One Row per (rows, conns) case; then PSS of the tree (after the load) and seconds to ready."""
+    """One Row per (rows, conns) case; then the tree's PSS (after the load) and seconds to ready."""
     found: list[Row] = []
     with started(server, log, args.ready_timeout) as live:
-        for body in bodies.values():
-            check_answer(live.port, body)
-        for rows in sorted({r for r, _ in cases} or {1}):  # memory-only servers get the warm-up load
-            wrk(live.port, bodies[rows], 16, WARMUP_S)
-            for conns in sorted(c for r, c in cases if r == rows):
-                load = wrk(live.port, bodies[rows], conns, args.duration)
-                found.append(Row(server.name, server.kind, server.workers, rows, conns, [load]))
-                say(
-                    f"    rows={rows:<3} c={conns:<2} {load.rps:8.0f} req/s  p50 {load.p50_ms:6.2f} ms  "
-                    f"p99 {load.p99_ms:6.2f} ms" + (f"  ERRORS: {load.errors}" if load.errors else "")
-                )
+        try:
+            for body in bodies.values():
+                check_answer(live.port, body)
+            for rows in sorted({r for r, _ in cases} or {1}):  # memory-only servers get the warm-up load
+                wrk(live.port, bodies[rows], 16, WARMUP_S)
+                for conns in sorted(c for r, c in cases if r == rows):
+                    load = wrk(live.port, bodies[rows], conns, args.duration)
+                    found.append(Row(server.name, server.kind, server.workers, rows, conns, [load]))
+                    flag = f"  ERRORS: {load.errors}" if load.errors else ""
+                    say(
+                        f"    rows={rows:<3} c={conns:<2} {load.rps:6.0f} req/s  p50 {load.p50_ms:.2f} ms  "
+                        f"p99 {load.p99_ms:.2f} ms{flag}"
+                    )
+        except ServerError as error:
+            raise ServerError(f"{error}\n  server log:\n{log_tail(log)}") from None
         return found, pss_mib(live.pid), live.ready_s
 
 
-# ------------------------------------------------------------------------------ reference
-
-
 def ensure_reference(venv: Path, package: str) -> Path:
-    """azmlinfsrv in a scratch venv outside the repo, with this venv's numpy/scikit-learn."""
+    """azmlinfsrv in a scratch venv outside the repo (created once), with this venv's numpy and sklearn."""
     wanted = [package]
-    for name in ("numpy", "scikit-learn"):  # same versions on both sides, for a fair race
+    for name in ("numpy", "scikit-learn"):  # the same versions on both sides, for a fair race
         try:
             wanted.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:
@@ -364,12 +355,16 @@ def ensure_reference(venv: Path, package: str) -> Path:
     say(f"installing {' '.join(wanted)} into {venv} ...")
     if not (venv / "bin" / "python").exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", *wanted], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *wanted]
+    done = subprocess.run(pip, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
+        raise SetupError(f"installing azmlinfsrv failed (or pass --skip-reference):\n{tail}")
     marker.write_text("\n".join(wanted))
     return exe
 
 
-# ------------------------------------------------------------------------------ report
+# ---------------------------------------------------------------------------------------------- report
 
 
 def summarize(results: list[Row]) -> list[Row]:
@@ -395,80 +390,72 @@ def summarize(results: list[Row]) -> list[Row]:
     return rows
 
 
+def check(name: str, value: float | None, bound: float, at_most: bool = False) -> Target:
+    passed = None if value is None else (value <= bound if at_most else value >= bound)
+    return Target(name, value, f"{'<=' if at_most else '>='} {bound}", passed)
+
+
 def targets(rows: list[Row], memory: dict[str, float]) -> list[Target]:
-    """The issue's targets: throughput and p99 at TARGET_GROUP, and memory with --preload."""
-
-    def check(name: str, value: float | None, bound: float, at_most: bool = False) -> Target:
-        passed = None if value is None else (value <= bound if at_most else value >= bound)
-        return Target(name, value, f"{'<=' if at_most else '>='} {bound}", passed)
-
+    """The issue's targets: req/s and p99 at TARGET_GROUP, and memory with --preload."""
     found: list[Target] = []
     where = "w{}, {} row, c{}".format(*TARGET_GROUP)
     for name in ("scorehost", "scorehost --preload"):
         row = next((r for r in rows if r.group == TARGET_GROUP and r.server == name), None)
-        found.append(check(f"{name} ({where}) req/s / fastest bare", row and row.vs_bare, MIN_VS_BARE))
-        found.append(
-            check(f"{name} ({where}) req/s / azmlinfsrv", row and row.vs_reference, MIN_VS_REFERENCE)
-        )
-        found.append(
-            check(f"{name} ({where}) p99 / fastest bare", row and row.p99_vs_bare, MAX_P99_VS_BARE, True)
-        )
+        vs_bare, vs_reference, p99_vs_bare = (row.vs_bare, row.vs_reference, row.p99_vs_bare) if row else (None,) * 3
+        found.append(check(f"{name} ({where}) req/s / fastest bare", vs_bare, MIN_VS_BARE))
+        found.append(check(f"{name} ({where}) req/s / azmlinfsrv", vs_reference, MIN_VS_REFERENCE))
+        found.append(check(f"{name} ({where}) p99 / fastest bare", p99_vs_bare, MAX_P99_VS_BARE, True))
     single, preload = memory.get("scorehost w1"), memory.get("scorehost --preload w2")
     ratio = preload / single if single and preload else None
     found.append(check("PSS scorehost --preload w2 / scorehost w1", ratio, MAX_PRELOAD_PSS, True))
     return found
 
 
-def fmt(value: float | None, spec: str = ".2f") -> str:
-    return "–" if value is None else format(value, spec)
+def fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
-def markdown(headers: list[str], body: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(cells[i]) for cells in body)) for i, h in enumerate(headers)]
+def markdown(headers: str, body: list[list[str]]) -> str:
+    """A markdown table, padded so that it also reads well in a terminal; headers split on '|'."""
+    columns = headers.split("|")
+    widths = [max([len(h), *(len(cells[i]) for cells in body)]) for i, h in enumerate(columns)]
 
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)) + " |"
 
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, body)])
+    return "\n".join([line(columns), line(["-" * width for width in widths]), *map(line, body)])
 
 
 def report(
     rows: list[Row], memory: dict[str, float], cold: dict[str, list[float]], failures: list[str]
 ) -> list[Target]:
-    headers = "server|workers|rows|conns|req/s|p50 ms|p99 ms|req/s / bare|req/s / azml|p99 / bare|flag"
-    print("\n## Throughput (medians; ratios within each workers/rows/conns group)\n")
-    print(markdown(headers.split("|"), [row.cells() for row in rows]))
+    print("\n## Throughput (medians, req/s min–max over rounds; ratios within each workers/rows/conns group)\n")
+    columns = "server|workers|rows|conns|req/s|p50 ms|p99 ms|req/s / bare|req/s / azml|p99 / bare|flag"
+    print(markdown(columns, [row.cells() for row in rows]))
     print("\n## Memory: PSS of the whole process tree, after load\n")
-    print(markdown(["server", "PSS MiB"], [[label, f"{mib:.0f}"] for label, mib in memory.items()]))
+    print(markdown("server|PSS MiB", [[label, f"{mib:.0f}"] for label, mib in memory.items()]))
     print("\n## Cold start: process start to ready (scorehost GET /ready, the others GET /)\n")
     medians = {label: statistics.median(times) for label, times in cold.items() if times}
     base = medians.get("azmlinfsrv w2")
-    print(
-        markdown(
-            ["server", "median s", "runs s", "/ azmlinfsrv"],
-            [
-                [label, f"{m:.2f}", " ".join(f"{t:.2f}" for t in cold[label]), fmt(base and m / base)]
-                for label, m in medians.items()
-            ],
-        )
-    )
+    table = [[k, f"{m:.2f}", " ".join(f"{t:.2f}" for t in cold[k]), fmt(base and m / base)] for k, m in medians.items()]
+    print(markdown("server|median s|runs s|/ azmlinfsrv", table))
     found = targets(rows, memory)
     verdict = {True: "PASS", False: "FAIL", None: "SKIP"}
     print("\n## Targets\n")
     print(
         markdown(
-            ["target", "measured", "limit", "result"],
+            "target|measured|limit|result",
             [[t.name, fmt(t.value), t.limit, verdict[t.passed]] for t in found],
         )
     )
     if flagged := [f"{r.server} w{r.workers} rows={r.rows} c{r.conns}" for r in rows if r.errors]:
-        print("\nFLAGGED (non-2xx responses or socket errors):", "; ".join(flagged))
+        print("\nFLAGGED, non-2xx responses or socket errors:", "; ".join(flagged))
     for failure in failures:
         print(f"\nFAILED {failure}")
     return found
 
 
-# ------------------------------------------------------------------------------ main
+# ---------------------------------------------------------------------------------------------- main
 
 
 def say(text: str) -> None:
@@ -476,18 +463,21 @@ def say(text: str) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmark scorehost vs bare servers and azmlinfsrv.")
+    parser = argparse.ArgumentParser(description="Benchmark scorehost against bare servers and azmlinfsrv.")
     add = parser.add_argument
     add("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
-    add("--repeat", type=int, default=1, help="rounds over all servers; medians are reported")
-    add("--quick", action="store_true", help="only the w2/1-row/c16 group, memory, cold start")
+    add("--repeat", type=int, default=1, help="rounds over all servers; medians are reported (default 1)")
+    add("--quick", action="store_true", help="only the w2/1-row/c16 group, memory and cold start")
     add("--skip-scorehost", action="store_true", help="bare servers and azmlinfsrv only")
     add("--skip-reference", action="store_true", help="do not install or run azmlinfsrv")
-    add("--reference-venv", type=Path, default=CACHE / "azmlinfsrv-venv", help="reused if present")
-    add("--reference-package", default=REFERENCE_PACKAGE, help="pip requirement for azmlinfsrv")
+    add("--reference-venv", type=Path, default=CACHE / "azmlinfsrv-venv", help="created once, then reused")
+    add("--reference-package", default=REFERENCE_PACKAGE, help=f"default: {REFERENCE_PACKAGE}")
     add("--ready-timeout", type=float, default=120.0, help="seconds to wait for ready (default 120)")
-    add("--json", type=Path, metavar="PATH", help="also write all results to PATH as JSON")
-    return parser.parse_args(argv)
+    add("--json", type=Path, metavar="PATH", help="also write every result to PATH as JSON")
+    args = parser.parse_args(argv)
+    if args.duration < 1 or args.repeat < 1:
+        parser.error("--duration and --repeat must be at least 1")
+    return args
 
 
 def find_scorehost() -> Path | None:
@@ -496,67 +486,76 @@ def find_scorehost() -> Path | None:
     return Path(found) if found else None
 
 
+def load_rounds(
+    plan: list[tuple[Server, list[tuple[int, int]]]],
+    bodies: dict[int, Body],
+    log: Path,
+    args: argparse.Namespace,
+    failures: list[str],
+) -> tuple[list[Row], dict[str, list[float]]]:
+    """Every server of the plan, one after another, round after round (so that drift hits all alike)."""
+    results: list[Row] = []
+    pss: dict[str, list[float]] = {}
+    for round_ in range(1, args.repeat + 1):
+        for i, (server, cases) in enumerate(plan, 1):
+            say(f"[round {round_}/{args.repeat}, server {i}/{len(plan)}] {server.label}")
+            try:
+                rows, mib, ready_s = measure(server, cases, bodies, log, args)
+            except ServerError as error:
+                failures.append(f"{server.label}: {error}")
+                say(f"    FAILED: {error}")
+                continue
+            results += rows
+            pss.setdefault(server.label, []).append(mib)
+            say(f"    ready in {ready_s:.2f} s; PSS after load {mib:.0f} MiB")
+    return results, pss
+
+
+def cold_starts(
+    servers: list[Server], log: Path, args: argparse.Namespace, failures: list[str]
+) -> dict[str, list[float]]:
+    """Seconds from process start to ready, COLD_RUNS times per server, interleaved."""
+    times: dict[str, list[float]] = {server.label: [] for server in servers}
+    for i in range(1, COLD_RUNS + 1):
+        for server in servers:
+            try:
+                with started(server, log, args.ready_timeout) as live:
+                    times[server.label].append(live.ready_s)
+                say(f"cold start {i}/{COLD_RUNS} {server.label}: {live.ready_s:.2f} s")
+            except ServerError as error:
+                failures.append(f"cold start {server.label}: {error}")
+    return times
+
+
 def bench(args: argparse.Namespace) -> int:
     if shutil.which("wrk") is None:
-        say("wrk is not on PATH (Debian/Ubuntu: apt-get install wrk)")
-        return 2
+        raise SetupError("wrk is not on PATH (Debian/Ubuntu: apt-get install wrk)")
     scorehost = None if args.skip_scorehost else find_scorehost()
     if scorehost is None and not args.skip_scorehost:
-        say(f"no scorehost beside {sys.executable}: pip install -e . first, or --skip-scorehost")
-        return 2
+        raise SetupError(f"no scorehost beside {sys.executable}: `pip install -e .` first, or --skip-scorehost")
+    if (load := os.getloadavg()[0]) > 0.5:
+        say(f"warning: load average {load:.1f} on {os.cpu_count()} cores before the start: expect noise")
     reference = None
     if not args.skip_reference:
         reference = ensure_reference(args.reference_venv.expanduser(), args.reference_package)
     groups = [TARGET_GROUP] if args.quick else [(w, r, c) for w in (1, 2) for r in ROWS for c in CONNS]
-    plan = [
-        (server, [(r, c) for w, r, c in groups if w == server.workers])
-        for workers in (1, 2)
-        for server in servers_for(workers, scorehost, reference)
-    ]
-    plan = [(s, cases) for s, cases in plan if cases or s.label == "scorehost w1"]  # w1: memory baseline
-    cold_servers = [
-        s for s in servers_for(2, scorehost, reference) if s.kind != "bare" or s.name == "granian rsgi"
-    ]
-    results: list[Row] = []
-    pss: dict[str, list[float]] = {}
-    cold: dict[str, list[float]] = {s.label: [] for s in cold_servers}
+    servers = servers_for(1, scorehost, reference) + servers_for(2, scorehost, reference)
+    plan = [(server, [(r, c) for w, r, c in groups if w == server.workers]) for server in servers]
+    plan = [(s, cases) for s, cases in plan if cases or s.label == "scorehost w1"]  # w1: the memory baseline
+    cold_servers = [s for s in servers if s.workers == 2 and (s.kind != "bare" or s.name == "granian rsgi")]
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="scorehost-bench-") as tmp:
-        work = Path(tmp)
-        bodies = {rows: make_body(work, rows) for rows in ROWS}
-        for round_ in range(1, args.repeat + 1):
-            for i, (server, cases) in enumerate(plan, 1):
-                say(f"[round {round_}/{args.repeat}, server {i}/{len(plan)}] {server.label}")
-                try:
-                    rows, mib, ready_s = measure(server, cases, bodies, args, work / "server.log")
-                except ServerError as error:
-                    failures.append(f"{server.label}: {error}")
-                    say(f"    FAILED: {error}")
-                    continue
-                results += rows
-                pss.setdefault(server.label, []).append(mib)
-                say(f"    ready in {ready_s:.2f} s; PSS after load {mib:.0f} MiB")
-        for i in range(1, COLD_RUNS + 1):  # interleaved, so drift hits every server alike
-            for server in cold_servers:
-                try:
-                    with started(server, work / "server.log", args.ready_timeout) as live:
-                        cold[server.label].append(live.ready_s)
-                    say(f"cold start {i}/{COLD_RUNS} {server.label}: {live.ready_s:.2f} s")
-                except ServerError as error:
-                    failures.append(f"cold start {server.label}: {error}")
+        bodies = {rows: make_body(Path(tmp), rows) for rows in ROWS}
+        log = Path(tmp) / "server.log"
+        results, pss = load_rounds(plan, bodies, log, args, failures)
+        cold = cold_starts(cold_servers, log, args, failures)
     rows = summarize(results)
     memory = {label: statistics.median(values) for label, values in pss.items()}
     found = report(rows, memory, cold, failures)
     if args.json:
-        dump = {
-            "args": {k: str(v) for k, v in vars(args).items()},
-            "throughput": [asdict(r) for r in rows],
-            "pss_mib": pss,
-            "cold_start_s": cold,
-            "targets": [asdict(t) for t in found],
-            "failures": failures,
-        }
-        args.json.write_text(json.dumps(dump, indent=2) + "\n")
+        dump = {"throughput": [asdict(row) for row in rows], "pss_mib": pss, "cold_start_s": cold}
+        dump |= {"targets": [asdict(t) for t in found], "failures": failures, "args": vars(args)}
+        args.json.write_text(json.dumps(dump, indent=2, default=str) + "\n")
     return 1 if failures or any(t.passed is False for t in found) else 0
 
 
@@ -565,12 +564,15 @@ def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _interrupt)  # so that `finally` stops the servers
+    signal.signal(signal.SIGTERM, _interrupt)  # so that the `finally` blocks stop the servers
     signal.signal(signal.SIGHUP, _interrupt)
     try:
         return bench(parse_args(argv))
+    except SetupError as error:
+        say(str(error))
+        return 2
     except KeyboardInterrupt:
-        say("interrupted; every server started was stopped")
+        say("interrupted; every server started has been stopped")
         return 130
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +43,7 @@ class Server:
     process: subprocess.Popen[str]
     url: str = ""
     lines: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     @property
     def log(self) -> str:
@@ -63,20 +66,29 @@ class Server:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        return self.process.wait(timeout)
+        return self.wait_exit(timeout)
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        """Wait for the server to exit and for its last log lines to be read; return the exit code."""
+        code = self.process.wait(timeout)
+        if self.reader is not None:
+            self.reader.join(timeout)
+        return code
 
 
 def start_server(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Server:
     """Start `scorehost serve ARGS` (port 0 unless given) and return at once, reading its log in a thread."""
     command = [sys.executable, "-m", "scorehost", "serve", *args]
-    if "--port" not in args:
+    if "--port" not in args and not {"SERVER_PORT", "SCOREHOST_PORT"} & set(env or {}):
         command += ["--port", "0"]
+    # Only the variables the test names: module-scoped servers start before `clean_environ` runs.
+    base = {name: value for name, value in os.environ.items() if not _OUR_VARIABLES.match(name)}
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={**base, **(env or {})},
         cwd=cwd,
         start_new_session=True,
     )
@@ -87,7 +99,8 @@ def start_server(args: list[str], env: dict[str, str] | None = None, cwd: Path |
         for line in process.stdout:
             server.lines.append(line.rstrip("\n"))
 
-    threading.Thread(target=pump, daemon=True).start()
+    server.reader = threading.Thread(target=pump, daemon=True)
+    server.reader.start()
     return server
 
 
@@ -110,6 +123,26 @@ def wait_ready(server: Server, timeout: float = 60) -> Server:
     raise AssertionError(f"server never became ready:\n{server.log}")
 
 
+def kill(server: Server) -> None:
+    """Kill whatever is left of the server's process group (supervisor and workers)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.process.pid, signal.SIGKILL)
+    server.wait_exit(10)
+    if server.process.stdout is not None:
+        server.process.stdout.close()
+
+
+@contextlib.contextmanager
+def served(script: str | Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """A ready server for a `with` block (or a module-scoped fixture), killed on the way out."""
+    path = script if isinstance(script, Path) else SCRIPTS / script
+    server = start_server([str(path), *args], env=env)
+    try:
+        yield wait_ready(server)
+    finally:
+        kill(server)
+
+
 @pytest.fixture
 def serve() -> Iterator[Callable[..., Server]]:
     """`serve("echo.py", "--workers", "2")` starts a real server on a free port and waits until ready."""
@@ -123,6 +156,40 @@ def serve() -> Iterator[Callable[..., Server]]:
 
     yield _serve
     for server in started:
-        if server.process.poll() is None:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(10)
+        kill(server)
+
+
+# --- In-process host tests (tests/host, tests/http/test_app.py) ------------------------------------
+
+
+@pytest.fixture
+def script_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Undo what loading an entry script does to this process: the working directory, `sys.path`,
+    `entry_module` and the script folders' own modules in `sys.modules`."""
+    monkeypatch.chdir(os.getcwd())  # restored at teardown
+    saved_path = list(sys.path)
+    saved_entry = sys.modules.get("entry_module")
+    yield
+    added = [folder for folder in sys.path if folder not in saved_path]
+    sys.path[:] = saved_path
+    for name, module in list(sys.modules.items()):
+        filename = getattr(module, "__file__", None) or ""
+        if any(filename.startswith(folder + os.sep) for folder in added):
+            del sys.modules[name]
+    if saved_entry is None:
+        sys.modules.pop("entry_module", None)
+    else:
+        sys.modules["entry_module"] = saved_entry
+
+
+@pytest.fixture
+def write_script(tmp_path: Path) -> Callable[..., Path]:
+    """`write_script(source, name="score.py")` writes dedented source under tmp_path/app and returns its path."""
+
+    def _write(source: str, name: str = "score.py") -> Path:
+        path = tmp_path / "app" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return _write

@@ -1,10 +1,11 @@
-"""Bare Starlette app for uvicorn: ``uvicorn --loop uvloop --http httptools asgi_app:app``."""
+"""Bare Starlette app for uvicorn: ``uvicorn --loop uvloop --http httptools servers.asgi_app:app``."""
 
-from common import score
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+
+from .common import score
 
 
 async def healthy(request: Request) -> Response:

@@ -1,7 +1,8 @@
-"""Bare RSGI app for granian: ``granian --interface rsgi --no-ws rsgi_app:app``."""
+"""Bare RSGI app for granian: ``granian --interface rsgi --no-ws servers.rsgi_app:app``."""
 
-from common import JSON_HEADERS, TEXT_HEADERS, score
 from granian.rsgi import HTTPProtocol, Scope  # type: ignore[attr-defined]  # re-exported, not in __all__
+
+from .common import JSON_HEADERS, TEXT_HEADERS, score
 
 
 async def app(scope: Scope, protocol: HTTPProtocol) -> None:

@@ -1,9 +1,9 @@
-"""Bare WSGI app for granian: ``granian --interface wsgi --blocking-threads 1 wsgi_app:app``."""
+"""Bare WSGI app for granian: ``granian --interface wsgi --blocking-threads 1 servers.wsgi_app:app``."""
 
 from collections.abc import Iterable
 from wsgiref.types import StartResponse, WSGIEnvironment
 
-from common import JSON_HEADERS, TEXT_HEADERS, score
+from .common import JSON_HEADERS, TEXT_HEADERS, score
 
 
 def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

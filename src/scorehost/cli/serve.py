@@ -87,6 +87,15 @@ def serve_command(script: Path | None, **options: Any) -> None:
     try:
         settings = ServeSettings(**given)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        raise click.UsageError(problems) from None
+        raise click.UsageError(_describe(error, given)) from None
     sys.exit(serve(settings))
+
+
+def _describe(error: ValidationError, given: dict[str, Any]) -> str:
+    """Name the flag (or the environment variable) each bad value came from, as click does."""
+    problems = []
+    for problem in error.errors():
+        name = ".".join(str(part) for part in problem["loc"])
+        source = f"--{name.replace('_', '-')}" if name in given else name
+        problems.append(f"Invalid value for '{source}': {problem['msg'].removeprefix('Value error, ')}.")
+    return " ".join(problems)

@@ -49,10 +49,10 @@ class EntryScript:
             kwargs[HEADERS_PARAMETER] = dict(headers or {})
         try:
             return self.run_function(**kwargs)
-        except Exception as exc:
-            error = RunFailed(f"run() raised {type(exc).__name__}: {exc}")
-            error.__cause__ = exc
-            raise error from exc
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # sys.exit() in run() fails the request, not the worker
+            raise RunFailed(f"run() raised {type(exc).__name__}: {exc}") from exc
 
 
 def load_entry_script(path: str | os.PathLike[str], run_input: RunInput = RunInput.AUTO) -> EntryScript:

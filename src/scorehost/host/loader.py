@@ -17,6 +17,21 @@ __all__ = ["MODULE_NAME", "enter_script_dir", "format_user_traceback", "import_s
 MODULE_NAME = "entry_module"
 
 _FIX = "Pass the path of your entry script, e.g. `scorehost serve path/to/score.py`."
+# Imports whose package has another name on PyPI (`pip install sklearn` refuses to install).
+_PACKAGES = {
+    "sklearn": "scikit-learn",
+    "cv2": "opencv-python",
+    "PIL": "pillow",
+    "yaml": "pyyaml",
+    "skimage": "scikit-image",
+}
+# Frames from these are ours or the import machinery's; matched as prefixes so that a user's folder
+# that merely contains the word (`~/importlib_demo/score.py`) keeps its frames.
+_NOT_USER_CODE = (
+    "<frozen importlib",
+    os.path.dirname(importlib.util.__file__) + os.sep,
+    os.path.dirname(__file__) + os.sep,
+)
 
 
 def resolve_script(path: str | os.PathLike[str]) -> Path:
@@ -60,9 +75,10 @@ def _describe_import_failure(script: Path, exc: BaseException) -> str:
     where = _innermost_user_line(script, exc.__traceback__)
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         top = exc.name.split(".")[0]
+        package = _PACKAGES.get(top, top)
         return (
             f"Importing {script.name} failed{where}: no module named {exc.name!r}. "
-            f"Install it into this environment (e.g. `pip install {top}`), or put {top}.py beside the script."
+            f"Install it into this environment (e.g. `pip install {package}`), or put {top}.py beside the script."
         )
     if isinstance(exc, SyntaxError):
         return f"{script.name} has a syntax error at line {exc.lineno}: {exc.msg}. Fix the script and start again."
@@ -81,9 +97,7 @@ def _innermost_user_line(script: Path, tb: TracebackType | None) -> str:
 def format_user_traceback(exc: BaseException) -> str:
     """The traceback without scorehost's and importlib's own frames, so users see only their code."""
     frames = [
-        frame
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if "importlib" not in frame.filename and f"{os.sep}scorehost{os.sep}host{os.sep}" not in frame.filename
+        frame for frame in traceback.extract_tb(exc.__traceback__) if not frame.filename.startswith(_NOT_USER_CODE)
     ]
     lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
     lines += traceback.format_exception_only(type(exc), exc)

@@ -50,7 +50,7 @@ class RunInputDecision:
 
 
 def find_data_key_read(source: str, filename: str = "<script>") -> int | None:
-    """Line of the first `x["data"]` or `x.get("data")` in the source, or None."""
+    """Line of the first read of a "data" key (`x["data"]`, `x.get("data")`) in the source, or None."""
     try:
         tree = ast.parse(source, filename)
     except SyntaxError:
@@ -59,6 +59,7 @@ def find_data_key_read(source: str, filename: str = "<script>") -> int | None:
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.Subscript)
+            and not isinstance(node.ctx, ast.Store)  # `result["data"] = ...` builds an answer, reads nothing
             and _is_data_constant(node.slice)
             or (
                 isinstance(node, ast.Call)

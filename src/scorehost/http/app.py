@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from scorehost import __version__
-from scorehost.errors import PayloadTooLarge, RunFailed, ScorehostError, ScoringTimeout
+from scorehost.errors import PayloadTooLarge, RunFailed, ScorehostError, ScoringTimeout, ServiceUnavailable
 from scorehost.host.entry import EntryScript
 from scorehost.host.loader import format_user_traceback
 from scorehost.http.encode import JSON, encode_result
@@ -101,7 +101,7 @@ class ScoringApp:
                 raw_headers=scope["headers"],
             )
             payload, content_type, run_ms = await self.executor.submit(
-                self._run, request, deadline=started + self.timeout, request_id=request_id
+                self._run, request, deadline=started + self.timeout, request_id=request_id, started=started
             )
         except ScorehostError as error:
             self._log_failure(error, request_id)
@@ -116,7 +116,8 @@ class ScoringApp:
     def _run(self, request: ScoreRequest) -> tuple[bytes, str, float]:
         """The part of a request that runs on a run thread: parse the input, call run(), encode."""
         script = self.script
-        assert script is not None, "requests are queued behind init(), so the script is loaded"
+        if script is None:  # requests queue behind loading, so only one that outlived a failed load gets here
+            raise ServiceUnavailable("The entry script is not loaded: init() has not finished, or it failed.")
         data = build_run_input(script.run_input.rule, request)
         begun = time.perf_counter()
         result = script.call(data, title_case_headers(request.raw_headers) if script.wants_headers else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 from typing import Any
 
 import orjson
@@ -26,8 +27,12 @@ def encode_result(value: object) -> tuple[bytes, str]:
     try:
         return orjson.dumps(value, default=_convert, option=_OPTIONS), JSON
     except orjson.JSONEncodeError as exc:
+        reason = _reason(exc)
+    try:  # integers beyond 64 bits, which only the standard library writes
+        return json.dumps(value, default=_convert, ensure_ascii=False, separators=(",", ":")).encode(), JSON
+    except (TypeError, ValueError, RecursionError):
         raise ResultNotSerializable(
-            f"run() returned a value that cannot be sent as JSON ({_reason(exc)}). "
+            f"run() returned a value that cannot be sent as JSON ({reason}). "
             "Return lists, dicts, numbers, strings, numpy arrays or pandas objects."
         ) from None
 
@@ -36,6 +41,8 @@ def _convert(value: Any) -> Any:
     """Types orjson does not take natively: numpy odd layouts, pandas, sets, tensors (anything with tolist)."""
     module = type(value).__module__.split(".", 1)[0]
     if module == "pandas":
+        if type(value).__name__ in ("NAType", "NaTType"):  # missing values, in nullable and datetime columns
+            return None
         if hasattr(value, "to_dict") and hasattr(value, "columns"):
             return value.to_dict(orient="records")
         if hasattr(value, "isoformat"):

@@ -39,12 +39,15 @@ def build_run_input(rule: RunInputRule, request: ScoreRequest) -> str:
         return _data_value(_decode(request.body), request.body)
     # DATA_IF_ONLY_KEY: the documented {"data": ...} shape gives the value, anything else the raw body.
     # The content type is not trusted here: `curl -d` labels JSON as a form.
-    text = _decode(request.body)
+    try:
+        text = _decode(request.body)
+    except BodyNotUTF8:
+        return _raw_body(request)  # "" for a binary form upload, as on the reference; else the same 400
     start = text.lstrip()[:1]
     if start == "{":
-        parsed = _loads(text)
+        parsed, fast = _loads(text, request.body)
         if isinstance(parsed, dict) and len(parsed) == 1 and "data" in parsed:
-            return _dumps(parsed["data"])
+            return _dumps(parsed["data"], fast)
     return text if start in ("{", "[") else _raw_body(request)
 
 
@@ -76,7 +79,7 @@ def _data_value(text: str, body: bytes) -> str:
     if not text.strip():
         raise InvalidJSON(f"The body is empty; {expected}.")
     try:
-        parsed = _loads(text, strict=True)
+        parsed, fast = _loads(text, body, strict=True)
     except ValueError as exc:
         raise InvalidJSON(f"The body is not valid JSON ({exc}); {expected}.") from None
     if not isinstance(parsed, dict):
@@ -84,7 +87,7 @@ def _data_value(text: str, body: bytes) -> str:
     if "data" not in parsed:
         keys = ", ".join(repr(k) for k in list(parsed)[:5]) or "none"
         raise InvalidJSON(f'The body has no "data" key (keys: {keys}); {expected}.')
-    return _dumps(parsed["data"])
+    return _dumps(parsed["data"], fast)
 
 
 def _from_query(rule: RunInputRule, query: str) -> str:
@@ -95,7 +98,7 @@ def _from_query(rule: RunInputRule, query: str) -> str:
     if rule is RunInputRule.DATA and "data" not in parsed:
         raise InvalidJSON('GET /score needs a "data" query parameter under run_input=data, e.g. ?data=[[1,2]].')
     if "data" in parsed and (rule is RunInputRule.DATA or len(parsed) == 1):
-        return _dumps(parsed["data"])
+        return _dumps(parsed["data"], fast="NaN" not in text and "Infinity" not in text)  # orjson writes them null
     return text
 
 
@@ -111,24 +114,34 @@ def query_to_json_text(query: str) -> str:
     return json.dumps({key: values[0] if len(values) == 1 else values for key, values in grouped.items()})
 
 
-def _loads(text: str, strict: bool = False) -> object:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        # orjson refuses integers beyond 64 bits and NaN; the standard library takes both.
+# orjson reads integers beyond 64 bits as floats, losing digits, and refuses NaN and Infinity. The standard
+# library reads them exactly, and must then write the value back too: orjson writes NaN as null.
+_LONG_NUMBER = b"0" * 19  # an integer beyond 64 bits has at least 19 digits
+_DIGITS_TO_ZERO = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+
+
+def _loads(text: str, body: bytes, strict: bool = False) -> tuple[object, bool]:
+    """The parsed value, and whether orjson parsed it (rather than the standard library)."""
+    if _LONG_NUMBER not in body.translate(_DIGITS_TO_ZERO):  # ~1 µs for a one-row body
         try:
-            return json.loads(text)
-        except ValueError:
-            if strict:
-                raise
-            return None
-
-
-def _dumps(value: object) -> str:
+            return orjson.loads(text), True
+        except orjson.JSONDecodeError:
+            pass
     try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value)
+        return json.loads(text), False
+    except ValueError:
+        if strict:
+            raise
+        return None, False
+
+
+def _dumps(value: object, fast: bool) -> str:
+    if fast:
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError:  # nested deeper than orjson writes (it reads deeper than it writes)
+            pass
+    return json.dumps(value)
 
 
 def _json_type(value: object) -> str:

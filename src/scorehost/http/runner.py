@@ -62,6 +62,7 @@ class _Job(Generic[T]):
         loop: asyncio.AbstractEventLoop,
         deadline: float,
         request_id: str,
+        created: float,
     ) -> None:
         self.function = function
         self.args = args
@@ -69,7 +70,7 @@ class _Job(Generic[T]):
         self.loop = loop
         self.deadline = deadline
         self.request_id = request_id
-        self.created = time.monotonic()
+        self.created = created  # when the deadline's budget began, for the timeout messages
         self.lock = threading.Lock()
         self.state = _State.QUEUED
         self.thread = 0
@@ -94,12 +95,23 @@ class RunExecutor:
         for thread in self._threads:
             thread.start()
 
-    async def submit(self, function: Callable[..., T], *args: Any, deadline: float, request_id: str = "") -> T:
-        """Run `function(*args)` on a run thread; raise ScoringTimeout if `deadline` (monotonic) passes."""
+    async def submit(
+        self,
+        function: Callable[..., T],
+        *args: Any,
+        deadline: float,
+        request_id: str = "",
+        started: float | None = None,
+    ) -> T:
+        """Run `function(*args)` on a run thread; raise ScoringTimeout if `deadline` (monotonic) passes.
+
+        `started` is when the request's clock began (default: now), so timeouts report the whole budget.
+        """
         if self._closed is not None:
             raise ServiceUnavailable(self._closed)
         loop = asyncio.get_running_loop()
-        job: _Job[T] = _Job(function, args, loop.create_future(), loop, deadline, request_id)
+        created = time.monotonic() if started is None else started
+        job: _Job[T] = _Job(function, args, loop.create_future(), loop, deadline, request_id, created)
         self._pending.add(job)
         self._queue.put(job)
         timer = loop.call_later(max(deadline - time.monotonic(), 0.0), self._expire, job)

@@ -85,7 +85,7 @@ def _serve(settings: ServeSettings, sock: socket.socket, script: EntryScript | N
         else:
             try:
                 # Loading is the first job on the run thread, so requests that arrive meanwhile queue behind it.
-                app.script = await executor.submit(_load, settings, deadline=float("inf"))
+                await executor.submit(_load, settings, app, deadline=float("inf"))
             except ScriptLoadError as error:
                 _report(status_fd, "boot_failed", message=str(error))
                 exit_code = EXIT_BOOT_FAILED
@@ -107,11 +107,12 @@ def _serve(settings: ServeSettings, sock: socket.socket, script: EntryScript | N
     return exit_code
 
 
-def _load(settings: ServeSettings) -> EntryScript:
+def _load(settings: ServeSettings, app: ScoringApp) -> None:
     assert settings.entry_script is not None
     script = load_entry_script(settings.entry_script, settings.run_input)
     script.init()
-    return script
+    # Set here, on the run thread: the next queued request may run before the event loop resumes boot().
+    app.script = script
 
 
 def _report(status_fd: int, event: str, **fields: str) -> None:

@@ -1,0 +1,143 @@
+"""Body-size limits, awkward bodies and the per-request deadline, over real sockets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from conftest import Server, served
+
+LIMIT = 100
+
+
+@pytest.fixture(scope="module")
+def limited() -> Iterator[Server]:
+    with served("echo.py", "--max-body-size", str(LIMIT)) as server:
+        yield server
+
+
+def body_of(size: int) -> bytes:
+    """A `{"data": "xxx"}` body of exactly `size` bytes."""
+    body = b'{"data": "' + b"x" * (size - 12) + b'"}'
+    assert len(body) == size
+    return body
+
+
+def chunks(body: bytes, size: int = 7) -> Iterator[bytes]:
+    """The body as a chunked upload: no content-length, so the limit is checked while reading."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+def test_body_exactly_at_the_limit_is_served(limited: Server) -> None:
+    with limited.client() as client:
+        response = client.post("/score", content=body_of(LIMIT))
+    assert response.status_code == 200
+    assert response.json() == {"received": '"' + "x" * (LIMIT - 12) + '"'}
+
+
+def test_body_one_byte_over_the_limit_is_413(limited: Server) -> None:
+    with limited.client() as client:
+        response = client.post("/score", content=body_of(LIMIT + 1), headers={"x-request-id": "too-big"})
+        assert response.status_code == 413
+        assert response.json() == {
+            "message": f"The body is larger than the {LIMIT}-byte limit; send less, or raise --max-body-size."
+        }
+        assert response.headers["connection"] == "close"
+        assert response.headers["x-request-id"] == "too-big"
+        assert response.headers["x-ms-run-function-failed"] == "False"
+        # The server is fine afterwards.
+        assert client.post("/score", json={"data": 1}).status_code == 200
+    limited.wait_for_log(r"scorehost.access - \[too-big\] POST /score 413 ")
+
+
+def test_chunked_body_is_limited_while_read(limited: Server) -> None:
+    with limited.client() as client:
+        assert client.post("/score", content=chunks(body_of(LIMIT))).status_code == 200
+        assert client.post("/score", content=chunks(body_of(LIMIT + 1))).status_code == 413
+
+
+def test_much_larger_body_is_refused_before_it_is_read(limited: Server) -> None:
+    # 10 MB against a 100-byte limit: the client gets the 413, not a broken connection.
+    with limited.client() as client:
+        assert client.post("/score", content=b"x" * 10_000_000).status_code == 413
+        assert client.post("/score", content=chunks(b"x" * 10_000_000, 65536)).status_code == 413
+
+
+def test_large_body_within_the_default_limit() -> None:
+    with served("echo.py") as server, server.client() as client:
+        values = list(range(200_000))  # about 1.3 MB of JSON
+        response = client.post("/score", json={"data": values})
+    assert response.status_code == 200
+    assert len(response.json()["received"]) > 1_000_000
+    assert "104857600-byte bodies" in server.log
+
+
+def test_size_units() -> None:
+    with served("echo.py", "--max-body-size", "1KiB") as server, server.client() as client:
+        assert client.post("/score", content=body_of(1024)).status_code == 200
+        assert client.post("/score", content=body_of(1025)).status_code == 413
+
+
+# --- awkward bodies ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("run_input", ["auto", "data", "body"])
+def test_non_utf8_body_is_400_in_every_mode(run_input: str) -> None:
+    with served("echo.py", "--run-input", run_input) as server, server.client() as client:
+        response = client.post("/score", content=b"\xff\xfe{}", headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["message"].startswith(
+        "Input cannot be decoded as UTF-8: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"
+    )
+
+
+def test_malformed_and_empty_bodies_reach_the_script_under_auto(limited: Server) -> None:
+    # As on the reference: the server does not judge the JSON; the script's own parsing does.
+    with limited.client() as client:
+        assert client.post("/score", content=b'{"data": [1,').json() == {"received": '{"data": [1,'}
+        assert client.post("/score", content=b"").json() == {"received": ""}
+
+
+def test_malformed_body_fails_in_the_script_that_parses_it() -> None:
+    with served("sklearn_doc.py") as server, server.client() as client:
+        response = client.post("/score", content=b'{"data": [[1, 2]')
+        assert response.status_code == 500
+        assert response.json()["message"].startswith("run() raised JSONDecodeError")
+        assert response.headers["x-ms-run-function-failed"] == "True"
+        empty = client.post("/score", content=b"")
+        assert empty.status_code == 500
+        assert empty.json()["message"].startswith("run() raised JSONDecodeError")
+
+
+# --- deadlines -----------------------------------------------------------------------------------
+
+
+def test_deadline_covers_run_and_queueing() -> None:
+    # One worker, one run thread, 2 s per request. A sleeps 3 s (in C, so it runs past its deadline but
+    # returns within the stuck-worker grace period); B arrives while A runs and waits past its own deadline.
+    with served("slow.py", "--timeout", "2") as server, server.client() as client, ThreadPoolExecutor(2) as pool:
+        first = pool.submit(client.post, "/score", json={"data": 3}, headers={"x-request-id": "first"})
+        server.wait_for_log(r"\[first\] sleeping 3.0 s")
+        second = pool.submit(client.post, "/score", json={"data": 0}, headers={"x-request-id": "second"})
+        running, queued = first.result(), second.result()
+
+        assert running.status_code == 504
+        assert running.json() == {
+            "message": "run() did not finish within the 2000 ms scoring timeout (--timeout / SCORING_TIMEOUT_MS)."
+        }
+        assert running.headers["x-ms-run-function-failed"] == "True"
+
+        assert queued.status_code == 504
+        assert queued.json() == {
+            "message": "The request waited 2000 ms behind other requests and was not run "
+            "(--timeout / SCORING_TIMEOUT_MS); retry later, or add workers."
+        }
+        assert queued.headers["x-request-id"] == "second"
+        assert "[second] sleeping" not in server.log  # a request that timed out in the queue never runs
+
+        # The same worker serves on once A's run() has returned.
+        after = client.post("/score", json={"data": 0})
+        assert after.status_code == 200
+        assert after.json()["pid"] == client.post("/score", json={"data": 0}).json()["pid"]

@@ -1,0 +1,5 @@
+"""The script has run() but no init()."""
+
+
+def run(data):
+    return data

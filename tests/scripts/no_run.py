@@ -1,0 +1,5 @@
+"""The script has init() but no run()."""
+
+
+def init():
+    pass
