@@ -96,9 +96,6 @@ class ServeSettings(BaseSettings):
     graceful_timeout: float = Field(default=30.0, ge=0)
     """Seconds in-flight requests get to finish on SIGTERM before workers are killed."""
 
-    keep_alive: float = Field(default=5.0, ge=0)
-    """Seconds an idle keep-alive connection stays open."""
-
     log_format: Literal["text", "json"] = "text"
     """`text` for people, `json` (one object per line) for log collectors (`--log-format`)."""
 

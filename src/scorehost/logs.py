@@ -71,12 +71,9 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers.clear()
-        logging.getLogger(name).propagate = True
-    # uvicorn's per-process start/stop lines repeat what the supervisor says; keep its warnings.
-    logging.getLogger("uvicorn.error").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
-    logging.getLogger("uvicorn.access").disabled = True  # scorehost writes its own access line
+    # granian's own start/stop lines repeat what the supervisor says; keep its warnings.
+    logging.getLogger("_granian").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    logging.getLogger("granian").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
     if not isinstance(sys.stdout, PrintToLog):
         sys.stdout = PrintToLog(logging.getLogger("scorehost.print"), sys.stdout)
 

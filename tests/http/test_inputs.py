@@ -325,16 +325,20 @@ def test_get_ignores_the_body() -> None:
 
 
 def test_title_case_headers_as_werkzeug_shows_them() -> None:
-    raw = [
-        (b"content-type", b"application/json"),
-        (b"x-custom", b"1"),
-        (b"x-request-id", b"abc"),
-        (b"x-ms-client-request-id", b"c1"),
-        (b"authorization", b"Bearer t"),
-        (b"host", b"localhost:5001"),
-    ]
-    assert title_case_headers(raw) == {
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": "11",
+        "HTTP_X_CUSTOM": "1",
+        "HTTP_X_REQUEST_ID": "abc",
+        "HTTP_X_MS_CLIENT_REQUEST_ID": "c1",
+        "HTTP_AUTHORIZATION": "Bearer t",
+        "HTTP_HOST": "localhost:5001",
+        "wsgi.input": object(),
+    }
+    assert title_case_headers(environ) == {
         "Content-Type": "application/json",
+        "Content-Length": "11",
         "X-Custom": "1",
         "X-Request-Id": "abc",
         "X-Ms-Client-Request-Id": "c1",

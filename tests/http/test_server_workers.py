@@ -58,7 +58,9 @@ def wait_for_new_worker(server: Server, known: set[int], deadline: float = 20) -
 # --- supervision ---------------------------------------------------------------------------------
 
 
-def test_hung_run_gets_504_its_worker_is_replaced_and_the_others_keep_serving(serve: Serve) -> None:
+def test_run_hung_in_c_gets_its_worker_replaced_while_the_others_keep_serving(serve: Serve) -> None:
+    # hangs.py blocks in C (threading.Event().wait()), where no timeout can reach it: the request cannot be
+    # answered, so its worker is replaced after the deadline and the grace period, and the service goes on.
     server = serve("hangs.py", "--workers", "2", "--timeout", "1")
     with ExitStack() as stack, ThreadPoolExecutor(1) as pool:
         clients = clients_per_worker(server, 2, stack)
@@ -74,17 +76,13 @@ def test_hung_run_gets_504_its_worker_is_replaced_and_the_others_keep_serving(se
         for _ in range(5):
             assert pid_of(other.post("/score", json={"data": "ok"})) == other_pid
 
-        timed_out = hung.result()
-        assert timed_out.status_code == 504
-        assert timed_out.json() == {
-            "message": "run() did not finish within the 1000 ms scoring timeout (--timeout / SCORING_TIMEOUT_MS)."
-        }
-        assert timed_out.headers["x-ms-run-function-failed"] == "True"
+        with pytest.raises(httpx.RemoteProtocolError):
+            hung.result()
         assert pid_of(other.post("/score", json={"data": "ok"})) == other_pid
 
         server.wait_for_log(
             rf"\[{hung_pid}\] scorehost.worker - run\(\) for request hung is still running [\d.]+ s after it started, "
-            rf"past its deadline and a 1.0 s grace period; this worker \(pid {hung_pid}\) stops taking requests"
+            rf"past its deadline and a 5.0 s grace period; this worker \(pid {hung_pid}\) stops taking requests"
         )
         server.wait_for_log(rf"worker \d \(pid {hung_pid}, up [\d.]+ s\) was replaced: .*; restarting it")
 

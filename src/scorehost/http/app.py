@@ -1,10 +1,11 @@
-"""The ASGI application of one worker: liveness, readiness and `/score` in front of the host."""
+"""The WSGI application of one worker: liveness, readiness and `/score` in front of the host."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -14,94 +15,83 @@ from scorehost.errors import PayloadTooLarge, RunFailed, ScorehostError, Scoring
 from scorehost.host.entry import EntryScript
 from scorehost.host.loader import format_user_traceback
 from scorehost.http.encode import JSON, encode_result
+from scorehost.http.gate import RunGate
 from scorehost.http.inputs import ScoreRequest, build_run_input, title_case_headers
 from scorehost.http.request_ids import request_ids
-from scorehost.http.runner import RunExecutor
 from scorehost.logs import AccessLog
 
 __all__ = ["ScoringApp"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+StartResponse = Callable[..., Any]
+Headers = list[tuple[str, str]]
 
 logger = logging.getLogger("scorehost.worker")
 
 _SERVER = ("x-ms-server-version", f"scorehost/{__version__}")
 _ALLOW = {"/": "GET, HEAD, OPTIONS", "/ready": "GET, HEAD, OPTIONS", "/score": "GET, POST, OPTIONS"}
 _TEXT = "text/plain; charset=utf-8"
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
 class ScoringApp:
     """One worker's HTTP surface. `script` is None until the host has loaded and initialised it."""
 
     def __init__(
-        self,
-        executor: RunExecutor,
-        *,
-        timeout: float,
-        max_body_size: int,
-        access_log: AccessLog | None = None,
+        self, gate: RunGate, *, timeout: float, max_body_size: int, access_log: AccessLog | None = None
     ) -> None:
-        self.executor = executor
-        self.access_log = access_log or AccessLog(enabled=False)
+        self.gate = gate
         self.timeout = timeout
         self.max_body_size = max_body_size
+        self.access_log = access_log or AccessLog(enabled=False)
         self.script: EntryScript | None = None
 
     @property
     def ready(self) -> bool:
         return self.script is not None and self.script.initialized
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return  # lifespan and websockets: nothing to do
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
-        path, method = scope["path"], scope["method"]
-        status, length, request_id = 500, 0, ""
-        try:
-            if path == "/score" and method in ("GET", "POST"):
-                status, length, request_id = await self._score(scope, receive, send, started)
-            else:
-                status, length = await self._route(path, method, send)
-        finally:
-            self.access_log.write(method, path, status, (time.monotonic() - started) * 1000, length, request_id)
+        method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+        request_id = ""
+        if path == "/score" and method in ("GET", "POST"):
+            status, headers, body, request_id = self._score(environ, started)
+        else:
+            status, headers, body = self._route(path, method)
+        start_response(_STATUS_LINES.get(status, str(status)), headers)
+        self.access_log.write(method, path, status, (time.monotonic() - started) * 1000, len(body), request_id)
+        return [b"" if method == "HEAD" else body]
 
-    async def _route(self, path: str, method: str, send: Send) -> tuple[int, int]:
+    def _route(self, path: str, method: str) -> tuple[int, Headers, bytes]:
         allow = _ALLOW.get(path)
         if allow is None:
             known = "GET / (liveness), GET /ready (readiness), GET|POST /score"
-            return await _json(send, 404, {"message": f"No route {path}. Routes: {known}."})
+            return _json(404, {"message": f"No route {path}. Routes: {known}."})
         if method == "OPTIONS":
-            return await _reply(send, 200, b"", _TEXT, [("allow", allow)])
+            return _reply(200, b"", _TEXT, [("allow", allow)])
         if method not in allow.split(", ") or path == "/score":
-            message = f"{method} is not allowed on {path}; use {allow}."
-            return await _json(send, 405, {"message": message}, [("allow", allow)])
+            return _json(405, {"message": f"{method} is not allowed on {path}; use {allow}."}, [("allow", allow)])
         if path == "/":
-            return await _reply(send, 200, b"Healthy", _TEXT, head=method == "HEAD")
+            return _reply(200, b"Healthy", _TEXT)
         if self.ready:
-            return await _json(send, 200, {"status": "ready"}, head=method == "HEAD")
-        return await _json(send, 503, {"status": "loading", "message": "init() has not finished yet."})
+            return _json(200, {"status": "ready"})
+        return _json(503, {"status": "loading", "message": "init() has not finished yet."})
 
-    async def _score(self, scope: Scope, receive: Receive, send: Send, started: float) -> tuple[int, int, str]:
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    def _score(self, environ: dict[str, Any], started: float) -> tuple[int, Headers, bytes, str]:
         try:
-            request_id, id_headers = request_ids(headers)
+            request_id, id_headers = request_ids(_HeaderView(environ))
         except ScorehostError as error:
-            return (*await _json(send, error.status_code, {"message": error.message}), "")
+            return (*_json(error.status_code, {"message": error.message}), "")
         extra = [_SERVER, *id_headers]
         try:
-            body = await _read_body(receive, headers.get("content-length"), self.max_body_size)
             request = ScoreRequest(
-                method=scope["method"],
-                body=body,
-                query=scope["query_string"].decode("latin-1"),
-                content_type=headers.get("content-type", ""),
-                raw_headers=scope["headers"],
+                method=environ["REQUEST_METHOD"],
+                body=_read_body(environ, self.max_body_size),
+                query=environ.get("QUERY_STRING", ""),
+                content_type=environ.get("CONTENT_TYPE", ""),
+                environ=environ,
             )
-            payload, content_type, run_ms = await self.executor.submit(
-                self._run, request, deadline=started + self.timeout, request_id=request_id, started=started
+            payload, content_type, run_ms = self.gate.run(
+                self._run, request, deadline=started + self.timeout, started=started, request_id=request_id
             )
         except ScorehostError as error:
             self._log_failure(error, request_id)
@@ -109,18 +99,20 @@ class ScoringApp:
             extra.append(("x-ms-run-function-failed", str(failed)))
             if isinstance(error, PayloadTooLarge):
                 extra.append(("connection", "close"))
-            return (*await _json(send, error.status_code, {"message": error.message}, extra), request_id)
+            if isinstance(error, ServiceUnavailable):
+                extra.append(("retry-after", "1"))
+            return (*_json(error.status_code, {"message": error.message}, extra), request_id)
         extra += [("x-ms-run-function-failed", "False"), ("x-ms-run-fn-exec-ms", f"{run_ms:.3f}")]
-        return (*await _reply(send, 200, payload, content_type, extra), request_id)
+        return (*_reply(200, payload, content_type, extra), request_id)
 
     def _run(self, request: ScoreRequest) -> tuple[bytes, str, float]:
-        """The part of a request that runs on a run thread: parse the input, call run(), encode."""
+        """The part of a request that touches user code: parse the input, call run(), encode the result."""
         script = self.script
-        if script is None:  # requests queue behind loading, so only one that outlived a failed load gets here
+        if script is None:  # requests wait behind loading, so only one that outlived a failed load gets here
             raise ServiceUnavailable("The entry script is not loaded: init() has not finished, or it failed.")
         data = build_run_input(script.run_input.rule, request)
         begun = time.perf_counter()
-        result = script.call(data, title_case_headers(request.raw_headers) if script.wants_headers else None)
+        result = script.call(data, title_case_headers(request.environ) if script.wants_headers else None)
         run_ms = (time.perf_counter() - begun) * 1000
         payload, content_type = encode_result(result)
         return payload, content_type, run_ms
@@ -136,45 +128,48 @@ class ScoringApp:
             logger.info("rejected: %s", error.message, extra=extra)
 
 
-async def _read_body(receive: Receive, content_length: str | None, limit: int) -> bytes:
+class _HeaderView(Mapping[str, str]):
+    """Lower-case header lookups over a WSGI environ, without copying every header."""
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: Mapping[str, Any]) -> None:
+        self._environ = environ
+
+    def __getitem__(self, name: str) -> str:
+        value = self._environ.get("HTTP_" + name.upper().replace("-", "_"))
+        if value is None:
+            raise KeyError(name)
+        return str(value)
+
+    def __iter__(self) -> Any:
+        return (key[5:].replace("_", "-").lower() for key in self._environ if key.startswith("HTTP_"))
+
+    def __len__(self) -> int:
+        return sum(1 for key in self._environ if key.startswith("HTTP_"))
+
+
+def _read_body(environ: Mapping[str, Any], limit: int) -> bytes:
     too_large = PayloadTooLarge(f"The body is larger than the {limit}-byte limit; send less, or raise --max-body-size.")
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
-        raise too_large  # refused before reading, so a client that sent Expect: 100-continue sends nothing
+    length = environ.get("CONTENT_LENGTH") or ""
+    stream = environ["wsgi.input"]
+    if length.isdigit():
+        if int(length) > limit:
+            raise too_large  # refused before reading: a client that sent Expect: 100-continue sends nothing
+        return bytes(stream.read(int(length))) if int(length) else b""
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
+    while chunk := stream.read(65536):  # a chunked body, counted as it arrives
         size += len(chunk)
         if size > limit:
             raise too_large
         chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return b"".join(chunks)
 
 
-async def _json(
-    send: Send,
-    status: int,
-    content: object,
-    headers: list[tuple[str, str]] | None = None,
-    *,
-    head: bool = False,
-) -> tuple[int, int]:
-    return await _reply(send, status, orjson.dumps(content), JSON, headers, head=head)
+def _json(status: int, content: object, headers: Headers | None = None) -> tuple[int, Headers, bytes]:
+    return _reply(status, orjson.dumps(content), JSON, headers)
 
 
-async def _reply(
-    send: Send,
-    status: int,
-    body: bytes,
-    content_type: str,
-    headers: list[tuple[str, str]] | None = None,
-    *,
-    head: bool = False,
-) -> tuple[int, int]:
-    raw = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
-    raw += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers or ()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": b"" if head else body})
-    return status, len(body)
+def _reply(status: int, body: bytes, content_type: str, headers: Headers | None = None) -> tuple[int, Headers, bytes]:
+    return status, [("content-type", content_type), ("content-length", str(len(body))), *(headers or ())], body

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
@@ -26,7 +27,7 @@ class ScoreRequest:
     body: bytes = b""
     query: str = ""
     content_type: str = ""
-    raw_headers: Sequence[tuple[bytes, bytes]] = ()
+    environ: Mapping[str, Any] = field(default_factory=dict)  # the WSGI environ, for request_headers
 
 
 def build_run_input(rule: RunInputRule, request: ScoreRequest) -> str:
@@ -51,13 +52,12 @@ def build_run_input(rule: RunInputRule, request: ScoreRequest) -> str:
     return text if start in ("{", "[") else _raw_body(request)
 
 
-def title_case_headers(raw_headers: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
+def title_case_headers(environ: Mapping[str, Any]) -> dict[str, str]:
     """Headers as the reference's `request_headers` shows them: Werkzeug's Title-Case names."""
-    headers: dict[str, str] = {}
-    for name, value in raw_headers:
-        key = name.decode("latin-1").title()
-        text = value.decode("latin-1")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    headers = {key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")}
+    for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
+        if environ.get(key):
+            headers[name] = environ[key]
     return headers
 
 

@@ -1,0 +1,110 @@
+"""Serve a WSGI app on a socket we own, with granian's Rust HTTP worker inside this process.
+
+Granian parses HTTP and moves bytes on Rust threads, without the GIL; Python threads only run the
+app. Its own process manager cannot do what the supervisor does (fork after `--preload`, keep a dead
+worker's socket and queued connections, report why a worker died), so we drive one granian worker
+per process ourselves. That needs granian's internal worker API, which is why `pyproject.toml` pins
+granian to one minor release: everything that touches it is in this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from granian import _futures, _granian
+from granian.http import HTTP1Settings
+
+__all__ = ["GranianFront"]
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+logger = logging.getLogger("scorehost.worker")
+
+# The stubs granian ships lag behind its extension's real signatures (they lack the IPC argument).
+_WSGIWorker: Any = _granian.WSGIWorker
+SocketHolder: Any = _granian.SocketHolder
+_new_cbscheduler: Any = _futures._new_cbscheduler
+WorkerSignal: Any = _granian.WorkerSignal
+
+_INTERNAL_ERROR = b'{"message":"An internal error occurred in scorehost; the log has the traceback."}'
+
+
+class _StartResponse:
+    __slots__ = ("headers", "status")
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.headers: list[tuple[str, str]] = []
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        self.status = int(status.split(" ", 1)[0])
+        self.headers = headers
+
+
+class GranianFront:
+    """One granian HTTP/1.1 worker serving `app` on `sock` with `python_threads` threads for the app."""
+
+    def __init__(self, app: WSGIApp, sock: socket.socket, *, python_threads: int, backpressure: int = 512) -> None:
+        self.shutdown_signal = WorkerSignal()
+        self._stopped = threading.Event()
+        self.shutdown_signal.add_cb(self._stopped.set)
+        self._sock = sock
+        self._loop = asyncio.new_event_loop()  # required by the scheduler's signature; WSGI never runs it
+        self._scheduler = _new_cbscheduler(self._loop, _runner(app), impl_asyncio=False)
+        self._worker = _WSGIWorker(
+            1,  # worker id, for granian's own logs
+            (None, SocketHolder(sock.fileno(), False, 128)),
+            None,  # no IPC: granian's metrics are off
+            1,  # Rust runtime threads
+            512,  # Rust blocking threads
+            python_threads,
+            30,  # seconds before an idle Python thread is retired
+            backpressure,  # requests admitted at once; the rest wait in the socket
+            "1",  # HTTP/1.1
+            HTTP1Settings(),
+            None,  # no HTTP/2
+            None,  # no static files
+            False,  # no TLS: terminate it in a proxy
+            None,
+            None,
+            None,
+            "1.3",
+            None,
+            [],
+            False,
+            (None, None),  # no metrics
+        )
+
+    def start(self) -> None:
+        """Start accepting; returns at once, the work happens on granian's threads."""
+        self._worker.serve_mtr(self._scheduler, self._loop, self.shutdown_signal)
+
+    def stop(self) -> None:
+        """Stop accepting and let in-flight requests finish."""
+        self.shutdown_signal.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the worker has stopped and drained; False if `timeout` passed first."""
+        return self._stopped.wait(timeout)
+
+
+def _runner(app: WSGIApp) -> Callable[[Any, dict[str, Any]], int]:
+    # granian's own runner copies os.environ into every request's environ; the app needs only the request.
+    def run(proto: Any, environ: dict[str, Any]) -> int:
+        start_response = _StartResponse()
+        try:
+            body = b"".join(app(environ, start_response))
+        except Exception:
+            logger.exception(
+                "unexpected error while answering %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
+            )
+            proto.response_bytes(500, [("content-type", "application/json")], _INTERNAL_ERROR)
+            return 500
+        proto.response_bytes(start_response.status, start_response.headers, body)
+        return start_response.status
+
+    return run
