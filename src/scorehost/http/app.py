@@ -17,7 +17,7 @@ from scorehost.host.loader import format_user_traceback
 from scorehost.http.encode import JSON, encode_result
 from scorehost.http.gate import RunGate
 from scorehost.http.inputs import ScoreRequest, build_run_input, title_case_headers
-from scorehost.http.request_ids import request_ids
+from scorehost.http.request_ids import HEADER_KEYS, request_ids
 from scorehost.logs import AccessLog
 
 __all__ = ["ScoringApp"]
@@ -78,7 +78,7 @@ class ScoringApp:
 
     def _score(self, environ: dict[str, Any], started: float) -> tuple[int, Headers, bytes, str]:
         try:
-            request_id, id_headers = request_ids(_HeaderView(environ))
+            request_id, id_headers = request_ids({name: environ[key] for name, key in HEADER_KEYS if key in environ})
         except ScorehostError as error:
             return (*_json(error.status_code, {"message": error.message}), "")
         extra = [_SERVER, *id_headers]
@@ -128,43 +128,25 @@ class ScoringApp:
             logger.info("rejected: %s", error.message, extra=extra)
 
 
-class _HeaderView(Mapping[str, str]):
-    """Lower-case header lookups over a WSGI environ, without copying every header."""
-
-    __slots__ = ("_environ",)
-
-    def __init__(self, environ: Mapping[str, Any]) -> None:
-        self._environ = environ
-
-    def __getitem__(self, name: str) -> str:
-        value = self._environ.get("HTTP_" + name.upper().replace("-", "_"))
-        if value is None:
-            raise KeyError(name)
-        return str(value)
-
-    def __iter__(self) -> Any:
-        return (key[5:].replace("_", "-").lower() for key in self._environ if key.startswith("HTTP_"))
-
-    def __len__(self) -> int:
-        return sum(1 for key in self._environ if key.startswith("HTTP_"))
-
-
 def _read_body(environ: Mapping[str, Any], limit: int) -> bytes:
-    too_large = PayloadTooLarge(f"The body is larger than the {limit}-byte limit; send less, or raise --max-body-size.")
     length = environ.get("CONTENT_LENGTH") or ""
     stream = environ["wsgi.input"]
     if length.isdigit():
         if int(length) > limit:
-            raise too_large  # refused before reading: a client that sent Expect: 100-continue sends nothing
+            raise _too_large(limit)  # refused before reading: a client that sent Expect: 100-continue sends nothing
         return bytes(stream.read(int(length))) if int(length) else b""
     chunks: list[bytes] = []
     size = 0
     while chunk := stream.read(65536):  # a chunked body, counted as it arrives
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The body is larger than the {limit}-byte limit; send less, or raise --max-body-size.")
 
 
 def _json(status: int, content: object, headers: Headers | None = None) -> tuple[int, Headers, bytes]:

@@ -48,7 +48,10 @@ class RunGate:
 
     def __init__(self, slots: int = 1, *, stuck_grace: float = 5.0, on_stuck: Callable[[str], None]) -> None:
         self._capacity = slots
-        self._slots = threading.Semaphore(slots)
+        # A plain lock when run() is not thread-safe (the usual case): it waits in C, the semaphore in Python.
+        self._slots: threading.Lock | threading.Semaphore = (
+            threading.Lock() if slots == 1 else threading.Semaphore(slots)
+        )
         self._stuck_grace = stuck_grace
         self._on_stuck = on_stuck
         self._lock = threading.Lock()
@@ -61,37 +64,39 @@ class RunGate:
         """Call `function(*args)` here; raise ScoringTimeout when `deadline` (monotonic) passes first."""
         self._enter(deadline, started)
         job = _Running(deadline, request_id)
-        with self._lock:
-            self._running.add(job)
         token = request_id_var.set(request_id)
         try:
-            result = function(*args)
+            try:
+                with self._lock:
+                    self._running.add(job)
+                result = function(*args)
+            finally:
+                # Until the job is off the watch list, the watchdog's timeout may land at any point, even
+                # on the call into _leave() before its own `try`: retry, or the slot would leak.
+                while True:
+                    try:
+                        self._leave(job)
+                        break
+                    except DeadlineExceeded:
+                        continue
+                request_id_var.reset(token)
+                self._slots.release()
         except DeadlineExceeded:
             raise self._timeout(started, deadline) from None
         except BaseException as exc:
             if job.interrupted and isinstance(exc.__cause__, DeadlineExceeded):
                 raise self._timeout(started, deadline) from None
             raise
-        finally:
-            self._leave(job)
-            request_id_var.reset(token)
-            self._slots.release()
         if job.interrupted:
             raise self._timeout(started, deadline)
         return result
 
     def _leave(self, job: _Running) -> None:
-        # A timeout raised by the watchdog may still be pending in this thread and fire at any line here:
-        # retry until the job is off the watch list and nothing is pending, or the slot would leak.
-        while True:
-            try:
-                with self._lock:
-                    self._running.discard(job)
-                    if job.interrupted:
-                        _raise_in_thread(job.thread, None)
-                return
-            except DeadlineExceeded:
-                continue
+        """Take the job off the watch list and cancel a timeout still pending in this thread."""
+        with self._lock:
+            self._running.discard(job)
+            if job.interrupted:
+                _raise_in_thread(job.thread, None)
 
     def acquire_all(self) -> None:
         """Take every slot (while the script loads), so that requests wait until `release_all()`."""

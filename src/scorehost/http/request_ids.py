@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
+import random
 from collections.abc import Mapping
 
 from scorehost.errors import ScorehostError
 
-__all__ = ["RequestIdTooLong", "request_ids"]
+__all__ = ["HEADER_KEYS", "RequestIdTooLong", "new_request_id", "request_ids"]
+
+# The headers request_ids() reads, with their WSGI environ keys.
+HEADER_KEYS = (
+    ("x-request-id", "HTTP_X_REQUEST_ID"),
+    ("x-ms-request-id", "HTTP_X_MS_REQUEST_ID"),
+    ("x-ms-client-request-id", "HTTP_X_MS_CLIENT_REQUEST_ID"),
+    ("traceid", "HTTP_TRACEID"),
+)
 
 _MAX_LENGTH = 100
 
@@ -16,6 +24,13 @@ class RequestIdTooLong(ScorehostError):
     """A request-id header is longer than the reference allows."""
 
     status_code = 431
+
+
+def new_request_id() -> str:
+    """A random UUID4-formatted id; ids need to be unique, not unguessable, so no system call per request."""
+    bits = random.getrandbits(128) & ~(0xF000 << 64) & ~(0xC << 60) | (0x4000 << 64) | (0x8 << 60)
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def request_ids(headers: Mapping[str, str]) -> tuple[str, list[tuple[str, str]]]:
@@ -30,7 +45,7 @@ def request_ids(headers: Mapping[str, str]) -> tuple[str, list[tuple[str, str]]]
             raise RequestIdTooLong(
                 f"x-ms-request-id and x-ms-client-request-id must not exceed {_MAX_LENGTH} characters"
             )
-    request_id = request_id or str(uuid.uuid4())
+    request_id = request_id or new_request_id()
     reply = [
         ("x-request-id", request_id),
         ("x-ms-request-id", ms_request_id or client_request_id or request_id),
