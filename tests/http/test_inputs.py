@@ -347,17 +347,32 @@ def test_title_case_headers_as_werkzeug_shows_them() -> None:
     }
 
 
-def test_repeated_headers_are_joined() -> None:
-    raw = [(b"accept", b"text/html"), (b"accept", b"application/json")]
-    assert title_case_headers(raw) == {"Accept": "text/html, application/json"}
+def test_repeated_headers_arrive_joined_by_the_server() -> None:
+    """The WSGI server joins a repeated header into one HTTP_ value; it passes through as sent."""
+    environ = {"HTTP_ACCEPT": "text/html, application/json"}
+    assert title_case_headers(environ) == {"Accept": "text/html, application/json"}
 
 
-def test_header_values_are_latin1() -> None:
-    assert title_case_headers([(b"x-name", "Zoë".encode("latin-1"))]) == {"X-Name": "Zoë"}
+def test_header_values_are_latin1_text() -> None:
+    """WSGI servers decode header bytes as latin-1 (PEP 3333): the str passes through unchanged."""
+    wire = "Zoë".encode("latin-1")
+    assert title_case_headers({"HTTP_X_NAME": wire.decode("latin-1")}) == {"X-Name": "Zoë"}
+    # UTF-8 on the wire arrives as one latin-1 character per byte, and is not decoded again.
+    assert title_case_headers({"HTTP_X_NAME": "Zoë".encode().decode("latin-1")}) == {"X-Name": "ZoÃ«"}
 
 
 def test_no_headers() -> None:
-    assert title_case_headers([]) == {}
+    assert title_case_headers({}) == {}
+    assert title_case_headers({"REQUEST_METHOD": "GET", "PATH_INFO": "/score", "QUERY_STRING": ""}) == {}
+
+
+def test_content_type_and_length_come_from_their_cgi_keys() -> None:
+    assert title_case_headers({"CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": "3"}) == {
+        "Content-Type": "text/plain",
+        "Content-Length": "3",
+    }
+    # Empty values (a server's placeholders for a request without a body) are left out.
+    assert title_case_headers({"CONTENT_TYPE": "", "CONTENT_LENGTH": ""}) == {}
 
 
 @pytest.mark.parametrize("rule", [DATA, ONLY_KEY])
