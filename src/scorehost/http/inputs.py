@@ -19,7 +19,7 @@ __all__ = ["ScoreRequest", "build_run_input", "query_to_json_text", "title_case_
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs a microsecond more per request to build
 class ScoreRequest:
     """What the host needs from a `/score` request."""
 
