@@ -656,12 +656,27 @@ def test_one_access_line_per_request(
     with client(app) as http:
         http.get("/nope")
         head = http.head("/")
+    app.access_log.flush()  # lines are written in batches (every 50 ms) or by flush()
     lines = [line for line in capfd.readouterr().err.splitlines() if "scorehost.access" in line]
     assert len(lines) == 3
     assert re.search(rf"\[log-1\] POST /score 200 \d+\.\d{{3}}ms {len(response.content)}B$", lines[0])
     assert re.search(r" GET /nope 404 \d+\.\d{3}ms \d+B$", lines[1])
     assert head.content == b""
-    assert re.search(r" HEAD / 200 \d+\.\d{3}ms \d+B$", lines[2])
+    assert re.search(r" HEAD / 200 \d+\.\d{3}ms 0B$", lines[2])  # the bytes sent: none for HEAD
+
+
+def test_access_lines_are_written_without_an_explicit_flush(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.INFO, logger="scorehost.access")
+    app = make_app(access_log=AccessLog("text"))
+    score(app, {"data": 1}, headers={"x-request-id": "batched"})
+    seen = ""
+    deadline = time.monotonic() + 5
+    while "[batched] POST /score 200" not in seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+        seen += capfd.readouterr().err
+    assert "[batched] POST /score 200" in seen
 
 
 def test_no_access_line_when_disabled(make_app: MakeApp, capfd: pytest.CaptureFixture[str]) -> None:

@@ -57,9 +57,11 @@ class ScoringApp:
             status, headers, body, request_id = self._score(environ, started)
         else:
             status, headers, body = self._route(path, method)
+        if method == "HEAD":
+            body = b""  # the headers still give the length a GET would have
         start_response(_STATUS_LINES.get(status, str(status)), headers)
         self.access_log.write(method, path, status, (time.monotonic() - started) * 1000, len(body), request_id)
-        return [b"" if method == "HEAD" else body]
+        return [body]
 
     def _route(self, path: str, method: str) -> tuple[int, Headers, bytes]:
         allow = _ALLOW.get(path)

@@ -34,11 +34,15 @@ logger = logging.getLogger("scorehost.worker")
 def run_worker(settings: ServeSettings, sock: socket.socket, script: EntryScript | None, status_fd: int) -> NoReturn:
     """Serve until told to stop; never returns. `script` is the preloaded host, or None to load it here."""
     code = 1
+    worker = None
     try:
-        code = _Worker(settings, sock, script, status_fd).serve()
+        worker = _Worker(settings, sock, script, status_fd)
+        code = worker.serve()
     except BaseException:
         logger.exception("worker crashed")
     finally:
+        if worker is not None:
+            worker.app.access_log.flush()
         sys.stdout.flush()
         sys.stderr.flush()
     # os._exit: a run() thread that never returned must not keep the process alive.
@@ -103,6 +107,7 @@ class _Worker:
         self.front.stop()
         # The stuck thread never finishes, so the drain never completes: leave once the others are answered.
         time.sleep(_STUCK_DRAIN)
+        self.app.access_log.flush()
         sys.stderr.flush()
         os._exit(EXIT_STUCK)
 
