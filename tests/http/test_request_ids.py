@@ -97,3 +97,35 @@ def test_x_request_id_is_checked_first() -> None:
 def test_long_trace_id_is_not_limited() -> None:
     _, headers = request_ids({"traceid": "t" * 500})
     assert ("TraceId", "t" * 500) in headers
+
+
+def test_new_request_ids_are_unique_uuid4_strings() -> None:
+    import uuid
+
+    from scorehost.http.request_ids import new_request_id
+
+    ids = [new_request_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids[:100]:
+        parsed = uuid.UUID(value)
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+        assert str(parsed) == value
+
+
+def test_a_forked_worker_takes_its_own_id_prefix() -> None:
+    import os
+
+    from scorehost.http.request_ids import new_request_id
+
+    parent = new_request_id()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its id and leave without running pytest's teardown
+        os.write(write_end, new_request_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    child = os.read(read_end, 100).decode()
+    os.close(read_end)
+    assert child[:23] != parent[:23]
