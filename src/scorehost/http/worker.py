@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
 import socket
 import sys
-import threading
 import time
 from typing import NoReturn
 
@@ -72,10 +72,11 @@ class _Worker:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self.front.stop())
         if self.app.script is None:
-            # Every run() slot is taken before the first request can arrive, so requests wait behind loading.
+            # Every run() slot is taken before the first request can arrive, so requests wait behind loading;
+            # liveness and readiness answer meanwhile. init() runs on the main thread, as with --preload.
             self.gate.acquire_all()
-            threading.Thread(target=self._boot, name="scorehost-boot", daemon=True).start()
             self.front.start()
+            self._boot()
         else:
             self.front.start()
             self._report("ready")
@@ -96,6 +97,7 @@ class _Worker:
         finally:
             if self.exit_code:
                 self.gate.release_all()
+        gc.freeze()  # as after --preload: the collector need not walk the model's objects again
         self.app.script = script
         self.gate.release_all()
         self._report("ready")
