@@ -156,7 +156,7 @@ def servers_for(workers: int, scorehost: Path | None, reference: Path | None) ->
     bare = {
         "granian rsgi": f"{python} -m granian {bind} --interface rsgi --no-ws servers.rsgi_app:app",
         "granian wsgi": f"{python} -m granian {bind} --interface wsgi --blocking-threads 1 servers.wsgi_app:app",
-        BARE_RUN: f"{python} -m granian {bind} --interface wsgi --blocking-threads 1 servers.wsgi_run_app:app",
+        BARE_RUN: f"{python} -m granian {bind} --interface wsgi --blocking-threads 1 servers.wsgi_app:run_app",
         "uvicorn starlette": f"{python} -m uvicorn {bind} --loop uvloop --http httptools --no-access-log "
         "servers.asgi_app:app",
     }
