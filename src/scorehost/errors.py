@@ -3,7 +3,7 @@
 ```
 * ScorehostError                      500
   + ScriptLoadError(ImportError)      start-up: the entry script cannot be served
-    - ScriptNotFound(FileNotFoundError-like message)
+    - ScriptNotFound                  the script path is missing or not a file
     - ScriptImportError               importing the script raised
     - MissingFunction                 no init() or no run()
     - BadRunSignature                 run() cannot be called with the request

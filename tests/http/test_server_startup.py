@@ -99,6 +99,21 @@ def test_init_raising_exits_with_its_traceback(serve: Serve, args: list[str]) ->
     assert_never_served(log)
 
 
+@pytest.mark.parametrize("args", [[], ["--preload"]], ids=str)
+def test_init_past_its_budget_exits_with_where_it_was(serve: Serve, tmp_path: Path, args: list[str]) -> None:
+    # waits_in_init.py waits for a file that never appears: --init-timeout 1 cuts it short.
+    code, log = serve_with_env(serve, "waits_in_init.py", {"RELEASE_INIT": str(tmp_path / "never")}, *args)
+    assert code == SCRIPT_PROBLEM
+    assert "init() in waits_in_init.py raised TimeoutError: init() did not finish within 1 s (--init-timeout)" in log
+    assert "waits_in_init.py" in log.split("Traceback", 1)[1]  # the line init() was on
+    assert_never_served(log)
+
+
+def serve_with_env(serve: Serve, script: str, env: dict[str, str], *args: str) -> tuple[int, str]:
+    server = serve(script, "--init-timeout", "1", *args, env=env, ready=False)
+    return server.wait_exit(60), server.log
+
+
 def test_init_file_not_found_lists_the_model_dir(serve: Serve, tmp_path: Path) -> None:
     script = tmp_path / "score.py"
     script.write_text(

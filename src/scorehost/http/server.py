@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
-import signal
-from pathlib import Path
 
 from scorehost import __version__
 from scorehost.config import ServeSettings
 from scorehost.errors import ScorehostError, ScriptLoadError
-from scorehost.host.entry import EntryScript, load_entry_script
+from scorehost.host.entry import EntryScript
 from scorehost.host.loader import resolve_script
 from scorehost.host.run_input import decide_run_input
 from scorehost.http.sockets import bind_sockets
+from scorehost.http.startup import load_and_init
 from scorehost.http.supervisor import Supervisor
 from scorehost.http.worker import EXIT_BOOT_FAILED
 from scorehost.logs import configure_logging
@@ -48,32 +46,13 @@ def serve(settings: ServeSettings) -> int:
     script: EntryScript | None = None
     if settings.preload:
         try:
-            script = _preload(script_path, settings)
+            script = load_and_init(settings)
         except ScriptLoadError as error:
             logger.error("The entry script cannot be served.\n%s", error)
             for sock in sockets:
                 sock.close()
             return EXIT_BOOT_FAILED
     return Supervisor(settings, sockets, script).run()
-
-
-def _preload(script_path: Path, settings: ServeSettings) -> EntryScript:
-    """Load and initialise the script in this process, within the init budget, before workers fork."""
-
-    def out_of_time(_signum: int, _frame: object) -> None:
-        raise TimeoutError(f"init() did not finish within {settings.init_timeout:.0f} s (--init-timeout)")
-
-    script = load_entry_script(script_path, settings.run_input)
-    previous = signal.signal(signal.SIGALRM, out_of_time)
-    signal.setitimer(signal.ITIMER_REAL, settings.init_timeout)
-    try:
-        script.init()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    # Objects that exist now are never collected: the GC then leaves their pages shared with the workers.
-    gc.freeze()
-    return script
 
 
 def _log_banner(settings: ServeSettings, port: int) -> None:

@@ -106,14 +106,8 @@ class Supervisor:
             run_worker(self.settings, slot.sock, self.script, write_end)
         os.close(write_end)
         os.set_blocking(read_end, False)
-        slot.pid, slot.status, slot.started, slot.ready, slot.buffer = (
-            pid,
-            read_end,
-            time.monotonic(),
-            False,
-            b"",
-        )
-        slot.oom_kills_at_start = oom_before
+        slot.pid, slot.status, slot.started = pid, read_end, time.monotonic()
+        slot.ready, slot.buffer, slot.oom_kills_at_start = False, b"", oom_before
         self.selector.register(read_end, selectors.EVENT_READ, slot)
         logger.debug("worker %d started (pid %d)", slot.index, pid)
 
@@ -191,9 +185,10 @@ class Supervisor:
         logger.error("worker %d (pid %d, up %.1f s) %s; restarting it%s", slot.index, pid, lived, cause, again)
 
     def _enforce_init_timeout(self) -> None:
+        # The worker's own alarm reports first, with a traceback; this catches an init() blocked in C code.
         limit = self.settings.init_timeout
         for slot in self.slots:
-            if slot.pid and not slot.ready and time.monotonic() - slot.started > limit:
+            if slot.pid and not slot.ready and time.monotonic() - slot.started > limit + 5:
                 slot.boot_error = (
                     f"init() did not finish within {limit:.0f} s (--init-timeout); "
                     "raise the limit if loading the model really takes that long."

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -16,10 +15,11 @@ import orjson
 
 from scorehost.config import ServeSettings
 from scorehost.errors import ScriptLoadError
-from scorehost.host.entry import EntryScript, load_entry_script
+from scorehost.host.entry import EntryScript
 from scorehost.http.app import ScoringApp
 from scorehost.http.gate import RunGate
 from scorehost.http.granian_front import GranianFront
+from scorehost.http.startup import load_and_init
 from scorehost.logs import AccessLog
 
 __all__ = ["EXIT_BOOT_FAILED", "EXIT_STUCK", "run_worker"]
@@ -85,22 +85,17 @@ class _Worker:
         return self.exit_code
 
     def _boot(self) -> None:
-        assert self.settings.entry_script is not None
         try:
-            script = load_entry_script(self.settings.entry_script, self.settings.run_input)
-            script.init()
+            script = load_and_init(self.settings)
         except ScriptLoadError as error:
             self.exit_code = EXIT_BOOT_FAILED
             self._report("boot_failed", message=str(error))
             self.front.stop()
-            return
+        else:
+            self.app.script = script
+            self._report("ready")
         finally:
-            if self.exit_code:
-                self.gate.release_all()
-        gc.freeze()  # as after --preload: the collector need not walk the model's objects again
-        self.app.script = script
-        self.gate.release_all()
-        self._report("ready")
+            self.gate.release_all()
 
     def _on_stuck(self, reason: str) -> None:
         logger.error("%s; this worker (pid %d) stops taking requests and will be replaced", reason, os.getpid())

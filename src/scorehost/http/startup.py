@@ -1,0 +1,32 @@
+"""Load the entry script and run `init()` within its budget: in the supervisor (`--preload`) or a worker."""
+
+from __future__ import annotations
+
+import gc
+import signal
+
+from scorehost.config import ServeSettings
+from scorehost.host.entry import EntryScript, load_entry_script
+
+__all__ = ["load_and_init"]
+
+
+def load_and_init(settings: ServeSettings) -> EntryScript:
+    """Import the script and call `init()` on this (main) thread; past `init_timeout` it raises InitFailed."""
+    assert settings.entry_script is not None
+
+    def out_of_time(_signum: int, _frame: object) -> None:
+        raise TimeoutError(f"init() did not finish within {settings.init_timeout:.0f} s (--init-timeout)")
+
+    script = load_entry_script(settings.entry_script, settings.run_input)
+    previous = signal.signal(signal.SIGALRM, out_of_time)
+    signal.setitimer(signal.ITIMER_REAL, settings.init_timeout)
+    try:
+        script.init()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    # What exists now lives as long as the process: the collector need not walk it again, and after
+    # --preload it leaves those pages shared with the forked workers instead of copying them.
+    gc.freeze()
+    return script
