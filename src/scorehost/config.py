@@ -78,6 +78,9 @@ class ServeSettings(BaseSettings):
     threads: int = Field(default=1, ge=1, le=256)
     """Concurrent run() calls per worker; above 1 only for thread-safe scripts (`--threads`)."""
 
+    spare_threads: int = Field(default=0, ge=0, le=256)
+    """Threads per worker beyond `threads` that take requests while run() is busy (`--spare-threads`)."""
+
     timeout: float | None = Field(default=None, gt=0)
     """Seconds a request may take, queueing and run() together (`--timeout`); default 60."""
 

@@ -114,10 +114,12 @@ def test_malformed_body_fails_in_the_script_that_parses_it() -> None:
 # --- deadlines -----------------------------------------------------------------------------------
 
 
-def test_deadline_covers_run_and_queueing() -> None:
-    # One worker, one run thread, 2 s per request. A sleeps 3 s (in C, so it runs past its deadline but
-    # returns within the stuck-worker grace period); B arrives while A runs and waits past its own deadline.
-    with served("slow.py", "--timeout", "2") as server, server.client() as client, ThreadPoolExecutor(2) as pool:
+def test_deadline_covers_run_and_waiting() -> None:
+    # One worker, one run thread and one spare thread, 2 s per request. A sleeps 3 s (in C, so it runs past
+    # its deadline but returns within the stuck-worker grace period); B arrives while A runs, and waits on the
+    # spare thread past its own deadline.
+    args = ("--timeout", "2", "--spare-threads", "1")
+    with served("slow.py", *args) as server, server.client() as client, ThreadPoolExecutor(2) as pool:
         first = pool.submit(client.post, "/score", json={"data": 3}, headers={"x-request-id": "first"})
         server.wait_for_log(r"\[first\] sleeping 3.0 s")
         second = pool.submit(client.post, "/score", json={"data": 0}, headers={"x-request-id": "second"})
@@ -141,3 +143,15 @@ def test_deadline_covers_run_and_queueing() -> None:
         after = client.post("/score", json={"data": 0})
         assert after.status_code == 200
         assert after.json()["pid"] == client.post("/score", json={"data": 0}).json()["pid"]
+
+
+def test_spare_thread_answers_probes_while_run_is_busy() -> None:
+    with served("slow.py", "--spare-threads", "1") as server, server.client() as client, ThreadPoolExecutor(1) as pool:
+        assert "run() threads per worker: 1, spare threads: 1" in server.log
+        busy = pool.submit(client.post, "/score", json={"data": 3}, headers={"x-request-id": "busy"})
+        server.wait_for_log(r"\[busy\] sleeping 3.0 s")
+        with server.client() as probe:
+            assert probe.get("/", timeout=1).text == "Healthy"
+            assert probe.get("/ready", timeout=1).status_code == 200
+        assert not busy.done()  # answered while run() was still sleeping
+        assert busy.result().status_code == 200

@@ -56,6 +56,13 @@ WORKER_COUNT, WORKER_PRELOAD and SCORING_TIMEOUT_MS (milliseconds).
     help="Concurrent run() calls per worker. Keep 1 unless your script is thread-safe.  [default: 1]",
 )
 @click.option(
+    "--spare-threads",
+    type=int,
+    help="Threads per worker that take requests while run() is busy: they answer GET / and GET /ready, and "
+    "hold up to N waiting requests under --timeout. Use 1-4 when run() takes long behind health probes; "
+    "costs fast models ~10% throughput.  [default: 0]",
+)
+@click.option(
     "--timeout",
     type=float,
     help="Seconds a request may take, waiting and run() together; then 504.  [default: 60]",

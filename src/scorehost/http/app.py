@@ -17,7 +17,7 @@ from scorehost.host.loader import format_user_traceback
 from scorehost.http.encode import JSON, encode_result
 from scorehost.http.gate import RunGate
 from scorehost.http.inputs import ScoreRequest, build_run_input, title_case_headers
-from scorehost.http.request_ids import HEADER_KEYS, request_ids
+from scorehost.http.request_ids import request_ids_of
 from scorehost.logs import AccessLog
 
 __all__ = ["ScoringApp"]
@@ -50,6 +50,13 @@ class ScoringApp:
         return self.script is not None and self.script.initialized
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """The WSGI interface (tests, other WSGI servers); the granian front calls `respond()` directly."""
+        status, headers, body = self.respond(environ)
+        start_response(_STATUS_LINES.get(status, str(status)), headers)
+        return [body]
+
+    def respond(self, environ: dict[str, Any]) -> tuple[int, Headers, bytes]:
+        """Answer one request: status, headers and the whole body."""
         started = time.monotonic()
         method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
         request_id = ""
@@ -59,9 +66,8 @@ class ScoringApp:
             status, headers, body = self._route(path, method)
         if method == "HEAD":
             body = b""  # the headers still give the length a GET would have
-        start_response(_STATUS_LINES.get(status, str(status)), headers)
         self.access_log.write(method, path, status, (time.monotonic() - started) * 1000, len(body), request_id)
-        return [body]
+        return status, headers, body
 
     def _route(self, path: str, method: str) -> tuple[int, Headers, bytes]:
         allow = _ALLOW.get(path)
@@ -80,7 +86,7 @@ class ScoringApp:
 
     def _score(self, environ: dict[str, Any], started: float) -> tuple[int, Headers, bytes, str]:
         try:
-            request_id, id_headers = request_ids({name: environ[key] for name, key in HEADER_KEYS if key in environ})
+            request_id, id_headers = request_ids_of(environ)
         except ScorehostError as error:
             return (*_json(error.status_code, {"message": error.message}), "")
         extra = [_SERVER, *id_headers]
@@ -131,12 +137,13 @@ class ScoringApp:
 
 
 def _read_body(environ: Mapping[str, Any], limit: int) -> bytes:
-    length = environ.get("CONTENT_LENGTH") or ""
+    length = environ.get("CONTENT_LENGTH")
     stream = environ["wsgi.input"]
-    if length.isdigit():
-        if int(length) > limit:
+    if length and length.isdigit():
+        size = int(length)
+        if size > limit:
             raise _too_large(limit)  # refused before reading: a client that sent Expect: 100-continue sends nothing
-        return bytes(stream.read(int(length))) if int(length) else b""
+        return bytes(stream.read(size)) if size else b""
     chunks: list[bytes] = []
     size = 0
     while chunk := stream.read(65536):  # a chunked body, counted as it arrives

@@ -20,12 +20,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from scorehost.errors import ScoringTimeout, ServiceUnavailable
+from scorehost.http.slots import FifoSlots
 from scorehost.logs import request_id_var
 
 __all__ = ["DeadlineExceeded", "RunGate"]
 
 T = TypeVar("T")
-_POLL = 0.05  # how often waiters look whether the gate closed, and the watchdog's tick
+_POLL = 0.05  # the watchdog's tick
 
 
 class DeadlineExceeded(TimeoutError):
@@ -48,10 +49,7 @@ class RunGate:
 
     def __init__(self, slots: int = 1, *, stuck_grace: float = 5.0, on_stuck: Callable[[str], None]) -> None:
         self._capacity = slots
-        # A plain lock when run() is not thread-safe (the usual case): it waits in C, the semaphore in Python.
-        self._slots: threading.Lock | threading.Semaphore = (
-            threading.Lock() if slots == 1 else threading.Semaphore(slots)
-        )
+        self._slots = FifoSlots(slots)
         self._stuck_grace = stuck_grace
         self._on_stuck = on_stuck
         self._lock = threading.Lock()
@@ -110,26 +108,23 @@ class RunGate:
     def close(self, reason: str) -> None:
         """Refuse new requests and answer waiting ones with ServiceUnavailable(reason)."""
         self._closed = reason
+        self._slots.wake_all()
 
     @property
     def closed(self) -> bool:
         return self._closed is not None
 
     def _enter(self, deadline: float, started: float) -> None:
-        while True:
-            if self._closed is not None:
-                raise ServiceUnavailable(self._closed)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                budget = (deadline - started) * 1000
-                raise ScoringTimeout(
-                    f"The request waited {budget:.0f} ms behind other requests and was not run "
-                    "(--timeout / SCORING_TIMEOUT_MS); retry later, or add workers."
-                )
-            if self._slots.acquire(timeout=min(remaining, _POLL)):
-                if self._closed is None:
-                    return
-                self._slots.release()
+        if self._closed is None and self._slots.acquire(timeout=deadline - time.monotonic()):
+            if self._closed is None:
+                return
+            self._slots.release()
+        if self._closed is not None:
+            raise ServiceUnavailable(self._closed)
+        raise ScoringTimeout(
+            f"The request waited {(deadline - started) * 1000:.0f} ms behind other requests and was not run "
+            "(--timeout / SCORING_TIMEOUT_MS); retry later, or add workers."
+        )
 
     @staticmethod
     def _timeout(started: float, deadline: float) -> ScoringTimeout:
@@ -152,7 +147,7 @@ class RunGate:
                             f"run() for request {job.request_id or '?'} is still running {now - job.started:.1f} s "
                             f"after it started, past its deadline and a {self._stuck_grace:.1f} s grace period"
                         )
-                        self._closed = "The worker is being replaced after a run() that never returned; retry."
+                        self.close("The worker is being replaced after a run() that never returned; retry.")
                         threading.Thread(target=self._on_stuck, args=(reason,), daemon=True).start()
 
 

@@ -1,4 +1,4 @@
-"""Serve a WSGI app on a socket we own, with granian's Rust HTTP worker inside this process.
+"""Serve an app on a socket we own, with granian's Rust HTTP worker inside this process.
 
 Granian parses HTTP and moves bytes on Rust threads, without the GIL; Python threads only run the
 app. Its own process manager cannot do what the supervisor does (fork after `--preload`, keep a dead
@@ -13,7 +13,7 @@ import asyncio
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from granian import _futures, _granian
@@ -21,7 +21,8 @@ from granian.http import HTTP1Settings
 
 __all__ = ["GranianFront"]
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# The WSGI environ in, the whole answer out (status, headers, body): no start_response, no iterable.
+Responder = Callable[[dict[str, Any]], tuple[int, list[tuple[str, str]], bytes]]
 logger = logging.getLogger("scorehost.worker")
 
 # The stubs granian ships lag behind its extension's real signatures (they lack the IPC argument).
@@ -33,28 +34,18 @@ WorkerSignal: Any = _granian.WorkerSignal
 _INTERNAL_ERROR = b'{"message":"An internal error occurred in scorehost; the log has the traceback."}'
 
 
-class _StartResponse:
-    __slots__ = ("headers", "status")
-
-    def __init__(self) -> None:
-        self.status = 500
-        self.headers: list[tuple[str, str]] = []
-
-    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-        self.status = int(status.split(" ", 1)[0])
-        self.headers = headers
-
-
 class GranianFront:
-    """One granian HTTP/1.1 worker serving `app` on `sock` with `python_threads` threads for the app."""
+    """One granian HTTP/1.1 worker answering with `respond` on `sock`, on `python_threads` Python threads."""
 
-    def __init__(self, app: WSGIApp, sock: socket.socket, *, python_threads: int, backpressure: int = 512) -> None:
+    def __init__(
+        self, respond: Responder, sock: socket.socket, *, python_threads: int, backpressure: int = 512
+    ) -> None:
         self.shutdown_signal = WorkerSignal()
         self._stopped = threading.Event()
         self.shutdown_signal.add_cb(self._stopped.set)
         self._sock = sock
         self._loop = asyncio.new_event_loop()  # required by the scheduler's signature; WSGI never runs it
-        self._scheduler = _new_cbscheduler(self._loop, _runner(app), impl_asyncio=False)
+        self._scheduler = _new_cbscheduler(self._loop, _runner(respond), impl_asyncio=False)
         self._worker = _WSGIWorker(
             1,  # worker id, for granian's own logs
             (None, SocketHolder(sock.fileno(), False, 128)),
@@ -92,19 +83,18 @@ class GranianFront:
         return self._stopped.wait(timeout)
 
 
-def _runner(app: WSGIApp) -> Callable[[Any, dict[str, Any]], int]:
+def _runner(respond: Responder) -> Callable[[Any, dict[str, Any]], int]:
     # granian's own runner copies os.environ into every request's environ; the app needs only the request.
     def run(proto: Any, environ: dict[str, Any]) -> int:
-        start_response = _StartResponse()
         try:
-            body = b"".join(app(environ, start_response))
+            status, headers, body = respond(environ)
         except Exception:
             logger.exception(
                 "unexpected error while answering %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
             )
             proto.response_bytes(500, [("content-type", "application/json")], _INTERNAL_ERROR)
             return 500
-        proto.response_bytes(start_response.status, start_response.headers, body)
-        return start_response.status
+        proto.response_bytes(status, headers, body)
+        return status
 
     return run

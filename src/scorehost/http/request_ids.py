@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from scorehost.errors import ScorehostError
 
-__all__ = ["HEADER_KEYS", "RequestIdTooLong", "new_request_id", "request_ids"]
+__all__ = ["HEADER_KEYS", "RequestIdTooLong", "new_request_id", "request_ids", "request_ids_of"]
 
 # The headers request_ids() reads, with their WSGI environ keys.
 HEADER_KEYS = (
@@ -31,19 +31,30 @@ class RequestIdTooLong(ScorehostError):
 def new_request_id() -> str:
     """A UUID4-shaped id: this process's random prefix and a counter. Ids must be unique, not secret;
     a random UUID per request (`uuid.uuid4()`) costs a system call and a few microseconds."""
-    global _prefix, _prefix_pid
-    if _prefix_pid != os.getpid():  # a forked worker takes its own prefix
-        _prefix_pid = os.getpid()
-        # the UUID version nibble and variant bits, at their places in the first 96 of 128 bits
-        bits = random.SystemRandom().getrandbits(96) & ~(0xF << 44) & ~(0x3 << 30) | (0x4 << 44) | (0x2 << 30)
-        text = f"{bits:024x}"
-        _prefix = f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:24]}"
     return f"{_prefix}{next(_counter) & 0xFFFFFFFF:08x}"
 
 
+def _new_prefix() -> None:
+    """Each process (forked workers included) numbers its ids after a random prefix of its own."""
+    global _prefix
+    # the UUID version nibble and variant bits, at their places in the first 96 of 128 bits
+    bits = random.SystemRandom().getrandbits(96) & ~(0xF << 44) & ~(0x3 << 30) | (0x4 << 44) | (0x2 << 30)
+    text = f"{bits:024x}"
+    _prefix = f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:24]}"
+
+
 _prefix = ""
-_prefix_pid = -1
 _counter = itertools.count()
+_new_prefix()
+os.register_at_fork(after_in_child=_new_prefix)
+
+
+def request_ids_of(environ: Mapping[str, object]) -> tuple[str, list[tuple[str, str]]]:
+    """`request_ids()` for a WSGI environ."""
+    if any(key in environ for _, key in HEADER_KEYS):
+        return request_ids({name: str(environ[key]) for name, key in HEADER_KEYS if key in environ})
+    request_id = new_request_id()  # the usual case: the client sent no ids
+    return request_id, [("x-request-id", request_id), ("x-ms-request-id", request_id)]
 
 
 def request_ids(headers: Mapping[str, str]) -> tuple[str, list[tuple[str, str]]]:

@@ -63,7 +63,8 @@ def _log_banner(settings: ServeSettings, port: int) -> None:
     preload = ", init() once before forking (--preload)" if settings.preload else ""
     logger.info("scorehost %s serving %s", __version__, settings.entry_script)
     logger.info("model dir: %s", model_dir or "AZUREML_MODEL_DIR not set (use --model-dir if init() needs it)")
-    logger.info("workers: %d, run() threads per worker: %d%s", settings.workers, settings.threads, preload)
+    spare = f", spare threads: {settings.spare_threads}" if settings.spare_threads else ""
+    logger.info("workers: %d, run() threads per worker: %d%s%s", settings.workers, settings.threads, spare, preload)
     logger.info("input: %s", decision.describe())
     logger.info(
         "limits: %.1f s per request (queue + run()), %d-byte bodies",

@@ -64,8 +64,11 @@ class _Worker:
             access_log=AccessLog(settings.log_format),
         )
         self.app.script = script
-        # One thread more than run() may use, so liveness and readiness answer while run() works.
-        self.front = GranianFront(self.app, sock, python_threads=settings.threads + 1)
+        # Spare threads take requests while run() is busy: they answer liveness and readiness, and hold
+        # waiting /score requests under their deadline. Each costs fast models throughput in GIL hand-offs
+        # (docs/serving.md), so there are none unless asked for.
+        python_threads = settings.threads + settings.spare_threads
+        self.front = GranianFront(self.app.respond, sock, python_threads=python_threads)
 
     def serve(self) -> int:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
