@@ -7,10 +7,14 @@
     - ScriptImportError               importing the script raised
     - MissingFunction                 no init() or no run()
     - BadRunSignature                 run() cannot be called with the request
+    - BadSchema                       inference-schema decorators that cannot work
     - InitFailed                      init() raised
   + RequestError                      400: the request cannot be turned into run() input
     - BodyNotUTF8
     - InvalidJSON
+    - MissingParameter                a typed run() parameter has no value in the body
+    - InvalidParameter                a value the decorators cannot convert
+    - UnsupportedMediaType            415: a typed run() needs a JSON body
   + PayloadTooLarge                   413
   + RunFailed                         500: run() raised
   + ResultNotSerializable             500: run() returned something we cannot send
@@ -23,10 +27,13 @@ from __future__ import annotations
 
 __all__ = [
     "BadRunSignature",
+    "BadSchema",
     "BodyNotUTF8",
     "InitFailed",
     "InvalidJSON",
+    "InvalidParameter",
     "MissingFunction",
+    "MissingParameter",
     "PayloadTooLarge",
     "RequestError",
     "ResultNotSerializable",
@@ -37,6 +44,7 @@ __all__ = [
     "ScriptLoadError",
     "ScriptNotFound",
     "ServiceUnavailable",
+    "UnsupportedMediaType",
 ]
 
 
@@ -77,6 +85,10 @@ class BadRunSignature(ScriptLoadError):
     """`run()` takes parameters the server cannot supply."""
 
 
+class BadSchema(ScriptLoadError):
+    """`@input_schema` / `@output_schema` decorators that cannot work (no sample, a parameter run() lacks)."""
+
+
 class InitFailed(ScriptLoadError):
     """`init()` raised."""
 
@@ -93,6 +105,20 @@ class BodyNotUTF8(RequestError):
 
 class InvalidJSON(RequestError):
     """The body is not the JSON the current `run_input` rule needs."""
+
+
+class MissingParameter(RequestError):
+    """A parameter of a typed `run()` has no value in the request and no default."""
+
+
+class InvalidParameter(RequestError):
+    """The inference-schema decorators cannot convert a parameter's value."""
+
+
+class UnsupportedMediaType(RequestError):
+    """A typed `run()` needs a JSON body, and the request says it is something else."""
+
+    status_code = 415
 
 
 class PayloadTooLarge(ScorehostError):
