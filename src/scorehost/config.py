@@ -99,6 +99,29 @@ class ServeSettings(BaseSettings):
     graceful_timeout: float = Field(default=30.0, ge=0)
     """Seconds in-flight requests get to finish on SIGTERM before workers are killed."""
 
+    cors_origins: str | None = Field(
+        default=None, validation_alias=AliasChoices("SCOREHOST_CORS_ORIGINS", "AML_CORS_ORIGINS")
+    )
+    """Comma-separated origins browsers may call from (`*`, or regular expressions), or none (`--cors-origins`)."""
+
+    app_root: Path | None = Field(default=None, validation_alias=AliasChoices("SCOREHOST_APP_ROOT", "AML_APP_ROOT"))
+    """Where a user's own swagger*.json is looked for; default: the entry script's folder."""
+
+    service_name: str = Field(
+        default="ML service", validation_alias=AliasChoices("SCOREHOST_SERVICE_NAME", "SERVICE_NAME")
+    )
+    """The API's title in /swagger.json and /docs."""
+
+    service_version: str = Field(
+        default="1.0", validation_alias=AliasChoices("SCOREHOST_SERVICE_VERSION", "SERVICE_VERSION")
+    )
+    """The API's version in /swagger.json."""
+
+    service_path_prefix: str = Field(
+        default="", validation_alias=AliasChoices("SCOREHOST_SERVICE_PATH_PREFIX", "SERVICE_PATH_PREFIX")
+    )
+    """A prefix for the paths /swagger.json lists, for a server behind a proxy that adds one (no route is added)."""
+
     log_format: Literal["text", "json"] = "text"
     """`text` for people, `json` (one object per line) for log collectors (`--log-format`)."""
 

@@ -23,7 +23,8 @@ Examples:
 \b
 Every option can also come from the environment: SCOREHOST_<OPTION> (e.g. SCOREHOST_WORKERS=4),
 or the Azure ML server's variables AZUREML_ENTRY_SCRIPT, AZUREML_MODEL_DIR, SERVER_PORT,
-WORKER_COUNT, WORKER_PRELOAD and SCORING_TIMEOUT_MS (milliseconds).
+WORKER_COUNT, WORKER_PRELOAD, SCORING_TIMEOUT_MS (milliseconds), AML_CORS_ORIGINS, AML_APP_ROOT,
+SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
 """
 
 
@@ -75,6 +76,11 @@ WORKER_COUNT, WORKER_PRELOAD and SCORING_TIMEOUT_MS (milliseconds).
     help="What run(data) receives: 'data' = JSON text of the body's \"data\" value (documented contract), "
     "'body' = the raw body (what the Azure ML server passes), 'auto' = decide from the script.  "
     "[default: auto]",
+)
+@click.option(
+    "--cors-origins",
+    help="Comma-separated origins that browsers may call /score from ('*' for any; entries with regex "
+    "characters are regular expressions). Also AML_CORS_ORIGINS.  [default: none, no CORS headers]",
 )
 @click.option("--graceful-timeout", type=float, help="Seconds in-flight requests get on shutdown.  [default: 30]")
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines for people or machines.")

@@ -10,10 +10,10 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from scorehost.errors import BodyNotUTF8, InvalidJSON
+from scorehost.errors import BodyNotUTF8, InvalidJSON, UnsupportedMediaType
 from scorehost.host.run_input import RunInputRule
 
-__all__ = ["ScoreRequest", "build_run_input", "query_to_json_text", "title_case_headers"]
+__all__ = ["ScoreRequest", "build_run_input", "query_to_json_text", "title_case_headers", "typed_payload"]
 
 # Werkzeug parses these bodies as forms, so the reference's run() sees "" for them.
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -50,6 +50,31 @@ def build_run_input(rule: RunInputRule, request: ScoreRequest) -> str:
         if isinstance(parsed, dict) and len(parsed) == 1 and "data" in parsed:
             return _dumps(parsed["data"], fast)
     return text if start in ("{", "[") else _raw_body(request)
+
+
+def typed_payload(request: ScoreRequest, parameters: tuple[str, ...]) -> dict[str, object]:
+    """The JSON object whose top-level keys feed a typed (`@input_schema`) run(): the body, or the query."""
+    if request.method == "GET":
+        return query_values(request.query)
+    example = ", ".join(f'"{name}": ...' for name in parameters)
+    media_type = request.content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"Expects Content-Type to be application/json (got {media_type or 'none'}): run() is decorated with "
+            f"@input_schema and reads a JSON object such as {{{example}}}."
+        )
+    text = _decode(request.body)
+    if not text.strip():
+        raise InvalidJSON(f"POST body is empty. Expecting a JSON dictionary such as {{{example}}}.")
+    try:
+        parsed, _ = _loads(text, request.body, strict=True)
+    except ValueError as exc:
+        raise InvalidJSON(f"POST body could not be decoded as JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise InvalidJSON(
+            f"POST body should be a JSON dictionary such as {{{example}}}, not a JSON {_json_type(parsed)}."
+        )
+    return parsed
 
 
 def title_case_headers(environ: Mapping[str, Any]) -> dict[str, str]:
@@ -103,7 +128,13 @@ def _from_query(rule: RunInputRule, query: str) -> str:
 
 
 def query_to_json_text(query: str) -> str:
-    """The reference's GET input: each value parsed as JSON when it can be, repeated keys as lists."""
+    """The reference's GET input for an undecorated run(): `query_values()` as JSON text."""
+    return json.dumps(query_values(query))
+
+
+def query_values(query: str) -> dict[str, object]:
+    """The query string as the reference reads it: each value parsed as JSON when it can be, repeated keys as
+    lists, in query order."""
     grouped: dict[str, list[object]] = {}
     for key, raw in parse_qsl(query, keep_blank_values=True):
         try:
@@ -111,7 +142,7 @@ def query_to_json_text(query: str) -> str:
         except ValueError:
             value = raw
         grouped.setdefault(key, []).append(value)
-    return json.dumps({key: values[0] if len(values) == 1 else values for key, values in grouped.items()})
+    return {key: values[0] if len(values) == 1 else values for key, values in grouped.items()}
 
 
 # orjson reads integers beyond 64 bits as floats, losing digits, and refuses NaN and Infinity. The standard

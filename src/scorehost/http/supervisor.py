@@ -131,6 +131,8 @@ class Supervisor:
             logger.debug("worker %d ready (pid %d)", slot.index, slot.pid)
             if not self.announced and all(s.ready for s in self.slots):
                 self.announced = True
+                if event.get("mode"):
+                    logger.info("%s", event["mode"])
                 logger.info("ready: %d worker(s) serving", len(self.slots))
         elif kind == "boot_failed":
             slot.boot_error = event.get("message", "")
