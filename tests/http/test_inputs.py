@@ -10,9 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scorehost.errors import BodyNotUTF8, InvalidJSON, RequestError
+from scorehost.errors import BodyNotUTF8, InvalidJSON, RequestError, UnsupportedMediaType
 from scorehost.host.run_input import RunInputRule
-from scorehost.http.inputs import ScoreRequest, build_run_input, query_to_json_text, title_case_headers
+from scorehost.http.inputs import (
+    ScoreRequest,
+    build_run_input,
+    query_to_json_text,
+    title_case_headers,
+    typed_payload,
+)
 
 BODY = RunInputRule.BODY
 DATA = RunInputRule.DATA
@@ -385,3 +391,59 @@ def test_deeply_nested_value_survives(rule: RunInputRule) -> None:
 def test_get_query_keeps_big_integers_and_infinity() -> None:
     big = 2**70
     assert json.loads(build_run_input(ONLY_KEY, get(f"data=[{big},Infinity]"))) == [big, math.inf]
+
+
+# --- typed run(): the JSON object whose keys are run()'s parameters -----------------------------------
+
+PARAMETERS = ("data", "threshold")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "application/vnd.custom+json", "APPLICATION/JSON"],
+)
+def test_typed_payload_is_the_json_object(content_type: str) -> None:
+    body = b'{"data": [[1, 2]], "threshold": 0.5, "extra": true}'
+    assert typed_payload(post(body, content_type), PARAMETERS) == {"data": [[1, 2]], "threshold": 0.5, "extra": True}
+
+
+@pytest.mark.parametrize("content_type", ["", "text/plain", FORM, MULTIPART, "application/jsonp"])
+def test_typed_payload_needs_a_json_content_type(content_type: str) -> None:
+    with pytest.raises(UnsupportedMediaType) as caught:
+        typed_payload(post(b'{"data": 1}', content_type), PARAMETERS)
+    assert caught.value.status_code == 415
+    assert caught.value.message.startswith("Expects Content-Type to be application/json")
+    assert '{"data": ..., "threshold": ...}' in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "start"),
+    [
+        (b"", "POST body is empty. Expecting a JSON dictionary"),
+        (b"  \n", "POST body is empty. Expecting a JSON dictionary"),
+        (b'{"data": ', "POST body could not be decoded as JSON: "),
+        (b"[1, 2]", 'POST body should be a JSON dictionary such as {"data": ..., "threshold": ...}, not a JSON array'),
+        (b'"text"', "POST body should be a JSON dictionary such as"),
+    ],
+)
+def test_typed_payload_rejects_bodies_that_are_not_a_json_object(body: bytes, start: str) -> None:
+    with pytest.raises(InvalidJSON) as caught:
+        typed_payload(post(body), PARAMETERS)
+    assert caught.value.status_code == 400
+    assert caught.value.message.startswith(start)
+
+
+def test_typed_payload_refuses_a_body_that_is_not_utf8() -> None:
+    with pytest.raises(BodyNotUTF8):
+        typed_payload(post(b'{"data": "\xff"}'), PARAMETERS)
+
+
+def test_typed_payload_keeps_big_integers_exact() -> None:
+    payload = typed_payload(post(b'{"data": 123456789012345678901234567890}'), PARAMETERS)
+    assert payload == {"data": 123456789012345678901234567890}
+
+
+def test_typed_payload_of_a_get_is_the_query() -> None:
+    payload = typed_payload(get("data=[[5.0,3.4]]&threshold=0.7&name=x"), PARAMETERS)
+    assert payload == {"data": [[5.0, 3.4]], "threshold": 0.7, "name": "x"}
+    assert typed_payload(get(""), PARAMETERS) == {}
