@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scorehost.compat import AMLRequest, AMLResponse, rawhttp
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["AMLRequest", "AMLResponse", "__version__", "rawhttp"]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: AMLRequest and AMLResponse import werkzeug, which the CLI need not pay for.
+    if name in ("AMLRequest", "AMLResponse", "rawhttp"):
+        import scorehost.compat
+
+        return getattr(scorehost.compat, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
