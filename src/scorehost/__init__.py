@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+# Not typing.TYPE_CHECKING: `import scorehost` stays free of the typing module (type checkers key on the name).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from scorehost.compat import AMLRequest, AMLResponse, rawhttp
 
 __version__ = "0.1.0"
