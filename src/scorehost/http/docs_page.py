@@ -49,10 +49,11 @@ window.addEventListener("load", function () {
   });
 });
 """
-# Swagger UI sets style attributes and draws icons from data: URLs; everything else comes from here.
+# Swagger UI sets style attributes and draws icons from data: URLs. Its requests may go to any server
+# the document lists (a user-supplied document may name the cloud endpoint); code comes only from here.
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "connect-src 'self'; font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+    "connect-src *; font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
 )
 _ASSET_CACHE = "public, max-age=31536000, immutable"  # the page names assets with a version query
 _NOSNIFF = ("x-content-type-options", "nosniff")
