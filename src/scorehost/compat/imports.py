@@ -91,8 +91,9 @@ class _Alias(Loader):
         target = importlib.import_module(self.target)
         if module.__name__ == _JOBLIB:
             logger.warning(
-                "The entry script imports sklearn.externals.joblib, which scikit-learn removed in 0.23; "
-                "serving it with the joblib package instead. Change the import to `import joblib`."
+                "sklearn.externals.joblib was imported (by the entry script, or a pickle made with scikit-learn "
+                "< 0.23), but scikit-learn 0.23 removed it: the joblib package serves it instead. "
+                "In the script, write `import joblib`."
             )
         sys.modules[module.__name__] = target
 
