@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scorehost.compat import reset_raw_http_requested, uninstall_import_aliases
+
 SCRIPTS = Path(__file__).parent / "scripts"
 _OUR_VARIABLES = re.compile(r"^(SCOREHOST_|AZUREML_|SERVER_PORT$|WORKER_COUNT$|WORKER_PRELOAD$|SCORING_TIMEOUT_MS$)")
 
@@ -165,7 +167,8 @@ def serve() -> Iterator[Callable[..., Server]]:
 @pytest.fixture
 def script_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Undo what loading an entry script does to this process: the working directory, `sys.path`,
-    `entry_module` and the script folders' own modules in `sys.modules`."""
+    `entry_module`, the script folders' own modules in `sys.modules`, the azureml.* import aliases and
+    the @rawhttp flag."""
     monkeypatch.chdir(os.getcwd())  # restored at teardown
     saved_path = list(sys.path)
     saved_entry = sys.modules.get("entry_module")
@@ -180,6 +183,8 @@ def script_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         sys.modules.pop("entry_module", None)
     else:
         sys.modules["entry_module"] = saved_entry
+    reset_raw_http_requested()
+    uninstall_import_aliases()
 
 
 @pytest.fixture

@@ -6,17 +6,37 @@ import inspect
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from scorehost.compat.imports import install_import_aliases
+from scorehost.compat.rawhttp import raw_http_requested, reset_raw_http_requested
 from scorehost.errors import BadRunSignature, InitFailed, MissingFunction, RunFailed
 from scorehost.host.loader import enter_script_dir, format_user_traceback, import_script, resolve_script
 from scorehost.host.run_input import RunInput, RunInputDecision, decide_run_input
+from scorehost.host.typed import TypedRun
 
-__all__ = ["EntryScript", "load_entry_script"]
+__all__ = ["EntryScript", "RunMode", "load_entry_script"]
 
 HEADERS_PARAMETER = "request_headers"
+
+
+class RunMode(Enum):
+    """How run() is called: what the reference logs as "not decorated", "@input_schema" or "@rawhttp"."""
+
+    PLAIN = "plain"  # one input: text, by the run_input rule
+    TYPED = "typed"  # inference-schema decorators: one converted argument per parameter
+    RAW = "raw"  # @rawhttp: the request object itself
+
+    def describe(self, script: EntryScript) -> str:
+        if self is RunMode.TYPED:
+            names = ", ".join(script.typed_parameters)
+            return f"run() is decorated with @input_schema: it gets {names} from the JSON body's keys of those names"
+        if self is RunMode.RAW:
+            return "run() is decorated with @rawhttp: it gets the request object (any method, any content type)"
+        return f"run() is not decorated: {script.run_input.describe()}"
 
 
 @dataclass
@@ -30,7 +50,14 @@ class EntryScript:
     input_parameter: str
     wants_headers: bool
     run_input: RunInputDecision
+    mode: RunMode = RunMode.PLAIN
+    typed: TypedRun | None = None
     initialized: bool = False
+
+    @property
+    def typed_parameters(self) -> tuple[str, ...]:
+        """The input parameters of a typed run(), in signature order."""
+        return self.typed.parameters if self.typed is not None else (self.input_parameter,)
 
     def init(self) -> None:
         """Call the script's `init()`; raise InitFailed with the user's traceback and the model folder."""
@@ -54,18 +81,44 @@ class EntryScript:
         except BaseException as exc:  # sys.exit() in run() fails the request, not the worker
             raise RunFailed(f"run() raised {type(exc).__name__}: {exc}") from exc
 
+    def call_typed(self, payload: Mapping[str, object], headers: Mapping[str, str] | None = None) -> object:
+        """Call a typed run() with the parameters read from `payload` and converted by its decorators.
+
+        A missing or unconvertible parameter raises a RequestError (400) before run() is called.
+        """
+        assert self.typed is not None, "call_typed() is for scripts whose run() has @input_schema"
+        kwargs = self.typed.build_kwargs(payload)
+        if self.wants_headers:
+            kwargs[HEADERS_PARAMETER] = dict(headers or {})
+        try:
+            return self.typed.call(kwargs)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            raise RunFailed(f"run() raised {type(exc).__name__}: {exc}") from exc
+
 
 def load_entry_script(path: str | os.PathLike[str], run_input: RunInput = RunInput.AUTO) -> EntryScript:
     """Import the script from its own folder and check it can be served (without calling `init()`)."""
     script = resolve_script(path)
     enter_script_dir(script)
+    install_import_aliases()  # azureml.* names scripts written for Azure ML import, unless really installed
+    reset_raw_http_requested()  # as on the reference, @rawhttp on any function while the script loads counts
     module = import_script(script)
+    raw = raw_http_requested()
     init_function = _required_function(module, "init", script)
     run_function = _required_function(module, "run", script)
     driver = getattr(module, "driver_module", None)
     if isinstance(driver, ModuleType) and callable(getattr(driver, "run", None)):
         run_function = driver.run  # SDK-generated driver scripts delegate run() to an inner module
-    input_parameter, wants_headers = _inspect_run(run_function, script)
+    typed = TypedRun.detect(run_function, script)
+    if typed is not None and raw:
+        raise BadRunSignature(
+            f"{script.name}: run() cannot be decorated with both @rawhttp and @input_schema; "
+            "remove one (a @rawhttp run() reads the request itself)."
+        )
+    input_parameter, wants_headers = _inspect_run(run_function, script, several_inputs=typed is not None)
+    mode = RunMode.TYPED if typed is not None else RunMode.RAW if raw else RunMode.PLAIN
     return EntryScript(
         path=script,
         module=module,
@@ -74,6 +127,8 @@ def load_entry_script(path: str | os.PathLike[str], run_input: RunInput = RunInp
         input_parameter=input_parameter,
         wants_headers=wants_headers,
         run_input=decide_run_input(run_input, script),
+        mode=mode,
+        typed=typed,
     )
 
 
@@ -90,7 +145,7 @@ def _required_function(module: ModuleType, name: str, script: Path) -> Callable[
     return function  # type: ignore[no-any-return]
 
 
-def _inspect_run(run: Callable[..., object], script: Path) -> tuple[str, bool]:
+def _inspect_run(run: Callable[..., object], script: Path, *, several_inputs: bool = False) -> tuple[str, bool]:
     """Return (the parameter that receives the input, whether run() wants the request headers)."""
     try:
         parameters = list(inspect.signature(run).parameters.values())
@@ -109,7 +164,7 @@ def _inspect_run(run: Callable[..., object], script: Path) -> tuple[str, bool]:
             f"{script.name}: run() takes no parameter for the input data. Declare it as `def run(data):`."
         )
     required = [p.name for p in inputs[1:] if p.default is p.empty]
-    if required:
+    if required and not several_inputs:
         raise BadRunSignature(
             f"{script.name}: run() requires {', '.join([inputs[0].name, *required])}, but an undecorated run() "
             f"receives a single input. Give {', '.join(required)} a default value."

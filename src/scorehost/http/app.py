@@ -7,28 +7,44 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
+from werkzeug.wrappers import Response
 
 from scorehost import __version__
+from scorehost.compat.aml_request import AMLRequest
 from scorehost.errors import PayloadTooLarge, RunFailed, ScorehostError, ScoringTimeout, ServiceUnavailable
-from scorehost.host.entry import EntryScript
+from scorehost.host.entry import EntryScript, RunMode
 from scorehost.host.loader import format_user_traceback
+from scorehost.http.cors import CorsPolicy
+from scorehost.http.docs_page import DocsPage
 from scorehost.http.encode import JSON, encode_result
 from scorehost.http.gate import RunGate
-from scorehost.http.inputs import ScoreRequest, build_run_input, title_case_headers
+from scorehost.http.inputs import ScoreRequest, build_run_input, title_case_headers, typed_payload
+from scorehost.http.raw import RAW_METHODS, Body, raw_request, response_parts
 from scorehost.http.request_ids import request_ids_of
 from scorehost.logs import AccessLog
+from scorehost.schema.swagger import SwaggerDocs
 
 __all__ = ["ScoringApp"]
 
 StartResponse = Callable[..., Any]
 Headers = list[tuple[str, str]]
+Answer = tuple[int, Headers, Body]
 
 logger = logging.getLogger("scorehost.worker")
 
 _SERVER = ("x-ms-server-version", f"scorehost/{__version__}")
-_ALLOW = {"/": "GET, HEAD, OPTIONS", "/ready": "GET, HEAD, OPTIONS", "/score": "GET, POST, OPTIONS"}
+_ALLOW = {
+    "/": "GET, HEAD, OPTIONS",
+    "/ready": "GET, HEAD, OPTIONS",
+    "/score": "GET, POST, OPTIONS",
+    "/swagger.json": "GET, HEAD, OPTIONS",
+}
+_RAW_ALLOW = ", ".join(RAW_METHODS)
+_SCORE_METHODS = ("GET", "POST")
+_FAILED_HEADER = "x-ms-run-function-failed"
 _TEXT = "text/plain; charset=utf-8"
 _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
@@ -37,13 +53,35 @@ class ScoringApp:
     """One worker's HTTP surface. `script` is None until the host has loaded and initialised it."""
 
     def __init__(
-        self, gate: RunGate, *, timeout: float, max_body_size: int, access_log: AccessLog | None = None
+        self,
+        gate: RunGate,
+        *,
+        timeout: float,
+        max_body_size: int,
+        access_log: AccessLog | None = None,
+        cors_origins: str | None = None,
+        docs: DocsPage | None = None,
+        swagger: Callable[[EntryScript], SwaggerDocs] | None = None,
     ) -> None:
         self.gate = gate
         self.timeout = timeout
         self.max_body_size = max_body_size
         self.access_log = access_log or AccessLog(enabled=False)
+        self._cors_origins = cors_origins
+        self.cors = CorsPolicy.parse(cors_origins)
+        self.docs = docs
+        self._make_swagger = swagger
+        self.swagger: SwaggerDocs | None = None
         self.script: EntryScript | None = None
+        self._score_methods: tuple[str, ...] = _SCORE_METHODS
+
+    def attach(self, script: EntryScript) -> None:
+        """Serve `script` from now on (loaded, and initialised unless a test wants otherwise)."""
+        if self._make_swagger is not None:
+            self.swagger = self._make_swagger(script)
+        self._score_methods = RAW_METHODS if script.mode is RunMode.RAW else _SCORE_METHODS
+        self.cors = CorsPolicy.parse(self._cors_origins, methods=self._score_methods)
+        self.script = script
 
     @property
     def ready(self) -> bool:
@@ -53,38 +91,71 @@ class ScoringApp:
         """The WSGI interface (tests, other WSGI servers); the granian front calls `respond()` directly."""
         status, headers, body = self.respond(environ)
         start_response(_STATUS_LINES.get(status, str(status)), headers)
-        return [body]
+        return [body] if isinstance(body, bytes) else body
 
-    def respond(self, environ: dict[str, Any]) -> tuple[int, Headers, bytes]:
-        """Answer one request: status, headers and the whole body."""
+    def respond(self, environ: dict[str, Any]) -> Answer:
+        """Answer one request: status, headers and the body (bytes, or an iterator that streams)."""
         started = time.monotonic()
         method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
         request_id = ""
-        if path == "/score" and method in ("GET", "POST"):
+        if path == "/score" and method in self._score_methods:
             status, headers, body, request_id = self._score(environ, started)
         else:
-            status, headers, body = self._route(path, method)
+            status, headers, body = self._route(environ, path, method)
         if method == "HEAD":
             body = b""  # the headers still give the length a GET would have
-        self.access_log.write(method, path, status, (time.monotonic() - started) * 1000, len(body), request_id)
+        size = len(body) if isinstance(body, bytes) else -1
+        self.access_log.write(method, path, status, (time.monotonic() - started) * 1000, size, request_id)
         return status, headers, body
 
-    def _route(self, path: str, method: str) -> tuple[int, Headers, bytes]:
+    def _route(self, environ: dict[str, Any], path: str, method: str) -> Answer:
         allow = _ALLOW.get(path)
         if allow is None:
-            known = "GET / (liveness), GET /ready (readiness), GET|POST /score"
+            if self.docs is not None and (page := self.docs.answer(path, method)) is not None:
+                return page
+            known = "GET / (liveness), GET /ready (readiness), GET|POST /score, GET /swagger.json, GET /docs"
             return _json(404, {"message": f"No route {path}. Routes: {known}."})
+        if path == "/score" and self._score_methods is RAW_METHODS:
+            allow = _RAW_ALLOW
         if method == "OPTIONS":
-            return _reply(200, b"", _TEXT, [("allow", allow)])
+            return self._with_cors(environ, _reply(200, b"", _TEXT, [("allow", allow)]), preflight=path == "/score")
         if method not in allow.split(", ") or path == "/score":
             return _json(405, {"message": f"{method} is not allowed on {path}; use {allow}."}, [("allow", allow)])
         if path == "/":
-            return _reply(200, b"Healthy", _TEXT)
+            return self._with_cors(environ, _reply(200, b"Healthy", _TEXT))
+        if path == "/swagger.json":
+            return self._with_cors(environ, self._swagger(environ))
         if self.ready:
             return _json(200, {"status": "ready"})
         return _json(503, {"status": "loading", "message": "init() has not finished yet."})
 
-    def _score(self, environ: dict[str, Any], started: float) -> tuple[int, Headers, bytes, str]:
+    def _swagger(self, environ: dict[str, Any]) -> Answer:
+        if self.swagger is None:
+            return _json(503, {"message": "The entry script is still loading; its API document comes once it has."})
+        version = None
+        for key, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True):
+            if key == "version":
+                version = value
+                break
+        status, document = self.swagger.answer(version)
+        return _reply(status, document, JSON, [_SERVER, (_FAILED_HEADER, "False")])
+
+    def _with_cors(self, environ: dict[str, Any], answer: Answer, *, preflight: bool = False) -> Answer:
+        if self.cors is None:
+            return answer
+        origin = environ.get("HTTP_ORIGIN")
+        if preflight:
+            method = environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD")
+            extra = self.cors.preflight_headers(origin, method, environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS"))
+        else:
+            extra = self.cors.response_headers(origin)
+        if not extra:
+            return answer
+        status, headers, body = answer
+        present = {name.lower() for name, _ in headers}
+        return status, headers + [(name, value) for name, value in extra if name.lower() not in present], body
+
+    def _score(self, environ: dict[str, Any], started: float) -> tuple[int, Headers, Body, str]:
         try:
             request_id, id_headers = request_ids_of(environ)
         except ScorehostError as error:
@@ -98,32 +169,54 @@ class ScoringApp:
                 content_type=environ.get("CONTENT_TYPE", ""),
                 environ=environ,
             )
-            payload, content_type, run_ms = self.gate.run(
+            status, headers, body, run_ms = self.gate.run(
                 self._run, request, deadline=started + self.timeout, started=started, request_id=request_id
             )
         except ScorehostError as error:
             self._log_failure(error, request_id)
             failed = isinstance(error, RunFailed | ScoringTimeout)
-            extra.append(("x-ms-run-function-failed", str(failed)))
+            extra.append((_FAILED_HEADER, str(failed)))
             if isinstance(error, PayloadTooLarge):
                 extra.append(("connection", "close"))
             if isinstance(error, ServiceUnavailable):
                 extra.append(("retry-after", "1"))
-            return (*_json(error.status_code, {"message": error.message}, extra), request_id)
-        extra += [("x-ms-run-function-failed", "False"), ("x-ms-run-fn-exec-ms", f"{run_ms:.3f}")]
-        return (*_reply(200, payload, content_type, extra), request_id)
+            return (*self._with_cors(environ, _json(error.status_code, {"message": error.message}, extra)), request_id)
+        if not any(name.lower() == _FAILED_HEADER for name, _ in headers):
+            extra.append((_FAILED_HEADER, str(status >= 500)))  # a Response run() built may set it itself
+        extra.append(("x-ms-run-fn-exec-ms", f"{run_ms:.3f}"))
+        answer = (status, headers + extra, body)
+        if self.cors is not None:
+            answer = self._with_cors(environ, answer, preflight=request.method == "OPTIONS")
+        return (*answer, request_id)
 
-    def _run(self, request: ScoreRequest) -> tuple[bytes, str, float]:
-        """The part of a request that touches user code: parse the input, call run(), encode the result."""
+    def _run(self, request: ScoreRequest) -> tuple[int, Headers, Body, float]:
+        """The part of a request that touches user code: build run()'s input, call it, encode the result."""
         script = self.script
         if script is None:  # requests wait behind loading, so only one that outlived a failed load gets here
             raise ServiceUnavailable("The entry script is not loaded: init() has not finished, or it failed.")
-        data = build_run_input(script.run_input.rule, request)
+        headers = title_case_headers(request.environ) if script.wants_headers else None
+        mode = script.mode
         begun = time.perf_counter()
-        result = script.call(data, title_case_headers(request.environ) if script.wants_headers else None)
+        if mode is RunMode.PLAIN:
+            data = build_run_input(script.run_input.rule, request)
+            begun = time.perf_counter()
+            result = script.call(data, headers)
+        elif mode is RunMode.TYPED:
+            arguments = typed_payload(request, script.typed_parameters)
+            begun = time.perf_counter()
+            result = script.call_typed(arguments, headers)
+        else:
+            raw = raw_request(AMLRequest, request.environ, request.body)
+            try:
+                result = script.call(raw, headers)
+            finally:
+                raw.close()  # spooled upload files, if it parsed a multipart body
         run_ms = (time.perf_counter() - begun) * 1000
-        payload, content_type = encode_result(result)
-        return payload, content_type, run_ms
+        if isinstance(result, Response):
+            status, response_headers, body = response_parts(result)
+            return status, response_headers, body, run_ms
+        encoded, content_type = encode_result(result)
+        return 200, [("content-type", content_type), ("content-length", str(len(encoded)))], encoded, run_ms
 
     @staticmethod
     def _log_failure(error: ScorehostError, request_id: str) -> None:
@@ -158,9 +251,9 @@ def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The body is larger than the {limit}-byte limit; send less, or raise --max-body-size.")
 
 
-def _json(status: int, content: object, headers: Headers | None = None) -> tuple[int, Headers, bytes]:
+def _json(status: int, content: object, headers: Headers | None = None) -> Answer:
     return _reply(status, orjson.dumps(content), JSON, headers)
 
 
-def _reply(status: int, body: bytes, content_type: str, headers: Headers | None = None) -> tuple[int, Headers, bytes]:
+def _reply(status: int, body: bytes, content_type: str, headers: Headers | None = None) -> Answer:
     return status, [("content-type", content_type), ("content-length", str(len(body))), *(headers or ())], body

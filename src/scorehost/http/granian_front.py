@@ -13,7 +13,7 @@ import asyncio
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from granian import _futures, _granian
@@ -22,7 +22,7 @@ from granian.http import HTTP1Settings
 __all__ = ["GranianFront"]
 
 # The WSGI environ in, the whole answer out (status, headers, body): no start_response, no iterable.
-Responder = Callable[[dict[str, Any]], tuple[int, list[tuple[str, str]], bytes]]
+Responder = Callable[[dict[str, Any]], tuple[int, list[tuple[str, str]], bytes | Iterator[bytes]]]
 logger = logging.getLogger("scorehost.worker")
 
 # The stubs granian ships lag behind its extension's real signatures (they lack the IPC argument).
@@ -83,6 +83,21 @@ class GranianFront:
         return self._stopped.wait(timeout)
 
 
+class _Chunks:
+    """The iterator shape granian's response_iter() takes: `__next__` as an attribute, and `close()`."""
+
+    __slots__ = ("__next__", "_body")
+
+    def __init__(self, body: Iterator[bytes]) -> None:
+        self._body = body
+        self.__next__ = body.__next__
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
+
+
 def _runner(respond: Responder) -> Callable[[Any, dict[str, Any]], int]:
     # granian's own runner copies os.environ into every request's environ; the app needs only the request.
     def run(proto: Any, environ: dict[str, Any]) -> int:
@@ -94,7 +109,10 @@ def _runner(respond: Responder) -> Callable[[Any, dict[str, Any]], int]:
             )
             proto.response_bytes(500, [("content-type", "application/json")], _INTERNAL_ERROR)
             return 500
-        proto.response_bytes(status, headers, body)
+        if isinstance(body, bytes):
+            proto.response_bytes(status, headers, body)
+        else:  # a streamed body: granian pulls the chunks as the client takes them
+            proto.response_iter(status, headers, _Chunks(body))
         return status
 
     return run

@@ -11,6 +11,7 @@ from scorehost.errors import ScorehostError, ScriptLoadError
 from scorehost.host.entry import EntryScript
 from scorehost.host.loader import resolve_script
 from scorehost.host.run_input import decide_run_input
+from scorehost.http.cors import CorsPolicy
 from scorehost.http.sockets import bind_sockets
 from scorehost.http.startup import load_and_init
 from scorehost.http.supervisor import Supervisor
@@ -34,6 +35,11 @@ def serve(settings: ServeSettings) -> int:
         logger.error("%s", error)
         return EXIT_BOOT_FAILED
     settings = settings.model_copy(update={"entry_script": script_path})
+    try:
+        CorsPolicy.parse(settings.cors_origins)
+    except ValueError as error:
+        logger.error("--cors-origins / AML_CORS_ORIGINS: %s", error)
+        return 2
     if settings.model_dir is not None:
         os.environ["AZUREML_MODEL_DIR"] = settings.model_dir
     try:

@@ -17,10 +17,12 @@ from scorehost.config import ServeSettings
 from scorehost.errors import ScriptLoadError
 from scorehost.host.entry import EntryScript
 from scorehost.http.app import ScoringApp
+from scorehost.http.docs_page import DocsPage
 from scorehost.http.gate import RunGate
 from scorehost.http.granian_front import GranianFront
 from scorehost.http.startup import load_and_init
 from scorehost.logs import AccessLog
+from scorehost.schema.swagger import SwaggerDocs
 
 __all__ = ["EXIT_BOOT_FAILED", "EXIT_STUCK", "run_worker"]
 
@@ -62,8 +64,12 @@ class _Worker:
             timeout=settings.request_timeout,
             max_body_size=settings.max_body_size,
             access_log=AccessLog(settings.log_format),
+            cors_origins=settings.cors_origins,
+            docs=DocsPage(title=settings.service_name),
+            swagger=lambda loaded: swagger_for(settings, loaded),
         )
-        self.app.script = script
+        if script is not None:
+            self.app.attach(script)
         # Spare threads take requests while run() is busy: they answer liveness and readiness, and hold
         # waiting /score requests under their deadline. Each costs fast models throughput in GIL hand-offs
         # (docs/serving.md), so there are none unless asked for.
@@ -82,7 +88,7 @@ class _Worker:
             self._boot()
         else:
             self.front.start()
-            self._report("ready")
+            self._report("ready", mode=self.app.script.mode.describe(self.app.script))
         while not self.front.wait(timeout=1.0):
             pass
         return self.exit_code
@@ -95,8 +101,8 @@ class _Worker:
             self._report("boot_failed", message=str(error))
             self.front.stop()
         else:
-            self.app.script = script
-            self._report("ready")
+            self.app.attach(script)
+            self._report("ready", mode=script.mode.describe(script))
         finally:
             self.gate.release_all()
 
@@ -115,3 +121,15 @@ class _Worker:
         """Tell the supervisor something, as one JSON line on this worker's status pipe."""
         with contextlib.suppress(OSError):  # the supervisor is gone: nothing to tell
             os.write(self.status_fd, orjson.dumps({"event": event, **fields}) + b"\n")
+
+
+def swagger_for(settings: ServeSettings, script: EntryScript) -> SwaggerDocs:
+    """The API documents of `script`, made once when the worker starts serving it."""
+    return SwaggerDocs(
+        run_function=script.run_function,
+        mode=script.mode.value,
+        app_root=settings.app_root or script.path.parent,
+        service_name=settings.service_name,
+        service_version=settings.service_version,
+        path_prefix=settings.service_path_prefix,
+    )
