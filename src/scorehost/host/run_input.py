@@ -73,6 +73,25 @@ def find_data_key_read(source: str, filename: str = "<script>") -> int | None:
     return min(lines) if lines else None
 
 
+def find_run_decorator(source: str) -> str | None:
+    """`input_schema` or `rawhttp` when the source decorates a function with it (read, not imported), else None.
+
+    The run_input rule applies only to an undecorated run(); this lets the start-up banner say so before any
+    worker has imported the script."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+                if name in ("input_schema", "rawhttp"):
+                    return str(name)
+    return None
+
+
 def _is_data_constant(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and node.value == "data"
 

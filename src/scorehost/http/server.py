@@ -10,7 +10,7 @@ from scorehost.config import ServeSettings
 from scorehost.errors import ScorehostError, ScriptLoadError
 from scorehost.host.entry import EntryScript
 from scorehost.host.loader import resolve_script
-from scorehost.host.run_input import decide_run_input
+from scorehost.host.run_input import decide_run_input, find_run_decorator
 from scorehost.http.cors import CorsPolicy
 from scorehost.http.sockets import bind_sockets
 from scorehost.http.startup import load_and_init
@@ -71,7 +71,11 @@ def _log_banner(settings: ServeSettings, port: int) -> None:
     logger.info("model dir: %s", model_dir or "AZUREML_MODEL_DIR not set (use --model-dir if init() needs it)")
     spare = f", spare threads: {settings.spare_threads}" if settings.spare_threads else ""
     logger.info("workers: %d, run() threads per worker: %d%s%s", settings.workers, settings.threads, spare, preload)
-    logger.info("input: %s", decision.describe())
+    decorator = find_run_decorator(settings.entry_script.read_text(encoding="utf-8", errors="replace"))
+    if decorator is None:
+        logger.info("input: %s", decision.describe())
+    else:
+        logger.info("input: run() is decorated with @%s (the workers say how they call it once ready)", decorator)
     logger.info(
         "limits: %.1f s per request (queue + run()), %d-byte bodies",
         settings.request_timeout,
