@@ -15,16 +15,17 @@ import pandas as pd
 import pytest
 
 from scorehost.errors import BadSchema, InvalidParameter, MissingParameter
-from scorehost.host.typed import TypedRun, explain_schema_failure, read_schema
+from scorehost.host.typed import TypedRun, explain_schema_failure, forget_registered_schemas, read_schema
 
 SCRIPTS = Path(__file__).parents[1] / "scripts"
+REFERENCE_DOCS = Path(__file__).parents[1] / "data" / "swagger"
 _loads = itertools.count()
 
 
 def load(script: str | Path) -> ModuleType:
     """Import a fixture under a name of its own: inference-schema keys its registry by `module.run`."""
     path = script if isinstance(script, Path) else SCRIPTS / script
-    spec = importlib.util.spec_from_file_location(f"{path.stem}_{next(_loads)}", path)
+    spec = importlib.util.spec_from_file_location(f"{path.stem}_host_test_{next(_loads)}", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -63,7 +64,10 @@ def test_parameters_in_signature_order_without_request_headers(script: str, para
 
 
 def test_output_schema_alone_is_typed_as_on_the_reference() -> None:
-    # The reference logs "run() is decorated with @input_schema ... arguments: data" for this script.
+    mode = (REFERENCE_DOCS / "typed_output_only" / "mode.txt").read_text(encoding="utf-8")
+    assert mode.startswith(
+        "run() is decorated with @input_schema. Server will invoke it with the following arguments: data"
+    )
     run, _ = typed("typed_output_only.py")
     assert run.parameters == ("data",)
     assert run.build_kwargs({"data": [1, "x"]}) == {"data": [1, "x"]}  # nothing to convert it with
@@ -397,3 +401,20 @@ def test_a_deadline_during_conversion_is_not_a_bad_value(write_script: Callable[
     assert run is not None
     with pytest.raises(TimeoutError, match="deadline"):
         run.build_kwargs({"n": "1"})
+
+
+def test_a_script_loaded_again_under_the_same_name_after_forgetting_its_schemas() -> None:
+    def load_as(name: str) -> ModuleType:
+        path = SCRIPTS / "typed_power_bi.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    load_as("typed_reloaded")
+    with pytest.raises(Exception, match="output schema already defined for function: typed_reloaded.run"):
+        load_as("typed_reloaded")
+    forget_registered_schemas("typed_reloaded")
+    assert TypedRun.detect(load_as("typed_reloaded").run, SCRIPTS / "typed_power_bi.py") is not None

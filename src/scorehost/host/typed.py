@@ -18,36 +18,31 @@ reference.
 from __future__ import annotations
 
 import ast
-import datetime
 import inspect
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 from scorehost.errors import BadSchema, InvalidParameter, MissingParameter
 
-__all__ = ["InputDecorator", "RunSchema", "TypedRun", "explain_schema_failure", "read_schema"]
+__all__ = [
+    "InputDecorator",
+    "RunSchema",
+    "TypedRun",
+    "explain_schema_failure",
+    "forget_registered_schemas",
+    "read_schema",
+]
 
 HEADERS_PARAMETER = "request_headers"
 _DECORATORS_MODULE = "inference_schema.schema_decorators"
-_PACKAGE_PATH = "/inference_schema/"
+_PACKAGE_PATH = f"{os.sep}inference_schema{os.sep}"
 # Standard samples whose type a JSON value can be converted to; any other type (a numpy scalar, a range, an
 # enum) decorates fine but fails every call.
-_CONVERTIBLE = (
-    int,
-    float,
-    bool,
-    str,
-    bytes,
-    bytearray,
-    list,
-    tuple,
-    dict,
-    datetime.date,
-    datetime.datetime,
-    datetime.time,
-)
+_CONVERTIBLE = (int, float, bool, str, bytes, bytearray, list, tuple, dict, date, datetime, time)
 
 
 @dataclass(frozen=True)
@@ -105,6 +100,19 @@ def read_schema(run_function: Callable[..., object]) -> RunSchema:
         inputs=tuple(inputs),
         has_output=has_output,
     )
+
+
+def forget_registered_schemas(module_name: str) -> None:
+    """Drop what inference-schema registered for functions of `module_name` (it keys schemas by `module.function`).
+
+    Call it before importing another script under the same module name in this process: the registry would
+    otherwise refuse the new script's @output_schema ("output schema already defined") and mix up the schemas.
+    """
+    from inference_schema import schema_util  # type: ignore[import-untyped]
+
+    for registry in (schema_util.__functions_schema__, schema_util.__versions__):
+        for name in [name for name in registry if name.rpartition(".")[0] == module_name]:
+            del registry[name]
 
 
 class TypedRun:
@@ -209,8 +217,8 @@ def _deserialize(value: object, param_type: Any, path: str, nested: bool = False
             return value
         if isinstance(value, sample_type):
             return value
-        if sample_type is datetime.date and isinstance(value, str):
-            return datetime.datetime.strptime(value, "%Y-%m-%d").date()
+        if sample_type is date and isinstance(value, str):
+            return datetime.strptime(value, "%Y-%m-%d").date()
         return param_type.deserialize_input(value)
     except _Invalid:
         raise
