@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -13,6 +16,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
 FLAGS = (
     "--headless=new",
     "--no-sandbox",
@@ -46,6 +51,18 @@ def start_chromium(binary: Path, driver: Path, profile: Path) -> WebDriver:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(str(driver)), options=options)
+
+
+@contextlib.contextmanager
+def chromium(profile: Path) -> Iterator[WebDriver]:
+    """Debian's headless Chromium for a `with` block; skips the test when it is not installed."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium and chromium-driver to run browser tests")
+    driver = start_chromium(CHROMIUM, CHROMEDRIVER, profile)
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 def try_it_out(driver: WebDriver, url: str, timeout: float = 30) -> TryItOut:

@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _docs_harness import EXAMPLE, harness
+from _docs_browser import chromium, try_it_out
+from conftest import Server, served
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from scorehost.http.docs_page import DocsPage
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -270,57 +269,69 @@ def test_a_file_added_after_start_is_not_served(tmp_path: Path) -> None:
     assert page.answer("/docs/late.css", "GET") is None
 
 
-# --- Over a real socket -----------------------------------------------------------------------------
+# --- A real server ----------------------------------------------------------------------------------
 
 
 def raw_get(base_url: str, target: str) -> bytes:
-    """Send `target` byte for byte (no client-side normalisation of `..`) and return the status line."""
+    """Send `target` byte for byte (no client-side normalisation of `..`) and return the whole reply."""
     host, port = urllib.parse.urlsplit(base_url).netloc.split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(f"GET {target} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode("latin-1"))
-        return sock.makefile("rb").readline()
+        sock.sendall(f"GET {target} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode("latin-1"))
+        return b"".join(iter(lambda: sock.recv(65536), b""))
 
 
 @pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    with harness() as url:
-        yield url
+def server() -> Iterator[Server]:
+    with served("typed_sklearn_numpy.py") as running:
+        yield running
 
 
 @pytest.mark.parametrize("attempt", [t for t in TRAVERSALS if t.isascii() and "\x00" not in t and " " not in t])
-def test_traversal_over_http_is_404(server_url: str, attempt: str) -> None:
-    status_line = raw_get(server_url, "/docs/" + attempt)
-    assert status_line.split()[1] == b"404", (attempt, status_line)
+def test_traversal_over_http_is_refused(server: Server, attempt: str) -> None:
+    reply = raw_get(server.url, "/docs/" + attempt)
+    status = reply.split(maxsplit=2)[1]
+    assert status in (b"400", b"404"), (attempt, reply[:200])
+    assert b"root:" not in reply
 
 
-def test_assets_over_http(server_url: str) -> None:
-    assert raw_get(server_url, "/docs/swagger-ui-bundle.js?v=whatever").split()[1] == b"200"
+def test_page_and_assets_over_http(server: Server) -> None:
+    with server.client() as client:
+        page = client.get("/docs")
+        asset = client.get("/docs/swagger-ui-bundle.js?v=anything")
+        head = client.head("/docs/swagger-ui.css")
+        missing = client.get("/docs/nothing.js")
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert asset.status_code == 200
+    assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert head.status_code == 200
+    assert head.content == b""
+    assert int(head.headers["content-length"]) > 100_000
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/json"
 
 
 # --- In a real browser ------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium and chromium-driver to test /docs in a browser")
-    from _docs_browser import start_chromium
-
-    driver = start_chromium(CHROMIUM, CHROMEDRIVER, tmp_path_factory.mktemp("chromium-profile"))
-    try:
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.mark.parametrize("page", ["/docs", "/docs/"])
-def test_try_it_out_in_a_browser(browser: object, server_url: str, page: str) -> None:
-    from _docs_browser import try_it_out
+def test_try_it_out_in_a_browser(browser: WebDriver, server: Server, page: str) -> None:
+    with server.client() as client:
+        document = client.get("/swagger.json", params={"version": "3"}).json()
+        example = document["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["example"]
+        expected = client.post("/score", json=example).json()
+    assert expected == [1, 0]  # typed_sklearn_numpy.py's example rows: a positive sum, then a negative one
 
-    result = try_it_out(browser, server_url + page)
-    assert result.paths == ["/score"]
-    assert json.loads(result.request_body) == EXAMPLE  # the OpenAPI document's example, filled in
+    result = try_it_out(browser, server.url + page)
+    assert "/score" in result.paths
+    assert json.loads(result.request_body) == example  # the OpenAPI document's example, filled in
     assert result.status == "200"
-    assert json.loads(result.response_body) == [6.0, 15.0]
-    assert all(url.startswith(server_url + "/") for url in result.resources), result.resources  # offline
+    assert json.loads(result.response_body) == expected
+    assert all(url.startswith(server.url + "/") for url in result.resources), result.resources  # offline
     assert result.console_errors == []  # no CSP violation, no script error
