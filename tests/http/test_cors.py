@@ -1,8 +1,17 @@
-"""CorsPolicy against the reference's observed CORS behaviour (contract §11) and our documented departures."""
+"""CORS: CorsPolicy against the reference's observed behaviour (contract §11) and our documented departures,
+then real servers' replies, then a real browser's cross-origin call with its preflight."""
 
 from __future__ import annotations
 
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+
+import httpx
 import pytest
+from _docs_browser import chromium
+from conftest import SCRIPTS, Server, kill, served, start_server
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from scorehost.http.cors import CorsPolicy
 
@@ -209,3 +218,162 @@ def test_returned_lists_are_fresh() -> None:
     first = two.response_headers(None)
     first.append(("x", "y"))
     assert two.response_headers(None) == [VARY]
+
+
+# --- A real server: --cors-origins / AML_CORS_ORIGINS on its replies ---------------------------------
+
+ALLOWED = "http://allowed.example"
+CORS_NAMES = ("access-control-allow-origin", "access-control-allow-methods", "access-control-allow-headers")
+
+
+def cors_of(response: httpx.Response) -> dict[str, str]:
+    return {name: response.headers[name] for name in CORS_NAMES if name in response.headers}
+
+
+@pytest.fixture(scope="module")
+def two_origins() -> Iterator[Server]:
+    with served("run_raises.py", "--cors-origins", TWO) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/"), ("GET", "/swagger.json"), ("POST", "/score"), ("GET", "/score")]
+)
+def test_server_allows_a_configured_origin(two_origins: Server, method: str, path: str) -> None:
+    with two_origins.client() as client:
+        response = client.request(method, path, headers={"Origin": "HTTP://Allowed.Example"}, json={"data": 1})
+    assert cors_of(response) == {"access-control-allow-origin": "HTTP://Allowed.Example"}
+    assert response.headers["vary"] == "Origin"
+    if path == "/score":
+        assert response.status_code == 500  # run() raises: error replies carry CORS headers too
+        assert response.headers["x-ms-run-function-failed"] == "True"
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", None])
+def test_server_ignores_other_origins_and_none(two_origins: Server, origin: str | None) -> None:
+    headers = {"Origin": origin} if origin else {}
+    with two_origins.client() as client:
+        for path in ("/", "/swagger.json"):
+            response = client.get(path, headers=headers)
+            assert response.status_code == 200
+            assert cors_of(response) == {}
+
+
+def test_server_preflight(two_origins: Server) -> None:
+    with two_origins.client() as client:
+        response = client.options(
+            "/score",
+            headers={
+                "Origin": ALLOWED,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type,authorization",
+            },
+        )
+    assert response.status_code == 200
+    assert response.content == b""
+    assert cors_of(response) == {
+        "access-control-allow-origin": ALLOWED,
+        "access-control-allow-headers": "authorization, content-type",
+        "access-control-allow-methods": "GET, POST",
+    }
+    assert response.headers["vary"] == "Origin"
+    assert "access-control-max-age" not in response.headers
+    assert "access-control-allow-credentials" not in response.headers
+
+
+def test_server_preflight_for_another_method_or_origin(two_origins: Server) -> None:
+    with two_origins.client() as client:
+        put = client.options("/score", headers={"Origin": ALLOWED, "Access-Control-Request-Method": "PUT"})
+        evil = client.options(
+            "/score", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+        )
+    assert put.status_code == 200
+    assert cors_of(put) == {"access-control-allow-origin": ALLOWED}
+    assert cors_of(evil) == {}
+
+
+def test_server_routing_errors_carry_no_cors_headers(two_origins: Server) -> None:
+    with two_origins.client() as client:
+        missing = client.get("/nothing", headers={"Origin": ALLOWED})
+        wrong = client.put("/score", headers={"Origin": ALLOWED})
+    assert (missing.status_code, wrong.status_code) == (404, 405)
+    assert cors_of(missing) == {}
+    assert cors_of(wrong) == {}
+
+
+def test_server_reads_aml_cors_origins(serve: Callable[..., Server]) -> None:
+    server = serve("echo.py", env={"AML_CORS_ORIGINS": " * "})
+    with server.client() as client:
+        response = client.post("/score", headers={"Origin": "http://any.example"}, json={"data": [1]})
+    assert response.status_code == 200
+    assert cors_of(response) == {"access-control-allow-origin": "http://any.example"}
+
+
+def test_server_without_cors_sends_none(serve: Callable[..., Server]) -> None:
+    server = serve("echo.py")
+    with server.client() as client:
+        preflight = client.options("/score", headers={"Origin": ALLOWED, "Access-Control-Request-Method": "POST"})
+        response = client.post("/score", headers={"Origin": ALLOWED}, json={"data": [1]})
+    assert cors_of(preflight) == {}
+    assert cors_of(response) == {}
+    assert "vary" not in response.headers
+
+
+def test_raw_script_preflight_allows_its_methods(serve: Callable[..., Server]) -> None:
+    server = serve("typed_rawhttp.py", "--cors-origins", ALLOWED)
+    with server.client() as client:
+        response = client.options("/score", headers={"Origin": ALLOWED, "Access-Control-Request-Method": "PUT"})
+    assert response.status_code == 200
+    assert response.json() == {"method": "OPTIONS"}  # OPTIONS reaches a @rawhttp run()
+    assert cors_of(response) == {
+        "access-control-allow-origin": ALLOWED,
+        "access-control-allow-methods": "DELETE, GET, HEAD, OPTIONS, POST, PUT",
+    }
+
+
+def test_an_invalid_regex_stops_the_server_with_the_entry_named() -> None:
+    server = start_server([str(SCRIPTS / "echo.py"), "--cors-origins", "http://ok.example, https://(broken.example"])
+    try:
+        assert server.wait_exit(60) == 2
+    finally:
+        kill(server)
+    assert "'https://(broken.example'" in server.log
+    assert "not a valid regular expression" in server.log
+
+
+# --- A real browser: a cross-origin fetch that needs a preflight ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
+        yield driver
+
+
+FETCH = """
+const [url, done] = [arguments[0], arguments[arguments.length - 1]];
+fetch(url, {method: "POST", headers: {"Content-Type": "application/json", "X-Trace": "1"}, body: '{"data": [7]}'})
+  .then((response) => response.json().then((body) => done({status: response.status, body: body})))
+  .catch((error) => done({error: String(error)}));
+"""
+
+
+def test_browser_cross_origin_call(browser: WebDriver) -> None:
+    # localhost and 127.0.0.1 are different origins on the same server; only http://localhost:<port> is allowed.
+    with served("echo.py", "--cors-origins", r"http://localhost:\d+") as server:
+        port = urllib.parse.urlsplit(server.url).port
+        browser.get(f"http://localhost:{port}/")
+        allowed = browser.execute_async_script(FETCH, f"http://127.0.0.1:{port}/score")
+        browser.get(f"http://127.0.0.1:{port}/")
+        browser.get_log("browser")
+        refused = browser.execute_async_script(FETCH, f"http://localhost:{port}/score")
+        console = " ".join(entry["message"] for entry in browser.get_log("browser"))
+        deadline = time.monotonic() + 10  # access lines are written in batches
+        while server.log.count("OPTIONS /score 200") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log = "\n".join(line for line in server.lines if "scorehost.access" in line)
+    assert allowed == {"status": 200, "body": {"received": "[7]"}}, log
+    assert "error" in refused, refused
+    assert "blocked by CORS policy" in console, console  # refused for CORS, not for a network error
+    assert log.count("OPTIONS /score 200") == 2, log  # both preflights reached the server
+    assert log.count("POST /score") == 1, log  # the refused preflight stopped the real request
