@@ -71,9 +71,8 @@ class CorsPolicy:
                 patterns.append(re.compile(entry, re.IGNORECASE))
             except re.error as error:
                 raise ValueError(
-                    f"CORS origin {entry!r} (--cors-origins / AML_CORS_ORIGINS) contains regular-expression "
-                    f"characters but is not a valid regular expression: {error}. Escape them with a backslash "
-                    "or fix the expression."
+                    f"CORS origin {entry!r} contains regular-expression characters but is not a valid regular "
+                    f"expression: {error}. Escape them with a backslash or fix the expression."
                 ) from None
         if not literals and not patterns:
             return None
