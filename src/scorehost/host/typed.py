@@ -91,7 +91,8 @@ def read_schema(run_function: Callable[..., object]) -> RunSchema:
         elif kind == "output":
             has_output = True
         elif target is None:
-            # The first thing that is not an inference-schema wrapper is user code: called as it is.
+            # The first thing that is not an inference-schema wrapper is user code, called as it is. (Above the
+            # decorators, a user's decorator keeps them: they then get converted values, which they let through.)
             target = current
         current = getattr(current, "__wrapped__", None)
     return RunSchema(
