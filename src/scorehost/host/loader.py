@@ -9,7 +9,8 @@ import traceback
 from pathlib import Path
 from types import ModuleType, TracebackType
 
-from scorehost.errors import ScriptImportError, ScriptNotFound
+from scorehost.errors import BadSchema, ScriptImportError, ScriptNotFound
+from scorehost.host.typed import explain_schema_failure, forget_registered_schemas
 
 __all__ = ["MODULE_NAME", "enter_script_dir", "format_user_traceback", "import_script", "resolve_script"]
 
@@ -60,6 +61,7 @@ def import_script(script: Path) -> ModuleType:
         raise ScriptImportError(f"{script} cannot be imported as a Python module; entry scripts must end in .py.")
     module = importlib.util.module_from_spec(spec)
     # Registered so that pickle can find classes the script defines (the reference leaves them unpicklable).
+    forget_registered_schemas(MODULE_NAME)  # inference-schema's registry outlives an earlier script of this name
     sys.modules[MODULE_NAME] = module
     try:
         spec.loader.exec_module(module)
@@ -67,6 +69,9 @@ def import_script(script: Path) -> ModuleType:
         raise
     except BaseException as exc:  # SystemExit from a script is a load failure too
         del sys.modules[MODULE_NAME]
+        schema_problem = explain_schema_failure(exc, script)
+        if schema_problem:
+            raise BadSchema(schema_problem, details=format_user_traceback(exc)) from exc
         raise ScriptImportError(_describe_import_failure(script, exc), details=format_user_traceback(exc)) from exc
     return module
 

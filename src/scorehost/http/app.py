@@ -153,7 +153,13 @@ class ScoringApp:
             return answer
         status, headers, body = answer
         present = {name.lower() for name, _ in headers}
-        return status, headers + [(name, value) for name, value in extra if name.lower() not in present], body
+        merged = list(headers)
+        for name, value in extra:
+            if name.lower() == "vary" and "vary" in present:  # the script's own Vary keeps ours too
+                merged = [(n, f"{v}, {value}" if n.lower() == "vary" and value not in v else v) for n, v in merged]
+            elif name.lower() not in present:  # what run() set itself wins
+                merged.append((name, value))
+        return status, merged, body
 
     def _score(self, environ: dict[str, Any], started: float) -> tuple[int, Headers, Body, str]:
         try:
