@@ -25,6 +25,14 @@ _OUR_VARIABLES = re.compile(r"^(SCOREHOST_|AZUREML_|SERVER_PORT$|WORKER_COUNT$|W
 
 
 @pytest.fixture(autouse=True)
+def _clean_compat_state() -> Iterator[None]:
+    """Each test leaves the process as it found it: no `@rawhttp` flag, no azureml.* import aliases."""
+    yield
+    reset_raw_http_requested()
+    uninstall_import_aliases()
+
+
+@pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees another test's (or the developer's) scorehost / Azure ML variables."""
     for name in list(os.environ):

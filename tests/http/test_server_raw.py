@@ -276,6 +276,8 @@ RESPONSES_SCRIPT = """
             return AMLResponse("short and stout", 418, {"Content-Type": "text/plain"})
         if shape == "failed-flag":
             return AMLResponse("bad input", 400, run_function_failed=True)
+        if shape == "aml-500":
+            return AMLResponse("boom", 500)
         if shape == "werkzeug-503":
             return Response("try again later", status=503, headers={"Retry-After": "2"})
         return {"plain": shape}
@@ -320,6 +322,13 @@ def test_aml_response_may_flag_a_failure_itself(responses: httpx.Client) -> None
     response = responses.post("/score", params={"shape": "failed-flag"})
     assert response.status_code == 400
     assert response.headers.get_list("x-ms-run-function-failed") == ["True"]
+
+
+def test_an_aml_response_with_status_500_is_a_failed_run_whatever_it_says(responses: httpx.Client) -> None:
+    response = responses.post("/score", params={"shape": "aml-500"})
+    assert response.status_code == 500
+    assert response.text == "boom"
+    assert response.headers.get_list("x-ms-run-function-failed") == ["True"]  # AMLResponse itself set False
 
 
 def test_a_response_with_status_500_or_more_is_a_failed_run(responses: httpx.Client) -> None:

@@ -103,6 +103,8 @@ class ScoringApp:
         else:
             status, headers, body = self._route(environ, path, method)
         if method == "HEAD":
+            if not isinstance(body, bytes):
+                body.close()  # a streamed body is never read: let its generator and the response clean up
             body = b""  # the headers still give the length a GET would have
         size = len(body) if isinstance(body, bytes) else -1
         self.access_log.write(method, path, status, (time.monotonic() - started) * 1000, size, request_id)
@@ -187,8 +189,11 @@ class ScoringApp:
             if isinstance(error, ServiceUnavailable):
                 extra.append(("retry-after", "1"))
             return (*self._with_cors(environ, _json(error.status_code, {"message": error.message}, extra)), request_id)
-        if not any(name.lower() == _FAILED_HEADER for name, _ in headers):
-            extra.append((_FAILED_HEADER, str(status >= 500)))  # a Response run() built may set it itself
+        if status >= 500:  # a failed reply says so, whatever a Response run() built claims (as on the reference)
+            headers = [(name, value) for name, value in headers if name.lower() != _FAILED_HEADER]
+            extra.append((_FAILED_HEADER, "True"))
+        elif not any(name.lower() == _FAILED_HEADER for name, _ in headers):
+            extra.append((_FAILED_HEADER, "False"))
         extra.append(("x-ms-run-fn-exec-ms", f"{run_ms:.3f}"))
         answer = (status, headers + extra, body)
         if self.cors is not None:
