@@ -187,3 +187,19 @@ def test_plain_scripts_have_documents_too(serve: Serve) -> None:
         for version in ("2", "3", "3.1"):
             document = client.get("/swagger.json", params={"version": version}).json()
             validate(document)
+
+
+def test_a_scripts_own_parameter_type_converts_and_refuses(serve: Serve) -> None:
+    server = serve("typed_abstract_parameter.py")
+    with server.client() as client:
+        as_list = client.post("/score", json={"point": [3, 4]})
+        as_text = client.post("/score", json={"point": "6,8"})
+        refused = client.post("/score", json={"point": [1, 2, 3]})
+        document = client.get("/swagger.json", params={"version": "3"}).json()
+    assert as_list.json() == {"magnitude": 5.0, "type": "complex"}
+    assert as_text.json() == {"magnitude": 10.0, "type": "complex"}
+    assert refused.status_code == 400
+    assert "'point'" in refused.json()["message"]
+    assert "expected [x, y]" in refused.json()["message"]
+    validate(document)
+    assert document["components"]["schemas"]["ServiceInput"]["example"] == {"point": [3.0, 4.0]}

@@ -82,7 +82,8 @@ def test_run_hung_in_c_gets_its_worker_replaced_while_the_others_keep_serving(se
         assert other.post("/score", json={"data": "ok"}).status_code == 200
 
         server.wait_for_log(
-            rf"\[{hung_pid}\] scorehost.worker - run\(\) for request hung is still running [\d.]+ s after it started, "
+            rf"\[{hung_pid}\] scorehost.worker - run\(\) for request hung is still running [\d.]+ s "
+            r"after the request arrived, "
             rf"past its deadline and a 5.0 s grace period; this worker \(pid {hung_pid}\) stops taking requests"
         )
         server.wait_for_log(rf"worker \d \(pid {hung_pid}, up [\d.]+ s\) was replaced: .*; restarting it")

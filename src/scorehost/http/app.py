@@ -45,6 +45,7 @@ _ALLOW = {
 _RAW_ALLOW = ", ".join(RAW_METHODS)
 _SCORE_METHODS = ("GET", "POST")
 _FAILED_HEADER = "x-ms-run-function-failed"
+_NOT_FAILED = (_FAILED_HEADER, "False")
 _TEXT = "text/plain; charset=utf-8"
 _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
@@ -189,13 +190,9 @@ class ScoringApp:
             if isinstance(error, ServiceUnavailable):
                 extra.append(("retry-after", "1"))
             return (*self._with_cors(environ, _json(error.status_code, {"message": error.message}, extra)), request_id)
-        if status >= 500:  # a failed reply says so, whatever a Response run() built claims (as on the reference)
-            headers = [(name, value) for name, value in headers if name.lower() != _FAILED_HEADER]
-            extra.append((_FAILED_HEADER, "True"))
-        elif not any(name.lower() == _FAILED_HEADER for name, _ in headers):
-            extra.append((_FAILED_HEADER, "False"))
-        extra.append(("x-ms-run-fn-exec-ms", f"{run_ms:.3f}"))
-        answer = (status, headers + extra, body)
+        headers += extra
+        headers.append(("x-ms-run-fn-exec-ms", f"{run_ms:.3f}"))
+        answer = (status, headers, body)
         if self.cors is not None:
             answer = self._with_cors(environ, answer, preflight=request.method == "OPTIONS")
         return (*answer, request_id)
@@ -225,9 +222,15 @@ class ScoringApp:
         run_ms = (time.perf_counter() - begun) * 1000
         if isinstance(result, Response):
             status, response_headers, body = response_parts(result)
+            if status >= 500:  # a failed reply says so, whatever a Response run() built claims (as on the reference)
+                response_headers = [(k, v) for k, v in response_headers if k.lower() != _FAILED_HEADER]
+                response_headers.append((_FAILED_HEADER, "True"))
+            elif not any(name.lower() == _FAILED_HEADER for name, _ in response_headers):
+                response_headers.append((_FAILED_HEADER, "False"))
             return status, response_headers, body, run_ms
         encoded, content_type = encode_result(result)
-        return 200, [("content-type", content_type), ("content-length", str(len(encoded)))], encoded, run_ms
+        length = str(len(encoded))
+        return 200, [("content-type", content_type), ("content-length", length), _NOT_FAILED], encoded, run_ms
 
     @staticmethod
     def _log_failure(error: ScorehostError, request_id: str) -> None:

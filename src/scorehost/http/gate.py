@@ -36,11 +36,11 @@ class DeadlineExceeded(TimeoutError):
 class _Running:
     __slots__ = ("deadline", "interrupted", "request_id", "started", "thread")
 
-    def __init__(self, deadline: float, request_id: str) -> None:
+    def __init__(self, deadline: float, request_id: str, started: float) -> None:
         self.deadline = deadline
         self.request_id = request_id
         self.thread = threading.get_ident()
-        self.started = time.monotonic()
+        self.started = started
         self.interrupted = 0.0  # when the watchdog raised the timeout inside run()
 
 
@@ -61,7 +61,7 @@ class RunGate:
     def run(self, function: Callable[..., T], *args: Any, deadline: float, started: float, request_id: str = "") -> T:
         """Call `function(*args)` here; raise ScoringTimeout when `deadline` (monotonic) passes first."""
         self._enter(deadline, started)
-        job = _Running(deadline, request_id)
+        job = _Running(deadline, request_id, started)
         token = request_id_var.set(request_id)
         try:
             try:
@@ -145,7 +145,7 @@ class RunGate:
                     elif job.interrupted and now - job.interrupted >= self._stuck_grace and self._closed is None:
                         reason = (
                             f"run() for request {job.request_id or '?'} is still running {now - job.started:.1f} s "
-                            f"after it started, past its deadline and a {self._stuck_grace:.1f} s grace period"
+                            f"after the request arrived, past its deadline and a {self._stuck_grace:.1f} s grace period"
                         )
                         self.close("The worker is being replaced after a run() that never returned; retry.")
                         threading.Thread(target=self._on_stuck, args=(reason,), daemon=True).start()

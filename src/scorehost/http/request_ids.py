@@ -51,7 +51,12 @@ os.register_at_fork(after_in_child=_new_prefix)
 
 def request_ids_of(environ: Mapping[str, object]) -> tuple[str, list[tuple[str, str]]]:
     """`request_ids()` for a WSGI environ."""
-    if any(key in environ for _, key in HEADER_KEYS):
+    if (  # spelled out: a generator over HEADER_KEYS costs a microsecond on every request
+        "HTTP_X_REQUEST_ID" in environ
+        or "HTTP_X_MS_REQUEST_ID" in environ
+        or "HTTP_X_MS_CLIENT_REQUEST_ID" in environ
+        or "HTTP_TRACEID" in environ
+    ):
         return request_ids({name: str(environ[key]) for name, key in HEADER_KEYS if key in environ})
     request_id = new_request_id()  # the usual case: the client sent no ids
     return request_id, [("x-request-id", request_id), ("x-ms-request-id", request_id)]
