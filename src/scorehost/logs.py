@@ -81,10 +81,14 @@ def configure_logging(
 
 class AccessLog:
     """The per-request line, formatted here rather than by the logging module (a large share of the
-    cost of a small model's request), and written by a background thread every 50 ms in one system
-    call for all the lines since the last write. `flush()` before the process exits."""
+    cost of a small model's request), and written in one system call for all the lines of the last
+    50 ms, by the request that finds them that old. A background thread writes what an idle server
+    left pending, once a second: a thread that woke more often would take the GIL from the request
+    thread each time, and on a busy machine that thread can wait a time slice to get it back.
+    `flush()` before the process exits."""
 
     FLUSH_INTERVAL = 0.05
+    IDLE_FLUSH_INTERVAL = 1.0
 
     def __init__(self, log_format: Literal["text", "json"] = "text", enabled: bool = True) -> None:
         self.json = log_format == "json"
@@ -94,6 +98,8 @@ class AccessLog:
         self._second = -1
         self._stamp = ""
         self._pending: collections.deque[bytes] = collections.deque()
+        self._flushed = time.monotonic()
+        self._writing = threading.Lock()  # one writer at a time, so that lines never interleave
         if self.enabled:
             threading.Thread(target=self._flush_forever, name="scorehost-access-log", daemon=True).start()
 
@@ -104,14 +110,15 @@ class AccessLog:
             while True:
                 lines.append(self._pending.popleft())
         data = memoryview(b"".join(lines))
-        with contextlib.suppress(OSError):  # a closed or full log stream must not fail the server
+        with self._writing, contextlib.suppress(OSError):  # a closed or full log stream must not fail the server
             while data:
                 data = data[os.write(self._fd, data) :]
 
     def _flush_forever(self) -> None:
         while True:
-            time.sleep(self.FLUSH_INTERVAL)
-            if self._pending:
+            time.sleep(self.IDLE_FLUSH_INTERVAL)
+            if self._pending and time.monotonic() - self._flushed >= self.FLUSH_INTERVAL:
+                self._flushed = time.monotonic()
                 self.flush()
 
     def write(self, method: str, path: str, status: int, duration_ms: float, size: int, request_id: str) -> None:
@@ -148,6 +155,10 @@ class AccessLog:
             text = f"{self._stamp}.{millis:03d}Z INFO  [{self._pid}] scorehost.access -{tag} "
             line = f"{text}{method} {path} {status} {duration_ms:.3f}ms {size}B\n".encode()
         self._pending.append(line)
+        monotonic = time.monotonic()
+        if monotonic - self._flushed >= self.FLUSH_INTERVAL:
+            self._flushed = monotonic
+            self.flush()
 
 
 class PrintToLog(io.TextIOBase):

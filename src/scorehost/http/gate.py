@@ -26,7 +26,7 @@ from scorehost.logs import request_id_var
 __all__ = ["DeadlineExceeded", "RunGate"]
 
 T = TypeVar("T")
-_POLL = 0.05  # the watchdog's tick
+_TICK = 0.05  # the watchdog's longest sleep, unless the caller allows a longer one
 
 
 class DeadlineExceeded(TimeoutError):
@@ -47,10 +47,15 @@ class _Running:
 class RunGate:
     """`run(function, ...)` calls `function` on the current thread when a slot is free, within a deadline."""
 
-    def __init__(self, slots: int = 1, *, stuck_grace: float = 5.0, on_stuck: Callable[[str], None]) -> None:
+    def __init__(
+        self, slots: int = 1, *, stuck_grace: float = 5.0, on_stuck: Callable[[str], None], tick: float = _TICK
+    ) -> None:
         self._capacity = slots
         self._slots = FifoSlots(slots)
         self._stuck_grace = stuck_grace
+        # Every wake-up of the watchdog takes the GIL from the request thread; on a busy machine getting it back
+        # can wait for a time slice, so it sleeps as long as it can: until the earliest deadline, at most `tick`.
+        self._tick = tick
         self._on_stuck = on_stuck
         self._lock = threading.Lock()
         self._running: set[_Running] = set()
@@ -135,7 +140,10 @@ class RunGate:
 
     def _watch(self) -> None:
         while True:
-            time.sleep(_POLL)
+            with self._lock:
+                earliest = min((job.deadline for job in self._running if not job.interrupted), default=None)
+            delay = self._tick if earliest is None else min(self._tick, max(earliest - time.monotonic(), 0.0))
+            time.sleep(delay + 0.001)
             now = time.monotonic()
             with self._lock:
                 for job in self._running:
