@@ -500,11 +500,15 @@ def load_rounds(
     args: argparse.Namespace,
     failures: list[str],
 ) -> tuple[list[Row], dict[str, list[float]]]:
-    """Every server of the plan, one after another, round after round (so that drift hits all alike)."""
+    """Every server of the plan, one after another, round after round (so that drift hits all alike), in a new
+    order each round (seeded, so runs are comparable): a server always measured first, or always right after
+    the same one, would carry that position's bias in every round."""
     results: list[Row] = []
     pss: dict[str, list[float]] = {}
     for round_ in range(1, args.repeat + 1):
-        for i, (server, cases) in enumerate(plan, 1):
+        order = list(plan)
+        random.Random(round_).shuffle(order)
+        for i, (server, cases) in enumerate(order, 1):
             say(f"[round {round_}/{args.repeat}, server {i}/{len(plan)}] {server.label}")
             try:
                 rows, mib, ready_s = measure(server, cases, bodies, log, args)
