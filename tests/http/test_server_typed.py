@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server, served
+from conftest import SCRIPTS, Server, served
 from openapi_spec_validator import validate
 
 Serve = Callable[..., Server]
@@ -203,3 +204,14 @@ def test_a_scripts_own_parameter_type_converts_and_refuses(serve: Serve) -> None
     assert "expected [x, y]" in refused.json()["message"]
     validate(document)
     assert document["components"]["schemas"]["ServiceInput"]["example"] == {"point": [3.0, 4.0]}
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_an_unreadable_swagger_file_of_the_user_stops_start_up(serve: Serve, tmp_path: Path, preload: bool) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "score.py").write_text((SCRIPTS / "echo.py").read_text())
+    (app / "swagger2.json").write_text("{not json")
+    server = serve(app / "score.py", *(["--preload"] if preload else []), ready=False)
+    assert server.wait_exit() == 3
+    assert "swagger2.json" in server.log

@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import NoReturn
 
 import orjson
@@ -71,8 +72,7 @@ class _Worker:
             docs=DocsPage(title=settings.service_name),
             swagger=lambda loaded: swagger_for(settings, loaded),
         )
-        if script is not None:
-            self.app.attach(script)
+        self.preloaded = script
         # Spare threads take requests while run() is busy: they answer liveness and readiness, and hold
         # waiting /score requests under their deadline. Each costs fast models throughput in GIL hand-offs
         # (docs/serving.md), so there are none unless asked for.
@@ -83,31 +83,37 @@ class _Worker:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self.front.stop())
-        if self.app.script is None:
+        if self.preloaded is None:
             # Every run() slot is taken before the first request can arrive, so requests wait behind loading;
             # liveness and readiness answer meanwhile. init() runs on the main thread, as with --preload.
             self.gate.acquire_all()
             self.front.start()
-            self._boot()
+            self._boot(lambda: load_and_init(self.settings))
         else:
+            preloaded = self.preloaded
+            self._boot(lambda: preloaded)
+            if self.exit_code:
+                return self.exit_code
             self.front.start()
-            self._report("ready", mode=self.app.script.mode.describe(self.app.script))
         while not self.front.wait(timeout=1.0):
             pass
         return self.exit_code
 
-    def _boot(self) -> None:
+    def _boot(self, load: Callable[[], EntryScript]) -> None:
+        """Load the script (or take the preloaded one) and serve it; its API documents are made here too, so a
+        user's unreadable swagger*.json fails start-up like any other script error."""
         try:
-            script = load_and_init(self.settings)
+            script = load()
+            self.app.attach(script)
         except ScriptLoadError as error:
             self.exit_code = EXIT_BOOT_FAILED
             self._report("boot_failed", message=str(error))
             self.front.stop()
         else:
-            self.app.attach(script)
             self._report("ready", mode=script.mode.describe(script))
         finally:
-            self.gate.release_all()
+            if self.preloaded is None:
+                self.gate.release_all()
 
     def _on_stuck(self, reason: str) -> None:
         logger.error("%s; this worker (pid %d) stops taking requests and will be replaced", reason, os.getpid())
