@@ -204,7 +204,6 @@ class ScoringApp:
             raise ServiceUnavailable("The entry script is not loaded: init() has not finished, or it failed.")
         headers = title_case_headers(request.environ) if script.wants_headers else None
         mode = script.mode
-        begun = time.perf_counter()
         if mode is RunMode.PLAIN:
             data = build_run_input(script.run_input.rule, request)
             begun = time.perf_counter()
@@ -215,6 +214,7 @@ class ScoringApp:
             result = script.call_typed(arguments, headers)
         else:
             raw = raw_request(AMLRequest, request.environ, request.body)
+            begun = time.perf_counter()
             try:
                 result = script.call(raw, headers)
             finally:
