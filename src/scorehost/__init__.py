@@ -8,10 +8,11 @@ if TYPE_CHECKING:
     from typing import Any
 
     from scorehost.compat import AMLRequest, AMLResponse, rawhttp
+    from scorehost.registry import Registry
 
 __version__ = "0.1.0"
 
-__all__ = ["AMLRequest", "AMLResponse", "__version__", "rawhttp"]
+__all__ = ["AMLRequest", "AMLResponse", "Registry", "__version__", "rawhttp"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,4 +21,8 @@ def __getattr__(name: str) -> Any:
         import scorehost.compat
 
         return getattr(scorehost.compat, name)
+    if name == "Registry":
+        from scorehost.registry import Registry
+
+        return Registry
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scorehost.host.run_input import RunInput
 
-__all__ = ["ServeSettings", "parse_size", "parse_workers"]
+__all__ = ["ServeSettings", "WorkspaceSettings", "parse_size", "parse_workers"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 
@@ -42,6 +42,28 @@ def parse_workers(value: object) -> int:
     if count < 1:
         raise ValueError("workers must be at least 1 (or auto)")
     return count
+
+
+class WorkspaceSettings(BaseSettings):
+    """Where scorehost keeps its state: the model registry (and, later, endpoints)."""
+
+    model_config = SettingsConfigDict(env_prefix="SCOREHOST_", case_sensitive=False, extra="ignore")
+
+    home: Path = Path("~/.scorehost")
+    """The workspace folder (`SCOREHOST_HOME`): registry database, model store, serving layouts."""
+
+    registry_url: str | None = None
+    """SQLAlchemy URL of the registry's database (`SCOREHOST_REGISTRY_URL`); default: SQLite in `home`."""
+
+    @property
+    def workspace(self) -> Path:
+        """`home` with `~` expanded, made absolute."""
+        return self.home.expanduser().absolute()
+
+    @property
+    def database_url(self) -> str:
+        """`registry_url`, or the embedded SQLite file `<home>/registry.db`."""
+        return self.registry_url or f"sqlite:///{self.workspace / 'registry.db'}"
 
 
 class ServeSettings(BaseSettings):

@@ -20,6 +20,12 @@
   + ResultNotSerializable             500: run() returned something we cannot send
   + ScoringTimeout(TimeoutError)      504: the deadline passed while queued or running
   + ServiceUnavailable                503: the worker cannot take the request now
+  + RegistryError                     the model registry (`scorehost models`, `Registry`)
+    - InvalidModelReference(ValueError)   a name, alias, version or path the registry cannot accept
+    - UnknownModel(LookupError)       no such model, version or alias
+    - ModelInUse                      deleting a version that an alias points to needs force
+    - CorruptModel                    a stored file's bytes no longer match its sha256
+    - RegistrySchemaError             the database was written by a newer scorehost
 ```
 """
 
@@ -29,12 +35,17 @@ __all__ = [
     "BadRunSignature",
     "BadSchema",
     "BodyNotUTF8",
+    "CorruptModel",
     "InitFailed",
     "InvalidJSON",
+    "InvalidModelReference",
     "InvalidParameter",
     "MissingFunction",
     "MissingParameter",
+    "ModelInUse",
     "PayloadTooLarge",
+    "RegistryError",
+    "RegistrySchemaError",
     "RequestError",
     "ResultNotSerializable",
     "RunFailed",
@@ -44,6 +55,7 @@ __all__ = [
     "ScriptLoadError",
     "ScriptNotFound",
     "ServiceUnavailable",
+    "UnknownModel",
     "UnsupportedMediaType",
 ]
 
@@ -145,3 +157,33 @@ class ServiceUnavailable(ScorehostError):
     """The worker cannot take the request now (it is shutting down or being replaced)."""
 
     status_code = 503
+
+
+class RegistryError(ScorehostError):
+    """The model registry cannot do what was asked; the message names the fix."""
+
+
+class InvalidModelReference(RegistryError, ValueError):
+    """A model name, alias, version, reference or registered path that the registry refuses."""
+
+    status_code = 400
+
+
+class UnknownModel(RegistryError, LookupError):
+    """No model, version or alias of that name exists."""
+
+    status_code = 404
+
+
+class ModelInUse(RegistryError):
+    """The version cannot be deleted without `force`: aliases point to it."""
+
+    status_code = 409
+
+
+class CorruptModel(RegistryError):
+    """A stored file is missing or its bytes no longer match the sha256 recorded at registration."""
+
+
+class RegistrySchemaError(RegistryError):
+    """The registry database has a schema this scorehost cannot use (written by a newer version)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from scorehost import __version__
+from scorehost.cli.models import models_group
 from scorehost.cli.serve import serve_command
 
 __all__ = ["cli", "main"]
@@ -17,6 +18,7 @@ def cli() -> None:
 
 
 cli.add_command(serve_command)
+cli.add_command(models_group)
 
 
 def main() -> None:

@@ -1,0 +1,61 @@
+"""Copy a file and compute its sha256 in the same pass over the data.
+
+Each chunk is hashed on a helper thread while the main thread writes it: hashlib and file writes both
+release the GIL, so a large copy takes about max(hash, write) per chunk instead of their sum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO, Protocol
+
+__all__ = ["CHUNK", "ByteProgress", "copy_hashing", "hash_file"]
+
+CHUNK = 4 << 20
+_SMALL = 1 << 20  # below this, a thread hand-off costs more than it saves
+
+_hasher: ThreadPoolExecutor | None = None
+
+
+class ByteProgress(Protocol):
+    """Told how many bytes each step moved (a progress bar, or nothing)."""
+
+    def advance(self, count: int) -> None: ...
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _hasher
+    if _hasher is None:
+        _hasher = ThreadPoolExecutor(1, thread_name_prefix="scorehost-sha256")
+    return _hasher
+
+
+def copy_hashing(source: BinaryIO, target: BinaryIO | None, progress: ByteProgress | None = None) -> tuple[str, int]:
+    """Copy `source` to `target` (or only read it, when None); returns (sha256 hex, bytes)."""
+    digest = hashlib.sha256()
+    view = memoryview(bytearray(CHUNK))
+    size = 0
+    while True:
+        count = source.readinto(view)  # type: ignore[attr-defined]
+        if not count:
+            break
+        chunk = view[:count]
+        if count < _SMALL or target is None:
+            digest.update(chunk)
+            if target is not None:
+                target.write(chunk)
+        else:
+            hashed = _pool().submit(digest.update, chunk)
+            target.write(chunk)
+            hashed.result()
+        size += count
+        if progress is not None:
+            progress.advance(count)
+    return digest.hexdigest(), size
+
+
+def hash_file(path: str, progress: ByteProgress | None = None) -> tuple[str, int]:
+    """(sha256 hex, bytes) of the file at `path`."""
+    with open(path, "rb", buffering=0) as source:
+        return copy_hashing(source, None, progress)

@@ -1,0 +1,188 @@
+"""The registry's metadata: SQLAlchemy Core tables, the engine, and forward migrations.
+
+Any SQLAlchemy URL works; SQLite is the embedded default. SQLite connections run in WAL mode (readers
+never wait for a writer) and every write transaction starts with `BEGIN IMMEDIATE`, so two processes
+registering the same name queue for the write lock instead of both reading the same last version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+from scorehost.errors import RegistrySchemaError
+
+__all__ = ["SCHEMA_VERSION", "connect", "metadata", "migrate", "read_only", "tables", "writing"]
+
+metadata = sa.MetaData()
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    # The highest version ever assigned: deleted numbers are never reused, so `name:3` means one thing forever.
+    sa.Column("last_version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+versions = sa.Table(
+    "versions",
+    metadata,
+    sa.Column("name", sa.String(255), sa.ForeignKey("models.name"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),  # "file" or "folder"
+    sa.Column("root", sa.String(255), nullable=False),  # the registered file's or folder's own name
+    sa.Column("digest", sa.String(64), nullable=False),  # sha256 of the manifest: one value per content
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("file_count", sa.Integer, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("path", sa.Text, primary_key=True),  # POSIX, relative to the version folder, root included
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.ForeignKeyConstraint(["name", "version"], ["versions.name", "versions.version"], ondelete="CASCADE"),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.ForeignKeyConstraint(["name", "version"], ["versions.name", "versions.version"], ondelete="CASCADE"),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("alias", sa.String(255), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.ForeignKeyConstraint(["name", "version"], ["versions.name", "versions.version"]),
+)
+
+# Added by migration 2 (kept as its own step so the migration path is exercised from the first release).
+properties = sa.Table(
+    "properties",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.ForeignKeyConstraint(["name", "version"], ["versions.name", "versions.version"], ondelete="CASCADE"),
+)
+files_by_digest = sa.Index("files_by_digest", files.c.digest)
+
+schema_info = sa.Table(
+    "schema_info",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+
+class tables:  # noqa: N801 - a namespace, read as `tables.versions`
+    """The tables, by name."""
+
+    models = models
+    versions = versions
+    files = files
+    tags = tags
+    aliases = aliases
+    properties = properties
+    schema_info = schema_info
+
+
+# CreateTable, not Table.create: the latter would also create indexes that later migrations add.
+def _create_v1(conn: sa.Connection) -> None:
+    for table in (schema_info, models, versions, files, tags, aliases):
+        conn.execute(sa.schema.CreateTable(table))
+
+
+def _create_v2(conn: sa.Connection) -> None:
+    conn.execute(sa.schema.CreateTable(properties))
+    conn.execute(sa.schema.CreateIndex(files_by_digest))
+
+
+MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (_create_v1, _create_v2)
+"""MIGRATIONS[i] takes a database from schema version i to i + 1; append, never edit."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling is turned off so that `_begin` decides how each one starts.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=60000", "synchronous=FULL"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    immediate = conn.get_execution_options().get("scorehost_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def connect(url: str) -> sa.Engine:
+    """An engine for `url`, with SQLite set up for several processes at once."""
+    engine = sa.create_engine(url)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_connect)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+@contextmanager
+def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A write transaction that holds the database's write lock from its first statement."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(scorehost_write=True)
+        with conn.begin():
+            yield conn
+
+
+@contextmanager
+def read_only(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A read transaction: one consistent snapshot."""
+    with engine.connect() as conn, conn.begin():
+        yield conn
+
+
+def _current_version(conn: sa.Connection) -> int:
+    if not sa.inspect(conn).has_table("schema_info"):
+        return 0
+    value = conn.execute(sa.select(schema_info.c.value).where(schema_info.c.key == "schema_version")).scalar()
+    return int(value) if value is not None else 0
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Bring the database to SCHEMA_VERSION (creating it when empty); returns the version it had."""
+    with writing(engine) as conn:
+        found = _current_version(conn)
+        if found > SCHEMA_VERSION:
+            raise RegistrySchemaError(
+                f"the registry database {engine.url.render_as_string(hide_password=True)} has schema version "
+                f"{found}, newer than this scorehost understands ({SCHEMA_VERSION}); upgrade scorehost"
+            )
+        for step in MIGRATIONS[found:]:
+            step(conn)
+        if found < SCHEMA_VERSION:
+            values = {"key": "schema_version", "value": str(SCHEMA_VERSION)}
+            if found == 0:
+                conn.execute(schema_info.insert().values(values))
+            else:
+                conn.execute(schema_info.update().where(schema_info.c.key == "schema_version").values(values))
+    return found

@@ -1,0 +1,165 @@
+"""Putting stored files back on disk: serving layouts (links, no copies) and verified downloads.
+
+A serving layout is the `AZUREML_MODEL_DIR` tree Azure ML documents, built from hard links into the
+store (read-only symbolic links where the store is on another file system), so a 1 GB model is laid
+out in microseconds. Layouts are keyed by content and built in a scratch folder renamed into place,
+so a half-built one is never used and the same set of versions reuses the same tree.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+
+from scorehost.errors import CorruptModel, InvalidModelReference
+from scorehost.registry.copying import copy_hashing
+from scorehost.registry.records import ModelVersion, StoredFile, TransferProgress
+from scorehost.registry.store import BlobStore, process_alive
+
+__all__ = ["Layouts", "safe_join", "write_verified"]
+
+_LINK_FALLBACK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES}
+
+
+def safe_join(base: Path, relative: str) -> Path:
+    """`base / relative` for a stored POSIX path, refusing anything that would leave `base`."""
+    parts = PurePosixPath(relative).parts
+    if not parts or PurePosixPath(relative).is_absolute() or any(part in ("..", ".", "") for part in parts):
+        raise InvalidModelReference(f"refusing the stored path {relative!r}: it is not a plain relative path")
+    return base.joinpath(*parts)
+
+
+class Layouts:
+    """Serving layouts under `root` (`<root>/<key>/models/<name>/<version>/...`)."""
+
+    def __init__(self, root: Path, store: BlobStore) -> None:
+        self.root = root
+        self.store = store
+
+    def model_dir(self, chosen: Sequence[tuple[ModelVersion, Sequence[StoredFile]]]) -> Path:
+        """The AZUREML_MODEL_DIR for these versions: `<name>/<version>` for one, the folder of all for several."""
+        key = hashlib.sha256(
+            "\n".join(sorted(f"{v.name}:{v.version}:{v.digest}" for v, _ in chosen)).encode()
+        ).hexdigest()[:24]
+        final = self.root / key
+        if not final.is_dir():
+            self._build(final, chosen)
+        models = final / "models"
+        if len(chosen) == 1:
+            version = chosen[0][0]
+            return models / version.name / str(version.version)
+        return models
+
+    def stale(self, live_digests: set[tuple[str, int, str]]) -> list[Path]:
+        """Layouts that name a version no longer registered (or re-registered with other content)."""
+        found: list[Path] = []
+        if not self.root.is_dir():
+            return found
+        for entry in self.root.iterdir():
+            refs_file = entry / "refs.json"
+            if entry.name.startswith("."):
+                pid = entry.name.split(".")[2] if entry.name.count(".") >= 3 else ""
+                if pid.isdigit() and not process_alive(int(pid)):
+                    found.append(entry)
+                continue
+            try:
+                refs = json.loads(refs_file.read_text())
+            except (OSError, ValueError):
+                found.append(entry)
+                continue
+            if any((ref["name"], ref["version"], ref["sha256"]) not in live_digests for ref in refs):
+                found.append(entry)
+        return found
+
+    def _build(self, final: Path, chosen: Sequence[tuple[ModelVersion, Sequence[StoredFile]]]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        scratch = self.root / f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}"
+        try:
+            for version, stored in chosen:
+                folder = scratch / "models" / version.name / str(version.version)
+                for item in stored:
+                    problem = self.store.check(item.digest, item.size, full=False)
+                    if problem:
+                        raise CorruptModel(
+                            f"{version.ref} {item.path}: {problem}; run `scorehost models verify` and "
+                            "register the model again from its original files"
+                        )
+                    target = safe_join(folder, item.path)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    _link(self.store.path_of(item.digest), target)
+            refs = [{"name": v.name, "version": v.version, "sha256": v.digest} for v, _ in chosen]
+            (scratch / "refs.json").write_text(json.dumps(refs))
+            try:
+                scratch.rename(final)
+            except OSError as error:  # another process built the same layout first: use theirs
+                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        finally:
+            if scratch.exists():
+                shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _link(blob: Path, target: Path) -> None:
+    try:
+        os.link(blob, target)
+    except OSError as error:
+        if error.errno not in _LINK_FALLBACK:
+            raise
+        target.symlink_to(blob)
+
+
+def write_verified(
+    store: BlobStore,
+    version: ModelVersion,
+    stored: Sequence[StoredFile],
+    destination: Path,
+    *,
+    overwrite: bool,
+    progress: TransferProgress | None,
+) -> Path:
+    """Copy a version out to `destination/<root>`, checking every byte against its sha256 on the way."""
+    target = destination / version.root
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        raise InvalidModelReference(f"{target} already exists; remove it, choose another folder, or pass --force")
+    destination.mkdir(parents=True, exist_ok=True)
+    scratch = destination / f".{version.root}.partial-{secrets.token_hex(4)}"
+    if progress is not None:
+        progress.begin(f"downloading {version.ref}", version.size)
+    try:
+        scratch.mkdir()
+        for item in stored:
+            out = safe_join(scratch, item.path)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with open(store.path_of(item.digest), "rb", buffering=0) as reader, open(out, "xb") as writer:
+                    digest, size = copy_hashing(reader, writer, progress)
+            except FileNotFoundError:
+                digest, size = "missing from the store", -1
+            if digest != item.digest or size != item.size:
+                detail = digest if size < 0 else f"sha256 is {digest}, {item.digest} was registered"
+                raise CorruptModel(
+                    f"{version.ref} {item.path}: {detail}; nothing was written to {destination}. "
+                    "Register the model again from its original files "
+                    "(`scorehost models verify` lists every damaged one)"
+                )
+        if target.exists() or target.is_symlink():
+            _remove(target)
+        os.rename(scratch / version.root, target)
+    finally:
+        if progress is not None:
+            progress.end()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()

@@ -1,0 +1,412 @@
+"""`Registry`: versioned models with aliases, stored by content, served by reference.
+
+```python
+from scorehost import Registry
+
+registry = Registry()                          # SCOREHOST_HOME, default ~/.scorehost
+v = registry.register("sklearn_mnist", "model.pkl", tags={"team": "vision"})   # v.version == 1
+registry.set_alias("sklearn_mnist", "production", 1)
+registry.get("sklearn_mnist:production").digest
+registry.model_dir(["sklearn_mnist:production"])   # -> the AZUREML_MODEL_DIR to serve it with
+```
+
+A registration copies the files into the store first (outside any database lock, hashing as it
+copies), syncs them, then writes every row of the version in one transaction: a crash at any point
+leaves the whole version or nothing that names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from scorehost.config import WorkspaceSettings
+from scorehost.errors import InvalidModelReference, ModelInUse, UnknownModel
+from scorehost.registry import database
+from scorehost.registry.database import tables as t
+from scorehost.registry.layout import Layouts, write_verified
+from scorehost.registry.names import ModelRef, check_alias, check_name, parse_ref
+from scorehost.registry.records import (
+    DeleteResult,
+    GarbageReport,
+    ModelSummary,
+    ModelVersion,
+    StoredFile,
+    TransferProgress,
+    VerifyProblem,
+    VerifyReport,
+)
+from scorehost.registry.sources import collect_sources
+from scorehost.registry.store import BlobStore
+
+__all__ = ["Registry"]
+
+_MAX_KEY = 255
+
+
+def _check_pairs(kind: str, pairs: Mapping[str, str] | None) -> dict[str, str]:
+    checked: dict[str, str] = {}
+    for key, value in (pairs or {}).items():
+        if not isinstance(key, str) or not key or len(key) > _MAX_KEY:
+            raise InvalidModelReference(
+                f"{kind} key {key!r} must be a non-empty string of at most {_MAX_KEY} characters"
+            )
+        if not isinstance(value, str):
+            raise InvalidModelReference(f"{kind} {key!r} must have a string value, not {type(value).__name__}")
+        checked[key] = value
+    return checked
+
+
+def _manifest_digest(stored: Iterable[StoredFile]) -> str:
+    lines = "".join(f"{item.digest}  {item.path}\n" for item in sorted(stored, key=lambda item: item.path))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+class Registry:
+    """The model registry of one workspace; safe to use from several processes at once."""
+
+    def __init__(self, home: str | os.PathLike[str] | None = None, *, url: str | None = None) -> None:
+        settings = WorkspaceSettings() if home is None else WorkspaceSettings(home=Path(home))
+        self.home = settings.workspace
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.url = url or settings.database_url
+        self.store = BlobStore(self.home / "store")
+        self.layouts = Layouts(self.home / "layouts", self.store)
+        self._engine = database.connect(self.url)
+        database.migrate(self._engine)
+
+    def close(self) -> None:
+        """Release the database connections (also done on garbage collection)."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        properties: Mapping[str, str] | None = None,
+        progress: TransferProgress | None = None,
+    ) -> ModelVersion:
+        """Store a file or folder as the next version of `name` (created on first use)."""
+        check_name(name)
+        tag_values, property_values = _check_pairs("tag", tags), _check_pairs("property", properties)
+        kind, root, sources = collect_sources(Path(path))
+        total = sum(source.size for source in sources)
+        with self.store.registering():
+            stored: list[StoredFile] = []
+            if progress is not None:
+                progress.begin(f"registering {name}", total)
+            try:
+                for source in sources:
+                    digest, size = self.store.ingest(source.source, progress)
+                    stored.append(StoredFile(source.path, digest, size))
+            finally:
+                if progress is not None:
+                    progress.end()
+            self.store.sync(item.digest for item in stored)
+            now = time.time()
+            size = sum(item.size for item in stored)
+            with database.writing(self._engine) as conn:
+                version = self._next_version(conn, name, now)
+                conn.execute(
+                    t.versions.insert().values(
+                        name=name,
+                        version=version,
+                        kind=kind,
+                        root=root,
+                        digest=_manifest_digest(stored),
+                        size=size,
+                        file_count=len(stored),
+                        description=description,
+                        created_at=now,
+                    )
+                )
+                conn.execute(
+                    t.files.insert(),
+                    [
+                        {"name": name, "version": version, "path": s.path, "digest": s.digest, "size": s.size}
+                        for s in stored
+                    ],
+                )
+                for table, values in ((t.tags, tag_values), (t.properties, property_values)):
+                    if values:
+                        rows = [{"name": name, "version": version, "key": k, "value": v} for k, v in values.items()]
+                        conn.execute(table.insert(), rows)
+        return self.get(ModelRef(name, version=version))
+
+    def _next_version(self, conn: sa.Connection, name: str, now: float) -> int:
+        last = conn.execute(
+            sa.select(t.models.c.last_version).where(t.models.c.name == name).with_for_update()
+        ).scalar()
+        if last is None:
+            conn.execute(t.models.insert().values(name=name, last_version=1, created_at=now))
+            return 1
+        conn.execute(t.models.update().where(t.models.c.name == name).values(last_version=last + 1))
+        return int(last) + 1
+
+    def set_alias(self, name: str, alias: str, version: int | str) -> ModelVersion:
+        """Point `name:alias` at a version, given as a number or as another alias (moving it if set)."""
+        check_alias(alias)
+        with database.writing(self._engine) as conn:
+            _, number = self._resolve(conn, f"{check_name(name)}:{version}")
+            conn.execute(t.aliases.delete().where(t.aliases.c.name == name, t.aliases.c.alias == alias))
+            conn.execute(t.aliases.insert().values(name=name, alias=alias, version=number, updated_at=time.time()))
+        return self.get(ModelRef(name, version=number))
+
+    def remove_alias(self, name: str, alias: str) -> int:
+        """Remove `name:alias`; returns the version it pointed to."""
+        check_alias(alias)
+        with database.writing(self._engine) as conn:
+            version = conn.execute(
+                sa.select(t.aliases.c.version).where(t.aliases.c.name == check_name(name), t.aliases.c.alias == alias)
+            ).scalar()
+            if version is None:
+                raise UnknownModel(f"model {name!r} has no alias {alias!r}{self._aliases_hint(conn, name)}")
+            conn.execute(t.aliases.delete().where(t.aliases.c.name == name, t.aliases.c.alias == alias))
+        return int(version)
+
+    def delete(self, ref: str | ModelRef, *, force: bool = False) -> DeleteResult:
+        """Delete one version; with aliases pointing to it, only with `force` (they are removed too)."""
+        with database.writing(self._engine) as conn:
+            name, version = self._resolve(conn, ref)
+            pointing = tuple(
+                conn.execute(
+                    sa.select(t.aliases.c.alias).where(t.aliases.c.name == name, t.aliases.c.version == version)
+                ).scalars()
+            )
+            if pointing and not force:
+                listed = ", ".join(f"{name}:{alias}" for alias in pointing)
+                raise ModelInUse(
+                    f"{name}:{version} is what {listed} point{'s' if len(pointing) == 1 else ''} to; move the "
+                    f"alias first (`scorehost models alias {name} {pointing[0]} VERSION`) or delete with --force"
+                )
+            digests = set(
+                conn.execute(
+                    sa.select(t.files.c.digest).where(t.files.c.name == name, t.files.c.version == version)
+                ).scalars()
+            )
+            for table in (t.aliases, t.tags, t.properties, t.files, t.versions):
+                conn.execute(table.delete().where(table.c.name == name, table.c.version == version))
+        freed, deferred = self._reclaim(digests, wait=False)
+        return DeleteResult(name, version, pointing, freed, deferred)
+
+    def gc(self) -> GarbageReport:
+        """Remove blobs no version references and serving layouts of deleted versions."""
+        with self.store.reclaiming(wait=True):
+            referenced = self._referenced()
+            orphans = [digest for digest in self.store.digests() if digest not in referenced]
+            freed = self.store.remove(orphans)
+            with database.read_only(self._engine) as conn:
+                live = {
+                    (row.name, row.version, row.digest)
+                    for row in conn.execute(sa.select(t.versions.c.name, t.versions.c.version, t.versions.c.digest))
+                }
+            stale = self.layouts.stale(live)
+            for layout in stale:
+                shutil.rmtree(layout, ignore_errors=True)
+        return GarbageReport(len(orphans), freed, len(stale))
+
+    def _reclaim(self, digests: set[str], *, wait: bool) -> tuple[int, bool]:
+        with self.store.reclaiming(wait=wait) as exclusive:
+            if not exclusive:
+                return 0, True
+            # Decided under the exclusive lock: no registration can be between ingest and commit now.
+            return self.store.remove(digests - self._referenced()), False
+
+    def _referenced(self) -> set[str]:
+        with database.read_only(self._engine) as conn:
+            return set(conn.execute(sa.select(t.files.c.digest).distinct()).scalars())
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def resolve(self, ref: str | ModelRef) -> tuple[str, int]:
+        """(name, version) for `name`, `name:3`, `name:alias` or `name:latest`."""
+        with database.read_only(self._engine) as conn:
+            return self._resolve(conn, ref)
+
+    def get(self, ref: str | ModelRef) -> ModelVersion:
+        """The version `ref` names, with its tags, properties and aliases."""
+        with database.read_only(self._engine) as conn:
+            name, version = self._resolve(conn, ref)
+            return self._versions(conn, (t.versions.c.name == name) & (t.versions.c.version == version))[0]
+
+    def files(self, ref: str | ModelRef) -> list[StoredFile]:
+        """The files of a version, by path."""
+        with database.read_only(self._engine) as conn:
+            name, version = self._resolve(conn, ref)
+            return self._files(conn, name, version)
+
+    def list_versions(self, name: str | None = None) -> list[ModelVersion]:
+        """Every version of `name` (or of every model), oldest first."""
+        with database.read_only(self._engine) as conn:
+            if name is None:
+                return self._versions(conn, sa.true())
+            self._require_model(conn, check_name(name))
+            return self._versions(conn, t.versions.c.name == name)
+
+    def list_models(self) -> list[ModelSummary]:
+        """Every model name with its version count, latest version and aliases."""
+        with database.read_only(self._engine) as conn:
+            counts: dict[str, tuple[int, int | None]] = {
+                row.name: (row.version_count, row.latest)
+                for row in conn.execute(
+                    sa.select(
+                        t.versions.c.name,
+                        sa.func.count().label("version_count"),
+                        sa.func.max(t.versions.c.version).label("latest"),
+                    ).group_by(t.versions.c.name)
+                )
+            }
+            aliases: dict[str, dict[str, int]] = {}
+            for row in conn.execute(sa.select(t.aliases).order_by(t.aliases.c.alias)):
+                aliases.setdefault(row.name, {})[row.alias] = row.version
+            summaries = []
+            for row in conn.execute(sa.select(t.models).order_by(t.models.c.name)):
+                count, latest = counts.get(row.name, (0, None))
+                summaries.append(ModelSummary(row.name, count, latest, aliases.get(row.name, {}), row.created_at))
+            return summaries
+
+    def download(
+        self,
+        ref: str | ModelRef,
+        destination: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        progress: TransferProgress | None = None,
+    ) -> Path:
+        """Write a version's file or folder into `destination`, verifying every checksum; returns its path."""
+        version = self.get(ref)
+        return write_verified(
+            self.store, version, self.files(version.ref), Path(destination), overwrite=overwrite, progress=progress
+        )
+
+    def verify(self, ref: str | ModelRef | None = None, *, progress: TransferProgress | None = None) -> VerifyReport:
+        """Re-hash the stored files of one version (or all) and report every mismatch or missing file."""
+        chosen = [self.get(ref)] if ref is not None else self.list_versions()
+        listed = [(version, self.files(version.ref)) for version in chosen]
+        problems: list[VerifyProblem] = []
+        checked: dict[tuple[str, int], str | None] = {}
+        total = sum(item.size for _, stored in listed for item in stored)
+        if progress is not None:
+            progress.begin("verifying", total)
+        try:
+            for version, stored in listed:
+                for item in stored:
+                    key = (item.digest, item.size)
+                    if key not in checked:
+                        checked[key] = self.store.check(item.digest, item.size, full=True, progress=progress)
+                    if checked[key] is not None:
+                        problems.append(VerifyProblem(version.name, version.version, item.path, str(checked[key])))
+        finally:
+            if progress is not None:
+                progress.end()
+        files = sum(len(stored) for _, stored in listed)
+        return VerifyReport(len(listed), files, total, tuple(problems))
+
+    def model_dir(self, refs: Sequence[str | ModelRef]) -> Path:
+        """The AZUREML_MODEL_DIR that serves these versions, laid out as Azure ML does, with links (no copies)."""
+        if not refs:
+            raise InvalidModelReference("no model given; pass at least one NAME[:VERSION|:ALIAS]")
+        chosen: dict[tuple[str, int], tuple[ModelVersion, list[StoredFile]]] = {}
+        for ref in refs:
+            version = self.get(ref)
+            chosen.setdefault((version.name, version.version), (version, self.files(version.ref)))
+        return self.layouts.model_dir(list(chosen.values()))
+
+    # -- queries -----------------------------------------------------------------------------------
+
+    def _resolve(self, conn: sa.Connection, ref: str | ModelRef) -> tuple[str, int]:
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        name = parsed.name
+        if parsed.version is not None:
+            self._require_version(conn, name, parsed.version)
+            return name, parsed.version
+        if parsed.alias is not None:
+            version = conn.execute(
+                sa.select(t.aliases.c.version).where(t.aliases.c.name == name, t.aliases.c.alias == parsed.alias)
+            ).scalar()
+            if version is None:
+                self._require_model(conn, name)
+                raise UnknownModel(f"model {name!r} has no alias {parsed.alias!r}{self._aliases_hint(conn, name)}")
+            return name, int(version)
+        latest = conn.execute(sa.select(sa.func.max(t.versions.c.version)).where(t.versions.c.name == name)).scalar()
+        if latest is None:
+            self._require_model(conn, name)
+            raise UnknownModel(f"model {name!r} has no versions left; register one with `scorehost models register`")
+        return name, int(latest)
+
+    def _require_model(self, conn: sa.Connection, name: str) -> None:
+        if conn.execute(sa.select(t.models.c.name).where(t.models.c.name == name)).first() is None:
+            known = list(conn.execute(sa.select(t.models.c.name).order_by(t.models.c.name).limit(10)).scalars())
+            hint = f" (registered: {', '.join(known)})" if known else " (the registry is empty)"
+            raise UnknownModel(f"no model named {name!r}{hint}; `scorehost models list` shows them all")
+
+    def _require_version(self, conn: sa.Connection, name: str, version: int) -> None:
+        found = conn.execute(
+            sa.select(t.versions.c.version).where(t.versions.c.name == name, t.versions.c.version == version)
+        ).first()
+        if found is None:
+            self._require_model(conn, name)
+            known = list(conn.execute(sa.select(t.versions.c.version).where(t.versions.c.name == name)).scalars())
+            listed = ", ".join(str(number) for number in sorted(known)) or "none"
+            raise UnknownModel(f"model {name!r} has no version {version} (versions: {listed})")
+
+    def _aliases_hint(self, conn: sa.Connection, name: str) -> str:
+        known = list(conn.execute(sa.select(t.aliases.c.alias).where(t.aliases.c.name == name)).scalars())
+        return f" (aliases: {', '.join(sorted(known))})" if known else " (it has no aliases)"
+
+    def _files(self, conn: sa.Connection, name: str, version: int) -> list[StoredFile]:
+        rows = conn.execute(
+            sa.select(t.files.c.path, t.files.c.digest, t.files.c.size)
+            .where(t.files.c.name == name, t.files.c.version == version)
+            .order_by(t.files.c.path)
+        )
+        return [StoredFile(row.path, row.digest, row.size) for row in rows]
+
+    def _versions(self, conn: sa.Connection, where: sa.ColumnElement[bool]) -> list[ModelVersion]:
+        extras: dict[str, dict[tuple[str, int], dict[str, str]]] = {"tags": {}, "properties": {}}
+        for kind, table in (("tags", t.tags), ("properties", t.properties)):
+            joined = table.join(
+                t.versions, (table.c.name == t.versions.c.name) & (table.c.version == t.versions.c.version)
+            )
+            for row in conn.execute(
+                sa.select(table.c.name, table.c.version, table.c.key, table.c.value).select_from(joined).where(where)
+            ):
+                extras[kind].setdefault((row.name, row.version), {})[row.key] = row.value
+        aliases: dict[tuple[str, int], list[str]] = {}
+        for row in conn.execute(sa.select(t.aliases).order_by(t.aliases.c.alias)):
+            aliases.setdefault((row.name, row.version), []).append(row.alias)
+        rows = conn.execute(sa.select(t.versions).where(where).order_by(t.versions.c.name, t.versions.c.version))
+        return [
+            ModelVersion(
+                name=row.name,
+                version=row.version,
+                kind=row.kind,
+                root=row.root,
+                digest=row.digest,
+                size=row.size,
+                file_count=row.file_count,
+                description=row.description,
+                created_at=row.created_at,
+                tags=extras["tags"].get((row.name, row.version), {}),
+                properties=extras["properties"].get((row.name, row.version), {}),
+                aliases=tuple(aliases.get((row.name, row.version), ())),
+            )
+            for row in rows
+        ]
