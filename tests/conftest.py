@@ -33,11 +33,15 @@ def _clean_compat_state() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees another test's (or the developer's) scorehost / Azure ML variables."""
+def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees another test's (or the developer's) scorehost / Azure ML variables.
+
+    SCOREHOST_HOME points at a fresh folder, so no test reads or writes the developer's ~/.scorehost.
+    """
     for name in list(os.environ):
         if _OUR_VARIABLES.match(name):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("SCOREHOST_HOME", str(tmp_path_factory.mktemp("scorehost-home")))
 
 
 @pytest.fixture
