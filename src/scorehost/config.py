@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from scorehost.host.run_input import RunInput
 
-__all__ = ["ServeSettings", "WorkspaceSettings", "parse_size", "parse_workers"]
+__all__ = ["ServeSettings", "WorkspaceSettings", "parse_models", "parse_size", "parse_workers"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 
@@ -42,6 +42,12 @@ def parse_workers(value: object) -> int:
     if count < 1:
         raise ValueError("workers must be at least 1 (or auto)")
     return count
+
+
+def parse_models(value: object) -> tuple[str, ...]:
+    """Model references from `a:1,b:production` (SCOREHOST_MODELS) or from repeated `--model` values."""
+    items = value if isinstance(value, list | tuple) else [value]
+    return tuple(ref.strip() for item in items for ref in str(item).split(",") if ref.strip())
 
 
 class WorkspaceSettings(BaseSettings):
@@ -82,6 +88,13 @@ class ServeSettings(BaseSettings):
         default=None, validation_alias=AliasChoices("SCOREHOST_MODEL_DIR", "AZUREML_MODEL_DIR")
     )
     """Exported as AZUREML_MODEL_DIR before init() (`--model-dir`)."""
+
+    models: Annotated[tuple[str, ...], NoDecode, BeforeValidator(parse_models)] = ()
+    """Registered models to serve, NAME[:VERSION|:ALIAS] each (`--model`, repeatable; `SCOREHOST_MODELS`,
+    comma-separated): laid out from the registry as AZUREML_MODEL_DIR. Excludes `model_dir`."""
+
+    home: Path | None = None
+    """The workspace whose registry `models` come from (`--home`, `SCOREHOST_HOME`); default ~/.scorehost."""
 
     host: str = "127.0.0.1"
     """Interface to bind; 0.0.0.0 exposes the server to the network (`--host`)."""
@@ -148,6 +161,16 @@ class ServeSettings(BaseSettings):
     """`text` for people, `json` (one object per line) for log collectors (`--log-format`)."""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def model_source_conflict(self, model_dir_source: str = "--model-dir / AZUREML_MODEL_DIR") -> str | None:
+        """Why `models` and `model_dir` cannot both be set, naming where `model_dir` came from; None if they are not."""
+        if not self.models or self.model_dir is None:
+            return None
+        return (
+            f"--model and --model-dir cannot be used together: --model lays out AZUREML_MODEL_DIR from the registry, "
+            f"and {model_dir_source} ({self.model_dir}) sets it too. Serve either the registered models (drop "
+            "--model-dir, unset AZUREML_MODEL_DIR and SCOREHOST_MODEL_DIR) or the folder (drop --model)."
+        )
 
     @property
     def request_timeout(self) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,18 @@ _EPILOG = """
 Examples:
   scorehost serve score.py
   scorehost serve score.py --model-dir ./model --workers auto --preload
+  scorehost serve score.py --model sklearn_mnist:production --model encoder:3
   curl -X POST localhost:5001/score -H 'Content-Type: application/json' -d '{"data": [[1, 2]]}'
 
 \b
-Every option can also come from the environment: SCOREHOST_<OPTION> (e.g. SCOREHOST_WORKERS=4),
+--model serves models from the registry (see `scorehost models --help`): NAME is the latest
+version, NAME:3 a version, NAME:production an alias. One model: AZUREML_MODEL_DIR is its version
+folder, holding the registered file or folder. Several: AZUREML_MODEL_DIR holds NAME/VERSION/...
+for each. Files are linked from the registry's store (hard links), never copied.
+
+\b
+Every option can also come from the environment: SCOREHOST_<OPTION> (e.g. SCOREHOST_WORKERS=4;
+SCOREHOST_MODELS=sklearn_mnist:production,encoder:3 for --model; SCOREHOST_HOME for --home),
 or the Azure ML server's variables AZUREML_ENTRY_SCRIPT, AZUREML_MODEL_DIR, SERVER_PORT,
 WORKER_COUNT, WORKER_PRELOAD, SCORING_TIMEOUT_MS (milliseconds), AML_CORS_ORIGINS, AML_APP_ROOT,
 SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
@@ -38,6 +47,19 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
     help="The entry script, if not given as SCRIPT.",
 )
 @click.option("--model-dir", "--model_dir", "model_dir", help="Folder exported as AZUREML_MODEL_DIR before init().")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="NAME[:VERSION|:ALIAS]",
+    help="A registered model to serve (repeatable), laid out as AZUREML_MODEL_DIR from the registry. "
+    "Not with --model-dir.",
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Workspace whose registry --model reads.  [default: ~/.scorehost]",
+)
 @click.option("--host", help="Interface to bind.  [default: 127.0.0.1; 0.0.0.0 exposes the server to the network]")
 @click.option("--port", type=int, help="TCP port; 0 picks a free one.  [default: 5001]")
 @click.option(
@@ -94,14 +116,26 @@ def serve_command(script: Path | None, **options: Any) -> None:
     """
     from scorehost.http.server import serve
 
-    given = {name: value for name, value in options.items() if value is not None}
+    # An option not given (None, or no --model at all) leaves the field to the environment.
+    given = {name: value for name, value in options.items() if value is not None and value != ()}
     if script is not None:
         given["entry_script"] = script
     try:
         settings = ServeSettings(**given)
     except ValidationError as error:
         raise click.UsageError(_describe(error, given)) from None
+    conflict = settings.model_source_conflict(_model_dir_source(given))
+    if conflict is not None:
+        raise click.UsageError(conflict)
     sys.exit(serve(settings))
+
+
+def _model_dir_source(given: dict[str, Any]) -> str:
+    """Where `model_dir` came from: the flag, or the variable that won (SCOREHOST_ first, as in ServeSettings)."""
+    if "model_dir" in given:
+        return "--model-dir"
+    variables = {name.upper() for name in os.environ}
+    return "SCOREHOST_MODEL_DIR" if "SCOREHOST_MODEL_DIR" in variables else "AZUREML_MODEL_DIR"
 
 
 def _describe(error: ValidationError, given: dict[str, Any]) -> str:

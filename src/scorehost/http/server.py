@@ -7,11 +7,12 @@ import os
 
 from scorehost import __version__
 from scorehost.config import ServeSettings
-from scorehost.errors import ScorehostError, ScriptLoadError
+from scorehost.errors import InvalidModelReference, RegistryError, ScorehostError, ScriptLoadError
 from scorehost.host.entry import EntryScript
 from scorehost.host.loader import resolve_script
 from scorehost.host.run_input import decide_run_input, find_run_decorator
 from scorehost.http.cors import CorsPolicy
+from scorehost.http.registered import ServedModels, lay_out_models, parse_model_refs
 from scorehost.http.sockets import bind_sockets
 from scorehost.http.startup import load_and_init
 from scorehost.http.supervisor import Supervisor
@@ -24,7 +25,7 @@ logger = logging.getLogger("scorehost")
 
 
 def serve(settings: ServeSettings) -> int:
-    """Serve the entry script until SIGTERM/SIGINT; return the exit code (3: the script cannot be served)."""
+    """Serve the entry script until SIGTERM/SIGINT; return the exit code (3: the script or its models cannot serve)."""
     configure_logging(settings.log_format, settings.log_level)
     if settings.entry_script is None:
         logger.error("No entry script given: `scorehost serve path/to/score.py` (or set AZUREML_ENTRY_SCRIPT).")
@@ -40,7 +41,24 @@ def serve(settings: ServeSettings) -> int:
     except ValueError as error:
         logger.error("--cors-origins / AML_CORS_ORIGINS: %s", error)
         return 2
-    if settings.model_dir is not None:
+    conflict = settings.model_source_conflict()
+    if conflict is not None:
+        logger.error("%s", conflict)
+        return 2
+    served: ServedModels | None = None
+    if settings.models:
+        try:
+            refs = parse_model_refs(settings.models)
+        except InvalidModelReference as error:
+            logger.error("Invalid value for '--model': %s", error.message)
+            return 2
+        try:
+            served = lay_out_models(refs, settings.home)
+        except RegistryError as error:
+            logger.error("%s", error.message)
+            return EXIT_BOOT_FAILED
+        os.environ["AZUREML_MODEL_DIR"] = str(served.model_dir)
+    elif settings.model_dir is not None:
         os.environ["AZUREML_MODEL_DIR"] = settings.model_dir
     try:
         sockets = bind_sockets(settings.host, settings.port, settings.workers)
@@ -48,7 +66,7 @@ def serve(settings: ServeSettings) -> int:
         logger.error("%s", error)
         return 1
     port = sockets[0].getsockname()[1]
-    _log_banner(settings, port)
+    _log_banner(settings, port, served)
     script: EntryScript | None = None
     if settings.preload:
         try:
@@ -61,14 +79,17 @@ def serve(settings: ServeSettings) -> int:
     return Supervisor(settings, sockets, script).run()
 
 
-def _log_banner(settings: ServeSettings, port: int) -> None:
+def _log_banner(settings: ServeSettings, port: int, served: ServedModels | None) -> None:
     assert settings.entry_script is not None
     model_dir = os.environ.get("AZUREML_MODEL_DIR")
     decision = decide_run_input(settings.run_input, settings.entry_script)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     preload = ", init() once before forking (--preload)" if settings.preload else ""
     logger.info("scorehost %s serving %s", __version__, settings.entry_script)
-    logger.info("model dir: %s", model_dir or "AZUREML_MODEL_DIR not set (use --model-dir if init() needs it)")
+    if served is not None:
+        logger.info("model dir: %s; models: %s", model_dir, served.describe())
+    else:
+        logger.info("model dir: %s", model_dir or "AZUREML_MODEL_DIR not set (use --model-dir if init() needs it)")
     spare = f", spare threads: {settings.spare_threads}" if settings.spare_threads else ""
     logger.info("workers: %d, run() threads per worker: %d%s%s", settings.workers, settings.threads, spare, preload)
     decorator = find_run_decorator(settings.entry_script.read_text(encoding="utf-8", errors="replace"))
