@@ -191,3 +191,20 @@ def test_deleting_while_another_process_registers_the_same_bytes_keeps_them(tmp_
         assert registry.verify().ok
         assert registry.download("b", tmp_path / "out").read_bytes() == source.read_bytes()
         assert registry.gc().blobs == 0
+
+
+def test_processes_opening_a_new_workspace_at_once_create_it_once(tmp_path: Path) -> None:
+    home = tmp_path / "fresh"
+    sources = []
+    for index in range(4):
+        source = tmp_path / f"s{index}" / "model.pkl"
+        source.parent.mkdir()
+        source.write_bytes(f"model {index}".encode())
+        sources.append(source)
+    children = [_child(home, f"m{index}", [source]) for index, source in enumerate(sources)]
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        assert json.loads(out)[0][0] == 1
+    with Registry(home) as registry:
+        assert [model.name for model in registry.list_models()] == ["m0", "m1", "m2", "m3"]

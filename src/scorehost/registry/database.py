@@ -170,7 +170,10 @@ def _current_version(conn: sa.Connection) -> int:
 
 def migrate(engine: sa.Engine) -> int:
     """Bring the database to SCHEMA_VERSION (creating it when empty); returns the version it had."""
-    with writing(engine) as conn:
+    with read_only(engine) as conn:  # the common case needs no write lock
+        if _current_version(conn) == SCHEMA_VERSION:
+            return SCHEMA_VERSION
+    with writing(engine) as conn:  # re-read under the lock: another process may have migrated meanwhile
         found = _current_version(conn)
         if found > SCHEMA_VERSION:
             raise RegistrySchemaError(
