@@ -203,3 +203,27 @@ def test_parse_size_refuses(text: str) -> None:
 
 def test_max_body_size_takes_units() -> None:
     assert ServeSettings(max_body_size="1MiB").max_body_size == 1024 * 1024  # type: ignore[arg-type]
+
+
+# --- registered models -----------------------------------------------------------------------------------
+
+
+def test_models_come_from_flags_or_a_comma_separated_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SCOREHOST_HOME")  # set for every test by conftest
+    assert ServeSettings().models == ()
+    assert ServeSettings().home is None
+    monkeypatch.setenv("SCOREHOST_MODELS", " sklearn_mnist:production, encoder:3 ,")
+    monkeypatch.setenv("SCOREHOST_HOME", "/srv/scorehost")
+    settings = ServeSettings()
+    assert settings.models == ("sklearn_mnist:production", "encoder:3")
+    assert settings.home == Path("/srv/scorehost")
+    assert ServeSettings(models=["a", "b:2"]).models == ("a", "b:2")  # type: ignore[arg-type]
+
+
+def test_models_and_model_dir_conflict() -> None:
+    assert ServeSettings(models=("a",)).model_source_conflict() is None
+    assert ServeSettings(model_dir="/m").model_source_conflict() is None
+    message = ServeSettings(models=("a",), model_dir="/m").model_source_conflict("AZUREML_MODEL_DIR")
+    assert message is not None
+    assert message.startswith("--model and --model-dir cannot be used together")
+    assert "AZUREML_MODEL_DIR (/m) sets it too" in message

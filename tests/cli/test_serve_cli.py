@@ -162,3 +162,18 @@ def test_python_dash_m_runs_the_same_command(serve: Serve) -> None:
     assert server.url.startswith("http://127.0.0.1:")
     assert "limits: 5.0 s per request" in server.log
     assert httpx.post(f"{server.url}/score", json={"data": [1]}).json() == {"received": "[1]"}
+
+
+def test_serve_help_shows_registered_models() -> None:
+    code, output = invoke("serve", "--help")
+    assert code == 0
+    assert "--model NAME[:VERSION|:ALIAS]" in output
+    assert "--home DIRECTORY" in output
+    assert "scorehost serve score.py --model sklearn_mnist:production --model encoder:3" in output
+    assert "SCOREHOST_MODELS=sklearn_mnist:production,encoder:3" in output
+
+
+def test_model_with_model_dir_is_a_usage_error(tmp_path: Path) -> None:
+    code, output = invoke("serve", MISSING, "--model", "sklearn_mnist", "--model-dir", str(tmp_path))
+    assert code == 2, output
+    assert "Error: --model and --model-dir cannot be used together" in output
