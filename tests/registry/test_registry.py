@@ -329,3 +329,13 @@ def test_the_workspace_comes_from_scorehost_home(tmp_path: Path, monkeypatch: py
         registry.register("m", _file(tmp_path / "model.pkl", b"x"))
     assert (tmp_path / "elsewhere.db").exists()
     assert (tmp_path / "ws").stat().st_mode & 0o777 == 0o700
+
+
+def test_gc_keeps_a_layout_a_running_server_holds(registry: Registry, tmp_path: Path) -> None:
+    registry.register("m", _file(tmp_path / "model.pkl", b"served"))
+    registry.register("m", _file(tmp_path / "model.pkl", b"newer"))
+    held = registry.model_dir(["m:1"], hold=True)  # what `scorehost serve --model m:1` does
+    registry.delete("m:1")
+    assert registry.gc().layouts == 0
+    # A worker restarted after the delete must still find its model files.
+    assert (held / "model.pkl").read_bytes() == b"served"

@@ -74,7 +74,7 @@ def lay_out_models(parsed: Sequence[ModelRef], home: Path | None) -> ServedModel
             # Pinned to the numbers just resolved: an alias moved meanwhile cannot make the log lie.
             pinned = [ModelRef(name, version=version) for name, version in labels]
             try:
-                model_dir = registry.model_dir(pinned)
+                model_dir = registry.model_dir(pinned, hold=True)
             except RegistryError as error:  # a damaged store or database: not the user's reference
                 listed = ", ".join(map(str, pinned))
                 raise RegistryError(f"Cannot serve --model {listed}: {error.message}") from None

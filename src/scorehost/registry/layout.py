@@ -9,6 +9,7 @@ so a half-built one is never used and the same set of versions reuses the same t
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -26,6 +27,9 @@ __all__ = ["Layouts", "safe_join", "write_verified"]
 
 _LINK_FALLBACK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES}
 
+# Shared locks on layouts this process serves from, held until it exits (closing them would release them).
+_HELD: list[int] = []
+
 
 def safe_join(base: Path, relative: str) -> Path:
     """`base / relative` for a stored POSIX path, refusing anything that would leave `base`."""
@@ -42,22 +46,49 @@ class Layouts:
         self.root = root
         self.store = store
 
-    def model_dir(self, chosen: Sequence[tuple[ModelVersion, Sequence[StoredFile]]]) -> Path:
-        """The AZUREML_MODEL_DIR for these versions: `<name>/<version>` for one, the folder of all for several."""
+    def model_dir(self, chosen: Sequence[tuple[ModelVersion, Sequence[StoredFile]]], *, hold: bool = False) -> Path:
+        """The AZUREML_MODEL_DIR for these versions: `<name>/<version>` for one, the folder of all for several.
+
+        `hold=True` keeps the layout from `gc` for the rest of this process's life (a server using it).
+        """
         key = hashlib.sha256(
             "\n".join(sorted(f"{v.name}:{v.version}:{v.digest}" for v, _ in chosen)).encode()
         ).hexdigest()[:24]
         final = self.root / key
         if not final.is_dir():
             self._build(final, chosen)
+        if hold:
+            fd = os.open(final / "refs.json", os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            _HELD.append(fd)
         models = final / "models"
         if len(chosen) == 1:
             version = chosen[0][0]
             return models / version.name / str(version.version)
         return models
 
-    def stale(self, live_digests: set[tuple[str, int, str]]) -> list[Path]:
-        """Layouts that name a version no longer registered (or re-registered with other content)."""
+    def remove_stale(self, live_digests: set[tuple[str, int, str]]) -> int:
+        """Remove layouts of versions no longer registered, except those a running server holds; returns how many."""
+        removed = 0
+        for layout in self._stale(live_digests):
+            try:
+                fd = os.open(layout / "refs.json", os.O_RDONLY)
+            except OSError:  # a scratch folder of a dead process, or a damaged layout: nobody can hold it
+                shutil.rmtree(layout, ignore_errors=True)
+                removed += 1
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a server is using it: its worker restarts must still find the files
+            else:
+                shutil.rmtree(layout, ignore_errors=True)
+                removed += 1
+            finally:
+                os.close(fd)
+        return removed
+
+    def _stale(self, live_digests: set[tuple[str, int, str]]) -> list[Path]:
         found: list[Path] = []
         if not self.root.is_dir():
             return found

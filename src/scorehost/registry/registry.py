@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -217,10 +216,8 @@ class Registry:
                     (row.name, row.version, row.digest)
                     for row in conn.execute(sa.select(t.versions.c.name, t.versions.c.version, t.versions.c.digest))
                 }
-            stale = self.layouts.stale(live)
-            for layout in stale:
-                shutil.rmtree(layout, ignore_errors=True)
-        return GarbageReport(len(orphans), freed, len(stale))
+            layouts = self.layouts.remove_stale(live)
+        return GarbageReport(len(orphans), freed, layouts)
 
     def _reclaim(self, digests: set[str], *, wait: bool) -> tuple[int, bool]:
         with self.store.reclaiming(wait=wait) as exclusive:
@@ -319,15 +316,18 @@ class Registry:
         files = sum(len(stored) for _, stored in listed)
         return VerifyReport(len(listed), files, total, tuple(problems))
 
-    def model_dir(self, refs: Sequence[str | ModelRef]) -> Path:
-        """The AZUREML_MODEL_DIR that serves these versions, laid out as Azure ML does, with links (no copies)."""
+    def model_dir(self, refs: Sequence[str | ModelRef], *, hold: bool = False) -> Path:
+        """The AZUREML_MODEL_DIR that serves these versions, laid out as Azure ML does, with links (no copies).
+
+        With `hold=True` the folder survives `gc` (even once its versions are deleted) while this process lives.
+        """
         if not refs:
             raise InvalidModelReference("no model given; pass at least one NAME[:VERSION|:ALIAS]")
         chosen: dict[tuple[str, int], tuple[ModelVersion, list[StoredFile]]] = {}
         for ref in refs:
             version = self.get(ref)
             chosen.setdefault((version.name, version.version), (version, self.files(version.ref)))
-        return self.layouts.model_dir(list(chosen.values()))
+        return self.layouts.model_dir(list(chosen.values()), hold=hold)
 
     # -- queries -----------------------------------------------------------------------------------
 
