@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,28 +25,49 @@ Examples:
   scorehost models register sklearn_mnist ./sklearn_mnist_model.pkl --tag team=vision
   scorehost models register sklearn_mnist ./retrained/ --description "retrained on May data"
   scorehost models alias sklearn_mnist production 2
+  scorehost models download sklearn_mnist:production ./here
   scorehost serve score.py --model sklearn_mnist:production
 
 \b
-A reference is NAME (the latest version), NAME:VERSION, or NAME:ALIAS.
+A reference (REF) is NAME (the latest version), NAME:VERSION, NAME:ALIAS or NAME:latest.
 The registry lives in SCOREHOST_HOME (default ~/.scorehost); its database may be any SQLAlchemy URL
 (SCOREHOST_REGISTRY_URL; default SQLite in that folder).
 """
 
+_REF_HELP = "REF is NAME (its latest version), NAME:VERSION, NAME:ALIAS or NAME:latest."
+
 
 def _registry_errors(command: F) -> F:
-    """Print registry errors as one clear line and exit 1, instead of a traceback."""
+    """Print registry and file errors as one clear line and exit 1, instead of a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from scorehost.errors import RegistryError
+        from scorehost.errors import RegistryError, UnknownModel
 
         try:
             return command(*args, **kwargs)
+        except UnknownModel as error:
+            raise click.ClickException(error.message + _alias_hint(error.message)) from None
         except RegistryError as error:
             raise click.ClickException(error.message) from None
+        except OSError as error:  # e.g. a DESTINATION under a file, a full disk: the path and the reason
+            where = f"{error.filename}: " if error.filename else ""
+            raise click.ClickException(f"{where}{error.strerror or error}") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _alias_hint(message: str) -> str:
+    """How to set the alias that was asked for, unless the registry's message already names a command."""
+    params = click.get_current_context().params
+    if "`" in message or params.get("remove"):
+        return ""
+    name, _, selector = str(params.get("ref") or "").partition(":")
+    if not selector and params.get("version") is not None:  # `alias NAME ALIAS OTHER_ALIAS`
+        name, selector = str(params["name"]), str(params["version"])
+    if not selector or selector.isdigit() or selector == "latest":
+        return ""
+    return f"; set it with `scorehost models alias {name} {selector} VERSION`"
 
 
 def _open(ctx: click.Context) -> Registry:
@@ -61,7 +83,7 @@ def _pairs(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
     for value in values:
         key, sep, text = value.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param=param)
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE (e.g. team=vision)", param=param)
         pairs[key] = text
     return pairs
 
@@ -74,6 +96,14 @@ def _size(count: int) -> str:
     from rich.filesize import decimal
 
     return str(decimal(count))
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _pairs_text(pairs: Any, separator: str) -> str:
+    return separator.join(f"{key}={value}" for key, value in sorted(pairs.items())) or "-"
 
 
 def _table(*columns: str) -> Any:
@@ -89,12 +119,21 @@ def _print(renderable: Any) -> None:
     from rich.console import Console
 
     console = Console()
-    if not console.is_terminal:  # piped: no wrapping at 80 columns, so each row stays one line for grep
-        console = Console(width=100_000)
-    console.print(renderable)
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    # Piped: no wrapping at 80 columns, so each row stays one line for grep and cut, and no padding
+    # after the last column, so lines do not end in spaces.
+    console = Console(width=100_000)
+    with console.capture() as captured:
+        console.print(renderable)
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
+def _json_option(text: str) -> Callable[[F], F]:
+    return click.option("--json", "as_json", is_flag=True, help=text)
+
+
 progress_option = click.option(
     "--progress/--no-progress",
     default=None,
@@ -107,21 +146,25 @@ progress_option = click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="SCOREHOST_HOME",
-    help="Workspace folder holding the registry.  [default: ~/.scorehost]",
+    help="Workspace folder holding the registry; also SCOREHOST_HOME.  [default: ~/.scorehost]",
 )
 @click.pass_context
 def models_group(ctx: click.Context, home: Path | None) -> None:
-    """Register, list, alias, download and verify versioned models."""
+    """Register, list, alias, download and verify versioned models.
+
+    Each registration of a NAME is a new, numbered version (1, 2, ...) whose files are copied into the
+    registry and never change; aliases such as production name one version and can be moved.
+    """
     ctx.ensure_object(dict)["home"] = home
 
 
-@models_group.command("register")
+@models_group.command("register", short_help="Store a file or folder as a model's next version.")
 @click.argument("name")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--description", "-d", default="", help="What this version is.")
 @click.option("--tag", "-t", "tags", multiple=True, callback=_pairs, help="KEY=VALUE label (repeatable).")
 @click.option("--property", "-p", "properties", multiple=True, callback=_pairs, help="KEY=VALUE fact (repeatable).")
-@json_option
+@_json_option("Print the new version as JSON.")
 @progress_option
 @click.pass_context
 @_registry_errors
@@ -135,7 +178,13 @@ def register_command(
     as_json: bool,
     progress: bool | None,
 ) -> None:
-    """Store PATH (a file or a folder) as the next version of model NAME."""
+    """Store a file or folder as the next version of model NAME.
+
+    NAME is the model's name (letters, digits, '.', '_' and '-', starting with a letter or digit); its
+    first registration is version 1. PATH is a file, or a folder with every file under it: it is copied
+    into the registry (identical files are stored once) and keeps its own name, so `download` and
+    `serve --model` give back PATH's file or folder as it was.
+    """
     from scorehost.cli.progress import BarProgress
 
     version = _open(ctx).register(
@@ -144,28 +193,36 @@ def register_command(
     if as_json:
         _echo_json(version.to_json())
     else:
-        summary = f"{version.file_count} file(s), {_size(version.size)}, sha256 {version.digest[:12]}"
-        click.echo(f"registered {version.ref} ({summary})")
+        summary = f"{_count(version.file_count, 'file')}, {_size(version.size)}, digest {version.digest[:12]}"
+        click.echo(f"registered {version.ref} ({version.root}: {summary})")
 
 
-@models_group.command("list")
+@models_group.command("list", short_help="List models, or the versions of one model.")
 @click.argument("name", required=False)
-@json_option
+@_json_option("Print JSON for scripts instead of a table.")
 @click.pass_context
 @_registry_errors
 def list_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
-    """List models, or the versions of model NAME."""
+    """List models (one row each), or the versions of model NAME (one row per version)."""
     registry = _open(ctx)
     if name is not None:
         versions = registry.list_versions(name)
         if as_json:
             _echo_json([version.to_json() for version in versions])
             return
+        if not versions:
+            click.echo(f"model {name!r} has no versions left; add one with `scorehost models register {name} PATH`")
+            return
         table = _table("VERSION", "ALIASES", "SIZE", "FILES", "CREATED", "TAGS", "DESCRIPTION")
         for v in versions:
-            tags = " ".join(f"{key}={value}" for key, value in v.tags.items())
             table.add_row(
-                str(v.version), ",".join(v.aliases), _size(v.size), str(v.file_count), v.created, tags, v.description
+                str(v.version),
+                ",".join(v.aliases) or "-",
+                _size(v.size),
+                str(v.file_count),
+                v.created,
+                _pairs_text(v.tags, " "),
+                v.description or "-",
             )
         _print(table)
         return
@@ -178,18 +235,17 @@ def list_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
         return
     table = _table("NAME", "VERSIONS", "LATEST", "ALIASES")
     for model in models:
-        aliases = " ".join(f"{alias}={version}" for alias, version in model.aliases.items())
-        table.add_row(model.name, str(model.versions), str(model.latest or "-"), aliases)
+        table.add_row(model.name, str(model.versions), str(model.latest or "-"), _pairs_text(model.aliases, " "))
     _print(table)
 
 
-@models_group.command("show")
+@models_group.command("show", epilog=_REF_HELP, short_help="Show one version with its files' sha256s.")
 @click.argument("ref")
-@json_option
+@_json_option("Print JSON for scripts instead of a table.")
 @click.pass_context
 @_registry_errors
 def show_command(ctx: click.Context, ref: str, as_json: bool) -> None:
-    """Show one version (REF: NAME, NAME:VERSION or NAME:ALIAS) with its files."""
+    """Show one version: its facts, and each file with its size and sha256."""
     registry = _open(ctx)
     version = registry.get(ref)
     stored = registry.files(version.ref)
@@ -204,16 +260,20 @@ def _describe(version: ModelVersion, stored: list[StoredFile]) -> Any:
 
     facts = _table("", "")
     facts.show_header = False
+    size = _size(version.size)
+    if size != f"{version.size} bytes":
+        size += f" ({version.size} bytes)"
     rows = [
         ("name", version.name),
         ("version", str(version.version)),
         ("aliases", ", ".join(version.aliases) or "-"),
         ("description", version.description or "-"),
         ("created", version.created),
-        ("size", f"{_size(version.size)} ({version.size} bytes), {version.file_count} file(s)"),
-        ("sha256", version.digest),
-        ("tags", ", ".join(f"{key}={value}" for key, value in version.tags.items()) or "-"),
-        ("properties", ", ".join(f"{key}={value}" for key, value in version.properties.items()) or "-"),
+        ("stored as", f"{version.root} (a {version.kind})"),
+        ("size", f"{size}, {_count(version.file_count, 'file')}"),
+        ("digest", f"{version.digest} (sha256 of the file list)"),
+        ("tags", _pairs_text(version.tags, ", ")),
+        ("properties", _pairs_text(version.properties, ", ")),
     ]
     for label, value in rows:
         facts.add_row(label, value)
@@ -223,7 +283,7 @@ def _describe(version: ModelVersion, stored: list[StoredFile]) -> Any:
     return Group(facts, "", files)
 
 
-@models_group.command("download")
+@models_group.command("download", epilog=_REF_HELP, short_help="Copy a version's file or folder out, verified.")
 @click.argument("ref")
 @click.argument("destination", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace the file or folder if it already exists.")
@@ -231,31 +291,60 @@ def _describe(version: ModelVersion, stored: list[StoredFile]) -> Any:
 @click.pass_context
 @_registry_errors
 def download_command(ctx: click.Context, ref: str, destination: Path, force: bool, progress: bool | None) -> None:
-    """Write REF's file or folder into DESTINATION (default: here), checking every sha256."""
+    """Copy REF's file or folder into the folder DESTINATION (default: here).
+
+    A model registered from model.pkl comes back as DESTINATION/model.pkl; one registered from a folder
+    comes back as that folder, inside DESTINATION. Every byte is checked against its sha256 before the
+    result takes its place: a damaged model writes nothing.
+    """
     from scorehost.cli.progress import BarProgress
 
-    written = _open(ctx).download(ref, destination, overwrite=force, progress=BarProgress(progress))
-    click.echo(f"wrote {written}")
+    registry = _open(ctx)
+    version = registry.get(ref)
+    with _removing_new_folders(destination):
+        written = registry.download(version.ref, destination, overwrite=force, progress=BarProgress(progress))
+    click.echo(f"downloaded {version.ref} to {written} ({_count(version.file_count, 'file')}, {_size(version.size)})")
 
 
-@models_group.command("delete")
+@contextmanager
+def _removing_new_folders(destination: Path) -> Iterator[None]:
+    """On failure, remove the folders on the way to `destination` that did not exist before, if left empty."""
+    new: list[Path] = []
+    for folder in (destination, *destination.absolute().parents):
+        if folder.exists():
+            break
+        new.append(folder)
+    try:
+        yield
+    except BaseException:
+        for folder in new:
+            with suppress(OSError):  # not empty: something else wrote there meanwhile
+                folder.rmdir()
+        raise
+
+
+@models_group.command("delete", epilog=_REF_HELP, short_help="Delete one version; its number is never reused.")
 @click.argument("ref")
 @click.option("--force", is_flag=True, help="Delete even if aliases point to it (they are removed).")
 @click.pass_context
 @_registry_errors
 def delete_command(ctx: click.Context, ref: str, force: bool) -> None:
-    """Delete one version; its number is never given to another version."""
+    """Delete the one version REF names; its number is never given to another version.
+
+    A bare NAME deletes NAME's latest version, not the whole model. The version's files are freed
+    unless other versions share them.
+    """
     result = _open(ctx).delete(ref, force=force)
-    removed = f"; removed aliases {', '.join(result.aliases_removed)}" if result.aliases_removed else ""
+    removed = f"; removed {', '.join(f'{result.name}:{alias}' for alias in result.aliases_removed)}"
     freed = (
         "space is reclaimed by `scorehost models gc` (a registration was in progress)"
         if result.reclaim_deferred
         else f"freed {_size(result.bytes_freed)}"
     )
-    click.echo(f"deleted {result.name}:{result.version}{removed}; {freed}")
+    click.echo(f"deleted {result.name}:{result.version}{removed if result.aliases_removed else ''}; {freed}")
 
 
-@models_group.command("alias")
+@models_group.command("alias", short_help="Point an alias (e.g. production) at a version.")
 @click.argument("name")
 @click.argument("alias")
 @click.argument("version", required=False)
@@ -263,27 +352,44 @@ def delete_command(ctx: click.Context, ref: str, force: bool) -> None:
 @click.pass_context
 @_registry_errors
 def alias_command(ctx: click.Context, name: str, alias: str, version: str | None, remove: bool) -> None:
-    """Point NAME:ALIAS at VERSION (a number or another alias), or --remove it."""
+    """Point NAME:ALIAS at VERSION, moving it if it is set; or --remove it.
+
+    ALIAS is a name such as production (not a number, and not latest, which always means the newest
+    version). VERSION is a version number or another alias: `alias NAME production staging` promotes
+    the version staging points to now; the two aliases do not follow each other afterwards.
+    """
+    from scorehost.errors import RegistryError
+
     registry = _open(ctx)
     if remove:
         if version is not None:
             raise click.UsageError("--remove takes no VERSION")
-        click.echo(f"removed {name}:{alias} (it pointed to version {registry.remove_alias(name, alias)})")
+        was = registry.remove_alias(name, alias)
+        click.echo(f"removed {name}:{alias} (it pointed to {name}:{was})")
         return
     if version is None:
-        raise click.UsageError("give the VERSION the alias should point to, or --remove")
+        raise click.UsageError(f"give the VERSION {name}:{alias} should point to, or --remove it")
+    try:
+        before: int | None = registry.resolve(f"{name}:{alias}")[1] if alias != "latest" else None
+    except RegistryError:  # not set yet, or not valid: set_alias says which
+        before = None
     target = registry.set_alias(name, alias, version)
-    click.echo(f"{name}:{alias} -> {target.ref}")
+    moved = f" (was {name}:{before})" if before is not None and before != target.version else ""
+    click.echo(f"{name}:{alias} -> {target.ref}{moved}")
 
 
-@models_group.command("verify")
+@models_group.command("verify", epilog=_REF_HELP, short_help="Re-hash stored files; exit 1 if any is damaged.")
 @click.argument("ref", required=False)
-@json_option
+@_json_option("Print the report as JSON (the exit status is the same).")
 @progress_option
 @click.pass_context
 @_registry_errors
 def verify_command(ctx: click.Context, ref: str | None, as_json: bool, progress: bool | None) -> None:
-    """Re-hash stored files (of REF, or of every version); exit 1 if any is damaged or missing."""
+    """Re-hash stored files; exit 1 if any is damaged or missing.
+
+    Checks the files of REF's version, or of every version when REF is left out, against the sha256
+    recorded when they were registered.
+    """
     from scorehost.cli.progress import BarProgress
 
     report = _open(ctx).verify(ref, progress=BarProgress(progress))
@@ -293,17 +399,31 @@ def verify_command(ctx: click.Context, ref: str | None, as_json: bool, progress:
         for problem in report.problems:
             click.echo(f"damaged: {problem}", err=True)
         verdict = "all intact" if report.ok else f"{len(report.problems)} damaged"
-        click.echo(f"checked {report.files} files of {report.versions} versions ({_size(report.bytes)}): {verdict}")
+        checked = f"{_count(report.files, 'file')} of {_count(report.versions, 'version')}"
+        click.echo(f"checked {checked} ({_size(report.bytes)}): {verdict}")
     if not report.ok:
         if not as_json:
-            click.echo("register the damaged versions again from their original files", err=True)
+            # Deleted first: a new registration of the same bytes would reuse a damaged stored file.
+            refs = ", ".join(dict.fromkeys(f"{p.name}:{p.version}" for p in report.problems))
+            click.echo(
+                f"to repair: delete {refs} (`scorehost models delete REF --force`), "
+                "then register the model again from its original files",
+                err=True,
+            )
         sys.exit(1)
 
 
-@models_group.command("gc")
+@models_group.command("gc", short_help="Free the space of files no version uses.")
 @click.pass_context
 @_registry_errors
 def gc_command(ctx: click.Context) -> None:
-    """Free the space of files no version uses, and of serving layouts of deleted versions."""
+    """Free the space of files no version uses, and of serving layouts of deleted versions.
+
+    `delete` frees a version's files itself; gc finishes what a delete left while a registration was in
+    progress, and removes the model folders `serve --model` laid out for versions since deleted.
+    """
     report = _open(ctx).gc()
-    click.echo(f"removed {report.blobs} unused files ({_size(report.bytes_freed)}) and {report.layouts} stale layouts")
+    click.echo(
+        f"removed {_count(report.blobs, 'unused file')} ({_size(report.bytes_freed)}) "
+        f"and {_count(report.layouts, 'stale layout')}"
+    )

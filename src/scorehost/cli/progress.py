@@ -15,8 +15,8 @@ from rich.progress import (
 
 __all__ = ["BarProgress"]
 
-SHOWN_FROM = 8 * 1024 * 1024
-"""Copies smaller than this finish before a bar would help."""
+SHOWN_FROM = 8_000_000
+"""Copies smaller than this finish before a bar would help. Decimal, as the "8 MB" of the help and the bar's sizes."""
 
 
 class BarProgress:
