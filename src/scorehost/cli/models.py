@@ -310,7 +310,8 @@ def download_command(ctx: click.Context, ref: str, destination: Path, force: boo
 def _removing_new_folders(destination: Path) -> Iterator[None]:
     """On failure, remove the folders on the way to `destination` that did not exist before, if left empty."""
     new: list[Path] = []
-    for folder in (destination, *destination.absolute().parents):
+    target = destination.absolute()
+    for folder in (target, *target.parents):
         if folder.exists():
             break
         new.append(folder)
