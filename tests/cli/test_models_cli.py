@@ -206,7 +206,7 @@ def sources(tmp_path: Path) -> Sources:
         (
             ["delete"],
             "[OPTIONS] REF",
-            ["never given to another version", "A bare NAME deletes NAME's latest version", "--force"],
+            ["never given to another version", "a bare NAME is refused", "--force"],
         ),
         (
             ["alias"],
@@ -451,8 +451,10 @@ def test_delete_respects_aliases_and_never_reuses_a_number(home: Path, sources: 
     assert not blob(home, sha256(other)).exists()
     assert error("show", "m:2") == "model 'm' has no version 2 (versions: 1, 3)"
 
-    # A bare NAME is the latest version; the bytes version 1 still uses stay.
-    assert models("delete", "m").out == "deleted m:3; freed 0 bytes\n"
+    # A bare NAME is refused: deleting must say which version. m:latest does; version 1's bytes stay.
+    refused = usage_error("delete", "m")
+    assert refused == "'m' does not say which version to delete; write m:VERSION, m:ALIAS or m:latest"
+    assert models("delete", "m:latest").out == "deleted m:3; freed 0 bytes\n"
     assert blob(home, sha256(sources.file)).exists()
 
     assert models("register", "m", other).out.startswith("registered m:4 (")  # not 2 or 3 again
@@ -542,11 +544,6 @@ def test_verify_finds_damage_and_download_refuses_it(home: Path, sources: Source
     assert models("verify").out == "checked 4 files of 2 versions (7.6 kB): all intact\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry bug: BlobStore.ingest keeps an existing blob of the same name without checking it, "
-    "so registering the original bytes again stores nothing new and the new version is damaged too",
-)
 def test_registering_damaged_bytes_again_stores_them_afresh(home: Path, sources: Sources) -> None:
     models("register", "m", sources.file)
     overwrite(blob(home, sha256(sources.file)), b"\xff" * 2560)
@@ -674,11 +671,6 @@ def test_progress_bars_on_stderr(sources: Sources, tmp_path: Path) -> None:
     assert on_terminal("register", "big", big, "--no-progress").err == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry bug: Registry.verify's total counts a blob once per version that uses it, but hashes it "
-    "once, so the bar stops short of its total",
-)
 def test_verify_bar_reaches_its_total_with_shared_files(tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(BAR_FROM))

@@ -324,7 +324,7 @@ def _removing_new_folders(destination: Path) -> Iterator[None]:
         raise
 
 
-@models_group.command("delete", epilog=_REF_HELP, short_help="Delete one version; its number is never reused.")
+@models_group.command("delete", short_help="Delete one version; its number is never reused.")
 @click.argument("ref")
 @click.option("--force", is_flag=True, help="Delete even if aliases point to it (they are removed).")
 @click.pass_context
@@ -332,9 +332,14 @@ def _removing_new_folders(destination: Path) -> Iterator[None]:
 def delete_command(ctx: click.Context, ref: str, force: bool) -> None:
     """Delete the one version REF names; its number is never given to another version.
 
-    A bare NAME deletes NAME's latest version, not the whole model. The version's files are freed
-    unless other versions share them.
+    REF must name the version: NAME:VERSION, NAME:ALIAS or NAME:latest (a bare NAME is refused, so that
+    nobody deletes a version while meaning the model). The version's files are freed unless other
+    versions share them.
     """
+    if ":" not in ref:
+        raise click.UsageError(
+            f"{ref!r} does not say which version to delete; write {ref}:VERSION, {ref}:ALIAS or {ref}:latest"
+        )
     result = _open(ctx).delete(ref, force=force)
     removed = f"; removed {', '.join(f'{result.name}:{alias}' for alias in result.aliases_removed)}"
     freed = (

@@ -158,6 +158,7 @@ def write_verified(
     target = destination / version.root
     if (target.exists() or target.is_symlink()) and not overwrite:
         raise InvalidModelReference(f"{target} already exists; remove it, choose another folder, or pass --force")
+    created = _first_missing(destination)
     destination.mkdir(parents=True, exist_ok=True)
     scratch = destination / f".{version.root}.partial-{secrets.token_hex(4)}"
     if progress is not None:
@@ -182,11 +183,36 @@ def write_verified(
         if target.exists() or target.is_symlink():
             _remove(target)
         os.rename(scratch / version.root, target)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if created is not None:  # folders this call made, now empty: a failed download leaves nothing
+            _remove_empty_up_to(destination, created)
+        raise
     finally:
         if progress is not None:
             progress.end()
         shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of `path` that does not exist yet (None when `path` exists)."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
+
+def _remove_empty_up_to(path: Path, top: Path) -> None:
+    for folder in (path, *path.parents):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        if folder == top:
+            return
 
 
 def _remove(path: Path) -> None:

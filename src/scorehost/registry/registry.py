@@ -186,7 +186,9 @@ class Registry:
             name, version = self._resolve(conn, ref)
             pointing = tuple(
                 conn.execute(
-                    sa.select(t.aliases.c.alias).where(t.aliases.c.name == name, t.aliases.c.version == version)
+                    sa.select(t.aliases.c.alias)
+                    .where(t.aliases.c.name == name, t.aliases.c.version == version)
+                    .order_by(t.aliases.c.alias)
                 ).scalars()
             )
             if pointing and not force:
@@ -299,7 +301,7 @@ class Registry:
         listed = [(version, self.files(version.ref)) for version in chosen]
         problems: list[VerifyProblem] = []
         checked: dict[tuple[str, int], str | None] = {}
-        total = sum(item.size for _, stored in listed for item in stored)
+        total = sum(size for _, size in {(item.digest, item.size) for _, stored in listed for item in stored})
         if progress is not None:
             progress.begin("verifying", total)
         try:
@@ -314,7 +316,8 @@ class Registry:
             if progress is not None:
                 progress.end()
         files = sum(len(stored) for _, stored in listed)
-        return VerifyReport(len(listed), files, total, tuple(problems))
+        size = sum(item.size for _, stored in listed for item in stored)
+        return VerifyReport(len(listed), files, size, tuple(problems))
 
     def model_dir(self, refs: Sequence[str | ModelRef], *, hold: bool = False) -> Path:
         """The AZUREML_MODEL_DIR that serves these versions, laid out as Azure ML does, with links (no copies).

@@ -61,8 +61,10 @@ class BlobStore:
             part.chmod(_READ_ONLY)
             blob = self.path_of(digest)
             blob.parent.mkdir(exist_ok=True)
-            with contextlib.suppress(FileExistsError):  # already stored: this copy is not needed
-                os.link(part, blob)
+            # Replacing an existing blob, not keeping it: these bytes were just hashed, while a stored copy
+            # may have been damaged since (re-registering the original is how a user repairs it).
+            # Running servers keep their hard links to the old inode.
+            os.replace(part, blob)
         finally:
             part.unlink(missing_ok=True)
         return digest, size
