@@ -275,7 +275,7 @@ def cli_and_dedupe(source: Path, label: str, nbytes: int, scratch: Path, repeat:
             say(f"    CLI register: {cli.runs[-1]:.3f} s")
         settle(home)
         found.append(cli)
-    again = Timing(label, "register again (same content, deduped)", nbytes, 1, baseline="cp", info=True)
+    again = Timing(label, "register again (same content, one blob)", nbytes, 1, baseline="cp", info=True)
     home = scratch / "home-dedupe"
     with Registry(home) as registry:
         registry.register(LARGE, source)
