@@ -510,15 +510,15 @@ def test_verify_finds_damage_and_download_refuses_it(home: Path, sources: Source
     config = blob(home, sha256(sources.folder / "config.json"))
     config.unlink()
 
-    ran = models("verify", code=1)
+    ran = models("verify", "--keep-damaged", code=1)
     assert ran.out == "checked 4 files of 2 versions (7.6 kB): 2 damaged\n"
     assert ran.err.splitlines() == [
         "damaged: m:2 retrained/config.json: missing from the store",
         f"damaged: m:2 retrained/weights/encoder.bin: sha256 is {sha256(encoder)}, {encoder.name} was registered",
-        "to repair: delete m:2 (`scorehost models delete REF --force`), then register the model again from its "
-        "original files",
+        "to repair m:2: register the original files again (`scorehost models register NAME PATH`); the new "
+        "version's copy serves every version with the same bytes",
     ]
-    report = json.loads(models("verify", "--json", code=1).out)
+    report = json.loads(models("verify", "--json", "--keep-damaged", code=1).out)
     assert report["ok"] is False
     assert (report["versions"], report["files"], report["bytes"]) == (2, 4, 7596)
     assert [(p["name"], p["version"], p["path"]) for p in report["problems"]] == [
@@ -538,17 +538,20 @@ def test_verify_finds_damage_and_download_refuses_it(home: Path, sources: Source
     assert "nothing was written" in error("download", "m:2", kept, "--force")
     assert tree(kept) == {"retrained/mine.txt": b"an older copy"}
 
-    # The repair verify advises works.
-    models("delete", "m:2", "--force")
+    # Without --keep-damaged, verify moves the damaged file aside; the repair it advises then works.
+    damaged = models("verify", code=1).err.splitlines()[1]
+    assert f"moved to {home / 'store' / 'damaged' / encoder.name}." in damaged
+    assert not encoder.exists()
     assert models("register", "m", sources.folder).out.startswith("registered m:3 (")
-    assert models("verify").out == "checked 4 files of 2 versions (7.6 kB): all intact\n"
+    assert models("verify").out == "checked 7 files of 3 versions (12.6 kB): all intact\n"  # m:2 repaired too
 
 
 def test_registering_damaged_bytes_again_stores_them_afresh(home: Path, sources: Sources) -> None:
     models("register", "m", sources.file)
-    overwrite(blob(home, sha256(sources.file)), b"\xff" * 2560)
+    overwrite(blob(home, sha256(sources.file)), b"\xff" * 2560)  # same size as the original
+    models("verify", code=1)  # found, and moved aside
     models("register", "m", sources.file)
-    models("verify", "m:2")
+    assert models("verify").out == "checked 2 files of 2 versions (5.1 kB): all intact\n"
 
 
 # --- gc --------------------------------------------------------------------------------------------

@@ -203,12 +203,13 @@ def _corrupt(registry: Registry, data: bytes, replacement: bytes) -> Path:
 
 
 def test_corrupted_blobs_are_found_by_verify_and_refused_by_download(registry: Registry, tmp_path: Path) -> None:
-    registry.register("m", _folder(tmp_path / "retrained"))
+    source = _folder(tmp_path / "retrained")
+    registry.register("m", source)
     registry.register("other", _file(tmp_path / "o.bin", b"fine"))
     assert registry.verify().ok
     _corrupt(registry, b"w" * 1000, b"x" * 1000)  # same size: only the hash can tell
 
-    report = registry.verify()
+    report = registry.verify(quarantine=False)
     assert not report.ok
     assert (report.versions, report.files) == (2, 4)
     assert [str(problem) for problem in report.problems] == [
@@ -220,6 +221,25 @@ def test_corrupted_blobs_are_found_by_verify_and_refused_by_download(registry: R
     with pytest.raises(CorruptModel, match=r"m:1 retrained/weights.bin: sha256 is .* nothing was written"):
         registry.download("m:1", out)
     assert not out.exists()  # not even the folder it would have created
+
+    # verify moves the damaged blob aside: nothing serves it, and registering the original repairs it.
+    (problem,) = registry.verify().problems
+    assert f"; moved to {registry.home / 'store' / 'damaged'}" in problem.problem
+    with pytest.raises(CorruptModel, match="missing from the store"):
+        registry.model_dir(["m:1"])
+    assert registry.register("m", source).version == 2
+    assert registry.verify().ok
+    assert (registry.download("m:1", out) / "weights.bin").read_bytes() == b"w" * 1000
+
+
+def test_a_damaged_blob_of_another_size_is_replaced_by_the_next_registration(
+    registry: Registry, tmp_path: Path
+) -> None:
+    model = _file(tmp_path / "model.pkl", b"the original bytes")
+    registry.register("m", model)
+    _corrupt(registry, b"the original bytes", b"truncated")
+    registry.register("again", model)
+    assert registry.verify().ok
 
 
 def test_a_missing_blob_is_reported_and_stops_serving_layouts(registry: Registry, tmp_path: Path) -> None:

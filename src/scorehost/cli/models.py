@@ -388,17 +388,22 @@ def alias_command(ctx: click.Context, name: str, alias: str, version: str | None
 @click.argument("ref", required=False)
 @_json_option("Print the report as JSON (the exit status is the same).")
 @progress_option
+@click.option("--keep-damaged", is_flag=True, help="Only report damaged files; leave them in the store.")
 @click.pass_context
 @_registry_errors
-def verify_command(ctx: click.Context, ref: str | None, as_json: bool, progress: bool | None) -> None:
+def verify_command(
+    ctx: click.Context, ref: str | None, as_json: bool, progress: bool | None, keep_damaged: bool
+) -> None:
     """Re-hash stored files; exit 1 if any is damaged or missing.
 
     Checks the files of REF's version, or of every version when REF is left out, against the sha256
-    recorded when they were registered.
+    recorded when they were registered. A damaged file is moved to store/damaged/ (unless
+    --keep-damaged), so nothing serves or downloads it; registering the original file again repairs
+    every version that uses it.
     """
     from scorehost.cli.progress import BarProgress
 
-    report = _open(ctx).verify(ref, progress=BarProgress(progress))
+    report = _open(ctx).verify(ref, quarantine=not keep_damaged, progress=BarProgress(progress))
     if as_json:
         _echo_json(report.to_json())
     else:
@@ -409,11 +414,10 @@ def verify_command(ctx: click.Context, ref: str | None, as_json: bool, progress:
         click.echo(f"checked {checked} ({_size(report.bytes)}): {verdict}")
     if not report.ok:
         if not as_json:
-            # Deleted first: a new registration of the same bytes would reuse a damaged stored file.
             refs = ", ".join(dict.fromkeys(f"{p.name}:{p.version}" for p in report.problems))
             click.echo(
-                f"to repair: delete {refs} (`scorehost models delete REF --force`), "
-                "then register the model again from its original files",
+                f"to repair {refs}: register the original files again (`scorehost models register NAME PATH`); "
+                "the new version's copy serves every version with the same bytes",
                 err=True,
             )
         sys.exit(1)

@@ -7,8 +7,11 @@ release the GIL, so a large copy takes about max(hash, write) per chunk instead 
 from __future__ import annotations
 
 import hashlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Protocol
+
+from scorehost.registry.durability import WRITEBACK_EVERY, start_writeback
 
 __all__ = ["CHUNK", "ByteProgress", "copy_hashing", "hash_file"]
 
@@ -16,6 +19,7 @@ CHUNK = 4 << 20
 _SMALL = 1 << 20  # below this, a thread hand-off costs more than it saves
 
 _hasher: ThreadPoolExecutor | None = None
+_buffers = threading.local()
 
 
 class ByteProgress(Protocol):
@@ -31,11 +35,24 @@ def _pool() -> ThreadPoolExecutor:
     return _hasher
 
 
+def _buffer() -> memoryview:
+    # One buffer per thread, reused: allocating 4 MiB per file would cost more than copying a small one.
+    view: memoryview | None = getattr(_buffers, "view", None)
+    if view is None:
+        view = _buffers.view = memoryview(bytearray(CHUNK))
+    return view
+
+
 def copy_hashing(source: BinaryIO, target: BinaryIO | None, progress: ByteProgress | None = None) -> tuple[str, int]:
-    """Copy `source` to `target` (or only read it, when None); returns (sha256 hex, bytes)."""
+    """Copy `source` to `target` (or only read it, when None); returns (sha256 hex, bytes).
+
+    While copying, the target's pages are handed to the disk every WRITEBACK_EVERY bytes, so the
+    flush that follows finds little left to write.
+    """
     digest = hashlib.sha256()
-    view = memoryview(bytearray(CHUNK))
+    view = _buffer()
     size = 0
+    kicked = 0
     while True:
         count = source.readinto(view)  # type: ignore[attr-defined]
         if not count:
@@ -50,6 +67,9 @@ def copy_hashing(source: BinaryIO, target: BinaryIO | None, progress: ByteProgre
             target.write(chunk)
             hashed.result()
         size += count
+        if target is not None and size - kicked >= WRITEBACK_EVERY:
+            start_writeback(target.fileno(), kicked, size - kicked)
+            kicked = size
         if progress is not None:
             progress.advance(count)
     return digest.hexdigest(), size

@@ -121,6 +121,7 @@ class Registry:
             self.store.sync(item.digest for item in stored)
             now = time.time()
             size = sum(item.size for item in stored)
+            manifest = _manifest_digest(stored)
             with database.writing(self._engine) as conn:
                 version = self._next_version(conn, name, now)
                 conn.execute(
@@ -129,7 +130,7 @@ class Registry:
                         version=version,
                         kind=kind,
                         root=root,
-                        digest=_manifest_digest(stored),
+                        digest=manifest,
                         size=size,
                         file_count=len(stored),
                         description=description,
@@ -147,7 +148,10 @@ class Registry:
                     if values:
                         rows = [{"name": name, "version": version, "key": k, "value": v} for k, v in values.items()]
                         conn.execute(table.insert(), rows)
-        return self.get(ModelRef(name, version=version))
+        # Built from what was just written (a new version has no aliases yet): no query back.
+        return ModelVersion(
+            name, version, kind, root, manifest, size, len(stored), description, now, tag_values, property_values
+        )
 
     def _next_version(self, conn: sa.Connection, name: str, now: float) -> int:
         last = conn.execute(
@@ -295,8 +299,14 @@ class Registry:
             self.store, version, self.files(version.ref), Path(destination), overwrite=overwrite, progress=progress
         )
 
-    def verify(self, ref: str | ModelRef | None = None, *, progress: TransferProgress | None = None) -> VerifyReport:
-        """Re-hash the stored files of one version (or all) and report every mismatch or missing file."""
+    def verify(
+        self, ref: str | ModelRef | None = None, *, quarantine: bool = True, progress: TransferProgress | None = None
+    ) -> VerifyReport:
+        """Re-hash the stored files of one version (or all) and report every mismatch or missing file.
+
+        With `quarantine` (the default) a damaged blob is moved to `store/damaged/`, so no layout or
+        download uses it again and registering the original bytes stores them afresh.
+        """
         chosen = [self.get(ref)] if ref is not None else self.list_versions()
         listed = [(version, self.files(version.ref)) for version in chosen]
         problems: list[VerifyProblem] = []
@@ -309,7 +319,12 @@ class Registry:
                 for item in stored:
                     key = (item.digest, item.size)
                     if key not in checked:
-                        checked[key] = self.store.check(item.digest, item.size, full=True, progress=progress)
+                        problem = self.store.check(item.digest, item.size, full=True, progress=progress)
+                        if problem is not None and quarantine:
+                            moved = self.store.quarantine(item.digest)
+                            if moved is not None:
+                                problem += f"; moved to {moved}"
+                        checked[key] = problem
                     if checked[key] is not None:
                         problems.append(VerifyProblem(version.name, version.version, item.path, str(checked[key])))
         finally:
@@ -388,28 +403,38 @@ class Registry:
             joined = table.join(
                 t.versions, (table.c.name == t.versions.c.name) & (table.c.version == t.versions.c.version)
             )
-            for row in conn.execute(
-                sa.select(table.c.name, table.c.version, table.c.key, table.c.value).select_from(joined).where(where)
-            ):
-                extras[kind].setdefault((row.name, row.version), {})[row.key] = row.value
+            query = sa.select(table.c.name, table.c.version, table.c.key, table.c.value).select_from(joined)
+            for name, number, key, value in conn.execute(query.where(where)):
+                extras[kind].setdefault((name, number), {})[key] = value
         aliases: dict[tuple[str, int], list[str]] = {}
-        for row in conn.execute(sa.select(t.aliases).order_by(t.aliases.c.alias)):
-            aliases.setdefault((row.name, row.version), []).append(row.alias)
-        rows = conn.execute(sa.select(t.versions).where(where).order_by(t.versions.c.name, t.versions.c.version))
-        return [
-            ModelVersion(
-                name=row.name,
-                version=row.version,
-                kind=row.kind,
-                root=row.root,
-                digest=row.digest,
-                size=row.size,
-                file_count=row.file_count,
-                description=row.description,
-                created_at=row.created_at,
-                tags=extras["tags"].get((row.name, row.version), {}),
-                properties=extras["properties"].get((row.name, row.version), {}),
-                aliases=tuple(aliases.get((row.name, row.version), ())),
+        for name, alias, number in conn.execute(
+            sa.select(t.aliases.c.name, t.aliases.c.alias, t.aliases.c.version).order_by(t.aliases.c.alias)
+        ):
+            aliases.setdefault((name, number), []).append(alias)
+        v = t.versions.c
+        columns = (v.name, v.version, v.kind, v.root, v.digest, v.size, v.file_count, v.description, v.created_at)
+        tags, properties = extras["tags"], extras["properties"]
+        empty: dict[str, str] = {}
+        found = []
+        # Unpacked by position: reading ten attributes by name from each of 10,000 rows doubles the time.
+        for name, number, kind, root, digest, size, file_count, description, created_at in conn.execute(
+            sa.select(*columns).where(where).order_by(v.name, v.version)
+        ):
+            key = (name, number)
+            found.append(
+                ModelVersion(
+                    name,
+                    number,
+                    kind,
+                    root,
+                    digest,
+                    size,
+                    file_count,
+                    description,
+                    created_at,
+                    tags.get(key, empty),
+                    properties.get(key, empty),
+                    tuple(aliases.get(key, ())),
+                )
             )
-            for row in rows
-        ]
+        return found

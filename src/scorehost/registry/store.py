@@ -4,6 +4,7 @@
 store/
   sha256/ab/abcdef…   read-only blobs; a name here is only ever given to complete, synced bytes
   tmp/<pid>.<id>.part copies in progress; never look valid, removed once their process is gone
+  damaged/            blobs `verify` found damaged, moved aside (kept for inspection)
   lock                flock: registrations hold it shared, reclaiming space holds it exclusive
 ```
 """
@@ -11,31 +12,20 @@ store/
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from scorehost.registry.copying import ByteProgress, copy_hashing, hash_file
+from scorehost.registry.durability import flush
 
 __all__ = ["BlobStore", "process_alive"]
 
 _READ_ONLY = 0o444
-
-
-def _libc_syncfs() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.syncfs
-    except (OSError, AttributeError):
-        return None
-
-
-_syncfs = _libc_syncfs()
 
 
 class BlobStore:
@@ -47,6 +37,7 @@ class BlobStore:
         self.tmp = root / "tmp"
         for folder in (self.blobs, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
+        self._folders: set[Path] = set()  # blob folders known to exist
 
     def path_of(self, digest: str) -> Path:
         """Where the blob with this sha256 lives (whether or not it exists)."""
@@ -58,38 +49,37 @@ class BlobStore:
         try:
             with open(source, "rb", buffering=0) as reader, open(part, "xb", buffering=0) as writer:
                 digest, size = copy_hashing(reader, writer, progress)
-            part.chmod(_READ_ONLY)
+                os.fchmod(writer.fileno(), _READ_ONLY)
             blob = self.path_of(digest)
-            blob.parent.mkdir(exist_ok=True)
-            # Replacing an existing blob, not keeping it: these bytes were just hashed, while a stored copy
-            # may have been damaged since (re-registering the original is how a user repairs it).
-            # Running servers keep their hard links to the old inode.
-            os.replace(part, blob)
+            if blob.parent not in self._folders:
+                blob.parent.mkdir(exist_ok=True)
+                self._folders.add(blob.parent)
+            try:
+                os.link(part, blob)
+            except FileExistsError:
+                # Stored already: keep that copy (replacing it would make ext4 flush it again). One of
+                # another size is damaged, so this fresh copy replaces it; damage of the same size is
+                # found by verify, which moves the blob aside so the next registration stores it anew.
+                if blob.stat().st_size != size:
+                    os.replace(part, blob)
         finally:
             part.unlink(missing_ok=True)
         return digest, size
 
     def sync(self, written: Iterable[str] = ()) -> None:
-        """Make everything written so far durable before the database says it exists.
+        """Make the blobs just written durable before the database says they exist."""
+        flush([self.path_of(digest) for digest in written], self.blobs)
 
-        One syncfs() for the whole file system where Linux has it (10,000 small files would otherwise
-        cost 10,000 fsyncs); else an fsync per blob and per folder.
-        """
-        fd = os.open(self.blobs, os.O_RDONLY)
+    def quarantine(self, digest: str) -> Path | None:
+        """Move a damaged blob to `damaged/`, out of every future layout and download; returns where."""
+        damaged = self.root / "damaged"
+        damaged.mkdir(exist_ok=True)
+        target = damaged / f"{digest}.{int(time.time())}"
         try:
-            if _syncfs is not None and _syncfs(fd) == 0:
-                return
-            for digest in written:
-                blob = self.path_of(digest)
-                with open(blob, "rb") as handle:
-                    os.fsync(handle.fileno())
-                folder = os.open(blob.parent, os.O_RDONLY)
-                try:
-                    os.fsync(folder)
-                finally:
-                    os.close(folder)
-        finally:
-            os.close(fd)
+            os.rename(self.path_of(digest), target)
+        except FileNotFoundError:
+            return None
+        return target
 
     def check(self, digest: str, size: int, *, full: bool, progress: ByteProgress | None = None) -> str | None:
         """None when the blob is intact, else what is wrong. `full=False` checks presence and size only."""
