@@ -26,6 +26,10 @@
     - ModelInUse                      deleting a version that an alias points to needs force
     - CorruptModel                    a stored file's bytes no longer match its sha256
     - RegistrySchemaError             the database was written by a newer scorehost
+  + DeployError                       endpoints and deployments (`scorehost endpoints`, the control plane)
+    - InvalidSpec(ValueError)         400: a declaration that cannot work (name, traffic, instances)
+    - UnknownResource(LookupError)    404: no such endpoint or deployment
+    - ResourceExists                  409: the name is taken
 ```
 """
 
@@ -36,10 +40,12 @@ __all__ = [
     "BadSchema",
     "BodyNotUTF8",
     "CorruptModel",
+    "DeployError",
     "InitFailed",
     "InvalidJSON",
     "InvalidModelReference",
     "InvalidParameter",
+    "InvalidSpec",
     "MissingFunction",
     "MissingParameter",
     "ModelInUse",
@@ -47,6 +53,7 @@ __all__ = [
     "RegistryError",
     "RegistrySchemaError",
     "RequestError",
+    "ResourceExists",
     "ResultNotSerializable",
     "RunFailed",
     "ScorehostError",
@@ -56,6 +63,7 @@ __all__ = [
     "ScriptNotFound",
     "ServiceUnavailable",
     "UnknownModel",
+    "UnknownResource",
     "UnsupportedMediaType",
 ]
 
@@ -187,3 +195,25 @@ class CorruptModel(RegistryError):
 
 class RegistrySchemaError(RegistryError):
     """The registry database has a schema this scorehost cannot use (written by a newer version)."""
+
+
+class DeployError(ScorehostError):
+    """Endpoints and deployments: the control plane cannot do what was asked; the message names the fix."""
+
+
+class InvalidSpec(DeployError, ValueError):
+    """A declaration that cannot work: a bad name, traffic that does not sum to 100, a bad instance count."""
+
+    status_code = 400
+
+
+class UnknownResource(DeployError, LookupError):
+    """No endpoint or deployment of that name."""
+
+    status_code = 404
+
+
+class ResourceExists(DeployError):
+    """An endpoint or deployment of that name exists already."""
+
+    status_code = 409

@@ -1,0 +1,1 @@
+"""Endpoints and deployments: stable scoring URIs with keys, traffic split, supervised backends."""
