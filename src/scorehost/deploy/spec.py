@@ -87,6 +87,31 @@ class DeploymentSpec:
             if not key or "=" in key or "\0" in key:
                 raise InvalidSpec(f"{key!r} is not an environment variable name")
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "name": self.name,
+            "script": str(self.script),
+            "code_dir": str(self.code_dir),
+            "models": list(self.models),
+            "instances": self.instances,
+            "environment": dict(self.environment),
+            "serve_options": dict(self.serve_options),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DeploymentSpec:
+        return cls(
+            endpoint=data["endpoint"],
+            name=data["name"],
+            script=Path(data["script"]),
+            code_dir=Path(data["code_dir"]),
+            models=tuple(data.get("models", ())),
+            instances=int(data.get("instances", 1)),
+            environment=dict(data.get("environment", {})),
+            serve_options=dict(data.get("serve_options", {})),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Traffic:

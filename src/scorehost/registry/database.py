@@ -107,7 +107,9 @@ class tables:  # noqa: N801 - a namespace, read as `tables.versions`
 
 # CreateTable, not Table.create: the latter would also create indexes that later migrations add.
 def _create_v1(conn: sa.Connection) -> None:
-    for table in (schema_info, models, versions, files, tags, aliases):
+    if not sa.inspect(conn).has_table("schema_info"):  # another component may have created it first
+        conn.execute(sa.schema.CreateTable(schema_info))
+    for table in (models, versions, files, tags, aliases):
         conn.execute(sa.schema.CreateTable(table))
 
 
@@ -161,31 +163,43 @@ def read_only(engine: sa.Engine) -> Iterator[sa.Connection]:
         yield conn
 
 
-def _current_version(conn: sa.Connection) -> int:
+def _current_version(conn: sa.Connection, key: str) -> int:
     if not sa.inspect(conn).has_table("schema_info"):
         return 0
-    value = conn.execute(sa.select(schema_info.c.value).where(schema_info.c.key == "schema_version")).scalar()
+    value = conn.execute(sa.select(schema_info.c.value).where(schema_info.c.key == key)).scalar()
     return int(value) if value is not None else 0
 
 
-def migrate(engine: sa.Engine) -> int:
-    """Bring the database to SCHEMA_VERSION (creating it when empty); returns the version it had."""
+def migrate(
+    engine: sa.Engine,
+    *,
+    key: str = "schema_version",
+    steps: tuple[Callable[[sa.Connection], None], ...] = MIGRATIONS,
+    what: str = "registry",
+) -> int:
+    """Bring one component's tables to their latest version (creating them when absent).
+
+    Each component of the workspace database (the registry; endpoints and deployments) keeps its own
+    version under its own `key` in schema_info. Returns the version found.
+    """
+    latest = len(steps)
     with read_only(engine) as conn:  # the common case needs no write lock
-        if _current_version(conn) == SCHEMA_VERSION:
-            return SCHEMA_VERSION
+        if _current_version(conn, key) == latest:
+            return latest
     with writing(engine) as conn:  # re-read under the lock: another process may have migrated meanwhile
-        found = _current_version(conn)
-        if found > SCHEMA_VERSION:
+        if not sa.inspect(conn).has_table("schema_info") and key != "schema_version":
+            conn.execute(sa.schema.CreateTable(schema_info))
+        found = _current_version(conn, key)
+        if found > latest:
             raise RegistrySchemaError(
-                f"the registry database {engine.url.render_as_string(hide_password=True)} has schema version "
-                f"{found}, newer than this scorehost understands ({SCHEMA_VERSION}); upgrade scorehost"
+                f"the {what} tables in {engine.url.render_as_string(hide_password=True)} have schema version "
+                f"{found}, newer than this scorehost understands ({latest}); upgrade scorehost"
             )
-        for step in MIGRATIONS[found:]:
+        for step in steps[found:]:
             step(conn)
-        if found < SCHEMA_VERSION:
-            values = {"key": "schema_version", "value": str(SCHEMA_VERSION)}
-            if found == 0:
-                conn.execute(schema_info.insert().values(values))
+        if found < latest:
+            if conn.execute(sa.select(schema_info.c.key).where(schema_info.c.key == key)).first() is None:
+                conn.execute(schema_info.insert().values(key=key, value=str(latest)))
             else:
-                conn.execute(schema_info.update().where(schema_info.c.key == "schema_version").values(values))
+                conn.execute(schema_info.update().where(schema_info.c.key == key).values(value=str(latest)))
     return found

@@ -1,0 +1,362 @@
+"""The declared state of endpoints and deployments, kept in the workspace database.
+
+The control plane reads and writes this; backends report what actually runs. Everything a user
+declares is validated (deploy/spec.py) before a row is written, and every change is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from scorehost.deploy.keys import new_key
+from scorehost.deploy.spec import AuthMode, DeploymentSpec, EndpointSpec, Traffic, check_resource_name
+from scorehost.errors import InvalidSpec, ResourceExists, UnknownResource
+from scorehost.registry import database
+from scorehost.registry.database import metadata
+
+__all__ = ["DeployState", "DeploymentRecord", "EndpointRecord", "KeySlot"]
+
+KeySlot = Literal["primary", "secondary"]
+
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("auth", sa.String(8), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("primary_key", sa.String(64), nullable=False),
+    sa.Column("secondary_key", sa.String(64), nullable=False),
+    sa.Column("mirror", sa.String(32), nullable=True),
+    sa.Column("mirror_percent", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("endpoint", sa.String(32), sa.ForeignKey("endpoints.name"), primary_key=True),
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("spec", sa.Text, nullable=False),  # DeploymentSpec.to_json, with model references pinned
+    sa.Column("generation", sa.Integer, nullable=False),  # +1 on every update: what a rolling update replaces
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+traffic = sa.Table(
+    "traffic",
+    metadata,
+    sa.Column("endpoint", sa.String(32), primary_key=True),
+    sa.Column("deployment", sa.String(32), primary_key=True),
+    sa.Column("percent", sa.Integer, nullable=False),
+    sa.ForeignKeyConstraint(["endpoint", "deployment"], ["deployments.endpoint", "deployments.name"]),
+)
+
+runtime = sa.Table(
+    "deployment_runtime",
+    metadata,
+    sa.Column("endpoint", sa.String(32), primary_key=True),
+    sa.Column("deployment", sa.String(32), primary_key=True),
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("record", sa.Text, nullable=False),  # the backend's record, to find the instances again
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+
+def _create_v1(conn: sa.Connection) -> None:
+    for table in (endpoints, deployments, traffic, runtime):
+        conn.execute(sa.schema.CreateTable(table))
+
+
+MIGRATIONS = (_create_v1,)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRecord:
+    """A stored endpoint: its declaration, keys, traffic and mirror."""
+
+    name: str
+    auth: AuthMode
+    description: str
+    primary_key: str
+    secondary_key: str
+    traffic: Mapping[str, int]
+    mirror: str | None
+    mirror_percent: int
+    created_at: float
+
+    def to_json(self, *, keys: bool = False) -> dict[str, Any]:
+        """Keys only when asked for: listings and logs never carry them."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "auth": str(self.auth),
+            "description": self.description,
+            "traffic": dict(self.traffic),
+            "mirror": {"deployment": self.mirror, "percent": self.mirror_percent} if self.mirror else None,
+            "created_at": self.created_at,
+        }
+        if keys:
+            data["keys"] = {"primary": self.primary_key, "secondary": self.secondary_key}
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRecord:
+    """A stored deployment: its declaration and generation."""
+
+    spec: DeploymentSpec
+    generation: int
+    created_at: float
+    updated_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.spec.to_json(), "generation": self.generation, "created_at": self.created_at}
+
+
+class DeployState:
+    """Endpoints, deployments and traffic in the workspace database (shared with the registry)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        database.migrate(engine)  # schema_info and the registry's tables: deployments reference models
+        database.migrate(engine, key="deploy_schema_version", steps=MIGRATIONS, what="endpoints")
+
+    # -- endpoints -------------------------------------------------------------------------------
+
+    def create_endpoint(self, spec: EndpointSpec) -> EndpointRecord:
+        """Store a new endpoint with fresh keys; ResourceExists when the name is taken."""
+        now = time.time()
+        with database.writing(self._engine) as conn:
+            if self._endpoint_row(conn, spec.name) is not None:
+                raise ResourceExists(f"endpoint {spec.name!r} exists already; `scorehost endpoints show {spec.name}`")
+            conn.execute(
+                endpoints.insert().values(
+                    name=spec.name,
+                    auth=str(spec.auth),
+                    description=spec.description,
+                    primary_key=new_key(),
+                    secondary_key=new_key(),
+                    mirror=None,
+                    mirror_percent=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            return self._endpoint(conn, spec.name)
+
+    def endpoint(self, name: str) -> EndpointRecord:
+        """The endpoint `name`; UnknownResource lists the ones that exist."""
+        with database.read_only(self._engine) as conn:
+            return self._endpoint(conn, name)
+
+    def endpoints(self) -> list[EndpointRecord]:
+        """Every endpoint, by name."""
+        with database.read_only(self._engine) as conn:
+            names = conn.execute(sa.select(endpoints.c.name).order_by(endpoints.c.name)).scalars().all()
+            return [self._endpoint(conn, name) for name in names]
+
+    def delete_endpoint(self, name: str) -> list[DeploymentRecord]:
+        """Remove the endpoint and its deployments' rows; returns the deployments (for the backend to stop)."""
+        with database.writing(self._engine) as conn:
+            self._endpoint(conn, name)
+            removed = self._deployments(conn, name)
+            for table in (traffic, runtime):
+                conn.execute(table.delete().where(table.c.endpoint == name))
+            conn.execute(deployments.delete().where(deployments.c.endpoint == name))
+            conn.execute(endpoints.delete().where(endpoints.c.name == name))
+        return removed
+
+    def regenerate_key(self, name: str, slot: KeySlot) -> EndpointRecord:
+        """A new key in one slot; the other keeps working, so clients can move without downtime."""
+        if slot not in ("primary", "secondary"):
+            raise InvalidSpec(f"the key to regenerate is 'primary' or 'secondary', not {slot!r}")
+        with database.writing(self._engine) as conn:
+            self._endpoint(conn, name)
+            conn.execute(
+                endpoints.update()
+                .where(endpoints.c.name == name)
+                .values({f"{slot}_key": new_key(), "updated_at": time.time()})
+            )
+            return self._endpoint(conn, name)
+
+    def set_traffic(self, name: str, split: Traffic) -> EndpointRecord:
+        """Replace the endpoint's traffic split and mirror (every deployment named must exist)."""
+        with database.writing(self._engine) as conn:
+            self._endpoint(conn, name)
+            split.check_against([record.spec.name for record in self._deployments(conn, name)])
+            conn.execute(traffic.delete().where(traffic.c.endpoint == name))
+            rows = [{"endpoint": name, "deployment": d, "percent": p} for d, p in split.split.items()]
+            if rows:
+                conn.execute(traffic.insert(), rows)
+            conn.execute(
+                endpoints.update()
+                .where(endpoints.c.name == name)
+                .values(mirror=split.mirror, mirror_percent=split.mirror_percent, updated_at=time.time())
+            )
+            return self._endpoint(conn, name)
+
+    # -- deployments -----------------------------------------------------------------------------
+
+    def put_deployment(self, spec: DeploymentSpec, *, create: bool) -> DeploymentRecord:
+        """Create (generation 1) or update (generation + 1) a deployment; the first one gets 100% traffic."""
+        now = time.time()
+        body = json.dumps(spec.to_json())
+        with database.writing(self._engine) as conn:
+            self._endpoint(conn, spec.endpoint)
+            found = self._deployment_row(conn, spec.endpoint, spec.name)
+            if create and found is not None:
+                raise ResourceExists(
+                    f"deployment {spec.name!r} exists already behind {spec.endpoint!r}; "
+                    f"`scorehost deployments update {spec.endpoint} {spec.name} ...` changes it"
+                )
+            if not create and found is None:
+                self._deployment(conn, spec.endpoint, spec.name)  # raises UnknownResource with the list
+            if found is None:
+                first = not self._deployments(conn, spec.endpoint)
+                conn.execute(
+                    deployments.insert().values(
+                        endpoint=spec.endpoint, name=spec.name, spec=body, generation=1, created_at=now, updated_at=now
+                    )
+                )
+                if first:
+                    conn.execute(traffic.insert().values(endpoint=spec.endpoint, deployment=spec.name, percent=100))
+            else:
+                conn.execute(
+                    deployments.update()
+                    .where(deployments.c.endpoint == spec.endpoint, deployments.c.name == spec.name)
+                    .values(spec=body, generation=found.generation + 1, updated_at=now)
+                )
+            return self._deployment(conn, spec.endpoint, spec.name)
+
+    def deployment(self, endpoint: str, name: str) -> DeploymentRecord:
+        """One deployment; UnknownResource lists the endpoint's deployments."""
+        with database.read_only(self._engine) as conn:
+            return self._deployment(conn, endpoint, name)
+
+    def deployments(self, endpoint: str) -> list[DeploymentRecord]:
+        """The endpoint's deployments, by name."""
+        with database.read_only(self._engine) as conn:
+            self._endpoint(conn, endpoint)
+            return self._deployments(conn, endpoint)
+
+    def delete_deployment(self, endpoint: str, name: str) -> DeploymentRecord:
+        """Remove a deployment that takes no traffic (move its traffic first, or it is refused)."""
+        with database.writing(self._engine) as conn:
+            record = self._deployment(conn, endpoint, name)
+            share = conn.execute(
+                sa.select(traffic.c.percent).where(traffic.c.endpoint == endpoint, traffic.c.deployment == name)
+            ).scalar()
+            others = [r.spec.name for r in self._deployments(conn, endpoint) if r.spec.name != name]
+            if share and others:
+                raise InvalidSpec(
+                    f"{endpoint}/{name} takes {share}% of the traffic; move it first "
+                    f"(`scorehost endpoints traffic {endpoint} {others[0]}=100`)"
+                )
+            for table in (traffic, runtime):
+                conn.execute(table.delete().where(table.c.endpoint == endpoint, table.c.deployment == name))
+            conn.execute(deployments.delete().where(deployments.c.endpoint == endpoint, deployments.c.name == name))
+            conn.execute(
+                endpoints.update()
+                .where(endpoints.c.name == endpoint, endpoints.c.mirror == name)
+                .values(mirror=None, mirror_percent=0)
+            )
+            return record
+
+    # -- backend records ---------------------------------------------------------------------------
+
+    def save_runtime(self, endpoint: str, name: str, generation: int, record: Mapping[str, Any]) -> None:
+        """Remember how to find a running generation again (after a control-plane restart)."""
+        with database.writing(self._engine) as conn:
+            keys = (runtime.c.endpoint == endpoint, runtime.c.deployment == name, runtime.c.generation == generation)
+            conn.execute(runtime.delete().where(*keys))
+            conn.execute(
+                runtime.insert().values(
+                    endpoint=endpoint,
+                    deployment=name,
+                    generation=generation,
+                    record=json.dumps(record),
+                    updated_at=time.time(),
+                )
+            )
+
+    def runtimes(self) -> list[tuple[str, str, int, dict[str, Any]]]:
+        """Every remembered (endpoint, deployment, generation, record)."""
+        with database.read_only(self._engine) as conn:
+            rows = conn.execute(
+                sa.select(runtime.c.endpoint, runtime.c.deployment, runtime.c.generation, runtime.c.record)
+            )
+            return [(endpoint, name, generation, json.loads(record)) for endpoint, name, generation, record in rows]
+
+    def forget_runtime(self, endpoint: str, name: str, generation: int) -> None:
+        """The generation was stopped: nothing to find again."""
+        with database.writing(self._engine) as conn:
+            conn.execute(
+                runtime.delete().where(
+                    runtime.c.endpoint == endpoint, runtime.c.deployment == name, runtime.c.generation == generation
+                )
+            )
+
+    # -- queries -----------------------------------------------------------------------------------
+
+    def _endpoint_row(self, conn: sa.Connection, name: str) -> sa.Row[Any] | None:
+        return conn.execute(sa.select(endpoints).where(endpoints.c.name == name)).first()
+
+    def _endpoint(self, conn: sa.Connection, name: str) -> EndpointRecord:
+        row = self._endpoint_row(conn, name)
+        if row is None:
+            check_resource_name("endpoint", name)
+            known = conn.execute(sa.select(endpoints.c.name).order_by(endpoints.c.name)).scalars().all()
+            listed = f"endpoints: {', '.join(known)}" if known else "there are no endpoints yet"
+            raise UnknownResource(f"no endpoint named {name!r} ({listed}); `scorehost endpoints create {name}`")
+        split = {
+            deployment: percent
+            for deployment, percent in conn.execute(
+                sa.select(traffic.c.deployment, traffic.c.percent)
+                .where(traffic.c.endpoint == name)
+                .order_by(traffic.c.deployment)
+            )
+        }
+        return EndpointRecord(
+            name=row.name,
+            auth=AuthMode(row.auth),
+            description=row.description,
+            primary_key=row.primary_key,
+            secondary_key=row.secondary_key,
+            traffic=split,
+            mirror=row.mirror,
+            mirror_percent=row.mirror_percent,
+            created_at=row.created_at,
+        )
+
+    def _deployment_row(self, conn: sa.Connection, endpoint: str, name: str) -> sa.Row[Any] | None:
+        return conn.execute(
+            sa.select(deployments).where(deployments.c.endpoint == endpoint, deployments.c.name == name)
+        ).first()
+
+    def _deployment(self, conn: sa.Connection, endpoint: str, name: str) -> DeploymentRecord:
+        self._endpoint(conn, endpoint)
+        row = self._deployment_row(conn, endpoint, name)
+        if row is None:
+            check_resource_name("deployment", name)
+            known = [record.spec.name for record in self._deployments(conn, endpoint)]
+            listed = f"deployments: {', '.join(known)}" if known else "it has no deployments yet"
+            raise UnknownResource(f"endpoint {endpoint!r} has no deployment {name!r} ({listed})")
+        return _record(row)
+
+    def _deployments(self, conn: sa.Connection, endpoint: str) -> list[DeploymentRecord]:
+        rows = conn.execute(
+            sa.select(deployments).where(deployments.c.endpoint == endpoint).order_by(deployments.c.name)
+        )
+        return [_record(row) for row in rows]
+
+
+def _record(row: sa.Row[Any]) -> DeploymentRecord:
+    return DeploymentRecord(
+        DeploymentSpec.from_json(json.loads(row.spec)), row.generation, row.created_at, row.updated_at
+    )
