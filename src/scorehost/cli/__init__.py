@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from scorehost import __version__
+from scorehost.cli.gateway import gateway_command
 from scorehost.cli.models import models_group
 from scorehost.cli.serve import serve_command
 
@@ -19,6 +20,7 @@ def cli() -> None:
 
 cli.add_command(serve_command)
 cli.add_command(models_group)
+cli.add_command(gateway_command)
 
 
 def main() -> None:

@@ -1,0 +1,25 @@
+"""`scorehost gateway`: serve the workspace's endpoints on one port (the control plane starts it for you)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from scorehost.config import WorkspaceSettings
+
+__all__ = ["gateway_command"]
+
+
+@click.command("gateway", hidden=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; 0.0.0.0 exposes it.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(min=0.001), help="Seconds.")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), help="Workspace (SCOREHOST_HOME).")
+def gateway_command(host: str, port: int, workers: int, timeout: float, home: Path | None) -> None:
+    """Route /endpoints/<name>/score to deployments, as <home>/gateway/routes.json says."""
+    from scorehost.deploy.gateway import serve_gateway
+
+    workspace = WorkspaceSettings(home=home).workspace if home else WorkspaceSettings().workspace
+    serve_gateway(workspace, host, port, workers, timeout=timeout)
