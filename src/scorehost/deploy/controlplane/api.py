@@ -1,0 +1,251 @@
+"""The control plane's REST API (`/api/v1/...`): a WSGI app on Werkzeug's routing.
+
+Admin traffic is a few requests a minute, so the API favours clarity over speed; the data path is
+the gateway. Every request carries the workspace's control-plane token (`Authorization: Bearer`),
+compared in constant time: binding to 127.0.0.1 keeps other machines out, the token keeps other
+local users out. Errors are JSON `{"error": message}` with the status the scorehost error carries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from scorehost import __version__
+from scorehost.deploy.keys import bearer_token, key_matches
+from scorehost.deploy.spec import DeploymentSpec, EndpointSpec, Traffic
+from scorehost.deploy.state import DeploymentRecord, DeployState, EndpointRecord
+from scorehost.errors import InvalidSpec, ScorehostError
+
+__all__ = ["ControlPlaneApp", "Deployer"]
+
+_MAX_BODY = 1 << 20
+
+
+class Deployer(Protocol):
+    """What the API asks of the controller for changes that start or stop processes."""
+
+    def deploy(self, record: DeploymentRecord) -> None: ...
+
+    def retire(self, record: DeploymentRecord) -> None: ...
+
+    def status(self, record: DeploymentRecord) -> dict[str, Any]: ...
+
+    def logs(self, record: DeploymentRecord, lines: int) -> Iterable[str]: ...
+
+    def routes_changed(self) -> None: ...
+
+
+_MAP = Map(
+    [
+        Rule("/api/v1/health", endpoint="health", methods=["GET"]),
+        Rule("/api/v1/endpoints", endpoint="list_endpoints", methods=["GET"]),
+        Rule("/api/v1/endpoints", endpoint="create_endpoint", methods=["POST"]),
+        Rule("/api/v1/endpoints/<name>", endpoint="show_endpoint", methods=["GET"]),
+        Rule("/api/v1/endpoints/<name>", endpoint="delete_endpoint", methods=["DELETE"]),
+        Rule("/api/v1/endpoints/<name>/keys", endpoint="keys", methods=["GET"]),
+        Rule("/api/v1/endpoints/<name>/keys/regenerate", endpoint="regenerate", methods=["POST"]),
+        Rule("/api/v1/endpoints/<name>/traffic", endpoint="traffic", methods=["PUT"]),
+        Rule("/api/v1/endpoints/<name>/deployments", endpoint="list_deployments", methods=["GET"]),
+        Rule("/api/v1/endpoints/<name>/deployments", endpoint="create_deployment", methods=["POST"]),
+        Rule("/api/v1/endpoints/<name>/deployments/<deployment>", endpoint="show_deployment", methods=["GET"]),
+        Rule("/api/v1/endpoints/<name>/deployments/<deployment>", endpoint="update_deployment", methods=["PUT"]),
+        Rule("/api/v1/endpoints/<name>/deployments/<deployment>", endpoint="delete_deployment", methods=["DELETE"]),
+        Rule("/api/v1/endpoints/<name>/deployments/<deployment>/logs", endpoint="logs", methods=["GET"]),
+        Rule("/openapi.json", endpoint="openapi", methods=["GET"]),
+    ],
+    strict_slashes=False,
+)
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data, indent=None), status=status, content_type="application/json")
+
+
+class ControlPlaneApp:
+    """The WSGI app: routes requests to the declared state and to the deployer."""
+
+    def __init__(self, state: DeployState, deployer: Deployer, token: str, gateway_url: str) -> None:
+        self.state = state
+        self.deployer = deployer
+        self._token = token
+        self.gateway_url = gateway_url.rstrip("/")
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        request.max_content_length = _MAX_BODY
+        response = self._dispatch(request)
+        return response(environ, start_response)
+
+    def _dispatch(self, request: Request) -> Response:
+        if not key_matches(bearer_token(request.headers.get("Authorization")), [self._token]):
+            response = _json(
+                {"error": "missing or wrong control-plane token (the workspace's controlplane/token)"}, 401
+            )
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        adapter = _MAP.bind_to_environ(request.environ)
+        try:
+            handler_name, arguments = adapter.match()
+            handler: Callable[..., Response] = getattr(self, f"_{handler_name}")
+            return handler(request, **arguments)
+        except ScorehostError as error:
+            return _json({"error": error.message}, error.status_code)
+        except NotFound:
+            return _json({"error": f"no API route {request.path}; see /openapi.json"}, 404)
+        except MethodNotAllowed as error:
+            allowed = ", ".join(error.valid_methods or [])
+            return _json({"error": f"{request.method} is not allowed on {request.path} (allowed: {allowed})"}, 405)
+        except HTTPException as error:
+            return _json({"error": error.description or error.name}, error.code or 400)
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _body(self, request: Request) -> dict[str, Any]:
+        try:
+            data = json.loads(request.get_data(cache=False) or b"{}")
+        except (ValueError, UnicodeDecodeError) as error:
+            raise InvalidSpec(f"the request body is not JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise InvalidSpec("the request body must be a JSON object")
+        return data
+
+    def _endpoint_json(self, record: EndpointRecord) -> dict[str, Any]:
+        base = f"{self.gateway_url}/endpoints/{record.name}"
+        return {
+            **record.to_json(),
+            "scoring_uri": f"{base}/score",
+            "swagger_uri": f"{base}/swagger.json",
+            "docs_uri": f"{base}/docs",
+        }
+
+    def _deployment_json(self, record: DeploymentRecord) -> dict[str, Any]:
+        return {**record.to_json(), "status": self.deployer.status(record)}
+
+    # -- endpoints -----------------------------------------------------------------------------------
+
+    def _health(self, request: Request) -> Response:
+        return _json({"status": "ok", "version": __version__})
+
+    def _list_endpoints(self, request: Request) -> Response:
+        return _json([self._endpoint_json(record) for record in self.state.endpoints()])
+
+    def _create_endpoint(self, request: Request) -> Response:
+        body = self._body(request)
+        name = body.get("name")
+        if not isinstance(name, str):
+            raise InvalidSpec("give the endpoint a 'name'")
+        spec = EndpointSpec(name, auth=body.get("auth", "key"), description=str(body.get("description", "")))
+        record = self.state.create_endpoint(spec)
+        self.deployer.routes_changed()
+        return _json(self._endpoint_json(record), 201)
+
+    def _show_endpoint(self, request: Request, name: str) -> Response:
+        record = self.state.endpoint(name)
+        deployments = [self._deployment_json(d) for d in self.state.deployments(name)]
+        return _json({**self._endpoint_json(record), "deployments": deployments})
+
+    def _delete_endpoint(self, request: Request, name: str) -> Response:
+        for record in self.state.delete_endpoint(name):
+            self.deployer.retire(record)
+        self.deployer.routes_changed()
+        return Response(status=204)
+
+    def _keys(self, request: Request, name: str) -> Response:
+        record = self.state.endpoint(name)
+        return _json({"primary": record.primary_key, "secondary": record.secondary_key})
+
+    def _regenerate(self, request: Request, name: str) -> Response:
+        slot = self._body(request).get("key", "primary")
+        record = self.state.regenerate_key(name, slot)
+        self.deployer.routes_changed()
+        return _json({"primary": record.primary_key, "secondary": record.secondary_key})
+
+    def _traffic(self, request: Request, name: str) -> Response:
+        body = self._body(request)
+        split = body.get("traffic", {})
+        mirror = body.get("mirror") or {}
+        if not isinstance(split, dict) or not all(isinstance(v, int) for v in split.values()):
+            raise InvalidSpec("'traffic' must map deployment names to whole percentages, e.g. {\"blue\": 90}")
+        if not isinstance(mirror, dict):
+            raise InvalidSpec('\'mirror\' must be {"deployment": NAME, "percent": N} or null')
+        traffic = Traffic(split, mirror=mirror.get("deployment"), mirror_percent=int(mirror.get("percent", 0)))
+        record = self.state.set_traffic(name, traffic)
+        self.deployer.routes_changed()
+        return _json(self._endpoint_json(record))
+
+    # -- deployments ---------------------------------------------------------------------------------
+
+    def _deployment_spec(self, name: str, deployment: str, body: dict[str, Any]) -> DeploymentSpec:
+        for field in ("script", "code_dir"):
+            if not isinstance(body.get(field), str):
+                raise InvalidSpec(f"give the deployment a '{field}' (a path on the control plane's machine)")
+        models = body.get("models", [])
+        if not isinstance(models, list) or not all(isinstance(ref, str) for ref in models):
+            raise InvalidSpec("'models' must be a list of references like [\"sklearn_mnist:1\"]")
+        instances = body.get("instances", 1)
+        if not isinstance(instances, int):
+            raise InvalidSpec("'instances' must be a whole number")
+        code_dir = Path(body["code_dir"])
+        if not code_dir.is_dir():
+            raise InvalidSpec(f"the code folder {code_dir} does not exist on the control plane's machine")
+        spec = DeploymentSpec(
+            endpoint=name,
+            name=deployment,
+            script=Path(body["script"]),
+            code_dir=code_dir,
+            models=tuple(models),
+            instances=instances,
+            environment=dict(body.get("environment", {})),
+            serve_options=dict(body.get("serve_options", {})),
+        )
+        if not spec.script.is_file():
+            raise InvalidSpec(f"the entry script {spec.script} does not exist")
+        return spec
+
+    def _list_deployments(self, request: Request, name: str) -> Response:
+        return _json([self._deployment_json(record) for record in self.state.deployments(name)])
+
+    def _create_deployment(self, request: Request, name: str) -> Response:
+        body = self._body(request)
+        deployment = body.get("name")
+        if not isinstance(deployment, str):
+            raise InvalidSpec("give the deployment a 'name'")
+        record = self.state.put_deployment(self._deployment_spec(name, deployment, body), create=True)
+        self.deployer.deploy(record)
+        return _json(self._deployment_json(record), 201)
+
+    def _show_deployment(self, request: Request, name: str, deployment: str) -> Response:
+        return _json(self._deployment_json(self.state.deployment(name, deployment)))
+
+    def _update_deployment(self, request: Request, name: str, deployment: str) -> Response:
+        current = self.state.deployment(name, deployment).spec.to_json()
+        body = {**current, **self._body(request)}
+        record = self.state.put_deployment(self._deployment_spec(name, deployment, body), create=False)
+        self.deployer.deploy(record)
+        return _json(self._deployment_json(record))
+
+    def _delete_deployment(self, request: Request, name: str, deployment: str) -> Response:
+        record = self.state.delete_deployment(name, deployment)
+        self.deployer.retire(record)
+        self.deployer.routes_changed()
+        return Response(status=204)
+
+    def _logs(self, request: Request, name: str, deployment: str) -> Response:
+        lines = request.args.get("lines", "100")
+        if not lines.isdigit():
+            raise InvalidSpec("'lines' must be a whole number")
+        record = self.state.deployment(name, deployment)
+        text = "".join(line if line.endswith("\n") else line + "\n" for line in self.deployer.logs(record, int(lines)))
+        return Response(text, content_type="text/plain; charset=utf-8")
+
+    def _openapi(self, request: Request) -> Response:
+        from scorehost.deploy.controlplane.openapi import document
+
+        return _json(document())

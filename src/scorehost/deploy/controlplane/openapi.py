@@ -1,0 +1,213 @@
+"""The control plane API's OpenAPI 3.1 document, served at `/openapi.json` (validated in the tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scorehost import __version__
+
+__all__ = ["document"]
+
+_NAME = {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$"}
+_ERROR = {"$ref": "#/components/responses/Error"}
+
+
+def _ok(schema: dict[str, Any], description: str = "OK", status: str = "200") -> dict[str, Any]:
+    return {
+        status: {"description": description, "content": {"application/json": {"schema": schema}}},
+        "400": _ERROR,
+        "401": _ERROR,
+        "404": _ERROR,
+    }
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": _NAME}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def document() -> dict[str, Any]:
+    """The whole API description."""
+    endpoint_params = [_param("name")]
+    deployment_params = [_param("name"), _param("deployment")]
+    no_content = {"204": {"description": "Done"}, "401": _ERROR, "404": _ERROR, "400": _ERROR}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "scorehost control plane",
+            "version": __version__,
+            "description": "Endpoints (stable scoring URIs with keys) and their deployments. Every request needs "
+            "`Authorization: Bearer <token>`, the token in the workspace's controlplane/token file.",
+        },
+        "security": [{"token": []}],
+        "paths": {
+            "/api/v1/health": {"get": {"summary": "Liveness and version", "responses": _ok(_ref("Health"))}},
+            "/api/v1/endpoints": {
+                "get": {"summary": "List endpoints", "responses": _ok({"type": "array", "items": _ref("Endpoint")})},
+                "post": {
+                    "summary": "Create an endpoint",
+                    "requestBody": _body(_ref("NewEndpoint")),
+                    "responses": {**_ok(_ref("Endpoint"), "Created", "201"), "409": _ERROR},
+                },
+            },
+            "/api/v1/endpoints/{name}": {
+                "parameters": endpoint_params,
+                "get": {"summary": "An endpoint with its deployments", "responses": _ok(_ref("Endpoint"))},
+                "delete": {"summary": "Delete an endpoint and stop its deployments", "responses": no_content},
+            },
+            "/api/v1/endpoints/{name}/keys": {
+                "parameters": endpoint_params,
+                "get": {"summary": "The endpoint's keys", "responses": _ok(_ref("Keys"))},
+            },
+            "/api/v1/endpoints/{name}/keys/regenerate": {
+                "parameters": endpoint_params,
+                "post": {
+                    "summary": "Replace one key; the other keeps working",
+                    "requestBody": _body({"type": "object", "properties": {"key": {"enum": ["primary", "secondary"]}}}),
+                    "responses": _ok(_ref("Keys")),
+                },
+            },
+            "/api/v1/endpoints/{name}/traffic": {
+                "parameters": endpoint_params,
+                "put": {
+                    "summary": "Set the traffic split (summing to 100) and the mirror",
+                    "requestBody": _body(_ref("Traffic")),
+                    "responses": _ok(_ref("Endpoint")),
+                },
+            },
+            "/api/v1/endpoints/{name}/deployments": {
+                "parameters": endpoint_params,
+                "get": {
+                    "summary": "List the endpoint's deployments",
+                    "responses": _ok({"type": "array", "items": _ref("Deployment")}),
+                },
+                "post": {
+                    "summary": "Create a deployment (starts it; poll until status.state is ready)",
+                    "requestBody": _body(_ref("NewDeployment")),
+                    "responses": {**_ok(_ref("Deployment"), "Created", "201"), "409": _ERROR},
+                },
+            },
+            "/api/v1/endpoints/{name}/deployments/{deployment}": {
+                "parameters": deployment_params,
+                "get": {"summary": "A deployment and its status", "responses": _ok(_ref("Deployment"))},
+                "put": {
+                    "summary": "Update a deployment (a rolling update: no request fails)",
+                    "requestBody": _body(_ref("DeploymentChange")),
+                    "responses": _ok(_ref("Deployment")),
+                },
+                "delete": {"summary": "Delete a deployment that takes no traffic", "responses": no_content},
+            },
+            "/api/v1/endpoints/{name}/deployments/{deployment}/logs": {
+                "parameters": deployment_params,
+                "get": {
+                    "summary": "The last lines of the deployment's log",
+                    "parameters": [
+                        {"name": "lines", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 100}}
+                    ],
+                    "responses": {
+                        "200": {"description": "Log lines", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        "401": _ERROR,
+                        "404": _ERROR,
+                    },
+                },
+            },
+        },
+        "components": {
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+            "responses": {
+                "Error": {
+                    "description": "What went wrong, and how to fix it",
+                    "content": {"application/json": {"schema": _ref("Error")}},
+                }
+            },
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+                "Health": {
+                    "type": "object",
+                    "properties": {"status": {"const": "ok"}, "version": {"type": "string"}},
+                },
+                "NewEndpoint": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": _NAME,
+                        "auth": {"enum": ["key", "none"], "default": "key"},
+                        "description": {"type": "string"},
+                    },
+                },
+                "Endpoint": {
+                    "type": "object",
+                    "properties": {
+                        "name": _NAME,
+                        "auth": {"enum": ["key", "none"]},
+                        "description": {"type": "string"},
+                        "traffic": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "mirror": {"oneOf": [_ref("Mirror"), {"type": "null"}]},
+                        "scoring_uri": {"type": "string", "format": "uri"},
+                        "swagger_uri": {"type": "string", "format": "uri"},
+                        "docs_uri": {"type": "string", "format": "uri"},
+                        "created_at": {"type": "number"},
+                        "deployments": {"type": "array", "items": _ref("Deployment")},
+                    },
+                },
+                "Keys": {
+                    "type": "object",
+                    "properties": {"primary": {"type": "string"}, "secondary": {"type": "string"}},
+                },
+                "Mirror": {
+                    "type": "object",
+                    "properties": {
+                        "deployment": _NAME,
+                        "percent": {"type": "integer", "minimum": 0, "maximum": 100},
+                    },
+                },
+                "Traffic": {
+                    "type": "object",
+                    "properties": {
+                        "traffic": {
+                            "type": "object",
+                            "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 100},
+                        },
+                        "mirror": {"oneOf": [_ref("Mirror"), {"type": "null"}]},
+                    },
+                },
+                "DeploymentChange": {
+                    "type": "object",
+                    "properties": {
+                        "script": {"type": "string", "description": "Entry script, relative to code_dir"},
+                        "code_dir": {"type": "string"},
+                        "models": {"type": "array", "items": {"type": "string"}, "examples": [["sklearn_mnist:1"]]},
+                        "instances": {"type": "integer", "minimum": 1, "maximum": 64},
+                        "environment": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "serve_options": {"type": "object"},
+                    },
+                },
+                "NewDeployment": {
+                    "allOf": [
+                        _ref("DeploymentChange"),
+                        {"type": "object", "required": ["name", "script", "code_dir"], "properties": {"name": _NAME}},
+                    ]
+                },
+                "Deployment": {
+                    "type": "object",
+                    "properties": {
+                        "endpoint": _NAME,
+                        "name": _NAME,
+                        "script": {"type": "string"},
+                        "code_dir": {"type": "string"},
+                        "models": {"type": "array", "items": {"type": "string"}},
+                        "instances": {"type": "integer"},
+                        "generation": {"type": "integer"},
+                        "status": {"type": "object"},
+                    },
+                },
+            },
+        },
+    }
