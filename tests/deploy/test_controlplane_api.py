@@ -1,63 +1,25 @@
-"""The control plane's REST API over a real socket: auth, validation, status codes, the OpenAPI document.
-
-The controller behind the API is replaced by one that records what it was asked (starting processes
-is the local backend's job, tested on its own); everything else is real: HTTP, JSON, SQLite.
-"""
+"""The control plane's REST API over a real socket: auth, validation, status codes, the OpenAPI document."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from _control_plane import TOKEN, RecordingDeployer, api_server
 from openapi_spec_validator import validate
-from werkzeug.serving import make_server
 
-from scorehost.deploy.controlplane.api import ControlPlaneApp
 from scorehost.deploy.controlplane.openapi import document
-from scorehost.deploy.state import DeploymentRecord, DeployState
-from scorehost.registry import database
-
-TOKEN = "test-token-0123456789"
-
-
-class RecordingDeployer:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def deploy(self, record: DeploymentRecord) -> None:
-        self.calls.append(("deploy", f"{record.spec.name}@{record.generation}"))
-
-    def retire(self, record: DeploymentRecord) -> None:
-        self.calls.append(("retire", record.spec.name))
-
-    def status(self, record: DeploymentRecord) -> dict[str, Any]:
-        return {"state": "ready"}
-
-    def logs(self, record: DeploymentRecord, lines: int) -> Iterable[str]:
-        return [f"line {index}" for index in range(lines)]
-
-    def routes_changed(self) -> None:
-        self.calls.append(("routes", ""))
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[httpx.Client, RecordingDeployer]]:
-    engine = database.connect(f"sqlite:///{tmp_path / 'registry.db'}")
-    deployer = RecordingDeployer()
-    app = ControlPlaneApp(DeployState(engine), deployer, TOKEN, "http://127.0.0.1:5080")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as client:
-        yield client, deployer
-    server.shutdown()
-    thread.join()
-    engine.dispose()
+    with api_server(tmp_path) as (address, deployer):
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=address.api, headers=headers, timeout=10) as client:
+            yield client, deployer
 
 
 @pytest.fixture

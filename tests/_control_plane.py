@@ -1,0 +1,62 @@
+"""A real control-plane API server on a free port, with a deployer that records what it is asked.
+
+Starting processes is the controller's and backend's job, tested on their own; here HTTP, JSON and
+SQLite are real.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import make_server
+
+from scorehost.client import ControlPlaneAddress
+from scorehost.deploy.controlplane.api import ControlPlaneApp
+from scorehost.deploy.state import DeploymentRecord, DeployState
+from scorehost.registry import database
+
+TOKEN = "test-token-0123456789"
+GATEWAY = "http://127.0.0.1:5080"
+
+
+class RecordingDeployer:
+    """Answers status and logs, and remembers every deploy/retire/routes call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def deploy(self, record: DeploymentRecord) -> None:
+        self.calls.append(("deploy", f"{record.spec.name}@{record.generation}"))
+
+    def retire(self, record: DeploymentRecord) -> None:
+        self.calls.append(("retire", record.spec.name))
+
+    def status(self, record: DeploymentRecord) -> dict[str, Any]:
+        return {"state": "ready"}
+
+    def logs(self, record: DeploymentRecord, lines: int) -> Iterable[str]:
+        return [f"line {index}" for index in range(lines)]
+
+    def routes_changed(self) -> None:
+        self.calls.append(("routes", ""))
+
+
+@contextmanager
+def api_server(folder: Path, gateway: str = GATEWAY) -> Iterator[tuple[ControlPlaneAddress, RecordingDeployer]]:
+    """Serve the API on 127.0.0.1 (a free port) over a SQLite file in `folder`."""
+    engine = database.connect(f"sqlite:///{folder / 'registry.db'}")
+    deployer = RecordingDeployer()
+    app = ControlPlaneApp(DeployState(engine), deployer, TOKEN, gateway)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield ControlPlaneAddress(f"http://127.0.0.1:{server.server_port}", gateway, TOKEN), deployer
+    finally:
+        server.shutdown()
+        thread.join()
+        engine.dispose()
