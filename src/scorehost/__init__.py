@@ -7,12 +7,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from scorehost.client import AsyncClient, Client
     from scorehost.compat import AMLRequest, AMLResponse, rawhttp
     from scorehost.registry import Registry
 
 __version__ = "0.1.0"
 
-__all__ = ["AMLRequest", "AMLResponse", "Registry", "__version__", "rawhttp"]
+__all__ = ["AMLRequest", "AMLResponse", "AsyncClient", "Client", "Registry", "__version__", "rawhttp"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,6 +22,10 @@ def __getattr__(name: str) -> Any:
         import scorehost.compat
 
         return getattr(scorehost.compat, name)
+    if name in ("AsyncClient", "Client"):
+        import scorehost.client
+
+        return getattr(scorehost.client, name)
     if name == "Registry":
         from scorehost.registry import Registry
 
