@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 
 from scorehost.client import ControlPlaneAddress
 from scorehost.deploy.controlplane.api import ControlPlaneApp
+from scorehost.deploy.spec import DeploymentSpec
 from scorehost.deploy.state import DeploymentRecord, DeployState
 from scorehost.registry import database
 
@@ -28,6 +29,9 @@ class RecordingDeployer:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
+
+    def prepare(self, spec: DeploymentSpec) -> DeploymentSpec:
+        return spec
 
     def deploy(self, record: DeploymentRecord) -> None:
         self.calls.append(("deploy", f"{record.spec.name}@{record.generation}"))

@@ -31,6 +31,8 @@ _MAX_BODY = 1 << 20
 class Deployer(Protocol):
     """What the API asks of the controller for changes that start or stop processes."""
 
+    def prepare(self, spec: DeploymentSpec) -> DeploymentSpec: ...
+
     def deploy(self, record: DeploymentRecord) -> None: ...
 
     def retire(self, record: DeploymentRecord) -> None: ...
@@ -217,7 +219,8 @@ class ControlPlaneApp:
         deployment = body.get("name")
         if not isinstance(deployment, str):
             raise InvalidSpec("give the deployment a 'name'")
-        record = self.state.put_deployment(self._deployment_spec(name, deployment, body), create=True)
+        spec = self.deployer.prepare(self._deployment_spec(name, deployment, body))
+        record = self.state.put_deployment(spec, create=True)
         self.deployer.deploy(record)
         return _json(self._deployment_json(record), 201)
 
@@ -227,7 +230,8 @@ class ControlPlaneApp:
     def _update_deployment(self, request: Request, name: str, deployment: str) -> Response:
         current = self.state.deployment(name, deployment).spec.to_json()
         body = {**current, **self._body(request)}
-        record = self.state.put_deployment(self._deployment_spec(name, deployment, body), create=False)
+        spec = self.deployer.prepare(self._deployment_spec(name, deployment, body))
+        record = self.state.put_deployment(spec, create=False)
         self.deployer.deploy(record)
         return _json(self._deployment_json(record))
 
