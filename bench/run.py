@@ -223,9 +223,11 @@ def _kill_leftovers() -> None:
             os.killpg(pgid, signal.SIGKILL)
 
 
-def request(url: str, body: bytes | None = None, timeout: float = 5.0) -> tuple[int, bytes] | None:
+def request(
+    url: str, body: bytes | None = None, timeout: float = 5.0, headers: dict[str, str] | None = None
+) -> tuple[int, bytes] | None:
     """(status, body), or None when nothing answered."""
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:
             return int(response.status), bytes(response.read())
@@ -288,8 +290,8 @@ def make_body(work: Path, rows: int) -> Body:
 UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 
-def wrk(port: int, body: Body, conns: int, duration: int) -> Load:
-    url = f"http://127.0.0.1:{port}/score"
+def wrk(port: int, body: Body, conns: int, duration: int, path: str = "/score") -> Load:
+    url = f"http://127.0.0.1:{port}{path}"
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "-s", str(body.lua), url]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=False)
     out = done.stdout
@@ -310,9 +312,9 @@ def wrk(port: int, body: Body, conns: int, duration: int) -> Load:
     )
 
 
-def check_answer(port: int, body: Body) -> None:
+def check_answer(port: int, body: Body, path: str = "/score", headers: dict[str, str] | None = None) -> None:
     """One prediction per row, or the numbers mean nothing."""
-    reply = request(f"http://127.0.0.1:{port}/score", body.data)
+    reply = request(f"http://127.0.0.1:{port}{path}", body.data, headers=headers)
     try:
         ok = reply is not None and reply[0] == 200 and len(json.loads(reply[1])) == body.rows
     except (ValueError, TypeError):

@@ -77,6 +77,9 @@ class GatewayApp:
     async def _answer(self, scope: Any, proto: Any, headers: Any, request_id: str) -> _Own | None:
         """Forward the request and answer it; or the gateway's own answer (status, message, extra headers)."""
         path: str = scope.path
+        if path == "/":  # liveness, as the scoring server answers it
+            proto.response_bytes(200, [("content-type", "text/plain; charset=utf-8")], b"Healthy")
+            return None
         if not path.startswith(_PREFIX):
             return 404, f"no route for {path}; scoring URIs are /endpoints/<name>/score", []
         name, _, rest = path[len(_PREFIX) :].partition("/")
