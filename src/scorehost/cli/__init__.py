@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from scorehost import __version__
+from scorehost.cli.controlplane import controlplane_group
+from scorehost.cli.endpoints import deployments_group, endpoints_group, invoke_command
 from scorehost.cli.gateway import gateway_command
 from scorehost.cli.models import models_group
 from scorehost.cli.serve import serve_command
@@ -20,6 +22,10 @@ def cli() -> None:
 
 cli.add_command(serve_command)
 cli.add_command(models_group)
+cli.add_command(endpoints_group)
+cli.add_command(deployments_group)
+cli.add_command(invoke_command)
+cli.add_command(controlplane_group)
 cli.add_command(gateway_command)
 
 
