@@ -20,6 +20,12 @@ __all__ = ["gateway_command"]
 def gateway_command(host: str, port: int, workers: int, timeout: float, home: Path | None) -> None:
     """Route /endpoints/<name>/score to deployments, as <home>/gateway/routes.json says."""
     from scorehost.deploy.gateway import serve_gateway
+    from scorehost.errors import ScorehostError
+    from scorehost.logs import configure_logging
 
+    configure_logging()
     workspace = WorkspaceSettings(home=home).workspace if home else WorkspaceSettings().workspace
-    serve_gateway(workspace, host, port, workers, timeout=timeout)
+    try:
+        serve_gateway(workspace, host, port, workers, timeout=timeout)
+    except ScorehostError as error:  # the port is taken, or not ours to bind
+        raise click.ClickException(error.message) from None

@@ -1,0 +1,147 @@
+"""The gateway's HTTP/1.1 server side: an asyncio protocol per client connection, parsed by httptools.
+
+Not granian, by measurement (bench/README.md): on this 2-core machine a granian RSGI "hello" costs about
+75 us of CPU per request (the Rust runtime hands every request to the Python loop's thread and back),
+an asyncio protocol on uvloop with httptools about 7 us. A gateway must fit in roughly 70 us per request
+to keep 0.8x of a scoring server's requests/s, so the hand-off alone would spend it.
+
+Requests on one connection are answered in order (pipelined ones wait their turn); a body past the limit
+is answered 413 without reading the rest, and the connection closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from http import HTTPStatus
+from typing import cast
+
+import httptools
+
+from scorehost.deploy.gateway.app import Answer, GatewayApp, Request, error_answer
+from scorehost.http.request_ids import new_request_id
+
+__all__ = ["GatewayProtocol"]
+
+logger = logging.getLogger("scorehost.gateway")
+
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+# Hop-by-hop headers of the instance's answer, and the length, which is recomputed.
+_SKIP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length"})
+
+
+class GatewayProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    __slots__ = (
+        "app",
+        "body",
+        "body_size",
+        "client",
+        "closing",
+        "headers",
+        "max_body_size",
+        "parser",
+        "pending",
+        "running",
+        "transport",
+        "url",
+    )
+
+    def __init__(self, app: GatewayApp, max_body_size: int) -> None:
+        self.app = app
+        self.max_body_size = max_body_size
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client = b"unknown"
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.pending: collections.deque[tuple[Request, bool]] = collections.deque()
+        self.running = False
+        self.closing = False
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.client = str(peer[0]).encode()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse(400, "upgrades are not supported")
+        except httptools.HttpParserError:
+            if not self.closing:
+                self._refuse(400, "the request is not valid HTTP/1.1")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.pending.clear()
+
+    # httptools callbacks
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"content-length" and value.strip().isdigit() and int(value) > self.max_body_size:
+            self._too_large()
+        self.headers.append((name, value))
+
+    def on_body(self, body: bytes) -> None:
+        self.body_size += len(body)
+        if self.body_size > self.max_body_size:
+            self._too_large()
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.closing:
+            return
+        method = self.parser.get_method()
+        request = Request(method, self.url, self.headers, b"".join(self.body), self.client)
+        self.url, self.headers, self.body, self.body_size = b"", [], [], 0
+        self.pending.append((request, self.parser.should_keep_alive()))
+        if not self.running:
+            self.running = True
+            asyncio.get_running_loop().create_task(self._answer_pending())
+
+    async def _answer_pending(self) -> None:
+        while self.pending and not self.closing:
+            request, keep_alive = self.pending.popleft()
+            try:
+                answer = await self.app.handle(request)
+            except Exception:
+                logger.exception("unexpected error while answering %s", request.method.decode("latin-1"))
+                answer = error_answer(500, "an internal error occurred in the gateway", new_request_id().encode())
+            self._write(answer, keep_alive)
+        self.running = False
+
+    def _write(self, answer: Answer, keep_alive: bool) -> None:
+        transport = self.transport
+        if transport is None or self.closing:
+            return
+        status, headers, body = answer
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
+        lines += [b"%s: %s\r\n" % pair for pair in headers if pair[0].lower() not in _SKIP]
+        lines.append(b"content-length: %d\r\n%s\r\n" % (len(body), b"" if keep_alive else b"connection: close\r\n"))
+        lines.append(body)
+        transport.write(b"".join(lines))
+        if not keep_alive:
+            self.closing = True
+            transport.close()
+
+    def _too_large(self) -> None:
+        self._refuse(413, f"the body exceeds the gateway's limit of {self.max_body_size} bytes")
+        raise httptools.HttpParserError("body too large")  # stops the parser; data_received ignores it
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer at once and close: the rest of the connection's bytes cannot be trusted."""
+        if self.closing:
+            return
+        self.pending.clear()
+        self._write(error_answer(status, message, new_request_id().encode()), keep_alive=False)
