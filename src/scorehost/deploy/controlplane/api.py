@@ -9,6 +9,7 @@ local users out. Errors are JSON `{"error": message}` with the status the scoreh
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +25,8 @@ from scorehost.deploy.state import DeploymentRecord, DeployState, EndpointRecord
 from scorehost.errors import InvalidSpec, ScorehostError
 
 __all__ = ["ControlPlaneApp", "Deployer"]
+
+logger = logging.getLogger("scorehost.controlplane")
 
 _MAX_BODY = 1 << 20
 
@@ -106,6 +109,9 @@ class ControlPlaneApp:
             return _json({"error": f"{request.method} is not allowed on {request.path} (allowed: {allowed})"}, 405)
         except HTTPException as error:
             return _json({"error": error.description or error.name}, error.code or 400)
+        except Exception as error:  # a bug or a broken database: say so, keep serving
+            logger.exception("%s %s failed", request.method, request.path)
+            return _json({"error": f"the control plane failed: {error}; its log has the details"}, 500)
 
     # -- helpers -----------------------------------------------------------------------------------
 

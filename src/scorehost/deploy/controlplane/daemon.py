@@ -20,6 +20,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -98,6 +99,24 @@ def _log_tail(path: Path, lines: int = 30) -> str:
 
 # -- the process -------------------------------------------------------------------------------------
 
+# Started through a short-lived launcher: the process it starts belongs to no one here (init reaps it),
+# so it outlives its starter and never lingers as its zombie.
+_LAUNCHER = (
+    "import subprocess, sys\n"
+    "log = open(sys.argv[1], 'ab')\n"
+    "child = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log, stderr=log, "
+    "start_new_session=True)\n"
+    "print(child.pid)\n"
+)
+
+
+def spawn_detached(argv: list[str], log: Path) -> int:
+    """Start `argv` in its own session, output appended to `log`, owned by no process of ours; its pid."""
+    launched = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, str(log), *argv], capture_output=True, text=True, check=True, timeout=30
+    )
+    return int(launched.stdout.strip())
+
 
 def _gateway(home: Path, folder: Path, host: str, port: int, workers: int) -> int:
     """The gateway's pid: the one already running for this workspace, or a new one."""
@@ -107,20 +126,25 @@ def _gateway(home: Path, folder: Path, host: str, port: int, workers: int) -> in
         if _alive(pid) and _ours(pid, "gateway"):
             logger.info("gateway (pid %d) found running", pid)
             return pid
-    log = open(folder / "gateway.log", "ab")  # noqa: SIM115 - handed to the child, closed below
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "scorehost", "gateway", "--home", str(home), "--host", host]
-            + ["--port", str(port), "--workers", str(workers)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,  # outlives a crashed control plane: the routes file keeps it serving
-        )
-    finally:
-        log.close()
-    _write_private(pid_file, str(process.pid))
-    return process.pid
+    pid = spawn_detached(
+        [sys.executable, "-m", "scorehost", "gateway", "--home", str(home), "--host", host]
+        + ["--port", str(port), "--workers", str(workers)],
+        folder / "gateway.log",
+    )
+    _write_private(pid_file, str(pid))
+    return pid
+
+
+def _wait_listening(host: str, port: int, pid: int, log: Path, timeout: float = 60.0) -> None:
+    """Return once the gateway accepts connections: the control plane is not up until scoring URIs answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1.0):
+            return
+        if not _alive(pid):
+            raise ServiceUnavailable(f"the gateway exited at start-up; {log} ends with:\n{_log_tail(log)}")
+        time.sleep(0.05)
+    raise ServiceUnavailable(f"the gateway does not listen on {host}:{port} after {timeout:.0f} s; see {log}")
 
 
 def run_control_plane(home: Path, host: str, api_port: int, gateway_port: int, gateway_workers: int = 1) -> int:
@@ -142,6 +166,7 @@ def run_control_plane(home: Path, host: str, api_port: int, gateway_port: int, g
     gateway_pid = _gateway(home, folder, host, gateway_port, gateway_workers)
     gateway_url = f"http://{host}:{gateway_port}"
     server = make_server(host, api_port, ControlPlaneApp(state, controller, token, gateway_url), threaded=True)
+    _wait_listening(host, gateway_port, gateway_pid, folder / "gateway.log")
     controller.recover()
     controller.watch()
     address = {"api": f"http://{host}:{server.server_port}", "gateway": gateway_url, "pid": os.getpid()}
@@ -184,18 +209,11 @@ def start_control_plane(
         if _healthy(address):
             return address
     log_path = folder / "controlplane.log"
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
-    try:
-        subprocess.Popen(
-            [sys.executable, "-m", "scorehost", "controlplane", "run", "--home", str(home), "--host", host]
-            + ["--api-port", str(api_port), "--gateway-port", str(gateway_port)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,  # Ctrl-C on the CLI must not reach it
-        )
-    finally:
-        log.close()
+    spawn_detached(
+        [sys.executable, "-m", "scorehost", "controlplane", "run", "--home", str(home), "--host", host]
+        + ["--api-port", str(api_port), "--gateway-port", str(gateway_port)],
+        log_path,
+    )
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         with contextlib.suppress(ServiceUnavailable):
