@@ -30,6 +30,8 @@
     - InvalidSpec(ValueError)         400: a declaration that cannot work (name, traffic, instances)
     - UnknownResource(LookupError)    404: no such endpoint or deployment
     - ResourceExists                  409: the name is taken
+    - DeploymentFailed                502: a deployment cannot start (init() raised, it exits); its log's end
+      - DeploymentTimeout(TimeoutError)  504: it did not become ready in time
 ```
 """
 
@@ -41,6 +43,8 @@ __all__ = [
     "BodyNotUTF8",
     "CorruptModel",
     "DeployError",
+    "DeploymentFailed",
+    "DeploymentTimeout",
     "InitFailed",
     "InvalidJSON",
     "InvalidModelReference",
@@ -217,3 +221,25 @@ class ResourceExists(DeployError):
     """An endpoint or deployment of that name exists already."""
 
     status_code = 409
+
+
+class DeploymentFailed(DeployError):
+    """A deployment cannot start or keep running: `cause` says why, `log_tail` holds its last log lines."""
+
+    status_code = 502
+
+    def __init__(self, message: str, *, cause: str = "", log_tail: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.log_tail = log_tail
+
+    def __str__(self) -> str:
+        if not self.log_tail:
+            return self.message
+        return self.message + "\nlast log lines:\n" + "\n".join(self.log_tail)
+
+
+class DeploymentTimeout(DeploymentFailed, TimeoutError):
+    """A deployment did not become ready in time (init() still running, or stuck)."""
+
+    status_code = 504

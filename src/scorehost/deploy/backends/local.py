@@ -1,0 +1,175 @@
+"""The local backend: each deployment generation is one supervised `scorehost serve` process on 127.0.0.1.
+
+`--workers` is the spec's instance count (serve restarts its own dead workers); a monitor thread per
+generation restarts the whole process when it dies, with exponential backoff, and records why. The
+generation's folder, `<home>/deployments/<endpoint>/<deployment>/<generation>/`, holds its rotated
+`serve.log`, `launch.json` (how to start it again) and `process.json` (the running pid, port and
+token): enough for a restarted control plane to `adopt` it, or to start it again after a reboot.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from scorehost.deploy.backends.base import DeploymentRecord, DeploymentStatus, Handle
+from scorehost.deploy.backends.local_generation import Backoff, Generation, LogSettings, read_json, write_private
+from scorehost.deploy.backends.local_process import (
+    TOKEN_VARIABLE,
+    AdoptedProcess,
+    Launch,
+    is_ours,
+    kill_leftovers,
+    probe_ready,
+)
+from scorehost.deploy.spec import DeploymentSpec
+from scorehost.errors import InvalidSpec, ResourceExists, UnknownResource
+
+__all__ = ["Backoff", "LocalBackend", "LogSettings"]
+
+# Options that belong to the backend, not to the spec: where it listens, its size, its models' workspace.
+_OWNED = frozenset({"host", "port", "workers", "worker_count", "home", "model", "models", "model_dir", "entry_script"})
+
+
+def serve_flags(options: Mapping[str, Any]) -> list[str]:
+    """`scorehost serve` flags for a spec's serve_options: {"timeout": 5, "preload": True} -> --timeout 5 --preload."""
+    flags: list[str] = []
+    for name, value in options.items():
+        if name.replace("-", "_") in _OWNED:
+            raise InvalidSpec(f"serve option {name!r} is set by the deployment itself (instances, models), not by hand")
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, list | tuple):
+            flags += [flag, ",".join(map(str, value))]  # serve's list options are comma-separated
+        elif value is not None:
+            flags += [flag, str(value)]
+    return flags
+
+
+class LocalBackend:
+    """Runs deployments as `scorehost serve` processes on this machine (the `Backend` interface)."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        backoff: Backoff | None = None,
+        logs: LogSettings | None = None,
+        adopt_timeout: float = 5.0,
+    ) -> None:
+        self.home = home.expanduser().resolve()
+        self.backoff = backoff or Backoff()
+        self.log_settings = logs or LogSettings()
+        self.adopt_timeout = adopt_timeout
+        self._generations: dict[tuple[str, str, int], Generation] = {}
+        self._lock = threading.Lock()
+
+    def _folder(self, endpoint: str, deployment: str, generation: int) -> Path:
+        return self.home / "deployments" / endpoint / deployment / str(generation)
+
+    def start(self, spec: DeploymentSpec, generation: int) -> Generation:
+        key = (spec.endpoint, spec.name, generation)
+        flags = serve_flags(spec.serve_options)
+        token = secrets.token_hex(16)
+        command = [sys.executable, "-m", "scorehost", "serve", str(spec.script), "--host", "127.0.0.1"]
+        command += ["--workers", str(spec.instances), "--home", str(self.home)]
+        for ref in spec.models:
+            command += ["--model", ref]
+        launch = Launch(command + flags, {**spec.environment, TOKEN_VARIABLE: token}, str(spec.code_dir))
+        with self._lock:
+            running = self._generations.get(key)
+            if running is not None and not running.finished:
+                raise ResourceExists(f"{spec.endpoint}/{spec.name} generation {generation} is running already")
+            folder = self._folder(*key)
+            folder.mkdir(parents=True, exist_ok=True)
+            write_private(
+                folder / "launch.json",
+                {"command": launch.command, "environment": launch.environment, "cwd": launch.cwd},
+            )
+            handle = Generation(*key, folder, token, launch, self.backoff, self.log_settings)
+            self._generations[key] = handle
+        handle.begin()
+        return handle
+
+    def _own(self, handle: Handle) -> Generation:
+        if not isinstance(handle, Generation) or self._generations.get(handle.key) is not handle:
+            raise UnknownResource(
+                f"{handle.endpoint}/{handle.deployment} generation {handle.generation} is not run by this backend"
+            )
+        return handle
+
+    def wait_ready(self, handle: Handle, timeout: float) -> None:
+        self._own(handle).wait_ready(timeout)
+
+    def stop(self, handle: Handle, drain_seconds: float) -> None:
+        generation = self._own(handle)
+        generation.stop(drain_seconds)  # kept: its status and logs stay readable
+
+    def status(self, handle: Handle) -> DeploymentStatus:
+        return self._own(handle).status()
+
+    def targets(self, handle: Handle) -> list[str]:
+        return self._own(handle).targets()
+
+    def logs(self, handle: Handle, *, follow: bool = False, lines: int = 100) -> Iterator[str]:
+        return self._own(handle).logs(follow=follow, lines=lines)
+
+    def adopt(self, record: DeploymentRecord) -> Generation | None:
+        if record.backend != self.name:
+            return None
+        folder = self._folder(record.endpoint, record.deployment, record.generation)
+        token = str(record.data.get("token", ""))
+        state = read_json(folder / "process.json")
+        launch = read_json(folder / "launch.json")
+        if not token or state.get("token") != token or not launch:
+            return None
+        pid, port = int(state["pid"]), int(state["port"])
+        try:
+            pidfd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:
+            pidfd = None
+        if pidfd is None or not is_ours(pid, token):  # gone (a zombie has no command line), or a reused pid
+            if pidfd is not None:
+                os.close(pidfd)
+            # Its workers outlive a supervisor killed with SIGKILL and hold its port; the token spares strangers.
+            kill_leftovers(pid, token)
+            return None
+        process = AdoptedProcess(pid, pidfd)
+        deadline = time.monotonic() + self.adopt_timeout
+        while not probe_ready("127.0.0.1", port):
+            if time.monotonic() > deadline or process.wait(0.1) is not None:
+                # Still starting or stuck: we cannot tell which, so restart it cleanly rather than wait blind.
+                process.send(signal.SIGTERM)
+                process.wait(5)
+                kill_leftovers(pid, token)
+                process.release()
+                return None
+        key = (record.endpoint, record.deployment, record.generation)
+        saved = Launch(list(launch["command"]), dict(launch["environment"]), str(launch["cwd"]))
+        handle = Generation(*key, folder, token, saved, self.backoff, self.log_settings)
+        with self._lock:
+            if key in self._generations and not self._generations[key].finished:
+                process.release()
+                raise ResourceExists(
+                    f"{record.endpoint}/{record.deployment} generation {record.generation} is supervised already"
+                )
+            self._generations[key] = handle
+        handle.begin(adopted=process, port=port, state=state)
+        return handle
+
+    def close(self) -> None:
+        with self._lock:
+            generations = list(self._generations.values())
+            self._generations.clear()
+        for generation in generations:
+            generation.detach()
