@@ -42,8 +42,10 @@ class RecordingDeployer:
     def status(self, record: DeploymentRecord) -> dict[str, Any]:
         return {"state": "ready"}
 
-    def logs(self, record: DeploymentRecord, lines: int) -> Iterable[str]:
-        return [f"line {index}" for index in range(lines)]
+    def logs(self, record: DeploymentRecord, lines: int, follow: bool = False) -> Iterable[str]:
+        yield from (f"line {index}" for index in range(lines))
+        if follow:
+            yield "followed"
 
     def routes_changed(self) -> None:
         self.calls.append(("routes", ""))

@@ -36,6 +36,7 @@ def test_the_client_drives_endpoints_deployments_and_traffic(tmp_path: Path) -> 
         assert [d["name"] for d in client.list_deployments("mnist")] == ["blue", "green"]
         assert client.get_deployment("mnist", "green")["status"] == {"state": "ready"}
         assert client.logs("mnist", "blue", lines=2) == "line 0\nline 1\n"
+        assert list(client.follow_logs("mnist", "blue", lines=2)) == ["line 0", "line 1", "followed"]
         assert [e["name"] for e in client.list_endpoints()] == ["mnist"]
         client.set_traffic("mnist", {"blue": 100, "green": 0})
         client.delete_deployment("mnist", "green")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -273,6 +273,18 @@ class Client:
 
     def delete_deployment(self, endpoint: str, name: str) -> None:
         self._call("DELETE", f"/api/v1/endpoints/{endpoint}/deployments/{name}")
+
+    def follow_logs(self, endpoint: str, name: str, *, lines: int = 10) -> Iterator[str]:
+        """The last `lines` log lines, then each new one as it is written (until the deployment stops)."""
+        path = f"/api/v1/endpoints/{endpoint}/deployments/{name}/logs"
+        try:
+            with self._api.stream("GET", path, params={"lines": lines, "follow": "true"}, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _api_result(response)
+                yield from response.iter_lines()
+        except httpx.TransportError as error:
+            raise ServiceUnavailable(f"the control plane at {self.address.api} does not answer ({error})") from None
 
     def logs(self, endpoint: str, name: str, *, lines: int = 100) -> str:
         try:

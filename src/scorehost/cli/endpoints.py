@@ -364,12 +364,20 @@ def show_deployment(endpoint: str, name: str, home: Path | None) -> None:
 @click.argument("endpoint")
 @click.argument("name")
 @click.option("--lines", "-n", default=100, show_default=True, type=click.IntRange(0, 100_000))
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C to stop).")
 @home_option
 @_errors
-def deployment_logs(endpoint: str, name: str, lines: int, home: Path | None) -> None:
+def deployment_logs(endpoint: str, name: str, lines: int, follow: bool, home: Path | None) -> None:
     """Print the last lines of deployment NAME's log."""
     with _client(home) as client:
-        click.echo(client.logs(endpoint, name, lines=lines), nl=False)
+        if not follow:
+            click.echo(client.logs(endpoint, name, lines=lines), nl=False)
+            return
+        try:
+            for line in client.follow_logs(endpoint, name, lines=lines):
+                click.echo(line)
+        except KeyboardInterrupt:
+            pass
 
 
 @deployments_group.command("delete")

@@ -42,7 +42,7 @@ class Deployer(Protocol):
 
     def status(self, record: DeploymentRecord) -> dict[str, Any]: ...
 
-    def logs(self, record: DeploymentRecord, lines: int) -> Iterable[str]: ...
+    def logs(self, record: DeploymentRecord, lines: int, follow: bool = False) -> Iterable[str]: ...
 
     def routes_changed(self) -> None: ...
 
@@ -251,9 +251,14 @@ class ControlPlaneApp:
         lines = request.args.get("lines", "100")
         if not lines.isdigit():
             raise InvalidSpec("'lines' must be a whole number")
+        follow = request.args.get("follow", "false").lower() in ("1", "true", "yes")
         record = self.state.deployment(name, deployment)
-        text = "".join(line if line.endswith("\n") else line + "\n" for line in self.deployer.logs(record, int(lines)))
-        return Response(text, content_type="text/plain; charset=utf-8")
+        lines_out = (
+            line if line.endswith("\n") else line + "\n" for line in self.deployer.logs(record, int(lines), follow)
+        )
+        if follow:  # streamed as the lines come, until the deployment stops or the caller hangs up
+            return Response((line.encode() for line in lines_out), content_type="text/plain; charset=utf-8")
+        return Response("".join(lines_out), content_type="text/plain; charset=utf-8")
 
     def _openapi(self, request: Request) -> Response:
         from scorehost.deploy.controlplane.openapi import document

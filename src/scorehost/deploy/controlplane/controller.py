@@ -111,11 +111,11 @@ class Controller:
         details = self.backend.status(handle).to_json() if handle is not None else {}
         return {"state": state, "error": error, **details}
 
-    def logs(self, record: DeploymentRecord, lines: int) -> Iterable[str]:
+    def logs(self, record: DeploymentRecord, lines: int, follow: bool = False) -> Iterable[str]:
         with self._lock:
             live = self._live.get((record.spec.endpoint, record.spec.name))
             handle = live and (live.starting or live.serving)
-        return self.backend.logs(handle, lines=lines) if handle else []
+        return self.backend.logs(handle, lines=lines, follow=follow) if handle else []
 
     def routes_changed(self) -> None:
         """Write the gateway's routing table from the declared state and the ready targets."""
