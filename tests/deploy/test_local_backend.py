@@ -17,8 +17,10 @@ import httpx
 import pytest
 
 from scorehost.deploy.backends import (
+    Backend,
     Backoff,
     DeploymentRecord,
+    Handle,
     InstanceState,
     LocalBackend,
     LogSettings,
@@ -77,8 +79,9 @@ def make_backend() -> Iterator[Callable[..., LocalBackend]]:
             kill_leftovers(state["pid"], state["token"])
 
 
-def pid_of(handle: Generation) -> int:
-    return int(json.loads((handle.folder / "process.json").read_text())["pid"])
+def pid_of(handle: Handle) -> int:
+    folder = home() / "deployments" / handle.endpoint / handle.deployment / str(handle.generation)
+    return int(json.loads((folder / "process.json").read_text())["pid"])
 
 
 def score(url: str, data: object = 1) -> httpx.Response:
@@ -103,7 +106,7 @@ def port_closed(url: str) -> bool:
 
 
 def test_started_deployment_answers_on_its_targets(make_backend: Callable[..., LocalBackend], tmp_path: Path) -> None:
-    backend = make_backend()
+    backend: Backend = make_backend()  # mypy checks that LocalBackend implements the interface
     handle = backend.start(spec("echo.py", instances=2, serve_options={"timeout": 7}), 1)
     backend.wait_ready(handle, 20)
     [url] = backend.targets(handle)

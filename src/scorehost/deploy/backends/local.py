@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import sys
 import threading
 import time
@@ -131,8 +130,8 @@ class LocalBackend:
         token = str(record.data.get("token", ""))
         state = read_json(folder / "process.json")
         launch = read_json(folder / "launch.json")
-        if not token or state.get("token") != token or not launch:
-            return None
+        if not token or state.get("token") != token or not launch or not state.get("pid") or not state.get("port"):
+            return None  # not ours, or it was not running (failed, stopped) when its last supervisor left
         pid, port = int(state["pid"]), int(state["port"])
         try:
             pidfd: int | None = os.pidfd_open(pid)
@@ -149,8 +148,7 @@ class LocalBackend:
         while not probe_ready("127.0.0.1", port):
             if time.monotonic() > deadline or process.wait(0.1) is not None:
                 # Still starting or stuck: we cannot tell which, so restart it cleanly rather than wait blind.
-                process.send(signal.SIGTERM)
-                process.wait(5)
+                # Not ready means no request to drain: no SIGTERM first.
                 kill_leftovers(pid, token)
                 process.release()
                 return None

@@ -238,6 +238,9 @@ class Generation:
         """Wait for the process to exit (its Exit), or for stop/detach (None); mark it ready on the way."""
         process = self._process
         assert process is not None
+        # Probe often at first (most scripts load in well under a second), then back off to once a second,
+        # so a ten-minute init() does not fill the log with /ready lines.
+        interval, next_probe = 0.05, 0.0
         while True:
             exit = process.wait(0.05 if self._state is InstanceState.STARTING else 0.2)
             if exit is not None:
@@ -248,9 +251,12 @@ class Generation:
             if self._detach:
                 process.release()
                 return None
-            if self._state is InstanceState.STARTING and probe_ready(_HOST, self._port or 0, timeout=0.5):
-                self._set(state=InstanceState.READY, ever_ready=True)
-                self._save()
+            if self._state is InstanceState.STARTING and time.monotonic() >= next_probe:
+                if probe_ready(_HOST, self._port or 0, timeout=0.5):
+                    self._set(state=InstanceState.READY, ever_ready=True)
+                    self._save()
+                interval = min(interval * 1.5, 1.0)
+                next_probe = time.monotonic() + interval
 
     def _terminate(self, process: ChildProcess | AdoptedProcess, drain: float) -> None:
         process.send(signal.SIGTERM)  # serve stops accepting and lets in-flight requests finish
