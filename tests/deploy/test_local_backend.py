@@ -147,6 +147,8 @@ def test_init_failure_is_reported_with_the_scripts_error_and_not_restarted(
     assert "model file is corrupt" in status.last_error
     assert backend.targets(handle) == []
     assert ours() == []
+    backend.stop(handle, drain_seconds=0)  # what the control plane does with it next: nothing left to end
+    assert backend.status(handle).state is InstanceState.STOPPED
 
 
 def test_killed_process_is_restarted_with_backoff_and_the_cause_recorded(
