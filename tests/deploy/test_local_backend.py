@@ -32,6 +32,7 @@ from scorehost.deploy.backends.logfiles import last_lines
 from scorehost.deploy.backends.logwriter import write_log
 from scorehost.deploy.spec import DeploymentSpec
 from scorehost.errors import DeploymentFailed, DeploymentTimeout, InvalidSpec
+from scorehost.registry import Registry
 
 SCRIPTS = Path(__file__).parents[1] / "scripts"
 
@@ -149,6 +150,29 @@ def test_init_failure_is_reported_with_the_scripts_error_and_not_restarted(
     assert ours() == []
     backend.stop(handle, drain_seconds=0)  # what the control plane does with it next: nothing left to end
     assert backend.status(handle).state is InstanceState.STOPPED
+
+
+def test_registered_models_are_laid_out_from_the_workspace(
+    make_backend: Callable[..., LocalBackend], tmp_path: Path
+) -> None:
+    (tmp_path / "labels.json").write_text("[]")
+    with Registry(home()) as registry:
+        registry.register("labels", tmp_path / "labels.json")
+    backend = make_backend()
+    handle = backend.start(spec("environment.py", models=("labels:1",)), 1)
+    backend.wait_ready(handle, 20)
+    seen = score(backend.targets(handle)[0]).json()
+    assert seen["model_dir"].endswith("/labels/1")
+    assert (Path(seen["model_dir"]) / "labels.json").read_text() == "[]"
+
+
+def test_an_unknown_model_fails_the_deployment_naming_it(make_backend: Callable[..., LocalBackend]) -> None:
+    backend = make_backend()
+    handle = backend.start(spec("echo.py", models=("nosuch:3",)), 1)
+    with pytest.raises(DeploymentFailed) as failure:
+        backend.wait_ready(handle, 20)
+    assert "nosuch" in failure.value.message, failure.value
+    assert backend.status(handle).restarts == 0
 
 
 def test_killed_process_is_restarted_with_backoff_and_the_cause_recorded(
