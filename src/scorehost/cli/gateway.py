@@ -16,8 +16,11 @@ __all__ = ["gateway_command"]
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
 @click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(min=0.001), help="Seconds.")
+@click.option(
+    "--max-body-size", default=100 * 1024 * 1024, show_default=True, type=click.IntRange(min=0), help="Bytes."
+)
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), help="Workspace (SCOREHOST_HOME).")
-def gateway_command(host: str, port: int, workers: int, timeout: float, home: Path | None) -> None:
+def gateway_command(host: str, port: int, workers: int, timeout: float, max_body_size: int, home: Path | None) -> None:
     """Route /endpoints/<name>/score to deployments, as <home>/gateway/routes.json says."""
     from scorehost.deploy.gateway import serve_gateway
     from scorehost.errors import ScorehostError
@@ -26,6 +29,6 @@ def gateway_command(host: str, port: int, workers: int, timeout: float, home: Pa
     configure_logging()
     workspace = WorkspaceSettings(home=home).workspace if home else WorkspaceSettings().workspace
     try:
-        serve_gateway(workspace, host, port, workers, timeout=timeout)
+        serve_gateway(workspace, host, port, workers, timeout=timeout, max_body_size=max_body_size)
     except ScorehostError as error:  # the port is taken, or not ours to bind
         raise click.ClickException(error.message) from None

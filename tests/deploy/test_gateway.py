@@ -1,0 +1,396 @@
+"""The gateway for real: a `scorehost gateway` process, real `scorehost serve` deployments and small threading
+HTTP servers as instances, with the routing table rewritten while it runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import served
+
+from scorehost.deploy.gateway import parse_routes, routes_path, write_routes
+from scorehost.errors import InvalidSpec
+
+KEY_A, KEY_B, KEY_C = "key-a-" + "a" * 37, "key-b-" + "b" * 37, "key-c-" + "c" * 37
+TIMEOUT_S = 1.0
+MAX_BODY = 1024 * 1024
+
+
+class Backend:
+    """An instance stand-in: answers `{"backend": name, "path": ...}`, records what it received."""
+
+    def __init__(self, name: str, *, delay: float = 0.0) -> None:
+        self.name, self.delay = name, delay
+        self.received: list[tuple[str, dict[str, str], bytes]] = []
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                # headers and body leave in two writes: without NODELAY, Nagle holds the body for 40 ms
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                super().setup()
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                backend.received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                time.sleep(backend.delay)
+                out = json.dumps({"backend": backend.name, "path": self.path}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("x-ms-run-function-failed", "False")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Gateway:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        command = [sys.executable, "-m", "scorehost", "gateway", "--home", str(home), "--port", "0"]
+        command += ["--timeout", str(TIMEOUT_S), "--max-body-size", str(MAX_BODY)]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._pump, daemon=True)
+        self.reader.start()
+        deadline = time.monotonic() + 30
+        while not (match := re.search(r"listening on (http://\S+)", "\n".join(self.lines))):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise AssertionError("the gateway did not start:\n" + "\n".join(self.lines))
+            time.sleep(0.02)
+        self.url = match.group(1)
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def publish(self, endpoints: dict[str, Any]) -> None:
+        """Write the routing table and wait past the gateway's reload check."""
+        write_routes(routes_path(self.home), {"version": 1, "endpoints": endpoints})
+        time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self.reader.join(10)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    started = Gateway(tmp_path_factory.mktemp("gateway-home"))
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def client(gateway: Gateway) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture
+def backends() -> Iterator[dict[str, Backend]]:
+    made = {name: Backend(name) for name in ("blue", "green", "blue2")}
+    yield made
+    for backend in made.values():
+        backend.close()
+
+
+def one(url: str, *, auth: str = "none", weight: int = 100, **extra: Any) -> dict[str, Any]:
+    keys = [KEY_A, KEY_B] if auth == "key" else []
+    return {"auth": auth, "keys": keys, "deployments": {"blue": {"weight": weight, "targets": [url]}}, **extra}
+
+
+# --- the table -------------------------------------------------------------------------------------------
+
+
+def test_written_table_is_private_and_read_back(tmp_path: Path) -> None:
+    path = routes_path(tmp_path)
+    document = {"version": 1, "endpoints": {"mnist": one("http://127.0.0.1:9", auth="key")}}
+    write_routes(path, document)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    table = parse_routes(json.loads(path.read_text()))
+    assert table.endpoints["mnist"].keys == (KEY_A, KEY_B)
+    assert [p.name for p in path.parent.iterdir()] == ["routes.json"]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"endpoints": {}}, "version 1"),
+        ({"version": 1, "endpoints": {"x": {}}}, "not a valid endpoint name"),
+        ({"version": 1, "endpoints": {"mnist": {"auth": "key", "keys": []}}}, "at least one key"),
+        ({"version": 1, "endpoints": {"mnist": {"auth": "maybe"}}}, "auth must be"),
+        ({"version": 1, "endpoints": {"mnist": one("https://h:1")}}, "plain http://HOST:PORT"),
+        ({"version": 1, "endpoints": {"mnist": one("http://h:1", weight=101)}}, "weight must be"),
+        ({"version": 1, "endpoints": {"mnist": one("http://h:1", mirror="green")}}, "mirror 'green'"),
+        ({"version": 1, "endpoints": {"mnist": one("http://h:1", mirror_percent=-1)}}, "mirror_percent"),
+    ],
+)
+def test_invalid_tables_are_refused_with_the_reason(tmp_path: Path, document: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidSpec, match=re.escape(message)):
+        write_routes(routes_path(tmp_path), document)
+    assert not routes_path(tmp_path).exists()
+
+
+# --- forwarding ----------------------------------------------------------------------------------------
+
+
+def test_score_is_forwarded_with_its_path_rewritten(gateway: Gateway, client: httpx.Client) -> None:
+    with served("request_headers.py") as deployment:
+        gateway.publish({"mnist": one(deployment.url, auth="key")})
+        headers = {"Authorization": f"Bearer {KEY_A}", "X-Forwarded-For": "10.0.0.1", "x-custom": "kept"}
+        reply = client.post("/endpoints/mnist/score", json={"data": [1, 2]}, headers=headers)
+        assert reply.status_code == 200, reply.text
+        seen = reply.json()["headers"]
+        assert reply.json()["data"] == "[1,2]"
+        assert "Authorization" not in seen  # the key stays at the gateway
+        assert seen["X-Forwarded-For"] == "10.0.0.1, 127.0.0.1"
+        assert seen["X-Custom"] == "kept"
+        assert reply.headers["x-request-id"] == seen["X-Request-Id"]  # made by the gateway, echoed back
+        reply = client.post("/endpoints/mnist/score?x=1", json={"data": 1}, headers={**headers, "x-request-id": "r-1"})
+        assert reply.headers["x-request-id"] == "r-1" == reply.json()["headers"]["X-Request-Id"]
+
+
+def test_swagger_and_docs_are_forwarded(gateway: Gateway, client: httpx.Client) -> None:
+    with served("echo.py") as deployment:
+        gateway.publish({"mnist": one(deployment.url)})
+        assert client.get("/endpoints/mnist/swagger.json").json()["swagger"] == "2.0"
+        page = client.get("/endpoints/mnist/docs")
+        assert page.status_code == 200
+        assert 'href="docs/swagger-ui.css' in page.text
+        css = client.get("/endpoints/mnist/docs/swagger-ui.css")
+        assert css.status_code == 200
+        assert css.headers["content-type"].startswith("text/css")
+
+
+def test_the_deployments_status_and_headers_pass_through(gateway: Gateway, client: httpx.Client) -> None:
+    with served("run_raises.py") as deployment:
+        gateway.publish({"mnist": one(deployment.url)})
+        reply = client.post("/endpoints/mnist/score", json={"data": 1})
+        assert reply.status_code == 500
+        assert reply.headers["x-ms-run-function-failed"] == "True"
+        assert "cannot score" in reply.json()["message"]
+        assert reply.headers["x-ms-request-id"]
+
+
+# --- the gateway's own answers ---------------------------------------------------------------------------
+
+
+def test_unknown_endpoint_deployment_and_path_are_404(
+    gateway: Gateway, client: httpx.Client, backends: dict[str, Backend]
+) -> None:
+    gateway.publish({"mnist": one(backends["blue"].url)})
+    reply = client.post("/endpoints/nope/score")
+    assert (reply.status_code, reply.json()) == (404, {"error": "there is no endpoint named 'nope'"})
+    reply = client.post("/endpoints/mnist/score", headers={"azureml-model-deployment": "red"})
+    assert reply.status_code == 404
+    assert "no deployment named 'red'" in reply.json()["error"]
+    assert client.get("/endpoints/mnist/admin").status_code == 404
+    assert client.get("/other").status_code == 404
+    assert client.get("/").text == "Healthy"
+
+
+def test_missing_or_wrong_key_is_401(gateway: Gateway, client: httpx.Client, backends: dict[str, Backend]) -> None:
+    gateway.publish({"mnist": one(backends["blue"].url, auth="key")})
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": KEY_A}, {"Authorization": "Basic x"}):
+        reply = client.post("/endpoints/mnist/score", headers=headers)
+        assert reply.status_code == 401
+        assert reply.headers["www-authenticate"] == "Bearer"
+        assert "needs a valid key" in reply.json()["error"]
+    for key in (KEY_A, KEY_B):
+        assert client.post("/endpoints/mnist/score", headers={"Authorization": f"bearer {key}"}).status_code == 200
+    assert not backends["blue"].received[0][1].get("authorization")
+
+
+def test_no_ready_instance_is_503_and_an_unreachable_one_502(
+    gateway: Gateway, client: httpx.Client, backends: dict[str, Backend]
+) -> None:
+    closed = Backend("gone")
+    closed.close()
+    gateway.publish(
+        {
+            "empty": {"auth": "none", "deployments": {"blue": {"weight": 100, "targets": []}}},
+            "notraffic": {"auth": "none", "deployments": {"blue": {"weight": 0, "targets": [backends["blue"].url]}}},
+            "down": one(closed.url),
+        }
+    )
+    reply = client.post("/endpoints/empty/score")
+    assert reply.status_code == 503
+    assert "no ready instance" in reply.json()["error"]
+    assert client.post("/endpoints/notraffic/score").status_code == 503
+    selected = client.post("/endpoints/notraffic/score", headers={"azureml-model-deployment": "blue"})
+    assert selected.json()["backend"] == "blue"  # the header reaches a deployment without traffic
+    reply = client.post("/endpoints/down/score")
+    assert reply.status_code == 502
+    assert "cannot be reached" in reply.json()["error"]
+
+
+def test_a_slow_deployment_is_504(gateway: Gateway, client: httpx.Client) -> None:
+    slow = Backend("slow", delay=TIMEOUT_S + 1)
+    try:
+        gateway.publish({"mnist": one(slow.url)})
+        begin = time.monotonic()
+        reply = client.post("/endpoints/mnist/score")
+        assert reply.status_code == 504
+        assert "did not answer within" in reply.json()["error"]
+        assert time.monotonic() - begin < TIMEOUT_S + 0.9
+    finally:
+        slow.close()
+
+
+def test_a_body_over_the_limit_is_413(gateway: Gateway, client: httpx.Client, backends: dict[str, Backend]) -> None:
+    gateway.publish({"mnist": one(backends["blue"].url)})
+    reply = client.post("/endpoints/mnist/score", content=b"x" * (MAX_BODY + 1))
+    assert reply.status_code == 413
+    assert "limit" in reply.json()["error"]
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(MAX_BODY // 65536 + 2):
+            yield b"y" * 65536
+
+    with httpx.Client(base_url=client.base_url, timeout=30) as fresh:
+        assert fresh.post("/endpoints/mnist/score", content=chunks()).status_code == 413
+    assert client.post("/endpoints/mnist/score", content=b"z" * MAX_BODY).status_code == 200
+    assert backends["blue"].received == [("/score", backends["blue"].received[0][1], b"z" * MAX_BODY)]
+
+
+# --- traffic ---------------------------------------------------------------------------------------------
+
+
+def test_weighted_split_and_round_robin(gateway: Gateway, client: httpx.Client, backends: dict[str, Backend]) -> None:
+    blue, green, blue2 = backends["blue"], backends["green"], backends["blue2"]
+    deployments = {
+        "blue": {"weight": 90, "targets": [blue.url, blue2.url]},
+        "green": {"weight": 10, "targets": [green.url]},
+    }
+    gateway.publish({"mnist": {"auth": "none", "deployments": deployments}})
+    seen = Counter(client.post("/endpoints/mnist/score").json()["backend"] for _ in range(2000))
+    assert seen["green"] / 2000 == pytest.approx(0.10, abs=0.03)  # the binomial's sd is 0.0067
+    assert abs(seen["blue"] - seen["blue2"]) <= 1  # one gateway worker: strict turns
+    selected = {client.post("/endpoints/mnist/score", headers={"azureml-model-deployment": "green"}).json()["backend"]}
+    assert selected == {"green"}
+
+
+def test_keys_rotate_while_requests_flow(gateway: Gateway, backends: dict[str, Backend]) -> None:
+    url = backends["blue"].url
+    table = {"auth": "key", "deployments": {"blue": {"weight": 100, "targets": [url]}}}
+    gateway.publish({"mnist": {**table, "keys": [KEY_A, KEY_B]}})
+    failures: list[int] = []
+    done = threading.Event()
+    count = 0
+
+    def load() -> None:
+        nonlocal count
+        with httpx.Client(base_url=gateway.url, timeout=30) as c:
+            while not done.is_set():
+                status = c.post("/endpoints/mnist/score", headers={"Authorization": f"Bearer {KEY_B}"}).status_code
+                count += 1
+                if status != 200:
+                    failures.append(status)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        for i in range(20):  # the primary is regenerated again and again; the secondary stays valid
+            write_routes(
+                routes_path(gateway.home),
+                {"version": 1, "endpoints": {"mnist": {**table, "keys": [f"{KEY_C}{i}", KEY_B]}}},
+            )
+            time.sleep(0.03)
+    finally:
+        time.sleep(0.2)
+        done.set()
+        worker.join()
+    assert failures == []
+    assert count > 20
+    with httpx.Client(base_url=gateway.url) as c:
+        assert c.post("/endpoints/mnist/score", headers={"Authorization": f"Bearer {KEY_A}"}).status_code == 401
+        assert c.post("/endpoints/mnist/score", headers={"Authorization": f"Bearer {KEY_C}19"}).status_code == 200
+
+
+def test_the_mirror_gets_copies_and_its_fate_never_reaches_callers(
+    gateway: Gateway, client: httpx.Client, backends: dict[str, Backend]
+) -> None:
+    live, mirror = backends["blue"], backends["green"]
+    deployments = {"blue": {"weight": 100, "targets": [live.url]}, "green": {"weight": 0, "targets": [mirror.url]}}
+    gateway.publish({"mnist": {"auth": "none", "deployments": deployments, "mirror": "green", "mirror_percent": 100}})
+    for i in range(10):
+        assert client.post("/endpoints/mnist/score", content=b"%d" % i).json()["backend"] == "blue"
+    deadline = time.monotonic() + 5
+    while len(mirror.received) < 10 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sorted(body for _, _, body in mirror.received) == [b"%d" % i for i in range(10)]
+
+    slow, down = Backend("slow", delay=TIMEOUT_S + 1), Backend("down")
+    down.close()
+    try:
+        for mirrored in (slow, down):
+            deployments["green"]["targets"] = [mirrored.url]
+            gateway.publish(
+                {"mnist": {"auth": "none", "deployments": deployments, "mirror": "green", "mirror_percent": 100}}
+            )
+            begin = time.monotonic()
+            for _ in range(20):
+                assert client.post("/endpoints/mnist/score").status_code == 200
+            assert time.monotonic() - begin < TIMEOUT_S  # never waits for the copy
+    finally:
+        slow.close()
+
+
+def test_keys_never_reach_the_log(gateway: Gateway, client: httpx.Client) -> None:
+    closed = Backend("gone")
+    closed.close()
+    gateway.publish({"mnist": one(closed.url, auth="key")})
+    client.post("/endpoints/mnist/score", headers={"Authorization": f"Bearer {KEY_A}"})  # 502: logged
+    client.post("/endpoints/mnist/score", headers={"Authorization": f"Bearer {KEY_C}"})  # 401
+    time.sleep(0.2)
+    log = "\n".join(gateway.lines)
+    assert "cannot connect" in log
+    for key in (KEY_A, KEY_B, KEY_C):
+        assert key not in log
+        assert key[:10] not in log
