@@ -218,6 +218,24 @@ def test_the_deployments_status_and_headers_pass_through(gateway: Gateway, clien
         assert reply.headers["x-ms-request-id"]
 
 
+def test_head_and_expect_continue(gateway: Gateway, client: httpx.Client, backends: dict[str, Backend]) -> None:
+    gateway.publish({"mnist": one(backends["blue"].url)})
+    reply = client.head("/endpoints/mnist/swagger.json")
+    assert reply.status_code == 200
+    assert reply.content == b""
+    assert int(reply.headers["content-length"]) > 0
+    assert backends["blue"].received[-1][0] == "/swagger.json"
+    host, port = client.base_url.host, client.base_url.port
+    with socket.create_connection((host, port or 80), timeout=5) as raw:  # as curl sends a large body
+        raw.sendall(
+            b"POST /endpoints/mnist/score HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n"
+        )
+        assert raw.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        raw.sendall(b"{}")
+        assert raw.recv(1000).startswith(b"HTTP/1.1 200 OK\r\n")
+    assert "expect" not in backends["blue"].received[-1][1]
+
+
 # --- the gateway's own answers ---------------------------------------------------------------------------
 
 

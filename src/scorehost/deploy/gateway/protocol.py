@@ -93,6 +93,12 @@ class GatewayProtocol(asyncio.Protocol):
             self._too_large()
         self.headers.append((name, value))
 
+    def on_headers_complete(self) -> None:
+        # curl and others wait (curl: 1 s) for this before sending a larger body
+        expect = next((value for name, value in self.headers if name == b"expect"), None)
+        if expect is not None and expect.lower() == b"100-continue" and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)
         if self.body_size > self.max_body_size:
@@ -118,10 +124,10 @@ class GatewayProtocol(asyncio.Protocol):
             except Exception:
                 logger.exception("unexpected error while answering %s", request.method.decode("latin-1"))
                 answer = error_answer(500, "an internal error occurred in the gateway", new_request_id().encode())
-            self._write(answer, keep_alive)
+            self._write(answer, keep_alive, head_only=request.method == b"HEAD")
         self.running = False
 
-    def _write(self, answer: Answer, keep_alive: bool) -> None:
+    def _write(self, answer: Answer, keep_alive: bool, head_only: bool = False) -> None:
         transport = self.transport
         if transport is None or self.closing:
             return
@@ -129,7 +135,8 @@ class GatewayProtocol(asyncio.Protocol):
         lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
         lines += [b"%s: %s\r\n" % pair for pair in headers if pair[0].lower() not in _SKIP]
         lines.append(b"content-length: %d\r\n%s\r\n" % (len(body), b"" if keep_alive else b"connection: close\r\n"))
-        lines.append(body)
+        if not head_only:
+            lines.append(body)
         transport.write(b"".join(lines))
         if not keep_alive:
             self.closing = True
