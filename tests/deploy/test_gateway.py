@@ -34,7 +34,7 @@ MAX_BODY = 1024 * 1024
 class Backend:
     """An instance stand-in: answers `{"backend": name, "path": ...}`, records what it received."""
 
-    def __init__(self, name: str, *, delay: float = 0.0) -> None:
+    def __init__(self, name: str, *, delay: float = 0.0, hang_up: bool = False) -> None:
         self.name, self.delay = name, delay
         self.received: list[tuple[str, dict[str, str], bytes]] = []
         backend = self
@@ -59,6 +59,7 @@ class Backend:
                 self.send_header("content-length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)
+                self.close_connection = hang_up  # without saying so: as an idle keep-alive timeout does
 
             do_GET = do_POST = _answer
 
@@ -234,6 +235,18 @@ def test_head_and_expect_continue(gateway: Gateway, client: httpx.Client, backen
         raw.sendall(b"{}")
         assert raw.recv(1000).startswith(b"HTTP/1.1 200 OK\r\n")
     assert "expect" not in backends["blue"].received[-1][1]
+
+
+def test_a_keep_alive_connection_the_instance_closed_is_replaced(gateway: Gateway, client: httpx.Client) -> None:
+    rude = Backend("rude", hang_up=True)
+    try:
+        gateway.publish({"mnist": one(rude.url)})
+        for i in range(20):
+            assert client.post("/endpoints/mnist/score", content=b"{}").status_code == 200
+            time.sleep(0.01 * (i % 2))  # the instance's close reaches the idle connection before the next, or not
+        assert len(rude.received) == 20  # and no request was sent twice
+    finally:
+        rude.close()
 
 
 # --- the gateway's own answers ---------------------------------------------------------------------------

@@ -74,6 +74,7 @@ class GatewayApp:
         self.routes = routes
         self.timeout = timeout
         self._pools: dict[Target, UpstreamPool] = {}
+        self._table = routes.table
         self._mirrors: set[asyncio.Task[None]] = set()
 
     async def handle(self, request: Request) -> Answer:
@@ -111,7 +112,11 @@ class GatewayApp:
         if rest != b"score" and rest != b"swagger.json" and rest != b"docs" and not rest.startswith(b"docs/"):
             message = f"no route for {_text(path)}; use /endpoints/{name}/score, /swagger.json or /docs"
             return error_answer(404, message, request_id)
-        endpoint = self.routes.current().endpoints.get(name)
+        table = self.routes.current()
+        if table is not self._table:
+            self._table = table
+            self._drop_unused_pools()
+        endpoint = table.endpoints.get(name)
         if endpoint is None:
             return error_answer(404, f"there is no endpoint named {name!r}", request_id)
         if endpoint.auth is AuthMode.KEY and not key_matches(_bearer(authorization), endpoint.keys):
@@ -151,6 +156,17 @@ class GatewayApp:
     def close(self) -> None:
         for pool in self._pools.values():
             pool.close()
+
+    def _drop_unused_pools(self) -> None:
+        """Close the connections to instances the new table no longer names (a replaced generation)."""
+        used = {
+            target
+            for endpoint in self._table.endpoints.values()
+            for deployment in endpoint.deployments.values()
+            for target in deployment.targets
+        }
+        for target in [t for t in self._pools if t not in used]:
+            self._pools.pop(target).close()
 
     def _pool(self, target: Target) -> UpstreamPool:
         pool = self._pools.get(target)
