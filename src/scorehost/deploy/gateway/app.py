@@ -21,7 +21,7 @@ from scorehost.deploy.keys import bearer_token, key_matches
 from scorehost.deploy.spec import AuthMode
 from scorehost.http.request_ids import new_request_id
 
-__all__ = ["Answer", "GatewayApp", "Request", "error_answer"]
+__all__ = ["Answer", "Forward", "GatewayApp", "Request", "error_answer"]
 
 logger = logging.getLogger("scorehost.gateway")
 
@@ -62,6 +62,21 @@ class Request:
         self.method, self.target, self.headers, self.body, self.client = method, target, headers, body, client
 
 
+class Forward:
+    """A request routed to an instance: its pool, the bytes to send, and names for error messages."""
+
+    __slots__ = ("data", "deployment", "endpoint", "pool", "request_id")
+
+    def __init__(self, pool: UpstreamPool, data: bytes, endpoint: str, deployment: str, request_id: bytes) -> None:
+        self.pool, self.data, self.endpoint, self.deployment, self.request_id = (
+            pool,
+            data,
+            endpoint,
+            deployment,
+            request_id,
+        )
+
+
 def error_answer(status: int, message: str, request_id: bytes, *extra: tuple[bytes, bytes]) -> Answer:
     """The gateway's own answer: JSON `{"error": message}` with the request's id."""
     return status, [_JSON, (b"x-request-id", request_id), *extra], orjson.dumps({"error": message})
@@ -79,6 +94,26 @@ class GatewayApp:
 
     async def handle(self, request: Request) -> Answer:
         """The answer to `request`: the deployment's, or the gateway's own."""
+        routed = self.route(request)
+        if isinstance(routed, tuple):
+            return routed
+        try:
+            return await routed.pool.request(routed.data, self.timeout)
+        except (UpstreamError, UpstreamTimeout) as error:
+            return self.failed(routed, error)
+
+    def failed(self, forward: Forward, error: Exception) -> Answer:
+        """The answer when the instance could not be reached (502) or did not answer in time (504)."""
+        where = f"endpoint {forward.endpoint}, deployment {forward.deployment} ({forward.pool.host_header})"
+        if isinstance(error, UpstreamTimeout):
+            logger.warning("%s: no answer in time", where)
+            message = f"deployment {forward.deployment!r} did not answer within {self.timeout:g} s"
+            return error_answer(504, message, forward.request_id)
+        logger.warning("%s: %s", where, error)
+        return error_answer(502, f"deployment {forward.deployment!r} cannot be reached: {error}", forward.request_id)
+
+    def route(self, request: Request) -> Answer | Forward:
+        """The gateway's own answer, or where and what to forward."""
         path, _, query = request.target.partition(b"?")
         if path == b"/":  # liveness, as the scoring server answers it
             return 200, [(b"content-type", b"text/plain; charset=utf-8")], b"Healthy"
@@ -143,15 +178,7 @@ class GatewayApp:
         if endpoint.mirror is not None and deployment_header is None and endpoint.mirrors_now():
             self._mirror(endpoint, endpoint.mirror, head, body)
         pool = self._pool(target)
-        try:
-            return await pool.request(_finish(head, pool, body), body, self.timeout)
-        except UpstreamTimeout:
-            logger.warning("endpoint %s, deployment %s (%s): no answer in time", name, deployment.name, target.url)
-            message = f"deployment {deployment.name!r} did not answer within {self.timeout:g} s"
-            return error_answer(504, message, request_id)
-        except UpstreamError as error:
-            logger.warning("endpoint %s, deployment %s (%s): %s", name, deployment.name, target.url, error)
-            return error_answer(502, f"deployment {deployment.name!r} cannot be reached: {error}", request_id)
+        return Forward(pool, _finish(head, pool, body) + body, name, deployment.name, request_id)
 
     def close(self) -> None:
         for pool in self._pools.values():
@@ -187,7 +214,7 @@ class GatewayApp:
     ) -> None:
         pool = self._pool(target)
         try:
-            await pool.request(_finish(head, pool, body), body, self.timeout)
+            await pool.request(_finish(head, pool, body) + body, self.timeout)
         except (UpstreamError, UpstreamTimeout) as error:  # the copy's fate never reaches the caller
             logger.debug("mirror copy to %s/%s failed: %s", endpoint.name, mirror.name, error)
 

@@ -19,7 +19,8 @@ from typing import cast
 
 import httptools
 
-from scorehost.deploy.gateway.app import Answer, GatewayApp, Request, error_answer
+from scorehost.deploy.gateway.app import Answer, Forward, GatewayApp, Request, error_answer
+from scorehost.deploy.gateway.upstream import Response, StaleConnection, UpstreamError, UpstreamTimeout
 from scorehost.http.request_ids import new_request_id
 
 __all__ = ["GatewayProtocol"]
@@ -40,6 +41,7 @@ class GatewayProtocol(asyncio.Protocol):
         "body_size",
         "client",
         "closing",
+        "forward",
         "headers",
         "max_body_size",
         "parser",
@@ -62,6 +64,7 @@ class GatewayProtocol(asyncio.Protocol):
         self.pending: collections.deque[tuple[Request, bool]] = collections.deque()
         self.running = False
         self.closing = False
+        self.forward: Forward | None = None
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -113,19 +116,58 @@ class GatewayProtocol(asyncio.Protocol):
         self.url, self.headers, self.body, self.body_size = b"", [], [], 0
         self.pending.append((request, self.parser.should_keep_alive()))
         if not self.running:
-            self.running = True
-            asyncio.get_running_loop().create_task(self._answer_pending())
+            self._answer_next()
 
-    async def _answer_pending(self) -> None:
+    def _answer_next(self) -> None:
+        """Answer the requests waiting on this connection, in order, until one has to wait for an instance.
+
+        The usual case takes no task and no future: an idle upstream connection calls `_forwarded` back."""
         while self.pending and not self.closing:
-            request, keep_alive = self.pending.popleft()
+            request = self.pending[0][0]
             try:
-                answer = await self.app.handle(request)
+                routed = self.app.route(request)
             except Exception:
-                logger.exception("unexpected error while answering %s", request.method.decode("latin-1"))
-                answer = error_answer(500, "an internal error occurred in the gateway", new_request_id().encode())
-            self._write(answer, keep_alive, head_only=request.method == b"HEAD")
+                routed = _internal_error(request)
+            if isinstance(routed, tuple):
+                self._reply(routed)
+                continue
+            self.running, self.forward = True, routed
+            loop = asyncio.get_running_loop()
+            if not routed.pool.send(loop, routed.data, loop.time() + self.app.timeout, self._forwarded):
+                loop.create_task(self._forward_connecting(routed))
+            return
         self.running = False
+
+    def _forwarded(self, answer: Response | None, error: Exception | None) -> None:
+        forward = self.forward
+        if isinstance(error, StaleConnection) and forward is not None:  # closed while idle: send it again
+            asyncio.get_running_loop().create_task(self._forward_connecting(forward))
+            return
+        if answer is None:
+            assert forward is not None
+            assert error is not None
+            answer = self.app.failed(forward, error)
+        self._reply(answer)
+        self._answer_next()
+
+    async def _forward_connecting(self, forward: Forward) -> None:
+        """The slower way, when no idle connection to the instance exists: connect first."""
+        try:
+            answer = await forward.pool.request(forward.data, self.app.timeout)
+        except (UpstreamError, UpstreamTimeout) as error:
+            answer = self.app.failed(forward, error)
+        except Exception:
+            answer = _internal_error(self.pending[0][0] if self.pending else None)
+        self._reply(answer)
+        self._answer_next()
+
+    def _reply(self, answer: Answer) -> None:
+        """Send the answer to the oldest waiting request."""
+        self.forward = None
+        if not self.pending:  # the client has gone
+            return
+        request, keep_alive = self.pending.popleft()
+        self._write(answer, keep_alive, head_only=request.method == b"HEAD")
 
     def _write(self, answer: Answer, keep_alive: bool, head_only: bool = False) -> None:
         transport = self.transport
@@ -152,3 +194,9 @@ class GatewayProtocol(asyncio.Protocol):
             return
         self.pending.clear()
         self._write(error_answer(status, message, new_request_id().encode()), keep_alive=False)
+
+
+def _internal_error(request: Request | None) -> Answer:
+    method = request.method.decode("latin-1") if request is not None else "a request"
+    logger.exception("unexpected error while answering %s", method)
+    return error_answer(500, "an internal error occurred in the gateway", new_request_id().encode())

@@ -14,13 +14,20 @@ from typing import cast
 
 import httptools
 
-__all__ = ["Response", "UpstreamError", "UpstreamPool", "UpstreamTimeout"]
+__all__ = ["Done", "Response", "StaleConnection", "UpstreamError", "UpstreamPool", "UpstreamTimeout"]
 
 Response = tuple[int, list[tuple[bytes, bytes]], bytes]
+# Called once per exchange, with the answer or the error: callbacks, not futures, on the request path (a
+# future, a task and their coroutine frames cost more than the rest of the gateway's Python per request).
+Done = Callable[[Response | None, Exception | None], None]
 
 
 class UpstreamError(ConnectionError):
     """The instance could not be reached or broke the connection before answering."""
+
+
+class StaleConnection(UpstreamError):
+    """A connection broke before a single byte of the answer: the instance closed it while it was idle."""
 
 
 class UpstreamTimeout(TimeoutError):
@@ -28,20 +35,28 @@ class UpstreamTimeout(TimeoutError):
 
 
 class _Connection(asyncio.Protocol):
-    """One keep-alive connection; the parser calls back into it as response bytes arrive."""
+    """One keep-alive connection; the parser calls back into it as answer bytes arrive."""
 
-    __slots__ = ("body", "closed", "headers", "parser", "pool", "received", "reusable", "transport", "waiter")
+    __slots__ = ("body", "closed", "done", "headers", "parser", "pool", "received", "timer", "transport")
 
     def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[Response] | None = None
+        self.done: Done | None = None
+        self.timer: asyncio.TimerHandle | None = None
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.closed = False
-        self.received = False  # any byte of the current response
-        self.reusable = False
+        self.received = False  # any byte of the current answer
+
+    def start(self, loop: asyncio.AbstractEventLoop, data: bytes, deadline: float, done: Done) -> None:
+        """Send one request (`data`: head and body); `done` gets its answer."""
+        self.done, self.received = done, False
+        assert self.transport is not None
+        self.transport.write(data)
+        # call_at, not asyncio.timeout(): one timer handle, cheaper on every request
+        self.timer = loop.call_at(deadline, self.expire)
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -52,13 +67,15 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as error:
-            self.fail(UpstreamError(f"the instance sent an invalid HTTP response: {error}"))
+            self.fail(UpstreamError(f"the instance sent an invalid HTTP answer: {error}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(UpstreamError("the instance closed the connection before answering"))
+        if self.done is not None:
+            if self.received:
+                self.fail(UpstreamError("the instance closed the connection in the middle of its answer"))
+            else:
+                self.fail(StaleConnection("the instance closed the connection before answering"))
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -68,18 +85,29 @@ class _Connection(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
-        waiter, self.waiter = self.waiter, None
-        self.reusable = self.parser.should_keep_alive()
+        done, self.done = self.done, None
+        if self.timer is not None:
+            self.timer.cancel()
         answer = (self.parser.get_status_code(), self.headers, b"".join(self.body))
         self.headers, self.body = [], []
-        if waiter is not None and not waiter.done():
-            waiter.set_result(answer)
+        pool = self.pool
+        if self.parser.should_keep_alive() and not self.closed and len(pool.idle) < pool.max_idle:
+            pool.idle.append(self)
+        else:
+            self.close()
+        if done is not None:
+            done(answer, None)
+
+    def expire(self) -> None:
+        self.fail(UpstreamTimeout(f"{self.pool.host_header} did not answer in time"))
 
     def fail(self, error: Exception) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
-        self.close()
+        done, self.done = self.done, None
+        if self.timer is not None:
+            self.timer.cancel()
+        self.close()  # its state is unknown: never reused
+        if done is not None:
+            done(None, error)
 
     def close(self) -> None:
         self.closed = True
@@ -94,29 +122,41 @@ class UpstreamPool:
         self.host, self.port = host, port
         self.connect_timeout = connect_timeout
         self.max_idle = max_idle
-        self._idle: list[_Connection] = []
+        self.idle: list[_Connection] = []
         self.host_header = (f"[{host}]" if ":" in host else host) + f":{port}"
         self.host_bytes = self.host_header.encode()
 
-    async def request(self, head: bytes, body: bytes, timeout: float) -> Response:
-        """Send `head` (request line and headers, ending in a blank line) and `body`; the whole response.
+    def send(self, loop: asyncio.AbstractEventLoop, data: bytes, deadline: float, done: Done) -> bool:
+        """Send `data` (head and body) on an idle connection, `done` getting the answer; False when none is
+        idle (then `request()` connects). `done` may get StaleConnection: send again with `request()`."""
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                conn.start(loop, data, deadline, done)
+                return True
+        return False
+
+    async def request(self, data: bytes, timeout: float) -> Response:
+        """Send `data` (request line, headers, blank line, body) and wait for the whole answer.
 
         A connection taken from the pool may have been closed by the instance while idle: when it breaks
-        before a single byte of the answer, the request is sent once more on a fresh connection."""
+        before a single byte of the answer, the request is sent again on another connection."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self._idle:
-            conn = self._idle.pop()
-            if conn.closed:
-                continue
+        while True:
+            waiter: asyncio.Future[Response] = loop.create_future()
+            done = _resolve(waiter)
+            if not self.send(loop, data, deadline, done):
+                break
             try:
-                return await self._exchange(loop, conn, head, body, deadline)
-            except UpstreamError:
-                if conn.received:
-                    raise
-                # a stale keep-alive connection: try a fresh one
+                return await waiter
+            except StaleConnection:
+                continue
         conn = await self._connect(loop, deadline)
-        return await self._exchange(loop, conn, head, body, deadline)
+        waiter = loop.create_future()
+        conn.start(loop, data, deadline, _resolve(waiter))
+        return await waiter
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
         limit = min(self.connect_timeout, max(0.0, deadline - loop.time()))
@@ -129,43 +169,20 @@ class UpstreamPool:
             raise UpstreamError(f"cannot connect to {self.host_header}: {error.strerror or error}") from None
         return conn
 
-    async def _exchange(
-        self, loop: asyncio.AbstractEventLoop, conn: _Connection, head: bytes, body: bytes, deadline: float
-    ) -> Response:
-        waiter: asyncio.Future[Response] = loop.create_future()
-        conn.waiter, conn.received, conn.reusable = waiter, False, False
-        transport = conn.transport
-        assert transport is not None
-        transport.write(head + body if len(body) < 65536 else head)
-        if len(body) >= 65536:
-            transport.write(body)
-        # call_at, not asyncio.timeout(): one timer handle, cheaper on every request
-        timer = loop.call_at(deadline, _expire(conn, waiter, self.host_header))
-        try:
-            answer = await waiter
-        except BaseException:
-            conn.close()  # cancelled or failed mid-exchange: the connection's state is unknown
-            raise
-        finally:
-            timer.cancel()
-        if conn.reusable and not conn.closed and len(self._idle) < self.max_idle:
-            self._idle.append(conn)
-        else:
-            conn.close()
-        return answer
-
     def close(self) -> None:
         """Close every idle connection."""
-        for conn in self._idle:
+        for conn in self.idle:
             conn.close()
-        self._idle.clear()
+        self.idle.clear()
 
 
-def _expire(conn: _Connection, waiter: asyncio.Future[Response], where: str) -> Callable[[], None]:
-    def expire() -> None:
-        if not waiter.done():
-            conn.waiter = None
-            waiter.set_exception(UpstreamTimeout(f"{where} did not answer in time"))
-            conn.close()
+def _resolve(waiter: asyncio.Future[Response]) -> Done:
+    def done(answer: Response | None, error: Exception | None) -> None:
+        if waiter.done():  # the waiting request was cancelled
+            return
+        if error is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(cast(Response, answer))
 
-    return expire
+    return done
