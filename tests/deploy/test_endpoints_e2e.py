@@ -22,7 +22,7 @@ import pytest
 
 from scorehost.client import Client, Unauthorized
 from scorehost.deploy.controlplane.daemon import start_control_plane, stop_control_plane
-from scorehost.errors import InvalidSpec, ResourceExists, UnknownResource
+from scorehost.errors import InvalidSpec, ResourceExists, RunFailed, ScoringTimeout, UnknownResource
 
 WHOAMI = Path(__file__).parents[1] / "scripts" / "whoami"
 
@@ -261,3 +261,24 @@ def test_invalid_input_gets_4xx_with_a_message(home: Path) -> None:
             client.set_traffic("mnist", {"blue": 50})
         with pytest.raises(InvalidSpec, match="has no deployment 'blue'"):
             client.set_traffic("mnist", {"blue": 100})
+
+
+def test_invoke_reports_script_errors_and_timeouts(home: Path) -> None:
+    scripts = WHOAMI.parent
+    with _start(home) as client:
+        client.create_endpoint("mnist", auth="none")
+        client.create_deployment("mnist", "broken", script="run_raises.py", code_dir=scripts)
+        _wait(client, "mnist", "broken", 1)
+        with pytest.raises(RunFailed, match=r"the entry script failed \(500\).*cannot score 7"):
+            client.invoke("mnist", 7)
+        client.create_deployment("mnist", "sleepy", script="slow.py", code_dir=scripts, serve_options={"timeout": 0.5})
+        _wait(client, "mnist", "sleepy", 1)
+        with pytest.raises(ScoringTimeout, match="timed out"):
+            client.invoke("mnist", 3, deployment="sleepy")
+        # init() fails: the deployment is reported failed with the script's error, not restarted forever.
+        client.create_deployment("mnist", "doomed", script="init_fails.py", code_dir=scripts)
+        deadline = time.monotonic() + 60
+        while (status := client.get_deployment("mnist", "doomed")["status"])["state"] != "failed":
+            assert time.monotonic() < deadline, status
+            time.sleep(0.1)
+        assert "init" in status["error"]
