@@ -1,0 +1,83 @@
+"""`scorehost controlplane|endpoints|deployments|invoke` as a user runs them: real processes, one workspace."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+WHOAMI = Path(__file__).parents[1] / "scripts" / "whoami"
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def scorehost(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "scorehost", *args], capture_output=True, text=True, env=os.environ.copy(), timeout=120
+    )
+    assert done.returncode == code, f"{args}: exit {done.returncode}\n{done.stdout}{done.stderr}"
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+@pytest.fixture
+def control_plane() -> Iterator[int]:
+    port = _free_port()
+    started = scorehost("controlplane", "start", "--api-port", "0", "--gateway-port", str(port))
+    assert f"gateway: http://127.0.0.1:{port}" in started.stdout
+    yield port
+    scorehost("controlplane", "stop")
+
+
+def test_a_user_session(control_plane: int) -> None:
+    port = control_plane
+    assert scorehost("controlplane", "status").stdout.startswith("running: API http://127.0.0.1:")
+    assert scorehost("endpoints", "create", "mnist").stdout.splitlines() == [
+        f"created mnist: http://127.0.0.1:{port}/endpoints/mnist/score",
+        "keys: `scorehost endpoints keys mnist`",
+    ]
+    created = scorehost(
+        "deployments", "create", "mnist", "blue", "--script", str(WHOAMI / "score.py"), "--env", "DEPLOYMENT_NAME=blue"
+    )
+    assert created.stdout == "mnist/blue generation 1: ready\n"
+    answer = json.loads(scorehost("invoke", "mnist", "--data", "[1, 2]").stdout)
+    assert (answer["deployment"], answer["received"]) == ("blue", "[1,2]")
+
+    listed = json.loads(scorehost("endpoints", "list", "--json").stdout)
+    assert [(e["name"], e["traffic"]) for e in listed] == [("mnist", {"blue": 100})]
+    table = scorehost("endpoints", "show", "mnist").stdout
+    assert "blue        100        1           ready" in table
+    keys = json.loads(scorehost("endpoints", "keys", "mnist", "--json").stdout)
+    rotated = json.loads(scorehost("endpoints", "keys", "mnist", "--regenerate", "secondary", "--json").stdout)
+    assert rotated["primary"] == keys["primary"]
+    assert rotated["secondary"] != keys["secondary"]
+
+    refused = scorehost("endpoints", "traffic", "mnist", "blue=90", code=1)
+    assert refused.stderr == "Error: traffic must sum to 100, not 90 (blue=90)\n"
+    wrong_key = scorehost("invoke", "mnist", "--data", "1", "--key", "nope", code=1)
+    assert "Get the keys with `scorehost endpoints keys mnist`" in wrong_key.stderr
+    missing = scorehost("invoke", "other", "--data", "1", code=1)
+    assert missing.stderr.startswith("Error: no endpoint named 'other' (endpoints: mnist)")
+    assert "ready: 1 worker(s) serving" in scorehost("deployments", "logs", "mnist", "blue", "-n", "50").stdout
+    assert scorehost("invoke", "mnist", code=2).stderr.endswith("give exactly one of --data JSON or --file FILE\n")
+
+    scorehost("endpoints", "delete", "mnist")
+    assert json.loads(scorehost("endpoints", "list", "--json").stdout) == []
+
+
+def test_status_without_a_control_plane(tmp_path: Path) -> None:
+    stopped = scorehost("controlplane", "status", code=1)
+    assert "not running" in stopped.stdout
+    assert scorehost("controlplane", "stop").stdout == "the control plane was not running\n"
