@@ -33,6 +33,7 @@ import httpx
 from scorehost.client import ControlPlaneAddress
 from scorehost.config import WorkspaceSettings
 from scorehost.errors import ServiceUnavailable
+from scorehost.registry.store import process_alive
 
 __all__ = ["control_plane_status", "run_control_plane", "start_control_plane", "stop_control_plane"]
 
@@ -63,21 +64,11 @@ def _token(folder: Path) -> str:
     return path.read_text().strip()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _ours(pid: int, marker: str) -> bool:
     try:
         return marker in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
-        return _alive(pid)  # no /proc: trust the pid file
+        return process_alive(pid)  # no /proc: trust the pid file
 
 
 def _healthy(address: ControlPlaneAddress, timeout: float = 2.0) -> bool:
@@ -123,7 +114,7 @@ def _gateway(home: Path, folder: Path, host: str, port: int, workers: int) -> in
     pid_file = folder / "gateway.pid"
     with contextlib.suppress(OSError, ValueError):
         pid = int(pid_file.read_text())
-        if _alive(pid) and _ours(pid, "gateway"):
+        if process_alive(pid) and _ours(pid, "gateway"):
             logger.info("gateway (pid %d) found running", pid)
             return pid
     pid = spawn_detached(
@@ -141,7 +132,7 @@ def _wait_listening(host: str, port: int, pid: int, log: Path, timeout: float = 
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1.0):
             return
-        if not _alive(pid):
+        if not process_alive(pid):
             raise ServiceUnavailable(f"the gateway exited at start-up; {log} ends with:\n{_log_tail(log)}")
         time.sleep(0.05)
     raise ServiceUnavailable(f"the gateway does not listen on {host}:{port} after {timeout:.0f} s; see {log}")
@@ -232,13 +223,13 @@ def stop_control_plane(home: Path, timeout: float = 60.0) -> bool:
         pid = int(json.loads((home / "controlplane" / "address.json").read_text())["pid"])
     except (OSError, ValueError, KeyError):
         return False
-    if not _alive(pid):
+    if not process_alive(pid):
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _alive(pid):
+    if process_alive(pid):
         os.kill(pid, signal.SIGKILL)
     return True
 
