@@ -54,7 +54,7 @@ class App:
                 f"POST /score HTTP/1.1\r\nhost: {pool.host_header}\r\ncontent-type: {ctype}\r\n"
                 f"content-length: {len(body)}\r\n\r\n"
             ).encode()
-            status, headers, answer = await pool.request(head, body, 60.0)
+            status, headers, answer = await pool.request(head + body, 60.0)
             out = next((v.decode() for k, v in headers if k.lower() == b"content-type"), "")
         proto.response_bytes(status, [("content-type", out)], answer)
 

@@ -1,8 +1,8 @@
 """HTTP/1.1 to the deployments: keep-alive connections per instance, responses parsed by httptools (llhttp).
 
 Chosen by measurement (`bench/gateway.py --clients`, this 2-core machine, wrk + proxy + server sharing
-it): a proxy forwarding with this pool kept 0.69-0.81x of the direct requests/s at 16 connections, one
-using aiohttp's ClientSession 0.51-0.65x and one using httpx.AsyncClient 0.12-0.15x. It does what a
+it): a proxy forwarding with this pool kept 0.57-0.81x of the direct requests/s at 16 connections, one
+using aiohttp's ClientSession 0.51-0.65x and one using httpx.AsyncClient 0.11-0.15x. It does what a
 gateway needs and nothing more: buffered bodies, one request per connection at a time, a deadline.
 """
 
