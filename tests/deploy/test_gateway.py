@@ -249,6 +249,25 @@ def test_a_keep_alive_connection_the_instance_closed_is_replaced(gateway: Gatewa
         rude.close()
 
 
+def test_chunked_and_pipelined_requests(gateway: Gateway, client: httpx.Client, backends: dict[str, Backend]) -> None:
+    gateway.publish({"mnist": one(backends["blue"].url)})
+    reply = client.post("/endpoints/mnist/score", content=iter([b"ab", b"cd"]))  # chunked: no content-length
+    assert reply.status_code == 200
+    assert backends["blue"].received[-1][2] == b"abcd"
+    host, port = client.base_url.host, client.base_url.port
+    with socket.create_connection((host, port or 80), timeout=5) as raw:
+        one_request = b"POST /endpoints/mnist/score HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\n\r\n"
+        raw.sendall(one_request + b"1" + one_request + b"2" + b"GET /nope HTTP/1.1\r\nhost: x\r\n\r\n")
+        received = b""
+        while received.count(b"HTTP/1.1 ") < 3:
+            chunk = raw.recv(65536)
+            assert chunk
+            received += chunk
+    statuses = re.findall(rb"HTTP/1.1 (\d+)", received)
+    assert statuses == [b"200", b"200", b"404"]  # in order
+    assert [body for _, _, body in backends["blue"].received[-2:]] == [b"1", b"2"]
+
+
 # --- the gateway's own answers ---------------------------------------------------------------------------
 
 
