@@ -8,6 +8,7 @@ the body and content type and returns status, content type and body: the client 
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,7 +56,8 @@ class App:
                 f"content-length: {len(body)}\r\n\r\n"
             ).encode()
             status, headers, answer = await pool.request(head + body, 60.0)
-            out = next((v.decode() for k, v in headers if k.lower() == b"content-type"), "")
+            found = re.search(rb"(?im)^content-type: *(.*?)\r$", headers)  # the pool gives header lines
+            out = found[1].decode() if found else ""
         proto.response_bytes(status, [("content-type", out)], answer)
 
 

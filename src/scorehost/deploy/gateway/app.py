@@ -26,7 +26,7 @@ __all__ = ["Answer", "Forward", "GatewayApp", "Request", "error_answer"]
 logger = logging.getLogger("scorehost.gateway")
 
 Headers = list[tuple[bytes, bytes]]  # names in lower case
-Answer = tuple[int, Headers, bytes]
+Answer = tuple[int, bytes, bytes]  # status, header lines ("name: value\r\n" each), body
 
 _PREFIX = b"/endpoints/"
 # Not forwarded: hop-by-hop headers, what the gateway recomputes (host, content-length), and the caller's key.
@@ -48,9 +48,8 @@ _DROP = frozenset(
     }
 )
 _MAX_MIRRORS_IN_FLIGHT = 64  # beyond this, copies are dropped: a slow mirror must not pile up memory
-_JSON = (b"content-type", b"application/json")
-_CHALLENGE = (b"www-authenticate", b"Bearer")
-_RETRY = (b"retry-after", b"1")
+_CHALLENGE = b"www-authenticate: Bearer\r\n"
+_RETRY = b"retry-after: 1\r\n"
 
 
 class Request:
@@ -77,9 +76,10 @@ class Forward:
         )
 
 
-def error_answer(status: int, message: str, request_id: bytes, *extra: tuple[bytes, bytes]) -> Answer:
-    """The gateway's own answer: JSON `{"error": message}` with the request's id."""
-    return status, [_JSON, (b"x-request-id", request_id), *extra], orjson.dumps({"error": message})
+def error_answer(status: int, message: str, request_id: bytes, *extra: bytes) -> Answer:
+    """The gateway's own answer: JSON `{"error": message}` with the request's id (`extra`: header lines)."""
+    head = b"content-type: application/json\r\nx-request-id: %s\r\n%s" % (request_id, b"".join(extra))
+    return status, head, orjson.dumps({"error": message})
 
 
 class GatewayApp:
@@ -116,7 +116,7 @@ class GatewayApp:
         """The gateway's own answer, or where and what to forward."""
         path, _, query = request.target.partition(b"?")
         if path == b"/":  # liveness, as the scoring server answers it
-            return 200, [(b"content-type", b"text/plain; charset=utf-8")], b"Healthy"
+            return 200, b"content-type: text/plain; charset=utf-8\r\n", b"Healthy"
         request_id = b""
         authorization = deployment_header = None
         forwarded_for = b""

@@ -28,8 +28,6 @@ __all__ = ["GatewayProtocol"]
 logger = logging.getLogger("scorehost.gateway")
 
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
-# Hop-by-hop headers of the instance's answer, and the length, which is recomputed.
-_SKIP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length"})
 
 
 class GatewayProtocol(asyncio.Protocol):
@@ -174,12 +172,17 @@ class GatewayProtocol(asyncio.Protocol):
         if transport is None or self.closing:
             return
         status, headers, body = answer
-        lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
-        lines += [b"%s: %s\r\n" % pair for pair in headers if pair[0].lower() not in _SKIP]
-        lines.append(b"content-length: %d\r\n%s\r\n" % (len(body), b"" if keep_alive else b"connection: close\r\n"))
-        if not head_only:
-            lines.append(body)
-        transport.write(b"".join(lines))
+        transport.write(
+            b"HTTP/1.1 %d %s\r\n%scontent-length: %d\r\n%s\r\n%s"
+            % (
+                status,
+                _REASONS.get(status, b"Unknown"),
+                headers,
+                len(body),
+                b"" if keep_alive else b"connection: close\r\n",
+                b"" if head_only else body,
+            )
+        )
         if not keep_alive:
             self.closing = True
             transport.close()

@@ -16,7 +16,9 @@ import httptools
 
 __all__ = ["Done", "Response", "StaleConnection", "UpstreamError", "UpstreamPool", "UpstreamTimeout"]
 
-Response = tuple[int, list[tuple[bytes, bytes]], bytes]
+# status, the header lines ("name: value\r\n" each, hop-by-hop ones and the length left out), body
+Response = tuple[int, bytes, bytes]
+_SKIP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length"})
 # Called once per exchange, with the answer or the error: callbacks, not futures, on the request path (a
 # future, a task and their coroutine frames cost more than the rest of the gateway's Python per request).
 Done = Callable[[Response | None, Exception | None], None]
@@ -45,7 +47,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.done: Done | None = None
         self.timer: asyncio.TimerHandle | None = None
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: list[bytes] = []
         self.body: list[bytes] = []
         self.closed = False
         self.received = False  # any byte of the current answer
@@ -79,7 +81,8 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        if name.lower() not in _SKIP:  # formatted here, once: the gateway sends them on as they are
+            self.headers.append(b"%s: %s\r\n" % (name, value))
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -88,7 +91,7 @@ class _Connection(asyncio.Protocol):
         done, self.done = self.done, None
         if self.timer is not None:
             self.timer.cancel()
-        answer = (self.parser.get_status_code(), self.headers, b"".join(self.body))
+        answer = (self.parser.get_status_code(), b"".join(self.headers), b"".join(self.body))
         self.headers, self.body = [], []
         pool = self.pool
         if self.parser.should_keep_alive() and not self.closed and len(pool.idle) < pool.max_idle:
