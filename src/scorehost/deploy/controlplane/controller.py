@@ -207,11 +207,16 @@ class Controller:
             if live is None or stale:  # deleted while it started, or a newer generation got there first
                 self._background(self._stop, handle, 0.0)
                 return
-            old, live.serving, live.starting, live.state = live.serving, handle, None, "ready"
+            old, live.serving, live.starting = live.serving, handle, None
         self.routes_changed()
+        # "ready" means the gateway sends it traffic: it re-reads the routes within RELOAD_GRACE.
+        time.sleep(RELOAD_GRACE)
+        with self._lock:
+            if self._live.get(key) is live and live.serving is handle:
+                live.state = "ready"
         logger.info("%s/%s generation %d ready", *key, record.generation)
         if old is not None:
-            self._stop(old, RELOAD_GRACE)
+            self._stop(old, 0.0)
 
     def _stop(self, handle: Handle, grace: float) -> None:
         if grace:
