@@ -109,7 +109,7 @@ class Controller:
             handle = live.serving or live.starting
             state, error = live.state, live.error
         details = self.backend.status(handle).to_json() if handle is not None else {}
-        return {"state": state, "error": error, **details}
+        return {**details, "state": state, "error": error}  # ours win: "ready" means routed to
 
     def logs(self, record: DeploymentRecord, lines: int, follow: bool = False) -> Iterable[str]:
         with self._lock:
