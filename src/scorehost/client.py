@@ -119,6 +119,12 @@ def _scoring_result(endpoint: str, response: httpx.Response) -> Any:
     raise RunFailed(f"{endpoint}: the entry script failed ({status}): {message}")
 
 
+def _gateway_failure(endpoint: str, error: httpx.TransportError, timeout: float | None, gateway: str) -> ScorehostError:
+    if isinstance(error, httpx.TimeoutException):
+        return ScoringTimeout(f"{endpoint}: no answer within {timeout} s")
+    return ServiceUnavailable(f"the gateway at {gateway} does not answer ({error})")
+
+
 def _scoring_request(
     endpoint: str,
     data: Any,
@@ -309,10 +315,8 @@ class Client:
         path, headers, content = _scoring_request(endpoint, data, body, key, deployment)
         try:
             response = self._gateway.post(path, content=content, headers=headers)
-        except httpx.TimeoutException:
-            raise ScoringTimeout(f"{endpoint}: no answer within {self._gateway.timeout.read} s") from None
         except httpx.TransportError as error:
-            raise ServiceUnavailable(f"the gateway at {self.address.gateway} does not answer ({error})") from None
+            raise _gateway_failure(endpoint, error, self._gateway.timeout.read, self.address.gateway) from None
         return _scoring_result(endpoint, response)
 
 
@@ -379,8 +383,6 @@ class AsyncClient:
         path, headers, content = _scoring_request(endpoint, data, body, key, deployment)
         try:
             response = await self._gateway.post(path, content=content, headers=headers)
-        except httpx.TimeoutException:
-            raise ScoringTimeout(f"{endpoint}: no answer within {self._gateway.timeout.read} s") from None
         except httpx.TransportError as error:
-            raise ServiceUnavailable(f"the gateway at {self.address.gateway} does not answer ({error})") from None
+            raise _gateway_failure(endpoint, error, self._gateway.timeout.read, self.address.gateway) from None
         return _scoring_result(endpoint, response)
