@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from scorehost.cli.controlplane import home_option, workspace_of
+from scorehost.cli.output import echo_json, new_table, print_renderable
 
 if TYPE_CHECKING:
     from scorehost.client import Client
@@ -38,28 +39,18 @@ def _errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _show_table(columns: list[str], rows: list[list[str]]) -> None:
+    shown = new_table(*columns)
+    for row in rows:
+        shown.add_row(*row)
+    print_renderable(shown)
+
+
 def _client(home: Path | None) -> Client:
     from scorehost.client import Client
     from scorehost.deploy.controlplane.daemon import start_control_plane
 
     return Client(address=start_control_plane(workspace_of(home)))
-
-
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2))
-
-
-def _table(columns: list[str], rows: list[list[str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    console = Console()
-    (console if console.is_terminal else Console(width=100_000)).print(table)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -85,7 +76,7 @@ def create_endpoint(name: str, auth: str, description: str, home: Path | None, a
     with _client(home) as client:
         endpoint = client.create_endpoint(name, auth=auth, description=description)
     if as_json:
-        _print_json(endpoint)
+        echo_json(endpoint)
     else:
         click.echo(f"created {name}: {endpoint['scoring_uri']}")
         if auth == "key":
@@ -101,13 +92,13 @@ def list_endpoints(home: Path | None, as_json: bool) -> None:
     with _client(home) as client:
         endpoints = client.list_endpoints()
     if as_json:
-        _print_json(endpoints)
+        echo_json(endpoints)
         return
     rows = [
         [e["name"], e["auth"], " ".join(f"{d}={p}" for d, p in e["traffic"].items()) or "-", e["scoring_uri"]]
         for e in endpoints
     ]
-    _table(["NAME", "AUTH", "TRAFFIC", "SCORING URI"], rows)
+    _show_table(["NAME", "AUTH", "TRAFFIC", "SCORING URI"], rows)
 
 
 @endpoints_group.command("show")
@@ -120,7 +111,7 @@ def show_endpoint(name: str, home: Path | None, as_json: bool) -> None:
     with _client(home) as client:
         endpoint = client.get_endpoint(name)
     if as_json:
-        _print_json(endpoint)
+        echo_json(endpoint)
         return
     click.echo(f"{endpoint['name']} ({endpoint['auth']} auth)")
     click.echo(f"  scoring URI  {endpoint['scoring_uri']}")
@@ -138,7 +129,7 @@ def show_endpoint(name: str, home: Path | None, as_json: bool) -> None:
     ]
     if rows:
         click.echo("")
-        _table(["DEPLOYMENT", "TRAFFIC %", "GENERATION", "STATE", "MODELS", "ERROR"], rows)
+        _show_table(["DEPLOYMENT", "TRAFFIC %", "GENERATION", "STATE", "MODELS", "ERROR"], rows)
 
 
 @endpoints_group.command("delete")
@@ -163,7 +154,7 @@ def endpoint_keys(name: str, regenerate: str | None, home: Path | None, as_json:
     with _client(home) as client:
         keys = client.regenerate_key(name, regenerate) if regenerate else client.keys(name)
     if as_json:
-        _print_json(keys)
+        echo_json(keys)
     else:
         click.echo(f"primary    {keys['primary']}\nsecondary  {keys['secondary']}")
 
@@ -334,7 +325,7 @@ def list_deployments(endpoint: str, home: Path | None, as_json: bool) -> None:
     with _client(home) as client:
         deployments = client.list_deployments(endpoint)
     if as_json:
-        _print_json(deployments)
+        echo_json(deployments)
         return
     rows = [
         [
@@ -346,7 +337,7 @@ def list_deployments(endpoint: str, home: Path | None, as_json: bool) -> None:
         ]
         for d in deployments
     ]
-    _table(["NAME", "GENERATION", "STATE", "INSTANCES", "MODELS"], rows)
+    _show_table(["NAME", "GENERATION", "STATE", "INSTANCES", "MODELS"], rows)
 
 
 @deployments_group.command("show")
@@ -357,7 +348,7 @@ def list_deployments(endpoint: str, home: Path | None, as_json: bool) -> None:
 def show_deployment(endpoint: str, name: str, home: Path | None) -> None:
     """Show deployment NAME: its declaration and each instance's state (JSON)."""
     with _client(home) as client:
-        _print_json(client.get_deployment(endpoint, name))
+        echo_json(client.get_deployment(endpoint, name))
 
 
 @deployments_group.command("logs")

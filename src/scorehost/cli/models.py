@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -11,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from scorehost.cli.output import echo_json, new_table, print_renderable
 
 if TYPE_CHECKING:
     from scorehost.registry import ModelVersion, Registry, StoredFile
@@ -88,10 +89,6 @@ def _pairs(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
     return pairs
 
 
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2))
-
-
 def _size(count: int) -> str:
     from rich.filesize import decimal
 
@@ -104,30 +101,6 @@ def _count(number: int, noun: str) -> str:
 
 def _pairs_text(pairs: Any, separator: str) -> str:
     return separator.join(f"{key}={value}" for key, value in sorted(pairs.items())) or "-"
-
-
-def _table(*columns: str) -> Any:
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    return table
-
-
-def _print(renderable: Any) -> None:
-    from rich.console import Console
-
-    console = Console()
-    if console.is_terminal:
-        console.print(renderable)
-        return
-    # Piped: no wrapping at 80 columns, so each row stays one line for grep and cut, and no padding
-    # after the last column, so lines do not end in spaces.
-    console = Console(width=100_000)
-    with console.capture() as captured:
-        console.print(renderable)
-    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 def _json_option(text: str) -> Callable[[F], F]:
@@ -191,7 +164,7 @@ def register_command(
         name, path, description=description, tags=tags, properties=properties, progress=BarProgress(progress)
     )
     if as_json:
-        _echo_json(version.to_json())
+        echo_json(version.to_json())
     else:
         summary = f"{_count(version.file_count, 'file')}, {_size(version.size)}, digest {version.digest[:12]}"
         click.echo(f"registered {version.ref} ({version.root}: {summary})")
@@ -208,12 +181,12 @@ def list_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
     if name is not None:
         versions = registry.list_versions(name)
         if as_json:
-            _echo_json([version.to_json() for version in versions])
+            echo_json([version.to_json() for version in versions])
             return
         if not versions:
             click.echo(f"model {name!r} has no versions left; add one with `scorehost models register {name} PATH`")
             return
-        table = _table("VERSION", "ALIASES", "SIZE", "FILES", "CREATED", "TAGS", "DESCRIPTION")
+        table = new_table("VERSION", "ALIASES", "SIZE", "FILES", "CREATED", "TAGS", "DESCRIPTION")
         for v in versions:
             table.add_row(
                 str(v.version),
@@ -224,19 +197,19 @@ def list_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
                 _pairs_text(v.tags, " "),
                 v.description or "-",
             )
-        _print(table)
+        print_renderable(table)
         return
     models = registry.list_models()
     if as_json:
-        _echo_json([model.to_json() for model in models])
+        echo_json([model.to_json() for model in models])
         return
     if not models:
         click.echo("no models registered; add one with `scorehost models register NAME PATH`", err=True)
         return
-    table = _table("NAME", "VERSIONS", "LATEST", "ALIASES")
+    table = new_table("NAME", "VERSIONS", "LATEST", "ALIASES")
     for model in models:
         table.add_row(model.name, str(model.versions), str(model.latest or "-"), _pairs_text(model.aliases, " "))
-    _print(table)
+    print_renderable(table)
 
 
 @models_group.command("show", epilog=_REF_HELP, short_help="Show one version with its files' sha256s.")
@@ -250,15 +223,15 @@ def show_command(ctx: click.Context, ref: str, as_json: bool) -> None:
     version = registry.get(ref)
     stored = registry.files(version.ref)
     if as_json:
-        _echo_json({**version.to_json(), "files": [item.to_json() for item in stored]})
+        echo_json({**version.to_json(), "files": [item.to_json() for item in stored]})
         return
-    _print(_describe(version, stored))
+    print_renderable(_describe(version, stored))
 
 
 def _describe(version: ModelVersion, stored: list[StoredFile]) -> Any:
     from rich.console import Group
 
-    facts = _table("", "")
+    facts = new_table("", "")
     facts.show_header = False
     size = _size(version.size)
     if size != f"{version.size} bytes":
@@ -277,7 +250,7 @@ def _describe(version: ModelVersion, stored: list[StoredFile]) -> Any:
     ]
     for label, value in rows:
         facts.add_row(label, value)
-    files = _table("PATH", "SIZE", "SHA256")
+    files = new_table("PATH", "SIZE", "SHA256")
     for item in stored:
         files.add_row(item.path, _size(item.size), item.digest)
     return Group(facts, "", files)
@@ -405,7 +378,7 @@ def verify_command(
 
     report = _open(ctx).verify(ref, quarantine=not keep_damaged, progress=BarProgress(progress))
     if as_json:
-        _echo_json(report.to_json())
+        echo_json(report.to_json())
     else:
         for problem in report.problems:
             click.echo(f"damaged: {problem}", err=True)
