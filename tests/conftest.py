@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -63,8 +64,14 @@ class Server:
     def log(self) -> str:
         return "\n".join(self.lines)
 
-    def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """A client for the server: on its TCP port, or on its Unix socket (`--uds`)."""
+        kwargs.setdefault("timeout", 30)
+        if self.url.startswith("unix:"):
+            path = self.url.removeprefix("unix:")
+            transport = httpx.HTTPTransport(uds="\0" + path[1:] if path.startswith("@") else path)
+            return httpx.Client(base_url="http://localhost", transport=transport, **kwargs)
+        return httpx.Client(base_url=self.url, **kwargs)
 
     def wait_for_log(self, pattern: str, timeout: float = 20) -> str:
         """Wait until a log line matches `pattern` (a regex); return that line."""
@@ -120,20 +127,21 @@ def start_server(args: list[str], env: dict[str, str] | None = None, cwd: Path |
 
 def wait_ready(server: Server, timeout: float = 60) -> Server:
     """Wait for the listening line and then for GET /ready to answer 200."""
-    line = server.wait_for_log(r"listening on http://", timeout)
-    match = re.search(r"listening on (http://\S+)", line)
+    line = server.wait_for_log(r"listening on (http://|unix:)", timeout)
+    match = re.search(r"listening on (\S+)", line)
     assert match
     server.url = match.group(1)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise AssertionError(f"server exited with {server.process.returncode}:\n{server.log}")
-        try:
-            if httpx.get(f"{server.url}/ready", timeout=5).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
+    with server.client(timeout=5) as client:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise AssertionError(f"server exited with {server.process.returncode}:\n{server.log}")
+            try:
+                if client.get("/ready").status_code == 200:
+                    return server
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
     raise AssertionError(f"server never became ready:\n{server.log}")
 
 

@@ -102,6 +102,10 @@ class ServeSettings(BaseSettings):
     port: int = Field(default=5001, ge=0, le=65535, validation_alias=AliasChoices("SCOREHOST_PORT", "SERVER_PORT"))
     """TCP port; 0 picks a free one (`--port`)."""
 
+    uds: str | None = None
+    """A Unix socket to listen on instead of TCP, for a proxy on this machine; `@NAME` is an abstract socket
+    (`--uds`). Replaces `host` and `port`."""
+
     workers: Annotated[int, BeforeValidator(parse_workers)] = Field(
         default=1, validation_alias=AliasChoices("SCOREHOST_WORKERS", "WORKER_COUNT")
     )

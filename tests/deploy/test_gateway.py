@@ -167,6 +167,8 @@ def test_written_table_is_private_and_read_back(tmp_path: Path) -> None:
         ({"version": 1, "endpoints": {"mnist": {"auth": "key", "keys": []}}}, "at least one key"),
         ({"version": 1, "endpoints": {"mnist": {"auth": "maybe"}}}, "auth must be"),
         ({"version": 1, "endpoints": {"mnist": one("https://h:1")}}, "plain http://HOST:PORT"),
+        ({"version": 1, "endpoints": {"mnist": one("unix:relative.sock")}}, "unix:/ABSOLUTE/PATH or unix:@NAME"),
+        ({"version": 1, "endpoints": {"mnist": one("unix:@")}}, "unix:/ABSOLUTE/PATH or unix:@NAME"),
         ({"version": 1, "endpoints": {"mnist": one("http://h:1", weight=101)}}, "weight must be"),
         ({"version": 1, "endpoints": {"mnist": one("http://h:1", mirror="green")}}, "mirror 'green'"),
         ({"version": 1, "endpoints": {"mnist": one("http://h:1", mirror_percent=-1)}}, "mirror_percent"),
@@ -195,6 +197,28 @@ def test_score_is_forwarded_with_its_path_rewritten(gateway: Gateway, client: ht
         assert reply.headers["x-request-id"] == seen["X-Request-Id"]  # made by the gateway, echoed back
         reply = client.post("/endpoints/mnist/score?x=1", json={"data": 1}, headers={**headers, "x-request-id": "r-1"})
         assert reply.headers["x-request-id"] == "r-1" == reply.json()["headers"]["X-Request-Id"]
+
+
+@pytest.mark.parametrize("abstract", [False, True], ids=["socket-file", "abstract"])
+def test_an_instance_on_a_unix_socket(gateway: Gateway, client: httpx.Client, abstract: bool) -> None:
+    folder = Path(f"/tmp/sh-gw-{os.getpid()}")  # short: a socket path holds at most 107 bytes
+    folder.mkdir(exist_ok=True)
+    path = f"@scorehost-gw-test-{os.getpid()}" if abstract else str(folder / "blue.sock")
+    try:
+        with served("request_headers.py", "--uds", path) as deployment:
+            assert deployment.url == f"unix:{path}"
+            gateway.publish({"mnist": one(deployment.url)})
+            for _ in range(3):  # the same keep-alive connection, reused
+                reply = client.post("/endpoints/mnist/score", json={"data": [1]})
+                assert reply.status_code == 200, reply.text
+                assert reply.json()["headers"]["Host"] == "localhost"
+        reply = client.post("/endpoints/mnist/score", json={"data": [1]})
+        assert reply.status_code == 502
+        assert f"cannot connect to unix:{path}" in reply.json()["error"]
+    finally:
+        for leftover in folder.iterdir():
+            leftover.unlink()
+        folder.rmdir()
 
 
 def test_swagger_and_docs_are_forwarded(gateway: Gateway, client: httpx.Client) -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -85,8 +86,15 @@ def pid_of(handle: Handle) -> int:
     return int(json.loads((folder / "process.json").read_text())["pid"])
 
 
+def instance_client(url: str) -> httpx.Client:
+    """A client for an instance at `unix:PATH`, as the local backend runs them."""
+    transport = httpx.HTTPTransport(uds=url.removeprefix("unix:"))
+    return httpx.Client(transport=transport, base_url="http://localhost", timeout=10)
+
+
 def score(url: str, data: object = 1) -> httpx.Response:
-    return httpx.post(f"{url}/score", json={"data": data}, timeout=10)
+    with instance_client(url) as client:
+        return client.post("/score", json={"data": data})
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
@@ -100,10 +108,9 @@ def restarted(backend: LocalBackend, handle: Generation, times: int) -> bool:
     return backend.status(handle).restarts == times
 
 
-def port_closed(url: str) -> bool:
-    host, port = url.removeprefix("http://").split(":")
-    with socket.socket() as sock:
-        return sock.connect_ex((host, int(port))) != 0
+def socket_closed(url: str) -> bool:
+    with socket.socket(socket.AF_UNIX) as sock:
+        return sock.connect_ex(url.removeprefix("unix:")) != 0
 
 
 def test_started_deployment_answers_on_its_targets(make_backend: Callable[..., LocalBackend], tmp_path: Path) -> None:
@@ -111,7 +118,10 @@ def test_started_deployment_answers_on_its_targets(make_backend: Callable[..., L
     handle = backend.start(spec("echo.py", instances=2, serve_options={"timeout": 7}), 1)
     backend.wait_ready(handle, 20)
     [url] = backend.targets(handle)
-    assert url.startswith("http://127.0.0.1:")
+    assert url.startswith("unix:/")
+    path = Path(url.removeprefix("unix:"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # only this user reaches it, bypassing no key
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert score(url, [1, 2]).json() == {"received": "[1,2]"}
     status = backend.status(handle)
     assert status.state is InstanceState.READY
@@ -193,7 +203,7 @@ def test_killed_process_is_restarted_with_backoff_and_the_cause_recorded(
         backend.wait_ready(handle, 20)
         assert time.monotonic() - killed >= 0.3
         assert pid_of(handle) != old
-        assert backend.targets(handle) == [url]  # same port again: the gateway's target stays put
+        assert backend.targets(handle) == [url]  # the same socket again: the gateway's target stays put
         assert score(url).status_code == 200
     log = "\n".join(backend.logs(handle, lines=500))
     # 0.3 s, doubled, then held at the cap.
@@ -202,7 +212,7 @@ def test_killed_process_is_restarted_with_backoff_and_the_cause_recorded(
     assert "killed by SIGKILL" in log
 
 
-def test_stop_lets_in_flight_requests_finish_then_closes_the_port(
+def test_stop_lets_in_flight_requests_finish_then_closes_the_socket(
     make_backend: Callable[..., LocalBackend],
 ) -> None:
     backend = make_backend()
@@ -217,7 +227,7 @@ def test_stop_lets_in_flight_requests_finish_then_closes_the_port(
     request.join(10)
     assert [answer.status_code for answer in answers] == [200]
     assert answers[0].json()["slept"] == 1.0
-    assert port_closed(url)
+    assert socket_closed(url)
     assert backend.status(handle).state is InstanceState.STOPPED
     assert backend.targets(handle) == []
     assert ours() == []
@@ -234,7 +244,7 @@ def test_a_second_generation_runs_beside_the_first(make_backend: Callable[..., L
     assert score(old).json() == {"received": "1"}
     assert score(new).json() == "printed"
     backend.stop(first, drain_seconds=5)
-    assert port_closed(old)
+    assert socket_closed(old)
     assert score(new).json() == "printed"
     assert (home() / "deployments/mnist/blue/2/serve.log").exists()
 
@@ -262,7 +272,7 @@ def test_a_restarted_control_plane_adopts_running_deployments(make_backend: Call
     after.wait_ready(adopted, 20)
     assert score(url).status_code == 200
     after.stop(adopted, drain_seconds=5)
-    assert port_closed(url)
+    assert socket_closed(url)
     assert ours() == []
 
 
@@ -285,7 +295,7 @@ def test_adopting_a_dead_or_foreign_process_gives_none(make_backend: Callable[..
     assert len(ours()) == 2
     assert after.adopt(record) is None
     wait_until(lambda: ours() == [])  # the orphaned workers were killed, so a restart finds the port free
-    wait_until(lambda: port_closed(url), timeout=2)
+    wait_until(lambda: socket_closed(url), timeout=2)
 
 
 def test_adopting_a_process_that_never_becomes_ready_stops_it(
@@ -309,7 +319,7 @@ def test_logs_are_rotated_by_size_and_followed(make_backend: Callable[..., Local
     followed: list[str] = []
     follower = threading.Thread(target=lambda: followed.extend(backend.logs(handle, follow=True, lines=5)))
     follower.start()
-    with httpx.Client(base_url=url) as client:
+    with instance_client(url) as client:
         for index in range(60):
             assert client.post("/score", json={"data": index}).status_code == 200
     wait_until(lambda: any("hello from run: 59" in line for line in backend.logs(handle, lines=5)))

@@ -63,6 +63,12 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
 @click.option("--host", help="Interface to bind.  [default: 127.0.0.1; 0.0.0.0 exposes the server to the network]")
 @click.option("--port", type=int, help="TCP port; 0 picks a free one.  [default: 5001]")
 @click.option(
+    "--uds",
+    metavar="PATH",
+    help="Listen on a Unix socket at PATH (mode 0600) instead of TCP, for a proxy on this machine such as "
+    "nginx; @NAME is a Linux abstract socket. Replaces --host and --port.",
+)
+@click.option(
     "--workers",
     "--worker_count",
     "workers",

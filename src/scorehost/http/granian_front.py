@@ -31,6 +31,8 @@ SocketHolder: Any = _granian.SocketHolder
 _new_cbscheduler: Any = _futures._new_cbscheduler
 WorkerSignal: Any = _granian.WorkerSignal
 
+# granian listen()s again on the socket it is given: the same backlog as sockets.py binds with, not smaller.
+LISTEN_BACKLOG = 2048
 _INTERNAL_ERROR = b'{"message":"An internal error occurred in scorehost; the log has the traceback."}'
 
 
@@ -44,11 +46,12 @@ class GranianFront:
         self._stopped = threading.Event()
         self.shutdown_signal.add_cb(self._stopped.set)
         self._sock = sock
+        self._uds = sock.family == socket.AF_UNIX
         self._loop = asyncio.new_event_loop()  # required by the scheduler's signature; WSGI never runs it
         self._scheduler = _new_cbscheduler(self._loop, _runner(respond), impl_asyncio=False)
         self._worker = _WSGIWorker(
             1,  # worker id, for granian's own logs
-            (None, SocketHolder(sock.fileno(), False, 128)),
+            (None, SocketHolder(sock.fileno(), self._uds, LISTEN_BACKLOG)),
             None,  # no IPC: granian's metrics are off
             1,  # Rust runtime threads
             512,  # Rust blocking threads
@@ -72,7 +75,8 @@ class GranianFront:
 
     def start(self) -> None:
         """Start accepting; returns at once, the work happens on granian's threads."""
-        self._worker.serve_mtr(self._scheduler, self._loop, self.shutdown_signal)
+        serve = self._worker.serve_mtr_uds if self._uds else self._worker.serve_mtr
+        serve(self._scheduler, self._loop, self.shutdown_signal)
 
     def stop(self) -> None:
         """Stop accepting and let in-flight requests finish."""

@@ -13,7 +13,7 @@ from scorehost.host.loader import resolve_script
 from scorehost.host.run_input import decide_run_input, find_run_decorator
 from scorehost.http.cors import CorsPolicy
 from scorehost.http.registered import ServedModels, lay_out_models, parse_model_refs
-from scorehost.http.sockets import bind_sockets
+from scorehost.http.sockets import UnixSocketFile, bind_sockets, bind_unix_socket
 from scorehost.http.startup import load_and_init
 from scorehost.http.supervisor import Supervisor
 from scorehost.http.worker import EXIT_BOOT_FAILED
@@ -60,30 +60,39 @@ def serve(settings: ServeSettings) -> int:
         os.environ["AZUREML_MODEL_DIR"] = str(served.model_dir)
     elif settings.model_dir is not None:
         os.environ["AZUREML_MODEL_DIR"] = settings.model_dir
+    socket_file: UnixSocketFile | None = None
     try:
-        sockets = bind_sockets(settings.host, settings.port, settings.workers)
+        if settings.uds is not None:
+            sock, socket_file = bind_unix_socket(settings.uds)
+            sockets, where = [sock] * settings.workers, f"unix:{settings.uds}"  # the workers share it
+        else:
+            sockets = bind_sockets(settings.host, settings.port, settings.workers)
+            host = f"[{settings.host}]" if ":" in settings.host else settings.host
+            where = f"http://{host}:{sockets[0].getsockname()[1]}"
     except ScorehostError as error:
         logger.error("%s", error)
         return 1
-    port = sockets[0].getsockname()[1]
-    _log_banner(settings, port, served)
-    script: EntryScript | None = None
-    if settings.preload:
-        try:
-            script = load_and_init(settings)
-        except ScriptLoadError as error:
-            logger.error("The entry script cannot be served.\n%s", error)
-            for sock in sockets:
-                sock.close()
-            return EXIT_BOOT_FAILED
-    return Supervisor(settings, sockets, script).run()
+    try:
+        _log_banner(settings, where, served)
+        script: EntryScript | None = None
+        if settings.preload:
+            try:
+                script = load_and_init(settings)
+            except ScriptLoadError as error:
+                logger.error("The entry script cannot be served.\n%s", error)
+                for sock in sockets:
+                    sock.close()
+                return EXIT_BOOT_FAILED
+        return Supervisor(settings, sockets, script).run()
+    finally:
+        if socket_file is not None:
+            socket_file.remove()
 
 
-def _log_banner(settings: ServeSettings, port: int, served: ServedModels | None) -> None:
+def _log_banner(settings: ServeSettings, where: str, served: ServedModels | None) -> None:
     assert settings.entry_script is not None
     model_dir = os.environ.get("AZUREML_MODEL_DIR")
     decision = decide_run_input(settings.run_input, settings.entry_script)
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
     preload = ", init() once before forking (--preload)" if settings.preload else ""
     logger.info("scorehost %s serving %s", __version__, settings.entry_script)
     if served is not None:
@@ -102,4 +111,4 @@ def _log_banner(settings: ServeSettings, port: int, served: ServedModels | None)
         settings.request_timeout,
         settings.max_body_size,
     )
-    logger.info("listening on http://%s:%d  (GET / liveness, GET /ready readiness, POST /score)", host, port)
+    logger.info("listening on %s  (GET / liveness, GET /ready readiness, POST /score)", where)

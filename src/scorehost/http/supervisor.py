@@ -103,7 +103,7 @@ class Supervisor:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, signal.SIG_DFL)
             for other in self.slots:
-                if other is not slot:
+                if other.sock is not slot.sock:  # a Unix socket is every slot's
                     other.sock.close()
                 if other.status >= 0:
                     os.close(other.status)

@@ -166,7 +166,7 @@ class Backend(Protocol):
         ...
 
     def targets(self, handle: Handle) -> list[str]:
-        """Base URLs (`http://host:port`) of the instances ready for traffic now."""
+        """Where the instances ready for traffic now answer: `http://host:port` or `unix:PATH` each."""
         ...
 
     def logs(self, handle: Handle, *, follow: bool = False, lines: int = 100) -> Iterator[str]:

@@ -1,9 +1,10 @@
-"""The local backend: each deployment generation is one supervised `scorehost serve` process on 127.0.0.1.
+"""The local backend: each deployment generation is one supervised `scorehost serve` process on a private
+Unix socket (`runtime_dir()`: `$XDG_RUNTIME_DIR/scorehost` or `/tmp/scorehost-<uid>`, mode 0700).
 
 `--workers` is the spec's instance count (serve restarts its own dead workers); a monitor thread per
 generation restarts the whole process when it dies, with exponential backoff, and records why. The
 generation's folder, `<home>/deployments/<endpoint>/<deployment>/<generation>/`, holds its rotated
-`serve.log`, `launch.json` (how to start it again) and `process.json` (the running pid, port and
+`serve.log`, `launch.json` (how to start it again) and `process.json` (the running pid, socket URL and
 token): enough for a restarted control plane to `adopt` it, or to start it again after a reboot.
 """
 
@@ -27,14 +28,17 @@ from scorehost.deploy.backends.local_process import (
     is_ours,
     kill_leftovers,
     probe_ready,
+    runtime_dir,
 )
 from scorehost.deploy.spec import DeploymentSpec
-from scorehost.errors import InvalidSpec, ResourceExists, UnknownResource
+from scorehost.errors import DeploymentFailed, InvalidSpec, ResourceExists, UnknownResource
 
 __all__ = ["Backoff", "LocalBackend", "LogSettings"]
 
 # Options that belong to the backend, not to the spec: where it listens, its size, its models' workspace.
-_OWNED = frozenset({"host", "port", "workers", "worker_count", "home", "model", "models", "model_dir", "entry_script"})
+_OWNED = frozenset(
+    {"host", "port", "uds", "workers", "worker_count", "home", "model", "models", "model_dir", "entry_script"}
+)
 
 
 def serve_flags(options: Mapping[str, Any]) -> list[str]:
@@ -80,7 +84,13 @@ class LocalBackend:
         key = (spec.endpoint, spec.name, generation)
         flags = serve_flags(spec.serve_options)
         token = secrets.token_hex(16)
-        command = [sys.executable, "-m", "scorehost", "serve", str(spec.script), "--host", "127.0.0.1"]
+        # A Unix socket, not a loopback port: cheaper per request through the gateway (bench/gateway.py), and
+        # private (mode 0600 in a 0700 folder), so no other user of the machine can bypass the endpoint's keys.
+        try:
+            socket_path = runtime_dir() / f"{token[:24]}.sock"
+        except OSError as error:
+            raise DeploymentFailed(f"cannot make a private folder for the deployment's socket: {error}") from None
+        command = [sys.executable, "-m", "scorehost", "serve", str(spec.script), "--uds", str(socket_path)]
         command += ["--workers", str(spec.instances), "--home", str(self.home)]
         for ref in spec.models:
             command += ["--model", ref]
@@ -95,7 +105,7 @@ class LocalBackend:
                 folder / "launch.json",
                 {"command": launch.command, "environment": launch.environment, "cwd": launch.cwd},
             )
-            handle = Generation(*key, folder, token, launch, self.backoff, self.log_settings)
+            handle = Generation(*key, folder, token, launch, self.backoff, self.log_settings, f"unix:{socket_path}")
             self._generations[key] = handle
         handle.begin()
         return handle
@@ -130,9 +140,12 @@ class LocalBackend:
         token = str(record.data.get("token", ""))
         state = read_json(folder / "process.json")
         launch = read_json(folder / "launch.json")
-        if not token or state.get("token") != token or not launch or not state.get("pid") or not state.get("port"):
+        if not token or state.get("token") != token or not launch or not state.get("pid"):
             return None  # not ours, or it was not running (failed, stopped) when its last supervisor left
-        pid, port = int(state["pid"]), int(state["port"])
+        pid, url = int(state["pid"]), str(state.get("url") or "")
+        if not url.startswith("unix:"):  # started by a scorehost that served deployments on ports: start anew
+            kill_leftovers(pid, token)
+            return None
         try:
             pidfd: int | None = os.pidfd_open(pid)
         except ProcessLookupError:
@@ -145,7 +158,7 @@ class LocalBackend:
             return None
         process = AdoptedProcess(pid, pidfd)
         deadline = time.monotonic() + self.adopt_timeout
-        while not probe_ready("127.0.0.1", port):
+        while not probe_ready(url):
             if time.monotonic() > deadline or process.wait(0.1) is not None:
                 # Still starting or stuck: we cannot tell which, so restart it cleanly rather than wait blind.
                 # Not ready means no request to drain: no SIGTERM first.
@@ -154,7 +167,7 @@ class LocalBackend:
                 return None
         key = (record.endpoint, record.deployment, record.generation)
         saved = Launch(list(launch["command"]), dict(launch["environment"]), str(launch["cwd"]))
-        handle = Generation(*key, folder, token, saved, self.backoff, self.log_settings)
+        handle = Generation(*key, folder, token, saved, self.backoff, self.log_settings, url)
         with self._lock:
             if key in self._generations and not self._generations[key].finished:
                 process.release()
@@ -162,7 +175,7 @@ class LocalBackend:
                     f"{record.endpoint}/{record.deployment} generation {record.generation} is supervised already"
                 )
             self._generations[key] = handle
-        handle.begin(adopted=process, port=port, state=state)
+        handle.begin(adopted=process, state=state)
         return handle
 
     def close(self) -> None:

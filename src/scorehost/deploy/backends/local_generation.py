@@ -7,6 +7,7 @@ methods only post requests (stop, detach) and read the state under a condition v
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,9 +24,7 @@ from scorehost.deploy.backends.local_process import (
     ChildProcess,
     Exit,
     Launch,
-    free_port,
     kill_leftovers,
-    port_free,
     probe_ready,
     spawn,
 )
@@ -33,8 +32,6 @@ from scorehost.deploy.backends.logfiles import follow, last_lines
 from scorehost.errors import DeploymentFailed, DeploymentTimeout
 
 __all__ = ["Backoff", "Generation", "LogSettings", "read_json", "write_private"]
-
-_HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +66,18 @@ class Generation:
         launch: Launch,
         backoff: Backoff,
         logs: LogSettings,
+        url: str,
     ) -> None:
         self._endpoint, self._deployment, self._generation = endpoint, deployment, generation
         self.key = (endpoint, deployment, generation)
         self.folder, self.token, self.launch = folder, token, launch
+        self.url = url  # where its serve listens, the same across restarts: unix:PATH
         self.log_path = folder / "serve.log"
         self._backoff, self._logs = backoff, logs
         self._changed = threading.Condition()
         self._wake = threading.Event()
         self._state = InstanceState.STARTING
         self._process: ChildProcess | AdoptedProcess | None = None
-        self._port: int | None = None
         self._restarts = 0
         self._last_error: str | None = None
         self._started_at: float | None = None  # Unix time, for status
@@ -111,12 +109,10 @@ class Generation:
 
     # --- requests from the backend -----------------------------------------------------------------
 
-    def begin(
-        self, adopted: AdoptedProcess | None = None, port: int | None = None, state: Mapping[str, Any] | None = None
-    ) -> None:
+    def begin(self, adopted: AdoptedProcess | None = None, state: Mapping[str, Any] | None = None) -> None:
         if adopted is not None:
             saved = state or {}
-            self._process, self._port, self._ever_ready = adopted, port, True
+            self._process, self._ever_ready = adopted, True
             self._state = InstanceState.READY
             self._restarts = int(saved.get("restarts", 0))
             self._last_error = saved.get("last_error")
@@ -175,7 +171,7 @@ class Generation:
             instance = InstanceStatus(
                 name=f"{self._deployment}-{self._generation}",
                 state=self._state,
-                url=None if self._state in (InstanceState.FAILED, InstanceState.STOPPED) else self._url(),
+                url=None if self._state in (InstanceState.FAILED, InstanceState.STOPPED) else self.url,
                 restarts=self._restarts,
                 last_error=self._last_error,
                 started_at=self._started_at,
@@ -184,8 +180,7 @@ class Generation:
 
     def targets(self) -> list[str]:
         with self._changed:
-            url = self._url()
-            return [url] if url and self._state is InstanceState.READY else []
+            return [self.url] if self._state is InstanceState.READY else []
 
     def logs(self, *, follow: bool, lines: int) -> Iterator[str]:
         if follow:
@@ -194,8 +189,11 @@ class Generation:
 
     # --- the supervising thread --------------------------------------------------------------------
 
-    def _url(self) -> str | None:
-        return f"http://{_HOST}:{self._port}" if self._port is not None else None
+    def _remove_socket(self) -> None:
+        """serve removes its socket file when it stops; one killed with SIGKILL leaves it behind."""
+        if self.url.startswith("unix:/"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.url.removeprefix("unix:"))
 
     def _set(self, **changes: Any) -> None:
         with self._changed:
@@ -219,18 +217,17 @@ class Generation:
             self._set()
 
     def _spawn(self) -> bool:
-        # Keep the port across restarts (the gateway's targets stay put) unless someone else took it.
-        port = self._port if self._port is not None and port_free(self._port) else free_port()
-        command = [*self.launch.command, "--port", str(port)]
+        # The command names the generation's socket, so the gateway's target stays put across restarts.
+        launch = self.launch
         try:
             process = spawn(
-                command, self.launch.env(), Path(self.launch.cwd), self.log_path, self._logs.max_bytes, self._logs.keep
+                launch.command, launch.env(), Path(launch.cwd), self.log_path, self._logs.max_bytes, self._logs.keep
             )
         except OSError as error:
             self._set(state=InstanceState.FAILED, last_error=f"cannot start scorehost serve: {error}")
             return False
         self._started = time.monotonic()
-        self._set(process=process, port=port, started_at=time.time(), state=InstanceState.STARTING)
+        self._set(process=process, started_at=time.time(), state=InstanceState.STARTING)
         self._save()
         return True
 
@@ -252,7 +249,7 @@ class Generation:
                 process.release()
                 return None
             if self._state is InstanceState.STARTING and time.monotonic() >= next_probe:
-                if probe_ready(_HOST, self._port or 0, timeout=0.5):
+                if probe_ready(self.url, timeout=0.5):
                     self._set(state=InstanceState.READY, ever_ready=True)
                     self._save()
                 interval = min(interval * 1.5, 1.0)
@@ -266,6 +263,7 @@ class Generation:
             process.wait(5)
         kill_leftovers(process.pid, self.token)
         process.finish()
+        self._remove_socket()
         self._set(process=None, state=InstanceState.STOPPED)
         self._save()
 
@@ -281,6 +279,7 @@ class Generation:
             # Start-up errors repeat identically: restarting would only loop. The log says what to fix.
             reason = _startup_reason(last_lines(self.log_path, self._logs.keep, self._logs.tail))
             self._note(f"serve (pid {process.pid}) {cause}; not restarting it")
+            self._remove_socket()
             self._set(process=None, state=InstanceState.FAILED, last_error=f"{cause}: {reason}" if reason else cause)
             self._save()
             return None
@@ -291,6 +290,7 @@ class Generation:
         self._save()
         self._wake.wait(delay)
         if self._drain is not None:
+            self._remove_socket()
             self._set(state=InstanceState.STOPPED)
             return None
         if self._detach:
@@ -301,7 +301,7 @@ class Generation:
         with self._changed:
             state = {
                 "pid": self._process.pid if self._process is not None else None,
-                "port": self._port,
+                "url": self.url,
                 "token": self.token,
                 "state": str(self._state),
                 "started_at": self._started_at,

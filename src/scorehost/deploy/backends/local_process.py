@@ -15,6 +15,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -28,11 +29,10 @@ __all__ = [
     "ChildProcess",
     "Exit",
     "Launch",
-    "free_port",
     "is_ours",
     "kill_leftovers",
-    "port_free",
     "probe_ready",
+    "runtime_dir",
     "spawn",
 ]
 
@@ -233,26 +233,40 @@ def _running(pid: int) -> bool:
     return bool(fields) and fields[0] not in (b"Z", b"X")
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+def runtime_dir() -> Path:
+    """A folder only this user can enter, with a short path (a socket path holds at most 107 bytes):
+    `$XDG_RUNTIME_DIR/scorehost`, or `/tmp/scorehost-<uid>`. One that another user owns, or that others may
+    enter, is refused rather than used."""
+    base = os.environ.get("XDG_RUNTIME_DIR", "")
+    folder = Path(base) / "scorehost" if base and os.path.isdir(base) else Path(f"/tmp/scorehost-{os.getuid()}")
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise PermissionError(
+            f"{folder} must be a folder of this user that nobody else may enter (mode 0700); "
+            "remove it, or set XDG_RUNTIME_DIR to a private folder"
+        )
+    return folder
 
 
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether serve could listen on `port` now (with SO_REUSEADDR, as serve binds)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect("\0" + self.path[1:] if self.path.startswith("@") else self.path)
 
 
-def probe_ready(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Whether GET /ready answers 200: init() has finished in every worker."""
-    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+def probe_ready(url: str, timeout: float = 1.0) -> bool:
+    """Whether GET /ready at `url` (`unix:PATH` or `http://HOST:PORT`) answers 200: init() has finished."""
+    if url.startswith("unix:"):
+        connection: http.client.HTTPConnection = _UnixConnection(url.removeprefix("unix:"), timeout)
+    else:
+        connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=timeout)
     try:
         connection.request("GET", "/ready")
         return connection.getresponse().status == 200

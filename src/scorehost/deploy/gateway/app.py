@@ -104,7 +104,7 @@ class GatewayApp:
 
     def failed(self, forward: Forward, error: Exception) -> Answer:
         """The answer when the instance could not be reached (502) or did not answer in time (504)."""
-        where = f"endpoint {forward.endpoint}, deployment {forward.deployment} ({forward.pool.host_header})"
+        where = f"endpoint {forward.endpoint}, deployment {forward.deployment} ({forward.pool.where})"
         if isinstance(error, UpstreamTimeout):
             logger.warning("%s: no answer in time", where)
             message = f"deployment {forward.deployment!r} did not answer within {self.timeout:g} s"
@@ -198,7 +198,7 @@ class GatewayApp:
     def _pool(self, target: Target) -> UpstreamPool:
         pool = self._pools.get(target)
         if pool is None:
-            pool = self._pools[target] = UpstreamPool(target.host, target.port)
+            pool = self._pools[target] = UpstreamPool(target.host, target.port, path=target.path)
         return pool
 
     def _mirror(self, endpoint: EndpointRoute, mirror: DeploymentRoute, head: bytes, body: bytes) -> None:

@@ -8,13 +8,14 @@ file changes (`RouteFile`), so no other channel between them is needed. The sche
 {"version": 1,
  "endpoints": {
    "mnist": {"auth": "key", "keys": ["<primary>", "<secondary>"],
-             "deployments": {"blue": {"weight": 90, "targets": ["http://127.0.0.1:41001"]},
+             "deployments": {"blue": {"weight": 90, "targets": ["unix:/run/sh/blue.sock"]},
                              "green": {"weight": 10, "targets": ["http://127.0.0.1:41002"]},
                              "shadow": {"weight": 0, "targets": ["http://127.0.0.1:41003"]}},
              "mirror": "shadow", "mirror_percent": 10}}}
 ```
 
-A deployment with an empty `targets` list exists (the header can name it) but has no ready instance: 503.
+A target is `http://HOST:PORT` or `unix:PATH` (`unix:@NAME`: an abstract socket). A deployment with an
+empty `targets` list exists (the header can name it) but has no ready instance: 503.
 """
 
 from __future__ import annotations
@@ -60,16 +61,23 @@ def routes_path(home: str | os.PathLike[str]) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One instance of a deployment: a plain-HTTP base URL's host and port."""
+    """One instance of a deployment: a plain-HTTP base URL's host and port, or a Unix socket (`path`)."""
 
     host: str
     port: int
+    path: str | None = None
 
     @classmethod
     def parse(cls, url: str) -> Target:
+        """`http://HOST:PORT`, or `unix:PATH` (an absolute path, or `@NAME` for an abstract socket)."""
+        if url.startswith("unix:"):
+            path = url.removeprefix("unix:")
+            if not (path.startswith("/") or (path.startswith("@") and len(path) > 1)) or "\0" in path:
+                raise InvalidSpec(f"a Unix socket target is unix:/ABSOLUTE/PATH or unix:@NAME, not {url!r}")
+            return cls("localhost", 0, path)
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/") or parts.query:
-            raise InvalidSpec(f"a target is a plain http://HOST:PORT base URL, not {url!r}")
+            raise InvalidSpec(f"a target is a plain http://HOST:PORT base URL or unix:PATH, not {url!r}")
         try:
             port = parts.port or 80
         except ValueError:
@@ -78,6 +86,8 @@ class Target:
 
     @property
     def url(self) -> str:
+        if self.path is not None:
+            return f"unix:{self.path}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 

@@ -9,6 +9,7 @@ gateway needs and nothing more: buffered bodies, one request per connection at a
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from typing import cast
 
@@ -102,7 +103,7 @@ class _Connection(asyncio.Protocol):
             done(answer, None)
 
     def expire(self) -> None:
-        self.fail(UpstreamTimeout(f"{self.pool.host_header} did not answer in time"))
+        self.fail(UpstreamTimeout(f"{self.pool.where} did not answer in time"))
 
     def fail(self, error: Exception) -> None:
         done, self.done = self.done, None
@@ -119,15 +120,20 @@ class _Connection(asyncio.Protocol):
 
 
 class UpstreamPool:
-    """Keep-alive connections to one instance (host, port), reused one request at a time."""
+    """Keep-alive connections to one instance, (host, port) or the Unix socket `path`, reused one request at a
+    time."""
 
-    def __init__(self, host: str, port: int, *, connect_timeout: float = 5.0, max_idle: int = 256) -> None:
-        self.host, self.port = host, port
+    def __init__(
+        self, host: str, port: int, *, path: str | None = None, connect_timeout: float = 5.0, max_idle: int = 256
+    ) -> None:
+        self.host, self.port, self.path = host, port, path
         self.connect_timeout = connect_timeout
         self.max_idle = max_idle
         self.idle: list[_Connection] = []
-        self.host_header = (f"[{host}]" if ":" in host else host) + f":{port}"
+        # what the instance sees as Host; errors name the socket
+        self.host_header = (f"[{host}]" if ":" in host else host) + ("" if path else f":{port}")
         self.host_bytes = self.host_header.encode()
+        self.where = f"unix:{path}" if path else self.host_header
 
     def send(self, loop: asyncio.AbstractEventLoop, data: bytes, deadline: float, done: Done) -> bool:
         """Send `data` (head and body) on an idle connection, `done` getting the answer; False when none is
@@ -165,12 +171,28 @@ class UpstreamPool:
         limit = min(self.connect_timeout, max(0.0, deadline - loop.time()))
         try:
             async with asyncio.timeout(limit):
-                _, conn = await loop.create_connection(lambda: _Connection(self), self.host, self.port)
+                if self.path is not None:
+                    _, conn = await loop.create_unix_connection(lambda: _Connection(self), sock=await self._unix(loop))
+                else:
+                    _, conn = await loop.create_connection(lambda: _Connection(self), self.host, self.port)
         except TimeoutError:
-            raise UpstreamTimeout(f"connecting to {self.host_header} took over {limit:.1f} s") from None
+            raise UpstreamTimeout(f"connecting to {self.where} took over {limit:.1f} s") from None
         except OSError as error:
-            raise UpstreamError(f"cannot connect to {self.host_header}: {error.strerror or error}") from None
+            raise UpstreamError(f"cannot connect to {self.where}: {error.strerror or error}") from None
         return conn
+
+    async def _unix(self, loop: asyncio.AbstractEventLoop) -> socket.socket:
+        # Connected here: uvloop cannot connect to an abstract address (a leading NUL) by itself.
+        assert self.path is not None
+        address = "\0" + self.path[1:] if self.path.startswith("@") else self.path
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, address)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     def close(self) -> None:
         """Close every idle connection."""
