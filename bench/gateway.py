@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Benchmark the gateway: the same model served directly and through `scorehost gateway`, in one run.
 
-One `scorehost serve` of bench/scripts/sklearn_lr (2 workers) and one gateway in front of it (an endpoint
-with key auth, the routing table written by this script) run side by side; wrk drives the server directly
-and through the gateway in turn (-t1, 1 and 16 connections, 1-row bodies, after a warm-up), round after
-round. `--clients` also measures minimal proxies that differ only in their upstream client (httpx,
-aiohttp, scorehost's httptools pool: servers/proxy_app.py). Prints a markdown table and the issue's targets
+Two identical `scorehost serve` processes of bench/scripts/sklearn_lr (2 workers): one on a TCP port, for
+the direct figures, one on a Unix socket, as the local backend runs deployments; and one gateway (an
+endpoint with key auth, the routing table written by this script) in front of the socket one, and of the
+TCP one as a second endpoint (what loopback TCP upstream would cost). wrk drives each route in turn (-t1,
+1 and 16 connections, 1-row bodies, after a warm-up), round after round. `--clients` also measures
+minimal proxies that differ only in their upstream client (httpx, aiohttp, scorehost's httptools pool:
+servers/proxy_app.py). Prints a markdown table and the issue's targets
 as PASS/FAIL. See bench/README.md. Exit status: 0 all good, 1 a target or a server failed, 2 a tool is
 missing, 130 interrupted.
 """
@@ -61,12 +63,14 @@ class Row:
         return statistics.median(getattr(load, attr) for load in self.loads)
 
 
-def write_table(home: Path, backend_port: int) -> None:
+def write_table(home: Path, socket: Path, backend_port: int) -> None:
     from scorehost.deploy.gateway import routes_path, write_routes
 
-    target = f"http://127.0.0.1:{backend_port}"
-    endpoint = {"auth": "key", "keys": [KEY], "deployments": {"blue": {"weight": 100, "targets": [target]}}}
-    write_routes(routes_path(home), {"version": 1, "endpoints": {"bench": endpoint}})
+    def endpoint(target: str) -> dict[str, object]:
+        return {"auth": "key", "keys": [KEY], "deployments": {"blue": {"weight": 100, "targets": [target]}}}
+
+    table = {"bench": endpoint(f"unix:{socket}"), "bench-tcp": endpoint(f"http://127.0.0.1:{backend_port}")}
+    write_routes(routes_path(home), {"version": 1, "endpoints": table})
 
 
 def key_body(work: Path) -> Body:
@@ -89,11 +93,23 @@ def bench(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="scorehost-gw-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         body = key_body(work)
-        serve = f"{q(str(scorehost))} serve {q(str(SCRIPT))} --host 127.0.0.1 --port {{port}} --workers {args.workers}"
+        serve = f"{q(str(scorehost))} serve {q(str(SCRIPT))} --workers {args.workers}"
         backend = stack.enter_context(
-            started(Server("scorehost", "scorehost", args.workers, serve, "/ready"), work / "backend.log", 120)
+            started(
+                Server("scorehost", "scorehost", args.workers, f"{serve} --port {{port}}", "/ready"),
+                work / "backend.log",
+                120,
+            )
         )
-        write_table(work / "home", backend.port)
+        socket = work / "deployment.sock"
+        stack.enter_context(
+            started(
+                Server("scorehost uds", "scorehost", args.workers, f"{serve} --uds {socket}", f"unix:{socket}"),
+                work / "backend-uds.log",
+                120,
+            )
+        )
+        write_table(work / "home", socket, backend.port)
         gateway_cmd = (
             f"{q(str(scorehost))} gateway --home {q(str(work / 'home'))} --port {{port}} "
             f"--workers {args.gateway_workers}"
@@ -101,7 +117,11 @@ def bench(args: argparse.Namespace) -> int:
         gateway = stack.enter_context(
             started(Server("gateway", "scorehost", args.gateway_workers, gateway_cmd), work / "gateway.log", 60)
         )
-        routes = {"direct": (backend.port, "/score"), "gateway": (gateway.port, PATH)}
+        routes = {
+            "direct": (backend.port, "/score"),
+            "gateway": (gateway.port, PATH),
+            "gateway, TCP upstream": (gateway.port, PATH.replace("/bench/", "/bench-tcp/")),
+        }
         if args.clients:
             for client in CLIENTS:
                 env = (
@@ -127,7 +147,7 @@ def bench(args: argparse.Namespace) -> int:
                     rows.setdefault((name, conns), Row(name, conns)).loads.append(load)
                     flag = f"  ERRORS: {load.errors}" if load.errors else ""
                     say(
-                        f"[round {round_}/{args.repeat}] {name:<14} c={conns:<2} {load.rps:6.0f} req/s  "
+                        f"[round {round_}/{args.repeat}] {name:<21} c={conns:<2} {load.rps:6.0f} req/s  "
                         f"p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms{flag}"
                     )
     return report(rows, failures, args)
@@ -155,7 +175,8 @@ def report(rows: dict[tuple[str, int], Row], failures: list[str], args: argparse
         )
     print(
         f"\n## Gateway vs direct (scorehost serve --workers {args.workers}, gateway --workers "
-        f"{args.gateway_workers}, 1-row bodies; medians of {args.repeat} round(s))\n"
+        f"{args.gateway_workers}, 1-row bodies; medians of {args.repeat} round(s); gateway: to a Unix socket "
+        "as deployments run, TCP upstream: to a loopback port, for comparison)\n"
     )
     print(markdown("route|conns|req/s|p50 ms|p99 ms|req/s / direct|p50 added ms|flag", table))
     added = rows[("gateway", 1)].median("p50_ms") - rows[("direct", 1)].median("p50_ms")

@@ -64,7 +64,7 @@ class Server:
     kind: Kind
     workers: int
     command: str  # shell words; {port} is replaced by the port
-    ready_path: str = "/"
+    ready_path: str = "/"  # or unix:SOCKET (GET /ready there), for a server on a Unix socket
     cwd: Path = BENCH
     env: tuple[tuple[str, str], ...] = ()
 
@@ -237,6 +237,15 @@ def request(
         return None
 
 
+def _ready(path: str, port: int) -> bool:
+    if path.startswith("unix:"):
+        from scorehost.deploy.backends.local_process import probe_ready
+
+        return probe_ready(path)
+    reply = request(f"http://127.0.0.1:{port}{path}", timeout=1.0)
+    return reply is not None and reply[0] == 200
+
+
 def log_tail(log: Path, lines: int = 25) -> str:
     return "\n".join("    " + line for line in log.read_text(errors="replace").splitlines()[-lines:])
 
@@ -263,8 +272,7 @@ def started(server: Server, log: Path, timeout: float) -> Iterator[Live]:
         raise ServerError(f"could not start: {error}") from error
     _live.add(proc.pid)
     try:
-        url = f"http://127.0.0.1:{port}{server.ready_path}"
-        while (reply := request(url, timeout=1.0)) is None or reply[0] != 200:
+        while not _ready(server.ready_path, port):
             if proc.poll() is not None:
                 raise ServerError(f"exited with {proc.returncode}:\n{log_tail(log)}")
             if time.perf_counter() - begin > timeout:
