@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import signal
+import threading
 
 from scorehost.config import ServeSettings
 from scorehost.host.entry import EntryScript, load_entry_script
@@ -19,13 +20,18 @@ def load_and_init(settings: ServeSettings) -> EntryScript:
         raise TimeoutError(f"init() did not finish within {settings.init_timeout:.0f} s (--init-timeout)")
 
     script = load_entry_script(settings.entry_script, settings.run_input)
-    previous = signal.signal(signal.SIGALRM, out_of_time)
-    signal.setitimer(signal.ITIMER_REAL, settings.init_timeout)
-    try:
+    if threading.current_thread() is not threading.main_thread():
+        # Signals reach only the main thread; a host started elsewhere (a Ray Serve replica) has its own
+        # start-up deadline to rely on.
         script.init()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    else:
+        previous = signal.signal(signal.SIGALRM, out_of_time)
+        signal.setitimer(signal.ITIMER_REAL, settings.init_timeout)
+        try:
+            script.init()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
     # What exists now lives as long as the process: the collector need not walk it again, and after
     # --preload it leaves those pages shared with the forked workers instead of copying them.
     gc.freeze()

@@ -25,7 +25,7 @@ from scorehost.http.startup import load_and_init
 from scorehost.logs import AccessLog
 from scorehost.schema.swagger import SwaggerDocs
 
-__all__ = ["EXIT_BOOT_FAILED", "EXIT_STUCK", "run_worker"]
+__all__ = ["EXIT_BOOT_FAILED", "EXIT_STUCK", "run_gate_for", "run_worker", "scoring_app_for"]
 
 EXIT_BOOT_FAILED = 3  # the reference's code for "worker failed to boot"
 EXIT_STUCK = 75  # EX_TEMPFAIL: replace me, a run() never returned
@@ -57,21 +57,8 @@ class _Worker:
         self.settings = settings
         self.status_fd = status_fd
         self.exit_code = 0
-        # Long enough for a C call that overran its deadline to return and be answered with the timeout.
-        grace = min(max(5.0, settings.request_timeout), 30.0)
-        # A job that starts while the watchdog sleeps has a whole timeout ahead of it: ticks of a twentieth of
-        # the timeout (at most a second) still catch every deadline on time, with few wake-ups.
-        tick = min(1.0, max(0.01, settings.request_timeout / 20))
-        self.gate = RunGate(settings.threads, stuck_grace=grace, on_stuck=self._on_stuck, tick=tick)
-        self.app = ScoringApp(
-            self.gate,
-            timeout=settings.request_timeout,
-            max_body_size=settings.max_body_size,
-            access_log=AccessLog(settings.log_format),
-            cors_origins=settings.cors_origins,
-            docs=DocsPage(title=settings.service_name),
-            swagger=lambda loaded: swagger_for(settings, loaded),
-        )
+        self.gate = run_gate_for(settings, self._on_stuck)
+        self.app = scoring_app_for(settings, self.gate, AccessLog(settings.log_format))
         self.preloaded = script
         # Spare threads take requests while run() is busy: they answer liveness and readiness, and hold
         # waiting /score requests under their deadline. Each costs fast models throughput in GIL hand-offs
@@ -130,6 +117,29 @@ class _Worker:
         """Tell the supervisor something, as one JSON line on this worker's status pipe."""
         with contextlib.suppress(OSError):  # the supervisor is gone: nothing to tell
             os.write(self.status_fd, orjson.dumps({"event": event, **fields}) + b"\n")
+
+
+def run_gate_for(settings: ServeSettings, on_stuck: Callable[[str], None]) -> RunGate:
+    """The gate of one host: `settings.threads` run() calls at once, each under the request deadline."""
+    # Long enough for a C call that overran its deadline to return and be answered with the timeout.
+    grace = min(max(5.0, settings.request_timeout), 30.0)
+    # A job that starts while the watchdog sleeps has a whole timeout ahead of it: ticks of a twentieth of
+    # the timeout (at most a second) still catch every deadline on time, with few wake-ups.
+    tick = min(1.0, max(0.01, settings.request_timeout / 20))
+    return RunGate(settings.threads, stuck_grace=grace, on_stuck=on_stuck, tick=tick)
+
+
+def scoring_app_for(settings: ServeSettings, gate: RunGate, access_log: AccessLog) -> ScoringApp:
+    """The HTTP surface of one host (a worker process, or a Ray Serve replica), as `settings` describe it."""
+    return ScoringApp(
+        gate,
+        timeout=settings.request_timeout,
+        max_body_size=settings.max_body_size,
+        access_log=access_log,
+        cors_origins=settings.cors_origins,
+        docs=DocsPage(title=settings.service_name),
+        swagger=lambda loaded: swagger_for(settings, loaded),
+    )
 
 
 def swagger_for(settings: ServeSettings, script: EntryScript) -> SwaggerDocs:

@@ -1,0 +1,52 @@
+"""The Ray Serve application: one deployment whose replicas are `ScoringReplica`s mounted as ASGI ingress.
+
+`app_builder` is the `import_path` target of a Serve config file (`scorehost ray config` writes one), and
+`application()` builds the same application in Python for the Ray backend. Ray is imported only here, and
+only when called: it is an extra (`pip install 'scorehost[ray]'`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from scorehost.errors import ScorehostError
+from scorehost.ray.replica import ScoringReplica
+
+__all__ = ["RayNotInstalled", "app_builder", "application"]
+
+DEPLOYMENT_NAME = "ScoreHost"
+
+
+class RayNotInstalled(ScorehostError):
+    """Ray Serve is not installed in this environment."""
+
+
+def _serve() -> Any:
+    try:
+        from ray import serve
+    except ImportError:
+        raise RayNotInstalled(
+            "Ray Serve is not installed: pip install 'scorehost[ray]' (on every node, in the same environment)"
+        ) from None
+    return serve
+
+
+def application(options: Mapping[str, Any], deployment: Mapping[str, Any] | None = None) -> Any:
+    """A bound Serve application for the entry script `options` describe (ServeSettings fields), with Serve
+    deployment options (`num_replicas`, `autoscaling_config`, `max_ongoing_requests`, ...)."""
+    serve = _serve()
+
+    @serve.ingress()  # no app given: each replica builds its own, after __init__ has run init()
+    class ScoreHost(ScoringReplica):
+        def __serve_build_asgi_app__(self) -> Any:
+            return self.asgi_app()
+
+    ScoreHost.__name__ = ScoreHost.__qualname__ = DEPLOYMENT_NAME
+    return serve.deployment(ScoreHost, name=DEPLOYMENT_NAME, **dict(deployment or {})).bind(dict(options))
+
+
+def app_builder(args: Mapping[str, Any]) -> Any:
+    """`import_path: scorehost.ray.serve_app:app_builder`: `args` holds the ServeSettings fields (entry_script,
+    model_dir, run_input, timeout, ...); deployment options come from the config file's `deployments`."""
+    return application(args)
