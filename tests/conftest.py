@@ -18,11 +18,21 @@ from typing import Any
 
 import httpx
 import pytest
+from _ray_cluster import ray_cluster
 
 from scorehost.compat import reset_raw_http_requested, uninstall_import_aliases
 
 SCRIPTS = Path(__file__).parent / "scripts"
+__all__ = ["SCRIPTS", "Server", "kill", "ray_cluster", "served", "start_server", "wait_ready"]
 _OUR_VARIABLES = re.compile(r"^(SCOREHOST_|AZUREML_|SERVER_PORT$|WORKER_COUNT$|WORKER_PRELOAD$|SCORING_TIMEOUT_MS$)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/ray needs a Ray cluster: marked `ray`, so a plain `pytest` leaves it out."""
+    ray_tests = Path(__file__).parent / "ray"
+    for item in items:
+        if ray_tests in Path(item.path).parents:
+            item.add_marker(pytest.mark.ray)
 
 
 @pytest.fixture(autouse=True)

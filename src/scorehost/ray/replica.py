@@ -45,7 +45,7 @@ class ScoringReplica:
 
         threads = self.scoring_settings.threads + self.scoring_settings.spare_threads + 1
         wsgi_app: Any = self.scoring_app
-        return WSGIMiddleware(wsgi_app, workers=threads)
+        return _without_request_id(WSGIMiddleware(wsgi_app, workers=threads))
 
     def check_health(self) -> None:
         """Raise when this replica should be replaced: a `run()` that never returned holds its gate."""
@@ -57,3 +57,19 @@ class ScoringReplica:
     def _scoring_on_stuck(self, reason: str) -> None:
         logger.error("%s; this replica reports itself unhealthy, to be replaced", reason)
         self.scoring_stuck = reason
+
+
+def _without_request_id(app: Any) -> Any:
+    """Serve puts the request's `x-request-id` on every answer itself (the caller's, or one it made and passed
+    in); the app's own copy would repeat it."""
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def send_once(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers", [])
+                message = {**message, "headers": [(k, v) for k, v in headers if k.lower() != b"x-request-id"]}
+            await send(message)
+
+        await app(scope, receive, send_once)
+
+    return asgi
