@@ -8,13 +8,16 @@ some ports on every interface whatever it is told.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +45,29 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _ray(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    command = [str(Path(sys.executable).with_name("ray")), *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+def _wait_for_port(port: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"ray start exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"Ray's head did not listen on {port} within {timeout:.0f} s")
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Stop this cluster only (`ray stop` would stop every Ray cluster of this machine, a developer's own too):
+    `ray start --block` ends the processes it started when it is told to stop."""
+    for sig, grace in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 @pytest.fixture(scope="session")
@@ -59,32 +82,30 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     token.chmod(0o600)
     os.environ.update(RAY_ENVIRONMENT, RAY_AUTH_TOKEN_PATH=str(token))
     environment = dict(os.environ)
-    started = _ray(
-        "start",
-        "--head",
-        "--node-ip-address=127.0.0.1",
-        f"--port={HEAD_PORT}",
-        "--num-cpus=2",
-        "--include-dashboard=false",
-        "--disable-usage-stats",
-        f"--temp-dir={temp}",
-        env=environment,
+    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block"]
+    command += ["--node-ip-address=127.0.0.1", f"--port={HEAD_PORT}", "--num-cpus=2", "--include-dashboard=false"]
+    command += ["--disable-usage-stats", f"--temp-dir={temp}"]
+    log = (temp / "ray-start.log").open("w")
+    head = subprocess.Popen(
+        command, env=environment, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
-    assert started.returncode == 0, started.stdout + started.stderr
     try:
+        _wait_for_port(HEAD_PORT, head)
         # Imported only now: Ray reads its authentication settings from the environment when first imported.
         import ray
         from ray import serve
 
         address = f"127.0.0.1:{HEAD_PORT}"
         ray.init(address=address, log_to_driver=False)
-        http_port = _free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": http_port})
-        yield Cluster(address, http_port)
+        try:
+            http_port = _free_port()
+            serve.start(http_options={"host": "127.0.0.1", "port": http_port})
+            yield Cluster(address, http_port)
+        finally:
+            ray.shutdown()
     finally:
-        ray.shutdown()
-        stopped = _ray("stop", "--force", env=environment)
+        _stop(head)
+        log.close()
         os.environ.clear()
         os.environ.update(saved)
         shutil.rmtree(temp, ignore_errors=True)
-        assert stopped.returncode == 0, stopped.stdout + stopped.stderr

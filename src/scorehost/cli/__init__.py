@@ -9,6 +9,7 @@ from scorehost.cli.controlplane import controlplane_group
 from scorehost.cli.endpoints import deployments_group, endpoints_group, invoke_command
 from scorehost.cli.gateway import gateway_command
 from scorehost.cli.models import models_group
+from scorehost.cli.ray import ray_group
 from scorehost.cli.serve import serve_command
 
 __all__ = ["cli", "main"]
@@ -27,6 +28,7 @@ cli.add_command(deployments_group)
 cli.add_command(invoke_command)
 cli.add_command(controlplane_group)
 cli.add_command(gateway_command)
+cli.add_command(ray_group)
 
 
 def main() -> None:

@@ -1,0 +1,51 @@
+"""`scorehost ray config`'s file, as users deploy it: Serve's own schema accepts it and `serve run` deploys it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from _ray_cluster import Cluster
+from conftest import SCRIPTS
+
+SERVE = Path(sys.executable).with_name("serve")
+SCOREHOST = Path(sys.executable).with_name("scorehost")
+
+
+def test_serve_run_deploys_the_rendered_file(ray_cluster: Cluster, tmp_path: Path) -> None:
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    rendered = subprocess.run(
+        [str(SCOREHOST), "ray", "config", str(SCRIPTS / "echo.py"), "--name", "cfg", "--route-prefix", "/cfg"]
+        + ["--replicas", "1", "--num-cpus", "0.1", "--port", str(ray_cluster.http_port)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    ServeDeploySchema.model_validate(yaml.safe_load(rendered))  # what `serve deploy` checks it against
+    config = tmp_path / "serve.yaml"
+    config.write_text(rendered)
+    deployed = subprocess.run(
+        [str(SERVE), "run", "--address", ray_cluster.address, "--non-blocking", "--working-dir", str(SCRIPTS)]
+        + [str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    base = f"http://127.0.0.1:{ray_cluster.http_port}/cfg"
+    deadline = time.monotonic() + 90
+    with httpx.Client(base_url=base, timeout=10) as client:
+        while client.get("/ready").status_code != 200:  # `serve run --non-blocking` returns before the app is up
+            assert time.monotonic() < deadline, "the deployed config never became ready"
+            time.sleep(0.5)
+        answer = client.post("/score", json={"data": [1, 2]})
+        assert answer.status_code == 200
+        assert answer.json() == {"received": "[1,2]"}  # the script came with the working dir
+    from ray import serve
+
+    serve.delete("cfg", _blocking=False)
