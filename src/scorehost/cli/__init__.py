@@ -8,6 +8,7 @@ from scorehost import __version__
 from scorehost.cli.controlplane import controlplane_group
 from scorehost.cli.endpoints import deployments_group, endpoints_group, invoke_command
 from scorehost.cli.gateway import gateway_command
+from scorehost.cli.k8s import k8s_command
 from scorehost.cli.models import models_group
 from scorehost.cli.ray import ray_group
 from scorehost.cli.serve import serve_command
@@ -29,6 +30,7 @@ cli.add_command(invoke_command)
 cli.add_command(controlplane_group)
 cli.add_command(gateway_command)
 cli.add_command(ray_group)
+cli.add_command(k8s_command)
 
 
 def main() -> None:
