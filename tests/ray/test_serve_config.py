@@ -30,8 +30,7 @@ def test_serve_run_deploys_the_rendered_file(ray_cluster: Cluster, tmp_path: Pat
     config = tmp_path / "serve.yaml"
     config.write_text(rendered)
     deployed = subprocess.run(
-        [str(SERVE), "run", "--address", ray_cluster.address, "--non-blocking", "--working-dir", str(SCRIPTS)]
-        + [str(config)],
+        [str(SERVE), "run", "--address", ray_cluster.address, "--non-blocking", str(config)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -45,7 +44,7 @@ def test_serve_run_deploys_the_rendered_file(ray_cluster: Cluster, tmp_path: Pat
             time.sleep(0.5)
         answer = client.post("/score", json={"data": [1, 2]})
         assert answer.status_code == 200
-        assert answer.json() == {"received": "[1,2]"}  # the script came with the working dir
+        assert answer.json() == {"received": "[1,2]"}
     from ray import serve
 
     serve.delete("cfg", _blocking=False)

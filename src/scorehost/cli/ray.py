@@ -15,8 +15,9 @@ _HEADER = """\
 # Every node needs `pip install 'scorehost[ray]'`, and Ray started with the high-throughput mode on:
 #   export RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1
 #   ray start --head ...            (then: ray start --address=HEAD:6379 on the other machines)
-#   serve run --address HEAD:6379 --non-blocking{upload} this-file.yaml
+#   serve run --address HEAD:6379 --non-blocking this-file.yaml
 # or paste `applications` into a KubeRay RayService's serveConfigV2. See docs/ray.md.
+# {where}
 """
 
 
@@ -28,17 +29,16 @@ def ray_group() -> None:
 @ray_group.command("config", epilog="See docs/ray.md for running the file and for what each setting does.")
 @click.argument("script", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
-    "--working-dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder that `serve run --working-dir` ships to the cluster with the app (up to 512 MiB), holding SCRIPT; "
-    "the script is named relative to it.  [default: SCRIPT's folder]",
+    "--working-dir-uri",
+    help="Where the nodes fetch the code: a zip at a remote URI (s3://bucket/code.zip, https://...) or "
+    "local://PATH present on every node. Without it, SCRIPT's absolute path must exist on every node.",
 )
 @click.option(
-    "--working-dir-uri",
-    help="Where the nodes fetch the code instead: a remote URI (s3://bucket/code.zip) or local://PATH present on "
-    "every node, holding SCRIPT at the same relative path.",
+    "--working-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="With --working-dir-uri: the folder that URI holds, so SCRIPT is named relative to it.  "
+    "[default: SCRIPT's folder]",
 )
-@click.option("--no-working-dir", is_flag=True, help="Ship nothing: SCRIPT's absolute path must exist on every node.")
 @click.option("--model-dir", help="AZUREML_MODEL_DIR on the replicas: a path on every node, or inside the working dir.")
 @click.option("--name", default="score", show_default=True, help="The Serve application's name.")
 @click.option("--route-prefix", default="/", show_default=True, help="Where the app's routes start.")
@@ -70,13 +70,17 @@ def ray_config_command(script: Path, **options: Any) -> None:
 
     if options["replicas"] is None and options["min_replicas"] > options["max_replicas"]:
         raise click.UsageError("--min-replicas must not exceed --max-replicas.")
-    working_dir: Path | None = None
     entry = str(script.resolve())
-    if not options["no_working_dir"]:
+    if options["working_dir_uri"]:
         working_dir = (options["working_dir"] or script.parent).resolve()
         if working_dir not in script.resolve().parents:
             raise click.UsageError(f"{script} is not inside the working dir {working_dir}.")
         entry = os.path.relpath(script.resolve(), working_dir)
+        where = f"The code comes from {options['working_dir_uri']}, holding {entry}."
+    elif options["working_dir"]:
+        raise click.UsageError("--working-dir names the folder that --working-dir-uri holds; give both.")
+    else:
+        where = f"{entry} (and --model-dir) must exist at these paths on every node: shared storage, or one image."
     app_options = {name: options[name] for name in ("model_dir", "run_input", "threads") if options[name] is not None}
     app_options["timeout"] = options["request_timeout"]
     config = ServeConfig(
@@ -96,6 +100,5 @@ def ray_config_command(script: Path, **options: Any) -> None:
         request_timeout_s=options["request_timeout"],
         num_cpus=options["num_cpus"],
     )
-    upload = f" --working-dir {working_dir}" if working_dir is not None and not options["working_dir_uri"] else ""
-    header = _HEADER.format(script=script, upload=upload)
+    header = _HEADER.format(script=script, where=where)
     click.echo(header + yaml.safe_dump(config.to_dict(), sort_keys=False), nl=False)

@@ -1,0 +1,114 @@
+"""A one-machine Ray head node for trying scorehost on Ray, for the tests and for the benchmark: started with
+`ray start --head --block` in a process group of its own, so stopping it stops this cluster only (`ray stop`
+would stop every Ray cluster of the machine), in high-throughput mode, with token authentication in a
+private token file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from scorehost.ray.config import HIGH_THROUGHPUT_ENVIRONMENT
+
+__all__ = ["LocalCluster", "local_cluster"]
+
+_MARK = "SCOREHOST_LOCAL_RAY_CLUSTER"
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    address: str  # the head's GCS, HOST:PORT, for ray.init() and `serve run --address`
+    environment: dict[str, str]  # what drivers need to connect (the token file, the Serve mode)
+    log: Path  # what `ray start` printed
+    pgid: int  # the process group of every process of the cluster
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.contextmanager
+def local_cluster(port: int = 26379, num_cpus: int = 2, timeout: float = 60.0) -> Iterator[LocalCluster]:
+    """A head node on 127.0.0.1:`port` (outside 10002-19999, Ray's worker port range) with `num_cpus` CPUs.
+    The environment variables it needs are set in this process while it runs, and restored afterwards."""
+    ray = Path(sys.executable).with_name("ray")
+    if not ray.exists():
+        raise RuntimeError("Ray is not installed: pip install 'scorehost[ray]'")
+    if _listening(port):
+        raise RuntimeError(f"port {port} is taken (another Ray cluster?); choose another port")
+    temp = Path(tempfile.mkdtemp(prefix="scorehost-ray-"))
+    token = temp / "auth_token"  # not ~/.ray/auth_token: the user's own clusters keep theirs
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    environment = {
+        **HIGH_THROUGHPUT_ENVIRONMENT,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        _MARK: temp.name,  # inherited by every process of the cluster: how _stop finds them all
+    }
+    saved = dict(os.environ)
+    os.environ.update(environment)
+    command = [str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}"]
+    command += [f"--num-cpus={num_cpus}", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"]
+    log = temp / "ray-start.log"
+    with log.open("w") as out:
+        head = subprocess.Popen(
+            command, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while not _listening(port):
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Ray's head did not start:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+        yield LocalCluster(f"127.0.0.1:{port}", environment, log, head.pid)
+    finally:
+        _stop(head, f"{_MARK}={temp.name}".encode())
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _stop(head: subprocess.Popen[bytes], mark: bytes) -> None:
+    # `ray start --block` ends what it started when told to stop; some processes leave its process group
+    # (Serve's HAProxy, started by a worker in a session of its own, outlives it otherwise): those carry `mark`.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(head.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        head.wait(30)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _marked(mark) | ({head.pid} if head.poll() is None else set()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 5
+        while _marked(mark) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        head.wait(10)
+
+
+def _marked(mark: bytes) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                environ = Path(f"/proc/{entry}/environ").read_bytes()
+            except OSError:  # gone, or not ours to read
+                continue
+            if mark in environ.split(b"\0"):
+                found.add(int(entry))
+    return found
