@@ -1,5 +1,5 @@
 """A bare Ray Serve deployment doing the benchmark's model call (servers/common.py), in Serve's own request API:
-what Serve itself costs per request, with no scorehost in the replica. Used by bench/ray.py."""
+what Serve itself costs per request, with no scorehost in the replica. Used by bench/on_ray.py."""
 
 from __future__ import annotations
 

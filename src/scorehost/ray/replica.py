@@ -40,12 +40,12 @@ class ScoringReplica:
         self.scoring_app.attach(load_and_init(settings))  # a script that cannot load fails the replica's start
 
     def asgi_app(self) -> Any:
-        """The app as ASGI: each request runs on a thread of its own, as on a worker's granian threads."""
-        from a2wsgi import WSGIMiddleware
+        """The app as ASGI (`AsgiFront`): each request answered on a pool thread, as on a worker's threads."""
+        from scorehost.ray.asgi import AsgiFront
 
-        threads = self.scoring_settings.threads + self.scoring_settings.spare_threads + 1
-        wsgi_app: Any = self.scoring_app
-        return _without_request_id(WSGIMiddleware(wsgi_app, workers=threads))
+        # Enough threads that requests wait in the gate, under their deadline, rather than for a thread.
+        threads = self.scoring_settings.threads + self.scoring_settings.spare_threads + 16
+        return AsgiFront(self.scoring_app, threads=threads)
 
     def check_health(self) -> None:
         """Raise when this replica should be replaced: a `run()` that never returned holds its gate."""
@@ -57,19 +57,3 @@ class ScoringReplica:
     def _scoring_on_stuck(self, reason: str) -> None:
         logger.error("%s; this replica reports itself unhealthy, to be replaced", reason)
         self.scoring_stuck = reason
-
-
-def _without_request_id(app: Any) -> Any:
-    """Serve puts the request's `x-request-id` on every answer itself (the caller's, or one it made and passed
-    in); the app's own copy would repeat it."""
-
-    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        async def send_once(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.get("headers", [])
-                message = {**message, "headers": [(k, v) for k, v in headers if k.lower() != b"x-request-id"]}
-            await send(message)
-
-        await app(scope, receive, send_once)
-
-    return asgi
