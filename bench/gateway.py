@@ -18,7 +18,6 @@ import argparse
 import json
 import shlex
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -33,15 +32,14 @@ from run import (
     Body,
     Load,
     Server,
-    ServerError,
     SetupError,
-    _interrupt,
     check,
     check_answer,
     find_scorehost,
     fmt,
     make_body,
     markdown,
+    run_main,
     say,
     started,
     wrk,
@@ -219,19 +217,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
-    try:
-        return bench(parse_args(argv))
-    except SetupError as error:
-        say(str(error))
-        return 2
-    except ServerError as error:
-        say(f"FAILED: {error}")
-        return 1
-    except KeyboardInterrupt:
-        say("interrupted; every server started has been stopped")
-        return 130
+    return run_main(lambda: bench(parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -33,9 +32,7 @@ from run import (
     SCRIPT,
     WARMUP_S,
     Load,
-    ServerError,
     SetupError,
-    _interrupt,
     check,
     check_answer,
     ensure_reference,
@@ -44,6 +41,7 @@ from run import (
     make_body,
     markdown,
     pss_mib,
+    run_main,
     say,
     servers_for,
     started,
@@ -205,22 +203,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
-    try:
+
+    def run() -> int:
         if not args.skip_reference:
             ensure_reference(CACHE / "azmlinfsrv-venv", REFERENCE_PACKAGE)  # needs PyPI: before the namespace
         private_network([__file__, *(sys.argv[1:] if argv is None else argv)])
         return bench(args)
-    except SetupError as error:
-        say(str(error))
-        return 2
-    except ServerError as error:
-        say(f"FAILED: {error}")
-        return 1
-    except KeyboardInterrupt:
-        say("interrupted; everything started has been stopped")
-        return 130
+
+    return run_main(run, "everything started has been stopped")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import functools
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,11 +26,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import NoReturn
 
 # bench/run.py's table, target and lookup helpers: this script is run from bench/, so `run` is importable.
-from run import Target, check, find_scorehost, fmt, markdown, say
+from run import SetupError, Target, check, find_scorehost, fmt, markdown, run_main, say
 
 from scorehost import Registry
 
@@ -43,10 +40,6 @@ MAX_LAYOUT_S = 1.0  # "a 1 GB model starts serving in well under a second"
 WARMUP_ROUNDS = 1  # untimed rounds of every method before the timed ones: caches, allocator, first-touch costs
 LIST_RUNS = 7  # in-process list_versions() runs (after one untimed); cheap, so more than --repeat
 LARGE, FOLDER, TINY = "large", "folder", "tiny"  # model names in the registries
-
-
-class SetupError(RuntimeError):
-    """A tool or the disk space the benchmark needs is missing."""
 
 
 @dataclass(frozen=True)
@@ -520,21 +513,9 @@ def bench(args: argparse.Namespace) -> int:
     return 1 if any(t.passed is False and "(info)" not in t.name for t in found) else 0
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _interrupt)  # so that the `finally` block removes the scratch data
-    signal.signal(signal.SIGHUP, _interrupt)
-    try:
-        return bench(parse_args(argv))
-    except SetupError as error:
-        say(str(error))
-        return 2
-    except KeyboardInterrupt:
-        say("interrupted; the scratch data has been removed (unless --keep)")
-        return 130
+    # SIGTERM and SIGHUP too remove the scratch data (the `finally` block)
+    return run_main(lambda: bench(parse_args(argv)), "the scratch data has been removed (unless --keep)")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -584,17 +584,26 @@ def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _interrupt)  # so that the `finally` blocks stop the servers
+def run_main(bench: Callable[[], int], interrupted: str = "every server started has been stopped") -> int:
+    """The exit status of a benchmark: `bench()`'s, 2 when a tool is missing, 1 when a server failed, 130 when
+    interrupted. SIGTERM and SIGHUP interrupt it like Ctrl-C, so that its `finally` blocks stop what it started."""
+    signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
     try:
-        return bench(parse_args(argv))
+        return bench()
     except SetupError as error:
         say(str(error))
         return 2
+    except ServerError as error:
+        say(f"FAILED: {error}")
+        return 1
     except KeyboardInterrupt:
-        say("interrupted; every server started has been stopped")
+        say(f"interrupted; {interrupted}")
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(lambda: bench(parse_args(argv)))
 
 
 if __name__ == "__main__":
