@@ -168,6 +168,9 @@ def test_written_table_is_private_and_read_back(tmp_path: Path) -> None:
         ({"version": 1, "endpoints": {"mnist": {"auth": "maybe"}}}, "auth must be"),
         ({"version": 1, "endpoints": {"mnist": one("https://h:1")}}, "plain http://HOST:PORT"),
         ({"version": 1, "endpoints": {"mnist": one("unix:relative.sock")}}, "unix:/ABSOLUTE/PATH or unix:@NAME"),
+        ({"version": 1, "endpoints": {"mnist": one("http://h:1/a/../b")}}, "HOST:PORT[/PREFIX]"),
+        ({"version": 1, "endpoints": {"mnist": one("http://h:1/a%2Fb")}}, "HOST:PORT[/PREFIX]"),
+        ({"version": 1, "endpoints": {"mnist": one("http://h:1/a?b=1")}}, "HOST:PORT[/PREFIX]"),
         ({"version": 1, "endpoints": {"mnist": one("unix:@")}}, "unix:/ABSOLUTE/PATH or unix:@NAME"),
         ({"version": 1, "endpoints": {"mnist": one("http://h:1", weight=101)}}, "weight must be"),
         ({"version": 1, "endpoints": {"mnist": one("http://h:1", mirror="green")}}, "mirror 'green'"),
@@ -219,6 +222,15 @@ def test_an_instance_on_a_unix_socket(gateway: Gateway, client: httpx.Client, ab
         for leftover in folder.iterdir():
             leftover.unlink()
         folder.rmdir()
+
+
+def test_a_target_with_a_route_prefix(gateway: Gateway, client: httpx.Client, backends: dict[str, Backend]) -> None:
+    """One ingress serving many applications under route prefixes (Ray Serve's): the prefix leads the path."""
+    gateway.publish({"mnist": one(backends["blue"].url + "/mnist-blue-3/")})
+    reply = client.post("/endpoints/mnist/score?x=1", json={"data": 1})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["path"] == "/mnist-blue-3/score?x=1"
+    assert client.get("/endpoints/mnist/swagger.json").json()["path"] == "/mnist-blue-3/swagger.json"
 
 
 def test_swagger_and_docs_are_forwarded(gateway: Gateway, client: httpx.Client) -> None:

@@ -121,7 +121,7 @@ class GatewayApp:
         authorization = deployment_header = None
         forwarded_for = b""
         # HEAD goes upstream as GET: the answer parser cannot know that a HEAD answer has no body
-        lines = [b"GET /" if request.method == b"HEAD" else b"%s /" % request.method]  # path filled in below
+        lines = [b"GET " if request.method == b"HEAD" else b"%s " % request.method]  # path filled in below
         for key, value in request.headers:
             if key in _DROP:
                 if key == b"authorization":
@@ -172,7 +172,7 @@ class GatewayApp:
         if target is None:
             message = f"deployment {deployment.name!r} of endpoint {name!r} has no ready instance"
             return error_answer(503, message, request_id, _RETRY)
-        lines[0] += rest + (b"?" + query if query else b"") + b" HTTP/1.1\r\n"
+        lines[0] += target.prefix.encode() + b"/" + rest + (b"?" + query if query else b"") + b" HTTP/1.1\r\n"
         head = b"".join(lines)
         body = request.body
         if endpoint.mirror is not None and deployment_header is None and endpoint.mirrors_now():

@@ -14,7 +14,8 @@ file changes (`RouteFile`), so no other channel between them is needed. The sche
              "mirror": "shadow", "mirror_percent": 10}}}
 ```
 
-A target is `http://HOST:PORT` or `unix:PATH` (`unix:@NAME`: an abstract socket). A deployment with an
+A target is `http://HOST:PORT[/PREFIX]` (PREFIX: an application's route prefix on a shared ingress, such
+as Ray Serve's, put before the forwarded path) or `unix:PATH` (`unix:@NAME`: an abstract socket). A deployment with an
 empty `targets` list exists (the header can name it) but has no ready instance: 503.
 """
 
@@ -26,6 +27,7 @@ import itertools
 import logging
 import os
 import random
+import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -51,6 +53,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")  # the segments a route prefix may have: no %-escapes
 logger = logging.getLogger("scorehost.gateway")
 
 
@@ -61,35 +64,39 @@ def routes_path(home: str | os.PathLike[str]) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One instance of a deployment: a plain-HTTP base URL's host and port, or a Unix socket (`path`)."""
+    """One instance of a deployment: a plain-HTTP base URL's host, port and path prefix (an application's route
+    prefix on a shared Serve ingress), or a Unix socket (`path`)."""
 
     host: str
     port: int
     path: str | None = None
+    prefix: str = ""  # "" or "/a/b": prepended to the forwarded path
 
     @classmethod
     def parse(cls, url: str) -> Target:
-        """`http://HOST:PORT`, or `unix:PATH` (an absolute path, or `@NAME` for an abstract socket)."""
+        """`http://HOST:PORT[/PREFIX]`, or `unix:PATH` (an absolute path, or `@NAME` for an abstract socket)."""
         if url.startswith("unix:"):
             path = url.removeprefix("unix:")
             if not (path.startswith("/") or (path.startswith("@") and len(path) > 1)) or "\0" in path:
                 raise InvalidSpec(f"a Unix socket target is unix:/ABSOLUTE/PATH or unix:@NAME, not {url!r}")
             return cls("localhost", 0, path)
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/") or parts.query:
-            raise InvalidSpec(f"a target is a plain http://HOST:PORT base URL or unix:PATH, not {url!r}")
+        prefix = parts.path.rstrip("/")
+        plain_prefix = _PREFIX.match(prefix) and not any(segment in (".", "..") for segment in prefix.split("/"))
+        if parts.scheme != "http" or not parts.hostname or parts.query or parts.fragment or not plain_prefix:
+            raise InvalidSpec(f"a target is a plain http://HOST:PORT[/PREFIX] base URL or unix:PATH, not {url!r}")
         try:
             port = parts.port or 80
         except ValueError:
             raise InvalidSpec(f"{url!r} has an invalid port") from None
-        return cls(parts.hostname, port)
+        return cls(parts.hostname, port, None, prefix)
 
     @property
     def url(self) -> str:
         if self.path is not None:
             return f"unix:{self.path}"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{host}:{self.port}{self.prefix}"
 
 
 @dataclass(frozen=True, slots=True)
