@@ -37,7 +37,9 @@ def ray_cluster() -> Iterator[Cluster]:
         pytest.fail("the -m ray tests need Ray Serve: pip install -e '.[test,ray]'")
     from scorehost.ray.localcluster import local_cluster
 
-    with local_cluster(HEAD_PORT, num_cpus=2) as cluster:
+    # Serve reports replicas it cannot place after 30 s by default: 3 s keeps that test short.
+    slow_startup = {"RAY_SERVE_SLOW_STARTUP_WARNING_S": "3", "RAY_SERVE_SLOW_STARTUP_WARNING_PERIOD_S": "1"}
+    with local_cluster(HEAD_PORT, num_cpus=2, environment=slow_startup) as cluster:
         # Imported only now: Ray reads its authentication settings from the environment when first imported.
         import ray
         from ray import serve

@@ -91,3 +91,16 @@ def test_a_script_that_cannot_start_is_reported_with_its_error(backend: RayBacke
     assert backend.status(handle).state is InstanceState.FAILED
     assert backend.targets(handle) == []
     backend.stop(handle, drain_seconds=1)
+
+
+def test_replicas_the_cluster_has_no_room_for_are_reported(ray_cluster: Cluster) -> None:
+    """Ray leaves such replicas pending without a word: the backend says so instead of waiting blind."""
+    greedy = RayBackend(ingress=f"http://127.0.0.1:{ray_cluster.http_port}", replica_cpus=4)  # the cluster has 2
+    handle = greedy.start(spec("echo.py", "greedy"), 1)
+    try:
+        with pytest.raises(DeploymentFailed) as failed:
+            greedy.wait_ready(handle, 60)
+        assert "the cluster has no room for its replicas" in str(failed.value)
+        assert "CPU" in failed.value.cause
+    finally:
+        greedy.stop(handle, drain_seconds=1)

@@ -41,9 +41,12 @@ def _listening(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def local_cluster(port: int = 26379, num_cpus: int = 2, timeout: float = 60.0) -> Iterator[LocalCluster]:
-    """A head node on 127.0.0.1:`port` (outside 10002-19999, Ray's worker port range) with `num_cpus` CPUs.
-    The environment variables it needs are set in this process while it runs, and restored afterwards."""
+def local_cluster(
+    port: int = 26379, num_cpus: int = 2, timeout: float = 60.0, environment: dict[str, str] | None = None
+) -> Iterator[LocalCluster]:
+    """A head node on 127.0.0.1:`port` (outside 10002-19999, Ray's worker port range) with `num_cpus` CPUs,
+    and `environment` for its processes. The variables drivers need are set in this process while it runs,
+    and restored afterwards."""
     ray = Path(sys.executable).with_name("ray")
     if not ray.exists():
         raise RuntimeError("Ray is not installed: pip install 'scorehost[ray]'")
@@ -54,6 +57,7 @@ def local_cluster(port: int = 26379, num_cpus: int = 2, timeout: float = 60.0) -
     token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
     environment = {
+        **(environment or {}),
         **HIGH_THROUGHPUT_ENVIRONMENT,
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN_PATH": str(token),
@@ -89,7 +93,7 @@ def _stop(head: subprocess.Popen[bytes], mark: bytes) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(head.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        head.wait(30)
+        head.wait(5)  # a throwaway cluster: what has not ended by then is ended below
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in _marked(mark) | ({head.pid} if head.poll() is None else set()):
             with contextlib.suppress(ProcessLookupError):

@@ -20,6 +20,8 @@ from scorehost.ray.serve_app import DEPLOYMENT_NAME, application
 
 __all__ = ["RayBackend", "RayGeneration"]
 
+_UNSCHEDULABLE = "to be scheduled"  # Serve's status message for replicas no node has resources for
+
 _STATES = {
     "NOT_STARTED": InstanceState.STARTING,
     "DEPLOYING": InstanceState.STARTING,
@@ -109,9 +111,16 @@ class RayBackend:
             state = state.rsplit(".", 1)[-1]
             if state == "RUNNING":
                 return
+            message = self._message(status) if status is not None else ""
             if state == "DEPLOY_FAILED":
-                message = self._message(status)
                 raise DeploymentFailed(f"{generation.app_name} cannot start on Ray", cause=message)
+            if _UNSCHEDULABLE in message:
+                # Ray leaves replicas it has no room for pending, silently; Serve says so only in this message.
+                raise DeploymentFailed(
+                    f"{generation.app_name} cannot start on Ray: the cluster has no room for its replicas. Ask for "
+                    "fewer CPUs per replica or fewer replicas, or add nodes",
+                    cause=message,
+                )
             if time.monotonic() > deadline:
                 raise DeploymentTimeout(f"{generation.app_name} was not ready on Ray within {timeout:g} s ({state})")
             time.sleep(self.poll_s)
