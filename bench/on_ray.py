@@ -38,6 +38,7 @@ from run import (
     ensure_reference,
     find_scorehost,
     fmt,
+    free_port,
     make_body,
     markdown,
     pss_mib,
@@ -85,7 +86,7 @@ def bench(args: argparse.Namespace) -> int:
 
         ray.init(address=cluster.address, log_to_driver=False)
         stack.callback(ray.shutdown)
-        serve_port = _free_port()
+        serve_port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": serve_port})
         replicas = {"num_replicas": 2, "ray_actor_options": {"num_cpus": 0.5}}
         begin = time.perf_counter()
@@ -116,14 +117,6 @@ def bench(args: argparse.Namespace) -> int:
                         f"p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms{flag}"
                     )
     return report(loads, head_s, deploy_s, cluster_mib, args)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def report(

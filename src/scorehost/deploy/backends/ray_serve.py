@@ -107,8 +107,7 @@ class RayBackend:
         deadline = time.monotonic() + timeout
         while True:
             status = self._application(generation)
-            state = str(getattr(status, "status", "NOT_STARTED"))
-            state = state.rsplit(".", 1)[-1]
+            state = _name(status.status) if status is not None else "NOT_STARTED"
             if state == "RUNNING":
                 return
             message = self._message(status) if status is not None else ""
@@ -135,13 +134,13 @@ class RayBackend:
         app = self._application(generation)
         if app is None:
             return DeploymentStatus(*self._key(generation), InstanceState.STOPPED, ())
-        state = _STATES.get(str(app.status).rsplit(".", 1)[-1], InstanceState.STARTING)
+        state = _STATES.get(_name(app.status), InstanceState.STARTING)
         deployment = app.deployments.get(DEPLOYMENT_NAME)
         counts: dict[str, int] = dict(getattr(deployment, "replica_states", {}) or {})
         instances = []
         error = self._message(app) if state is InstanceState.FAILED else None
         for replica_state, count in sorted(counts.items()):
-            name = str(replica_state).rsplit(".", 1)[-1]
+            name = _name(replica_state)
             for index in range(count):
                 instance_state = _REPLICA_STATES.get(name, InstanceState.STARTING)
                 url = self._url(generation) if instance_state is InstanceState.READY else None
@@ -159,7 +158,7 @@ class RayBackend:
     def targets(self, handle: Handle) -> list[str]:
         generation = self._own(handle)
         app = self._application(generation)
-        running = app is not None and str(app.status).rsplit(".", 1)[-1] in ("RUNNING", "UNHEALTHY")
+        running = app is not None and _name(app.status) in ("RUNNING", "UNHEALTHY")
         return [self._url(generation)] if running else []
 
     def logs(self, handle: Handle, *, follow: bool = False, lines: int = 100) -> Iterator[str]:
@@ -200,3 +199,8 @@ class RayBackend:
     def _message(app: Any) -> str:
         deployment = app.deployments.get(DEPLOYMENT_NAME)
         return str(getattr(deployment, "message", "") or getattr(app, "message", ""))
+
+
+def _name(state: Any) -> str:
+    """A Serve status enum's name (`ApplicationStatus.RUNNING` -> "RUNNING"), whether it arrives as enum or str."""
+    return str(getattr(state, "value", state)).rsplit(".", 1)[-1]
