@@ -149,6 +149,8 @@ def _deployment_body(
     instances: int | None,
     environment: Mapping[str, str] | None,
     serve_options: Mapping[str, Any] | None,
+    backend: str | None = None,
+    ray: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if name is not None:
@@ -166,6 +168,10 @@ def _deployment_body(
         body["environment"] = dict(environment)
     if serve_options is not None:
         body["serve_options"] = dict(serve_options)
+    if backend is not None:
+        body["backend"] = backend
+    if ray is not None:
+        body["ray"] = dict(ray)
     return body
 
 
@@ -252,8 +258,12 @@ class Client:
         instances: int = 1,
         environment: Mapping[str, str] | None = None,
         serve_options: Mapping[str, Any] | None = None,
+        backend: str = "local",
+        ray: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        body = _deployment_body(name, script, code_dir, models, instances, environment, serve_options)
+        """Create and start a deployment. `backend="ray"` runs it on a Ray cluster; `ray` holds `RayOptions`
+        fields (`address` at least: HOST:PORT of the cluster's head)."""
+        body = _deployment_body(name, script, code_dir, models, instances, environment, serve_options, backend, ray)
         return dict(self._call("POST", f"/api/v1/endpoints/{endpoint}/deployments", body))
 
     def update_deployment(
@@ -267,8 +277,11 @@ class Client:
         instances: int | None = None,
         environment: Mapping[str, str] | None = None,
         serve_options: Mapping[str, Any] | None = None,
+        backend: str | None = None,
+        ray: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        body = _deployment_body(None, script, code_dir, models, instances, environment, serve_options)
+        """Roll out a new generation with what is given changed; `ray` options are merged into the current ones."""
+        body = _deployment_body(None, script, code_dir, models, instances, environment, serve_options, backend, ray)
         return dict(self._call("PUT", f"/api/v1/endpoints/{endpoint}/deployments/{name}", body))
 
     def get_deployment(self, endpoint: str, name: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import click
 
 from scorehost.cli.controlplane import home_option, workspace_of
 from scorehost.cli.output import echo_json, new_table, print_renderable
+from scorehost.cli.placement import placement_options, ray_options
 
 if TYPE_CHECKING:
     from scorehost.client import Client
@@ -221,14 +222,18 @@ def _deployment_options(command: F) -> F:
                 "--code-dir", type=click.Path(file_okay=False, path_type=Path), help="Folder with the script."
             ),
             click.option("--model", "models", multiple=True, help="NAME[:VERSION|:ALIAS] from the registry."),
-            click.option("--instances", type=click.IntRange(1, 64), help="Worker processes."),
+            click.option(
+                "--instances",
+                type=click.IntRange(1, 1024),
+                help="Worker processes (local, up to 64), or replicas (ray, without --min/--max-replicas).",
+            ),
             click.option("--env", "environment", multiple=True, help="NAME=VALUE for the script (repeatable)."),
             click.option("--wait/--no-wait", default=True, help="Wait until ready.  [default: wait]"),
             click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for ready."),
         ]
     ):
         command = option(command)
-    return command
+    return placement_options(command)
 
 
 def _environment(pairs: tuple[str, ...]) -> dict[str, str] | None:
@@ -260,8 +265,15 @@ def create_deployment(
     wait: bool,
     timeout: float,
     home: Path | None,
+    backend: str | None,
+    **ray_flags: Any,
 ) -> None:
-    """Create deployment NAME behind ENDPOINT and start it (the first deployment gets 100% of the traffic)."""
+    """Create deployment NAME behind ENDPOINT and start it (the first deployment gets 100% of the traffic).
+
+    With --backend ray it runs as Ray Serve replicas on the cluster at --ray-address; the script, its folder
+    and the model store must be at the same paths on every node (docs/ray.md).
+    """
+    ray = ray_options(backend, ray_flags, creating=True)
     if script is None:
         raise click.UsageError("--script is required")
     folder = code_dir or script.parent
@@ -275,6 +287,8 @@ def create_deployment(
             models=models,
             instances=instances or 1,
             environment=_environment(environment),
+            backend=backend or "local",
+            ray=ray,
         )
         if wait:
             created = _wait_ready(client, endpoint, name, created["generation"], timeout)
@@ -298,8 +312,14 @@ def update_deployment(
     wait: bool,
     timeout: float,
     home: Path | None,
+    backend: str | None,
+    **ray_flags: Any,
 ) -> None:
-    """Change deployment NAME with no downtime: the new generation starts, then takes over, then the old stops."""
+    """Change deployment NAME with no downtime: the new generation starts, then takes over, then the old stops.
+
+    Options not given keep their values; --backend moves the deployment between local processes and Ray.
+    """
+    ray = ray_options(backend, ray_flags, creating=False)
     with _client(home) as client:
         updated = client.update_deployment(
             endpoint,
@@ -309,6 +329,8 @@ def update_deployment(
             models=models or None,
             instances=instances,
             environment=_environment(environment),
+            backend=backend,
+            ray=ray,
         )
         if wait:
             updated = _wait_ready(client, endpoint, name, updated["generation"], timeout)
@@ -332,12 +354,21 @@ def list_deployments(endpoint: str, home: Path | None, as_json: bool) -> None:
             d["name"],
             str(d["generation"]),
             d["status"].get("state", "?"),
-            str(d["instances"]),
+            d.get("backend", "local"),
+            _scale(d),
             ",".join(d["models"]) or "-",
         ]
         for d in deployments
     ]
-    _show_table(["NAME", "GENERATION", "STATE", "INSTANCES", "MODELS"], rows)
+    _show_table(["NAME", "GENERATION", "STATE", "BACKEND", "INSTANCES", "MODELS"], rows)
+
+
+def _scale(deployment: dict[str, Any]) -> str:
+    """`2`, or `1-8` for an autoscaled Ray deployment."""
+    ray = deployment.get("ray") or {}
+    if ray.get("min_replicas") is not None:
+        return f"{ray['min_replicas']}-{ray['max_replicas']}"
+    return str(deployment["instances"])
 
 
 @deployments_group.command("show")

@@ -16,7 +16,7 @@ from typing import Any
 from scorehost.errors import InvalidSpec
 from scorehost.registry.names import parse_ref
 
-__all__ = ["AuthMode", "DeploymentSpec", "EndpointSpec", "Traffic", "check_resource_name"]
+__all__ = ["BACKENDS", "AuthMode", "DeploymentSpec", "EndpointSpec", "RayOptions", "Traffic", "check_resource_name"]
 
 # Endpoint and deployment names appear in URLs, file names and process titles: Azure's own rule
 # (3-32 characters, letters, digits and '-', starting with a letter, not ending with '-').
@@ -56,6 +56,75 @@ class EndpointSpec:
             raise InvalidSpec(f"auth must be 'key' or 'none', not {self.auth!r}") from None
 
 
+BACKENDS = ("local", "ray")  # what runs a deployment's instances: `scorehost serve` processes, or Ray Serve replicas
+_ADDRESS = re.compile(r"[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}")
+
+
+@dataclass(frozen=True, slots=True)
+class RayOptions:
+    """How a deployment runs on a Ray cluster: where the cluster is, and Serve's settings for its replicas."""
+
+    address: str  # HOST:PORT of the cluster's head (its GCS), as `ray start --head` printed it
+    ingress: str | None = None  # http://HOST:PORT where the gateway reaches Serve's ingress; default: the head's
+    min_replicas: int | None = None  # with max_replicas: autoscaling on ongoing requests, else `instances` replicas
+    max_replicas: int | None = None
+    target_ongoing: float = 2.0  # ongoing requests per replica the autoscaler aims for
+    max_ongoing: int = 8  # requests a replica takes at once; more wait in Serve's queue
+    max_queued: int = 64  # requests waiting for a replica; beyond this, 503
+    num_cpus: float = 1.0  # CPUs Ray reserves per replica
+    health_check_s: float = 10.0  # how often Serve asks each replica for its health
+    graceful_shutdown_s: float = 20.0  # in-flight requests' time to finish when a replica stops
+    model_store: str | None = None  # where the nodes see the workspace's model store; default: the same path
+
+    def __post_init__(self) -> None:
+        if not _ADDRESS.fullmatch(self.address) or not 0 < int(self.address.rsplit(":", 1)[1]) < 65536:
+            raise InvalidSpec(
+                f"{self.address!r} is not a Ray cluster address: give HOST:PORT of its head (--ray-address)"
+            )
+        if self.ingress is not None and not re.fullmatch(r"https?://[^/\s]+", self.ingress.rstrip("/")):
+            raise InvalidSpec(f"{self.ingress!r} is not an ingress URL: give http://HOST:PORT (--ray-ingress)")
+        if (self.min_replicas is None) != (self.max_replicas is None):
+            raise InvalidSpec("autoscaling needs both --min-replicas and --max-replicas")
+        if (
+            self.min_replicas is not None
+            and self.max_replicas is not None
+            and not 1 <= self.min_replicas <= self.max_replicas <= 1024
+        ):
+            raise InvalidSpec(
+                f"replicas must satisfy 1 <= min ({self.min_replicas}) <= max ({self.max_replicas}) <= 1024"
+            )
+        checks = [
+            ("target_ongoing", self.target_ongoing > 0, "above 0"),
+            ("max_ongoing", 1 <= self.max_ongoing <= 10_000, "between 1 and 10000"),
+            ("max_queued", self.max_queued == -1 or 1 <= self.max_queued <= 1_000_000, "-1 (no limit) or 1 and up"),
+            ("num_cpus", 0 <= self.num_cpus <= 1024, "between 0 and 1024"),
+            ("health_check_s", 0.1 <= self.health_check_s <= 3600, "between 0.1 and 3600"),
+            ("graceful_shutdown_s", 0 <= self.graceful_shutdown_s <= 3600, "between 0 and 3600"),
+        ]
+        for name, good, allowed in checks:
+            if not good:
+                raise InvalidSpec(f"{name} must be {allowed}, not {getattr(self, name)}")
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.min_replicas is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RayOptions:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InvalidSpec(f"unknown Ray options: {', '.join(sorted(unknown))}")
+        if not isinstance(data.get("address"), str):
+            raise InvalidSpec("the Ray backend needs the cluster's address: --ray-address HOST:PORT (or RAY_ADDRESS)")
+        try:
+            return cls(**data)
+        except TypeError as error:
+            raise InvalidSpec(f"bad Ray options: {error}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class DeploymentSpec:
     """One version of the scoring service behind an endpoint: a script, its code, its models, its size."""
@@ -68,12 +137,23 @@ class DeploymentSpec:
     instances: int = 1  # worker processes serving it
     environment: Mapping[str, str] = field(default_factory=dict)  # extra variables for the script
     serve_options: Mapping[str, Any] = field(default_factory=dict)  # `scorehost serve` settings (timeout, ...)
+    backend: str = "local"  # one of BACKENDS
+    ray: RayOptions | None = None  # the Ray backend's settings; required with it, refused without it
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise InvalidSpec(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if (self.backend == "ray") != (self.ray is not None):
+            raise InvalidSpec(
+                "the Ray backend needs the cluster's address (--ray-address)"
+                if self.backend == "ray"
+                else "Ray options (--ray-address, --min-replicas, ...) need --backend ray"
+            )
         check_resource_name("endpoint", self.endpoint)
         check_resource_name("deployment", self.name)
-        if not 1 <= self.instances <= 64:
-            raise InvalidSpec(f"instances must be between 1 and 64, not {self.instances}")
+        most = 1024 if self.backend == "ray" else 64  # processes on one machine, or replicas across a cluster
+        if not 1 <= self.instances <= most:
+            raise InvalidSpec(f"instances must be between 1 and {most}, not {self.instances}")
         for ref in self.models:
             parse_ref(ref)  # InvalidModelReference names the problem
         code_dir = self.code_dir.expanduser().resolve()
@@ -97,6 +177,8 @@ class DeploymentSpec:
             "instances": self.instances,
             "environment": dict(self.environment),
             "serve_options": dict(self.serve_options),
+            "backend": self.backend,
+            "ray": self.ray.to_json() if self.ray is not None else None,
         }
 
     @classmethod
@@ -110,6 +192,8 @@ class DeploymentSpec:
             instances=int(data.get("instances", 1)),
             environment=dict(data.get("environment", {})),
             serve_options=dict(data.get("serve_options", {})),
+            backend=str(data.get("backend") or "local"),
+            ray=RayOptions.from_json(data["ray"]) if data.get("ray") else None,
         )
 
 

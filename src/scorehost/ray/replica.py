@@ -27,10 +27,15 @@ logger = logging.getLogger("scorehost.ray")
 class ScoringReplica:
     """Load the entry script and run `init()` (a replica takes traffic only once its constructor returned),
     then answer as `scorehost serve` does. `options` are `ServeSettings` fields; `model_dir` must exist on
-    the node the replica runs on."""
+    the node the replica runs on. `models`, a `scorehost.ray.models.manifest`, names registered models instead:
+    they are copied to this node and verified before init()."""
 
     # Attribute names say scoring_: Serve's ingress class adds members of its own (`app`, ...) to this class.
-    def __init__(self, options: Mapping[str, Any]) -> None:
+    def __init__(self, options: Mapping[str, Any], models: Mapping[str, Any] | None = None) -> None:
+        if models:
+            from scorehost.ray.models import materialize
+
+            options = {**options, "model_dir": str(materialize(models))}
         settings = self.scoring_settings = ServeSettings(**options)
         if settings.model_dir is not None:
             os.environ["AZUREML_MODEL_DIR"] = settings.model_dir

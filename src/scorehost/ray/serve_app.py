@@ -32,9 +32,12 @@ def _serve() -> Any:
     return serve
 
 
-def application(options: Mapping[str, Any], deployment: Mapping[str, Any] | None = None) -> Any:
+def application(
+    options: Mapping[str, Any], deployment: Mapping[str, Any] | None = None, models: Mapping[str, Any] | None = None
+) -> Any:
     """A bound Serve application for the entry script `options` describe (ServeSettings fields), with Serve
-    deployment options (`num_replicas`, `autoscaling_config`, `max_ongoing_requests`, ...)."""
+    deployment options (`num_replicas`, `autoscaling_config`, `max_ongoing_requests`, ...), serving the
+    registered models `models` describes (`scorehost.ray.models.manifest`), if any."""
     serve = _serve()
 
     @serve.ingress()  # no app given: each replica builds its own, after __init__ has run init()
@@ -43,7 +46,7 @@ def application(options: Mapping[str, Any], deployment: Mapping[str, Any] | None
             return self.asgi_app()
 
     ScoreHost.__name__ = ScoreHost.__qualname__ = DEPLOYMENT_NAME
-    return serve.deployment(ScoreHost, name=DEPLOYMENT_NAME, **dict(deployment or {})).bind(dict(options))
+    return serve.deployment(ScoreHost, name=DEPLOYMENT_NAME, **dict(deployment or {})).bind(dict(options), models)
 
 
 def app_builder(args: Mapping[str, Any]) -> Any:

@@ -23,9 +23,14 @@ from pathlib import Path
 from scorehost.registry.copying import ByteProgress, copy_hashing, hash_file
 from scorehost.registry.durability import flush
 
-__all__ = ["BlobStore", "process_alive"]
+__all__ = ["BlobStore", "blob_path", "process_alive"]
 
 _READ_ONLY = 0o444
+
+
+def blob_path(root: Path, digest: str) -> Path:
+    """Where the blob with this sha256 lives in the store at `root`, read by processes that only read it."""
+    return root / "sha256" / digest[:2] / digest
 
 
 class BlobStore:
@@ -41,7 +46,7 @@ class BlobStore:
 
     def path_of(self, digest: str) -> Path:
         """Where the blob with this sha256 lives (whether or not it exists)."""
-        return self.blobs / digest[:2] / digest
+        return blob_path(self.root, digest)
 
     def ingest(self, source: Path, progress: ByteProgress | None = None) -> tuple[str, int]:
         """Copy `source` in, hashing as it goes; returns (sha256, size). Identical content is kept once."""

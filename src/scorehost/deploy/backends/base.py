@@ -148,6 +148,11 @@ class Backend(Protocol):
 
     name: str
 
+    def check(self, spec: DeploymentSpec) -> None:
+        """Refuse, before anything is stored or started, a spec this backend cannot run (InvalidSpec, or
+        ServiceUnavailable when what it runs on cannot be reached), with a message that names the fix."""
+        ...
+
     def start(self, spec: DeploymentSpec, generation: int) -> Handle:
         """Begin starting `spec` as `generation`, without waiting for init(); supervise it from now on."""
         ...

@@ -80,6 +80,10 @@ class LocalBackend:
     def _folder(self, endpoint: str, deployment: str, generation: int) -> Path:
         return self.home / "deployments" / endpoint / deployment / str(generation)
 
+    def check(self, spec: DeploymentSpec) -> None:
+        if spec.backend != self.name:
+            raise InvalidSpec(f"{spec.endpoint}/{spec.name} is for the {spec.backend} backend, not the local one")
+
     def start(self, spec: DeploymentSpec, generation: int) -> Generation:
         key = (spec.endpoint, spec.name, generation)
         flags = serve_flags(spec.serve_options)

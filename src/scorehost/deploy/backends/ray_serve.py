@@ -3,22 +3,27 @@ route prefix `/<endpoint>/<deployment>/<generation>` of the cluster's Serve ingr
 
 The gateway reaches a generation at `http://<ingress>/<prefix>`, so keys, traffic split and rolling
 updates stay the gateway's and the controller's, whatever runs the replicas. Ray is imported only when a
-backend is made (`pip install 'scorehost[ray]'`). Not yet wired into the control plane's specs and CLI.
+backend is made (`pip install 'scorehost[ray]'`): the control plane makes one on the first `--backend ray`
+deployment (`backends.router`).
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from scorehost.deploy.backends.base import DeploymentRecord, DeploymentStatus, Handle, InstanceState, InstanceStatus
 from scorehost.deploy.spec import DeploymentSpec
-from scorehost.errors import DeploymentFailed, DeploymentTimeout, InvalidSpec, UnknownResource
+from scorehost.errors import DeploymentFailed, DeploymentTimeout, InvalidSpec, ServiceUnavailable, UnknownResource
+from scorehost.ray.config import ServeConfig
+from scorehost.ray.models import manifest
 from scorehost.ray.serve_app import DEPLOYMENT_NAME, application
 
-__all__ = ["RayBackend", "RayGeneration"]
+__all__ = ["RayBackend", "RayGeneration", "deployment_options", "reachable"]
 
 _UNSCHEDULABLE = "to be scheduled"  # Serve's status message for replicas no node has resources for
 
@@ -47,6 +52,8 @@ class RayGeneration:
     endpoint: str
     deployment: str
     generation: int
+    ingress: str  # http://HOST:PORT of the Serve ingress the gateway reaches it through
+    address: str | None = None  # the cluster's HOST:PORT, for a restarted control plane to connect to
 
     @property
     def app_name(self) -> str:
@@ -57,47 +64,98 @@ class RayGeneration:
         return f"/{self.endpoint}/{self.deployment}/{self.generation}"
 
     def record(self) -> DeploymentRecord:
-        return DeploymentRecord("ray", self.endpoint, self.deployment, self.generation, {"app": self.app_name})
+        data = {"app": self.app_name, "ingress": self.ingress, "address": self.address}
+        return DeploymentRecord("ray", self.endpoint, self.deployment, self.generation, data)
+
+
+def deployment_options(spec: DeploymentSpec) -> dict[str, Any]:
+    """Serve's options for the spec's one deployment: the same rendering as `scorehost ray config`'s."""
+    ray = spec.ray
+    if ray is None:
+        raise InvalidSpec(f"{spec.endpoint}/{spec.name} is not a Ray deployment (--backend ray)")
+    config = ServeConfig(
+        entry_script=str(spec.script),
+        replicas=None if ray.autoscaling else spec.instances,
+        min_replicas=ray.min_replicas or 1,
+        max_replicas=ray.max_replicas or 1,
+        target_ongoing_requests=ray.target_ongoing,
+        max_ongoing_requests=ray.max_ongoing,
+        max_queued_requests=ray.max_queued,
+        num_cpus=ray.num_cpus,
+        health_check_period_s=ray.health_check_s,
+        graceful_shutdown_timeout_s=ray.graceful_shutdown_s,
+    )
+    options = config.deployment_options()
+    del options["name"]  # the application names it
+    if spec.environment:
+        options["ray_actor_options"]["runtime_env"] = {"env_vars": dict(spec.environment)}
+    return options
+
+
+def reachable(address: str, timeout: float = 5.0) -> None:
+    """Raise ServiceUnavailable naming the fix unless something answers at the cluster's HOST:PORT (ray.init would
+    retry for a minute before saying less)."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ServiceUnavailable(
+            f"cannot reach the Ray cluster at {address} ({error.strerror or error}): start it there with `ray start "
+            "--head`, or give the address its head printed (--ray-address, RAY_ADDRESS)"
+        ) from None
 
 
 class RayBackend:
-    """Runs deployments on the Ray cluster this process is connected to (`ray.init(address=...)` first, or
-    `address`), behind Serve's ingress at `ingress` (`http://HOST:PORT`, as the gateway reaches it)."""
+    """Runs deployments on one Ray cluster, the one at `address` (connected to on first use), or the one this
+    process is already connected to (`ray.init()` first). Registered models come from the registry in `home`."""
 
     name = "ray"
 
-    def __init__(
-        self, *, ingress: str, address: str | None = None, replica_cpus: float = 1.0, poll_s: float = 0.5
-    ) -> None:
+    def __init__(self, address: str | None = None, *, home: Path | None = None, poll_s: float = 0.5) -> None:
         try:
             import ray
             from ray import serve
         except ImportError:
-            raise InvalidSpec("the Ray backend needs Ray Serve: pip install 'scorehost[ray]'") from None
+            raise InvalidSpec(
+                "the Ray backend needs Ray Serve where the control plane runs: pip install 'scorehost[ray]'"
+            ) from None
         self._serve = serve
         self._connected_here = not ray.is_initialized()
         if self._connected_here:
             if address is None:
                 raise InvalidSpec("the Ray backend needs the cluster's address (HOST:PORT of its head)")
+            reachable(address)
             try:
                 ray.init(address=address, log_to_driver=False)
-            except ConnectionError as error:
-                raise DeploymentFailed(f"cannot reach the Ray cluster at {address}: {error}") from None
+            except (ConnectionError, RuntimeError) as error:
+                raise ServiceUnavailable(f"cannot connect to the Ray cluster at {address}: {error}") from None
         self._ray = ray
-        self.ingress = ingress.rstrip("/")
-        self.replica_cpus = replica_cpus
+        self.address = address
+        self.home = home
         self.poll_s = poll_s
 
+    def check(self, spec: DeploymentSpec) -> None:
+        if spec.ray is None:
+            raise InvalidSpec(f"{spec.endpoint}/{spec.name} is not a Ray deployment (--backend ray)")
+        if self.address is not None and spec.ray.address != self.address:
+            raise InvalidSpec(
+                f"this control plane runs deployments on the Ray cluster at {self.address}; one control plane uses "
+                f"one cluster, so {spec.ray.address} needs a workspace of its own (--home)"
+            )
+        if spec.models and self.home is None:
+            raise InvalidSpec("this Ray backend has no workspace to take registered models from")
+
     def start(self, spec: DeploymentSpec, generation: int) -> RayGeneration:
-        if spec.models:
-            raise InvalidSpec("the Ray backend does not serve registered models yet; use --model-dir on shared storage")
-        handle = RayGeneration(spec.endpoint, spec.name, generation)
+        self.check(spec)
+        assert spec.ray is not None  # check() refused it otherwise
+        ingress = spec.ray.ingress or self._ingress()
+        handle = RayGeneration(spec.endpoint, spec.name, generation, ingress.rstrip("/"), spec.ray.address)
         options = {"entry_script": str(spec.script), **spec.serve_options}
-        actor_options: dict[str, Any] = {"num_cpus": self.replica_cpus}
-        if spec.environment:
-            actor_options["runtime_env"] = {"env_vars": dict(spec.environment)}
-        deployment = {"num_replicas": spec.instances, "ray_actor_options": actor_options}
-        app = application(options, deployment)
+        models = None
+        if spec.models:
+            assert self.home is not None
+            models = manifest(self.home, spec.models, spec.ray.model_store)
+        app = application(options, deployment_options(spec), models)
         # Not waiting: wait_ready() does, and reports a script that cannot start with Serve's message.
         self._serve._run(app, _blocking=False, name=handle.app_name, route_prefix=handle.route_prefix)
         return handle
@@ -171,7 +229,11 @@ class RayBackend:
     def adopt(self, record: DeploymentRecord) -> RayGeneration | None:
         if record.backend != self.name:
             return None
-        generation = RayGeneration(record.endpoint, record.deployment, record.generation)
+        ingress = str(record.data.get("ingress") or self._ingress())
+        address = record.data.get("address")
+        generation = RayGeneration(
+            record.endpoint, record.deployment, record.generation, ingress, str(address) if address else None
+        )
         return generation if self._application(generation) is not None else None
 
     def close(self) -> None:
@@ -189,7 +251,22 @@ class RayBackend:
         return self._serve.status().applications.get(generation.app_name)
 
     def _url(self, generation: RayGeneration) -> str:
-        return self.ingress + generation.route_prefix
+        return generation.ingress + generation.route_prefix
+
+    def _ingress(self) -> str:
+        """Where Serve's ingress listens, starting Serve (on the head's address, port 8000) if it is not running."""
+        from ray.serve.context import _get_global_client
+
+        client = _get_global_client(raise_if_no_controller_running=False)
+        head = (self.address or "127.0.0.1:0").rpartition(":")[0]
+        if client is None:
+            self._serve.start(http_options={"host": head.strip("[]"), "port": 8000})
+            client = _get_global_client()
+        assert client is not None  # raised otherwise
+        host, port = client.http_config.host, client.http_config.port
+        if host in ("", "0.0.0.0", "::"):  # every interface: the head's address reaches it
+            host = head
+        return f"http://{host}:{port}"
 
     @staticmethod
     def _key(generation: RayGeneration) -> tuple[str, str, int]:

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Request, Response
 
 from scorehost import __version__
 from scorehost.deploy.keys import bearer_token, key_matches
-from scorehost.deploy.spec import DeploymentSpec, EndpointSpec, Traffic
+from scorehost.deploy.spec import DeploymentSpec, EndpointSpec, RayOptions, Traffic
 from scorehost.deploy.state import DeploymentRecord, DeployState, EndpointRecord
 from scorehost.errors import InvalidSpec, ScorehostError
 
@@ -212,10 +212,20 @@ class ControlPlaneApp:
             instances=instances,
             environment=dict(body.get("environment", {})),
             serve_options=dict(body.get("serve_options", {})),
+            backend=str(body.get("backend") or ("ray" if body.get("ray") else "local")),
+            ray=self._ray_options(body.get("ray")),
         )
         if not spec.script.is_file():
             raise InvalidSpec(f"the entry script {spec.script} does not exist")
         return spec
+
+    @staticmethod
+    def _ray_options(value: Any) -> RayOptions | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise InvalidSpec('\'ray\' must be an object of Ray options, like {"address": "HOST:PORT"}')
+        return RayOptions.from_json(value)
 
     def _list_deployments(self, request: Request, name: str) -> Response:
         return _json([self._deployment_json(record) for record in self.state.deployments(name)])
@@ -235,7 +245,12 @@ class ControlPlaneApp:
 
     def _update_deployment(self, request: Request, name: str, deployment: str) -> Response:
         current = self.state.deployment(name, deployment).spec.to_json()
-        body = {**current, **self._body(request)}
+        changes = self._body(request)
+        body = {**current, **changes}
+        if changes.get("backend") == "local":  # moving off Ray: its options go with it
+            body["ray"] = None
+        elif isinstance(changes.get("ray"), dict) and current.get("ray"):
+            body["ray"] = {**current["ray"], **changes["ray"]}  # a changed option, the others kept
         spec = self.deployer.prepare(self._deployment_spec(name, deployment, body))
         record = self.state.put_deployment(spec, create=False)
         self.deployer.deploy(record)

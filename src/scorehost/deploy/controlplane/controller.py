@@ -71,16 +71,18 @@ class Controller:
 
     def prepare(self, spec: DeploymentSpec) -> DeploymentSpec:
         """The spec with every model reference pinned to a version number (an alias moved later, or a new
-        latest, must not change what a restart serves); unknown models are refused here."""
-        if not spec.models:
-            return spec
-        from scorehost.registry import Registry
+        latest, must not change what a restart serves); unknown models, and specs the backend cannot run (an
+        unreachable Ray cluster, say), are refused here, before anything is stored."""
+        if spec.models:
+            from scorehost.registry import Registry
 
-        with Registry(self.home) as registry:
-            pinned = tuple("{}:{}".format(*registry.resolve(ref)) for ref in spec.models)
-        data = spec.to_json()
-        data["models"] = list(pinned)
-        return DeploymentSpec.from_json(data)
+            with Registry(self.home) as registry:
+                pinned = tuple("{}:{}".format(*registry.resolve(ref)) for ref in spec.models)
+            data = spec.to_json()
+            data["models"] = list(pinned)
+            spec = DeploymentSpec.from_json(data)
+        self.backend.check(spec)
+        return spec
 
     def deploy(self, record: DeploymentRecord) -> None:
         """Start `record`'s generation in the background (a rolling update when one already serves)."""

@@ -143,6 +143,7 @@ def run_control_plane(home: Path, host: str, api_port: int, gateway_port: int, g
     from werkzeug.serving import make_server
 
     from scorehost.deploy.backends.local import LocalBackend
+    from scorehost.deploy.backends.router import BackendRouter
     from scorehost.deploy.controlplane.api import ControlPlaneApp
     from scorehost.deploy.controlplane.controller import Controller
     from scorehost.deploy.state import DeployState
@@ -153,7 +154,7 @@ def run_control_plane(home: Path, host: str, api_port: int, gateway_port: int, g
     token = _token(folder)
     engine = database.connect(WorkspaceSettings(home=home).database_url)
     state = DeployState(engine)
-    controller = Controller(state, LocalBackend(home), home)
+    controller = Controller(state, BackendRouter(home, LocalBackend(home)), home)
     gateway_pid = _gateway(home, folder, host, gateway_port, gateway_workers)
     gateway_url = f"http://{host}:{gateway_port}"
     server = make_server(host, api_port, ControlPlaneApp(state, controller, token, gateway_url), threaded=True)
