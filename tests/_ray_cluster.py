@@ -12,16 +12,23 @@ import importlib.util
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 HEAD_PORT = 26379
+REQUEST_TIMEOUT_S = 8  # Serve's own deadline (408), cluster-wide: short, for the test of it
 
 
 @dataclass(frozen=True)
 class Cluster:
     address: str  # HOST:PORT of the head's GCS
     http_port: int  # where Serve's ingress listens
+    local: Any  # the LocalCluster, for local_node()
+
+    @property
+    def ingress(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
 
 def _free_port() -> int:
@@ -47,7 +54,9 @@ def ray_cluster() -> Iterator[Cluster]:
         ray.init(address=cluster.address, log_to_driver=False)
         try:
             http_port = _free_port()
-            serve.start(http_options={"host": "127.0.0.1", "port": http_port})
-            yield Cluster(cluster.address, http_port)
+            # The ingress on the head only: a second node on this machine would ask for the same port.
+            http_options = {"host": "127.0.0.1", "port": http_port, "request_timeout_s": REQUEST_TIMEOUT_S}
+            serve.start(proxy_location="HeadOnly", http_options=http_options)
+            yield Cluster(cluster.address, http_port, cluster)
         finally:
             ray.shutdown()

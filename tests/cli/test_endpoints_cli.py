@@ -81,3 +81,41 @@ def test_status_without_a_control_plane(tmp_path: Path) -> None:
     stopped = scorehost("controlplane", "status", code=1)
     assert "not running" in stopped.stdout
     assert scorehost("controlplane", "stop").stdout == "the control plane was not running\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["create", "mnist", "blue", "--min-replicas", "2"],
+            "Ray options (--ray-address, --min-replicas, ...) need --backend ray",
+        ),
+        (
+            ["create", "mnist", "blue", "--backend", "ray"],
+            "--backend ray needs the cluster's address: --ray-address HOST:PORT",
+        ),
+        (
+            ["update", "mnist", "blue", "--backend", "local", "--num-cpus", "1"],
+            "--num-cpus is a Ray option: it needs --backend ray",
+        ),
+    ],
+)
+def test_ray_options_without_the_ray_backend_are_usage_errors(args: list[str], message: str) -> None:
+    """Refused before any control plane is asked (none runs here)."""
+    environment = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    done = subprocess.run(
+        [sys.executable, "-m", "scorehost", "deployments", *args, "--script", str(WHOAMI / "score.py")],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+
+
+def test_deployments_create_help_explains_the_backends() -> None:
+    shown = scorehost("deployments", "create", "--help").stdout
+    for flag in ("--backend [local|ray]", "--ray-address", "--min-replicas", "--max-queued", "--num-cpus"):
+        assert flag in shown
+    assert "scorehost[ray]" in shown

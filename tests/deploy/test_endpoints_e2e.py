@@ -8,6 +8,7 @@ restarted; a control-plane restart that finds its deployments again; invalid inp
 from __future__ import annotations
 
 import collections
+import importlib.util
 import json
 import os
 import signal
@@ -261,6 +262,22 @@ def test_invalid_input_gets_4xx_with_a_message(home: Path) -> None:
             client.set_traffic("mnist", {"blue": 50})
         with pytest.raises(InvalidSpec, match="has no deployment 'blue'"):
             client.set_traffic("mnist", {"blue": 100})
+        ray = {"address": "127.0.0.1:6379", "min_replicas": 2}
+        with pytest.raises(InvalidSpec, match="autoscaling needs both --min-replicas and --max-replicas"):
+            client.create_deployment("mnist", "blue", script="score.py", code_dir=WHOAMI, backend="ray", ray=ray)
+        assert client.list_deployments("mnist") == []  # nothing refused was stored
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="needs an environment without Ray (CI's)")
+def test_a_ray_deployment_without_ray_installed_names_the_extra(home: Path) -> None:
+    with _start(home) as client:
+        client.create_endpoint("mnist")
+        ray = {"address": "127.0.0.1:6379"}
+        with pytest.raises(
+            InvalidSpec, match=r"needs Ray Serve where the control plane runs: pip install 'scorehost\[ray\]'"
+        ):
+            client.create_deployment("mnist", "blue", script="score.py", code_dir=WHOAMI, backend="ray", ray=ray)
+        assert client.list_deployments("mnist") == []
 
 
 def test_invoke_reports_script_errors_and_timeouts(home: Path) -> None:

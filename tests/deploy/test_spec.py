@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scorehost.deploy.spec import AuthMode, DeploymentSpec, EndpointSpec, Traffic, check_resource_name
+from scorehost.deploy.spec import AuthMode, DeploymentSpec, EndpointSpec, RayOptions, Traffic, check_resource_name
 from scorehost.errors import InvalidModelReference, InvalidSpec
 
 
@@ -65,3 +65,55 @@ def test_mirror_rules_and_names_checked_against_deployments() -> None:
         Traffic({"blue": 100}, mirror="blue", mirror_percent=10)
     with pytest.raises(InvalidSpec, match="mirror percentage is between 0 and 100"):
         Traffic({"blue": 100}, mirror="green", mirror_percent=101)
+
+
+def _ray_spec(tmp_path: Path, **fields: object) -> DeploymentSpec:
+    (tmp_path / "score.py").write_text("def init(): pass\ndef run(data): return data\n")
+    values: dict[str, object] = {"endpoint": "mnist", "name": "blue", "script": Path("score.py"), "code_dir": tmp_path}
+    return DeploymentSpec(**{**values, **fields})  # type: ignore[arg-type]
+
+
+def test_ray_options_round_trip_through_json(tmp_path: Path) -> None:
+    options = RayOptions("head.internal:6379", min_replicas=1, max_replicas=8, num_cpus=0.5, max_queued=-1)
+    spec = _ray_spec(tmp_path, backend="ray", ray=options, instances=200)  # more replicas than local processes
+    again = DeploymentSpec.from_json(spec.to_json())
+    assert again == spec
+    assert again.ray is not None
+    assert again.ray.autoscaling
+    assert spec.to_json()["backend"] == "ray"
+    assert _ray_spec(tmp_path).to_json()["ray"] is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"backend": "ray"}, "needs the cluster's address"),
+        ({"ray": RayOptions("h:1")}, "need --backend ray"),
+        ({"backend": "kubernetes"}, "backend must be one of local, ray"),
+        ({"instances": 65}, "between 1 and 64"),
+        ({"backend": "ray", "ray": RayOptions("h:1"), "instances": 1025}, "between 1 and 1024"),
+    ],
+)
+def test_backend_and_ray_options_must_agree(tmp_path: Path, fields: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidSpec, match=message):
+        _ray_spec(tmp_path, **fields)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"address": "localhost"}, "not a Ray cluster address: give HOST:PORT of its head"),
+        ({"address": "h:99999"}, "not a Ray cluster address"),
+        ({"address": "h:1", "min_replicas": 2}, "needs both --min-replicas and --max-replicas"),
+        ({"address": "h:1", "min_replicas": 4, "max_replicas": 2}, r"1 <= min \(4\) <= max \(2\)"),
+        ({"address": "h:1", "ingress": "ftp://x"}, "give http://HOST:PORT"),
+        ({"address": "h:1", "max_ongoing": 0}, "max_ongoing must be between 1 and 10000"),
+        ({"address": "h:1", "max_queued": 0}, "max_queued must be -1"),
+        ({"address": "h:1", "num_cpus": -1}, "num_cpus must be between 0 and 1024"),
+        ({"address": "h:1", "replicas": 3}, "unknown Ray options: replicas"),
+        ({"num_cpus": 1}, "needs the cluster's address"),
+    ],
+)
+def test_ray_options_are_checked_with_a_message(options: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidSpec, match=message):
+        RayOptions.from_json(options)

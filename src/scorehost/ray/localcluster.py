@@ -22,7 +22,7 @@ from pathlib import Path
 
 from scorehost.ray.config import HIGH_THROUGHPUT_ENVIRONMENT
 
-__all__ = ["LocalCluster", "local_cluster"]
+__all__ = ["LocalCluster", "local_cluster", "local_node"]
 
 _MARK = "SCOREHOST_LOCAL_RAY_CLUSTER"
 
@@ -85,6 +85,33 @@ def local_cluster(
         os.environ.clear()
         os.environ.update(saved)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def local_node(cluster: LocalCluster, num_cpus: int = 2, timeout: float = 60.0) -> Iterator[int]:
+    """A second node of `cluster` on this machine, with `num_cpus` CPUs, for trying replicas on several nodes;
+    yields the node process's pid. Serve's ingress must run on the head only (`proxy_location="HeadOnly"`), or
+    both nodes' proxies would ask for the same port."""
+    ray = Path(sys.executable).with_name("ray")
+    mark = f"{cluster.environment[_MARK]}-node-{secrets.token_hex(4)}"
+    environment = {**os.environ, **cluster.environment, _MARK: mark}
+    # Ports of their own: the head's dashboard agent already holds the default one on this machine.
+    command = [str(ray), "start", f"--address={cluster.address}", "--block", "--node-ip-address=127.0.0.1"]
+    command += [f"--num-cpus={num_cpus}", "--disable-usage-stats", "--dashboard-agent-listen-port=0"]
+    log = cluster.log.with_name(f"ray-node-{mark}.log")
+    with log.open("w") as out:
+        node = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        import ray as ray_api
+
+        deadline = time.monotonic() + timeout
+        while sum(1 for n in ray_api.nodes() if n["Alive"]) < 2:
+            if node.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the second Ray node did not join:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+        yield node.pid
+    finally:
+        _stop(node, f"{_MARK}={mark}".encode())
 
 
 def _stop(head: subprocess.Popen[bytes], mark: bytes) -> None:

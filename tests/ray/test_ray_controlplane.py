@@ -1,0 +1,158 @@
+"""Endpoints on Ray as a user drives them: `scorehost deployments create --backend ray` through the real control
+plane and gateway; a rolling update on Ray, then a move to local processes, both under continuous load with no
+failed request; an unreachable cluster refused at once, with nothing stored."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from _ray_cluster import Cluster
+
+from scorehost.deploy.controlplane.daemon import stop_control_plane
+
+WHOAMI = Path(__file__).parents[1] / "scripts" / "whoami"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    workspace = tmp_path / "home"
+    yield workspace
+    stop_control_plane(workspace)
+
+
+def scorehost(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "scorehost", *args, "--home", str(home)],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),  # the cluster's token file, as `ray start` users export it
+        timeout=180,
+    )
+    assert done.returncode == code, f"{args}: exit {done.returncode}\n{done.stdout}{done.stderr}"
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+class Load:
+    """Four clients posting to the scoring URI until stopped; counts answers by deployment name, keeps failures."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.seen: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._post) for _ in range(4)]
+
+    def _post(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                try:
+                    answer = client.post(self.url, json={"data": 1})
+                except httpx.HTTPError as error:
+                    self.failures.append(repr(error))
+                    continue
+                if answer.status_code == 200:
+                    self.seen[answer.json()["deployment"]] += 1
+                else:
+                    self.failures.append(f"{answer.status_code} {answer.text}")
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def wait_for(self, name: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        before = self.seen[name]
+        while self.seen[name] < before + 20:
+            assert time.monotonic() < deadline, f"{name} never answered: {self.seen}"
+            time.sleep(0.1)
+
+
+def test_a_ray_deployment_rolls_and_moves_to_local_processes_under_load(ray_cluster: Cluster, home: Path) -> None:
+    from ray import serve
+
+    port = _free_port()
+    scorehost(home, "controlplane", "start", "--api-port", "0", "--gateway-port", str(port))
+    scorehost(home, "endpoints", "create", "mnist", "--auth", "none")
+    on_ray = ["--backend", "ray", "--ray-address", ray_cluster.address, "--ray-ingress", ray_cluster.ingress]
+    on_ray += ["--num-cpus", "0.1", "--graceful-shutdown", "1", "--max-queued", "100"]
+    created = scorehost(
+        home,
+        "deployments",
+        "create",
+        "mnist",
+        "blue",
+        "--script",
+        str(WHOAMI / "score.py"),
+        "--env",
+        "DEPLOYMENT_NAME=ray1",
+        *on_ray,
+    )
+    assert created.stdout == "mnist/blue generation 1: ready\n"
+    [listed] = json.loads(scorehost(home, "deployments", "list", "mnist", "--json").stdout)
+    assert (listed["backend"], listed["ray"]["address"], listed["status"]["state"]) == (
+        "ray",
+        ray_cluster.address,
+        "ready",
+    )
+    assert "mnist.blue.1" in serve.status().applications
+
+    with Load(f"http://127.0.0.1:{port}/endpoints/mnist/score") as load:
+        load.wait_for("ray1")
+        rolled = scorehost(
+            home, "deployments", "update", "mnist", "blue", "--env", "DEPLOYMENT_NAME=ray2", "--instances", "2"
+        )
+        assert rolled.stdout == "mnist/blue generation 2: ready\n"
+        load.wait_for("ray2")
+        moved = scorehost(
+            home, "deployments", "update", "mnist", "blue", "--backend", "local", "--env", "DEPLOYMENT_NAME=local3"
+        )
+        assert moved.stdout == "mnist/blue generation 3: ready\n"
+        load.wait_for("local3")
+        time.sleep(1.5)  # the Ray generation drains and stops while the load goes on
+    assert load.failures == []
+    [listed] = json.loads(scorehost(home, "deployments", "list", "mnist", "--json").stdout)
+    assert (listed["backend"], listed["ray"]) == ("local", None)
+
+    deadline = time.monotonic() + 60
+    while any(name.startswith("mnist.blue.") for name in serve.status().applications):
+        assert time.monotonic() < deadline, "the Ray generations were never stopped"
+        time.sleep(0.5)
+
+
+def test_an_unreachable_cluster_is_refused_before_anything_is_stored(home: Path) -> None:
+    port = _free_port()
+    scorehost(home, "controlplane", "start", "--api-port", "0", "--gateway-port", str(_free_port()))
+    scorehost(home, "endpoints", "create", "mnist")
+    began = time.monotonic()
+    refused = scorehost(
+        home, "deployments", "create", "mnist", "blue", "--script", str(WHOAMI / "score.py"),
+        "--backend", "ray", "--ray-address", f"127.0.0.1:{port}", code=1,
+    )  # fmt: skip
+    assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in refused.stderr
+    assert "ray start --head" in refused.stderr
+    assert time.monotonic() - began < 30
+    assert json.loads(scorehost(home, "deployments", "list", "mnist", "--json").stdout) == []
