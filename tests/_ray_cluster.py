@@ -45,8 +45,14 @@ def ray_cluster() -> Iterator[Cluster]:
     from scorehost.ray.localcluster import local_cluster
 
     # Serve reports replicas it cannot place after 30 s by default: 3 s keeps that test short.
-    slow_startup = {"RAY_SERVE_SLOW_STARTUP_WARNING_S": "3", "RAY_SERVE_SLOW_STARTUP_WARNING_PERIOD_S": "1"}
-    with local_cluster(HEAD_PORT, num_cpus=2, environment=slow_startup) as cluster:
+    environment = {
+        "RAY_SERVE_SLOW_STARTUP_WARNING_S": "3",
+        "RAY_SERVE_SLOW_STARTUP_WARNING_PERIOD_S": "1",
+        # A stopping replica keeps its port open 30 s by default, for load balancers in front of direct ingress to
+        # notice; nothing here needs that, and every test's clean-up would wait it out.
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1",
+    }
+    with local_cluster(HEAD_PORT, num_cpus=2, environment=environment) as cluster:
         # Imported only now: Ray reads its authentication settings from the environment when first imported.
         import ray
         from ray import serve

@@ -25,7 +25,7 @@ from scorehost.deploy.backends.base import DeploymentRecord, InstanceState
 from scorehost.deploy.backends.ray_serve import RayBackend, RayGeneration
 from scorehost.deploy.gateway import routes_path, write_routes
 from scorehost.deploy.spec import DeploymentSpec, RayOptions
-from scorehost.errors import DeploymentFailed
+from scorehost.errors import DeploymentFailed, InvalidSpec
 from scorehost.registry.store import blob_path
 
 KEY = "ray-backend-test-key-0123456789abcdefghijklmnop"
@@ -115,16 +115,30 @@ def test_a_script_that_cannot_start_is_reported_with_its_error(backend: RayBacke
     backend.stop(handle, drain_seconds=1)
 
 
-def test_replicas_the_cluster_has_no_room_for_are_reported(backend: RayBackend, ray_cluster: Cluster) -> None:
-    """Ray leaves such replicas pending without a word: the backend says so instead of waiting blind."""
-    handle = backend.start(spec(ray_cluster, "echo.py", "greedy", num_cpus=4), 1)  # the cluster has 2
+def test_replicas_the_cluster_has_no_room_for_are_refused(backend: RayBackend, ray_cluster: Cluster) -> None:
+    """Ray would leave them pending without a word: more CPUs than the cluster has in all are refused at once."""
+    with pytest.raises(InvalidSpec) as refused:
+        backend.start(spec(ray_cluster, "echo.py", "greedy", instances=2, num_cpus=2), 1)  # the cluster has 2
+    assert "the cluster has no room for the replicas of mnist/greedy: 2 x 2 CPU need 4 CPUs" in str(refused.value)
+    from ray import serve
+
+    assert "mnist.greedy.1" not in serve.status().applications
+
+
+def test_replicas_waiting_for_cpus_others_hold_fail_after_the_grace(ray_cluster: Cluster, tmp_path: Path) -> None:
+    impatient = RayBackend(ray_cluster.address, home=tmp_path / "home", pending_grace=2)
+    first = _started(impatient, spec(ray_cluster, "echo.py", "holder", num_cpus=1.5))
     try:
-        with pytest.raises(DeploymentFailed) as failed:
-            backend.wait_ready(handle, 60)
-        assert "the cluster has no room for its replicas" in str(failed.value)
-        assert "CPU" in failed.value.cause
+        second = impatient.start(spec(ray_cluster, "echo.py", "waiter", num_cpus=1.5), 1)  # fits, but not beside it
+        try:
+            with pytest.raises(DeploymentFailed) as failed:
+                impatient.wait_ready(second, 90)
+            assert "the cluster has no free room for its replicas" in str(failed.value)
+            assert "CPU" in failed.value.cause
+        finally:
+            impatient.stop(second, drain_seconds=1)
     finally:
-        backend.stop(handle, drain_seconds=1)
+        impatient.stop(first, drain_seconds=1)
 
 
 def _register_multi(home: Path, source: Path, labels: tuple[str, ...] = ("neg", "pos")) -> None:
@@ -229,10 +243,13 @@ def test_replicas_spread_over_two_nodes(backend: RayBackend, ray_cluster: Cluste
         handle = _started(backend, spec(ray_cluster, "ray_node.py", "spread", instances=3, num_cpus=1))
         try:
             url = backend.targets(handle)[0] + "/score"
-            with httpx.Client(timeout=30) as client:
-                nodes = {client.post(url, json={"data": 0}).json()["node"] for _ in range(60)}
             alive = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
             assert len(alive) == 2
+            nodes: set[str] = set()
+            deadline = time.monotonic() + 30  # Serve's HAProxy learns of new replicas on its next reload
+            with httpx.Client(timeout=30) as client:
+                while nodes != alive and time.monotonic() < deadline:
+                    nodes.add(client.post(url, json={"data": 0}).json()["node"])
             assert nodes == alive  # both nodes answer, through the head's one ingress
         finally:
             backend.stop(handle, drain_seconds=1)

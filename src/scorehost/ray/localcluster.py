@@ -7,6 +7,7 @@ private token file.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import secrets
 import shutil
@@ -19,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from scorehost.ray.config import HIGH_THROUGHPUT_ENVIRONMENT
 
@@ -102,10 +104,9 @@ def local_node(cluster: LocalCluster, num_cpus: int = 2, timeout: float = 60.0) 
     with log.open("w") as out:
         node = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        import ray as ray_api
-
+        ray_api: Any = importlib.import_module("ray")  # this process is connected to the cluster by now
         deadline = time.monotonic() + timeout
-        while sum(1 for n in ray_api.nodes() if n["Alive"]) < 2:
+        while len([node for node in ray_api.nodes() if node["Alive"]]) < 2:
             if node.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the second Ray node did not join:\n{log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.2)

@@ -41,7 +41,10 @@ class ScoringReplica:
             os.environ["AZUREML_MODEL_DIR"] = settings.model_dir
         self.scoring_stuck: str | None = None
         gate = run_gate_for(settings, self._scoring_on_stuck)
-        self.scoring_app: ScoringApp = scoring_app_for(settings, gate, AccessLog(settings.log_format))
+        # Serve writes its own access line per request (method, route, status, time, request id) to the replica's
+        # log: a second one from the host would double the logging cost and the log.
+        access_log = AccessLog(settings.log_format, enabled=False)
+        self.scoring_app: ScoringApp = scoring_app_for(settings, gate, access_log)
         self.scoring_app.attach(load_and_init(settings))  # a script that cannot load fails the replica's start
 
     def asgi_app(self) -> Any:

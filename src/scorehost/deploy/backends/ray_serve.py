@@ -107,11 +107,17 @@ def reachable(address: str, timeout: float = 5.0) -> None:
 
 class RayBackend:
     """Runs deployments on one Ray cluster, the one at `address` (connected to on first use), or the one this
-    process is already connected to (`ray.init()` first). Registered models come from the registry in `home`."""
+    process is already connected to (`ray.init()` first). Registered models come from the registry in `home`.
+
+    Replicas Ray has no room for are never left waiting silently: more CPUs than the cluster has in all are
+    refused by `check`; replicas waiting for CPUs that other deployments hold fail the generation after
+    `pending_grace` seconds, saying so."""
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, *, home: Path | None = None, poll_s: float = 0.5) -> None:
+    def __init__(
+        self, address: str | None = None, *, home: Path | None = None, poll_s: float = 0.5, pending_grace: float = 60.0
+    ) -> None:
         try:
             import ray
             from ray import serve
@@ -129,10 +135,13 @@ class RayBackend:
                 ray.init(address=address, log_to_driver=False)
             except (ConnectionError, RuntimeError) as error:
                 raise ServiceUnavailable(f"cannot connect to the Ray cluster at {address}: {error}") from None
-        self._ray = ray
+        self._ray: Any = ray
         self.address = address
         self.home = home
         self.poll_s = poll_s
+        # How long replicas may wait for CPUs that other deployments hold (Serve reports them after
+        # RAY_SERVE_SLOW_STARTUP_WARNING_S, 30 s by default) before the generation fails saying so.
+        self.pending_grace = pending_grace
 
     def check(self, spec: DeploymentSpec) -> None:
         if spec.ray is None:
@@ -144,6 +153,14 @@ class RayBackend:
             )
         if spec.models and self.home is None:
             raise InvalidSpec("this Ray backend has no workspace to take registered models from")
+        replicas = spec.ray.min_replicas if spec.ray.autoscaling else spec.instances
+        needed, total = (replicas or 1) * spec.ray.num_cpus, self._ray.cluster_resources().get("CPU", 0.0)
+        if needed > total:
+            raise InvalidSpec(
+                f"the cluster has no room for the replicas of {spec.endpoint}/{spec.name}: {replicas} x "
+                f"{spec.ray.num_cpus:g} CPU need {needed:g} CPUs, and the cluster has {total:g} in all. Ask for fewer "
+                "CPUs per replica (--num-cpus) or fewer replicas, or add nodes"
+            )
 
     def start(self, spec: DeploymentSpec, generation: int) -> RayGeneration:
         self.check(spec)
@@ -163,6 +180,7 @@ class RayBackend:
     def wait_ready(self, handle: Handle, timeout: float) -> None:
         generation = self._own(handle)
         deadline = time.monotonic() + timeout
+        pending_since: float | None = None
         while True:
             status = self._application(generation)
             state = _name(status.status) if status is not None else "NOT_STARTED"
@@ -171,11 +189,18 @@ class RayBackend:
             message = self._message(status) if status is not None else ""
             if state == "DEPLOY_FAILED":
                 raise DeploymentFailed(f"{generation.app_name} cannot start on Ray", cause=message)
-            if _UNSCHEDULABLE in message:
-                # Ray leaves replicas it has no room for pending, silently; Serve says so only in this message.
+            if _UNSCHEDULABLE not in message:
+                pending_since = None
+            elif pending_since is None:
+                pending_since = time.monotonic()
+            elif time.monotonic() - pending_since > self.pending_grace:
+                # Ray leaves replicas it has no room for pending, silently; Serve says so only in this message. The
+                # cluster can hold them (check() saw to it), but other deployments hold the CPUs they need.
+                free = self._ray.available_resources().get("CPU", 0.0)
                 raise DeploymentFailed(
-                    f"{generation.app_name} cannot start on Ray: the cluster has no room for its replicas. Ask for "
-                    "fewer CPUs per replica or fewer replicas, or add nodes",
+                    f"{generation.app_name} cannot start on Ray: the cluster has no free room for its replicas "
+                    f"({free:g} CPUs free). Stop or shrink other deployments, ask for fewer CPUs per replica "
+                    "(--num-cpus), or add nodes",
                     cause=message,
                 )
             if time.monotonic() > deadline:
