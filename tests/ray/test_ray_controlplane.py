@@ -142,6 +142,31 @@ def test_a_ray_deployment_rolls_and_moves_to_local_processes_under_load(ray_clus
         assert time.monotonic() < deadline, "the Ray generations were never stopped"
         time.sleep(0.5)
 
+    # Connected to Ray, the control plane still stops in good time, with its gateway.
+    began = time.monotonic()
+    assert stop_control_plane(home)
+    assert time.monotonic() - began < 30
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_stopping_the_control_plane_stops_its_ray_deployments(ray_cluster: Cluster, home: Path) -> None:
+    from ray import serve
+
+    scorehost(home, "controlplane", "start", "--api-port", "0", "--gateway-port", str(_free_port()))
+    scorehost(home, "endpoints", "create", "mnist")
+    on_ray = ["--backend", "ray", "--ray-address", ray_cluster.address, "--num-cpus", "0.1"]
+    for name in ("blue", "green"):
+        scorehost(home, "deployments", "create", "mnist", name, "--script", str(WHOAMI / "score.py"), *on_ray)
+    live = {name for name, app in serve.status().applications.items() if str(app.status).endswith("RUNNING")}
+    assert {"mnist.blue.1", "mnist.green.1"} <= live
+    began = time.monotonic()
+    assert stop_control_plane(home)
+    assert time.monotonic() - began < 30  # Serve drains them on its own, nobody waits 30 s for each
+    for name in ("mnist.blue.1", "mnist.green.1"):
+        app = serve.status().applications.get(name)
+        assert app is None or str(app.status).endswith("DELETING")
+
 
 def test_an_unreachable_cluster_is_refused_before_anything_is_stored(home: Path) -> None:
     port = _free_port()

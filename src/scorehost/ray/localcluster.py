@@ -83,7 +83,7 @@ def local_cluster(
             time.sleep(0.2)
         yield LocalCluster(f"127.0.0.1:{port}", environment, log, head.pid)
     finally:
-        _stop(head, f"{_MARK}={temp.name}".encode())
+        _stop(head, f"{_MARK}={temp.name}".encode(), str(temp).encode())
         os.environ.clear()
         os.environ.update(saved)
         shutil.rmtree(temp, ignore_errors=True)
@@ -115,7 +115,7 @@ def local_node(cluster: LocalCluster, num_cpus: int = 2, timeout: float = 60.0) 
         _stop(node, f"{_MARK}={mark}".encode())
 
 
-def _stop(head: subprocess.Popen[bytes], mark: bytes) -> None:
+def _stop(head: subprocess.Popen[bytes], mark: bytes, folder: bytes | None = None) -> None:
     # `ray start --block` ends what it started when told to stop; some processes leave its process group
     # (Serve's HAProxy, started by a worker in a session of its own, outlives it otherwise): those carry `mark`.
     with contextlib.suppress(ProcessLookupError):
@@ -123,24 +123,27 @@ def _stop(head: subprocess.Popen[bytes], mark: bytes) -> None:
     with contextlib.suppress(subprocess.TimeoutExpired):
         head.wait(5)  # a throwaway cluster: what has not ended by then is ended below
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _marked(mark) | ({head.pid} if head.poll() is None else set()):
+        for pid in _marked(mark, folder) | ({head.pid} if head.poll() is None else set()):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + 5
-        while _marked(mark) and time.monotonic() < deadline:
+        while _marked(mark, folder) and time.monotonic() < deadline:
             time.sleep(0.1)
     with contextlib.suppress(subprocess.TimeoutExpired):
         head.wait(10)
 
 
-def _marked(mark: bytes) -> set[int]:
+def _marked(mark: bytes, folder: bytes | None = None) -> set[int]:
+    """Processes whose environment holds `mark`, or whose command line names the cluster's `folder` (Ray starts
+    its dashboard agent with an environment of its own, but with the session folder among its arguments)."""
     found = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != os.getpid():
             try:
                 environ = Path(f"/proc/{entry}/environ").read_bytes()
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes() if folder is not None else b""
             except OSError:  # gone, or not ours to read
                 continue
-            if mark in environ.split(b"\0"):
+            if mark in environ.split(b"\0") or (folder is not None and folder in cmdline):
                 found.add(int(entry))
     return found

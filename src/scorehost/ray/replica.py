@@ -53,7 +53,7 @@ class ScoringReplica:
 
         # Enough threads that requests wait in the gate, under their deadline, rather than for a thread.
         threads = self.scoring_settings.threads + self.scoring_settings.spare_threads + 16
-        return AsgiFront(self.scoring_app, threads=threads)
+        return AsgiFront(self.scoring_app, threads=threads, inline=self.scoring_settings.threads == 1)
 
     def check_health(self) -> None:
         """Raise when this replica should be replaced: a `run()` that never returned holds its gate."""
