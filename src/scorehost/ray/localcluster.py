@@ -134,16 +134,28 @@ def _stop(head: subprocess.Popen[bytes], mark: bytes, folder: bytes | None = Non
 
 
 def _marked(mark: bytes, folder: bytes | None = None) -> set[int]:
-    """Processes whose environment holds `mark`, or whose command line names the cluster's `folder` (Ray starts
-    its dashboard agent with an environment of its own, but with the session folder among its arguments)."""
+    """Processes whose environment holds `mark`, or that name the cluster's `folder` in their command line or
+    hold files open in it (Ray's dashboard and runtime-env agents start with an environment of their own and
+    rename themselves, but keep their logs there)."""
     found = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != os.getpid():
             try:
-                environ = Path(f"/proc/{entry}/environ").read_bytes()
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes() if folder is not None else b""
+                if mark in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0") or (
+                    folder is not None and _uses(Path(f"/proc/{entry}"), folder)
+                ):
+                    found.add(int(entry))
             except OSError:  # gone, or not ours to read
                 continue
-            if mark in environ.split(b"\0") or (folder is not None and folder in cmdline):
-                found.add(int(entry))
     return found
+
+
+def _uses(process: Path, folder: bytes) -> bool:
+    if folder in process.joinpath("cmdline").read_bytes():
+        return True
+    prefix = os.fsdecode(folder) + os.sep
+    for fd in os.listdir(process / "fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(process / "fd" / fd).startswith(prefix):
+                return True
+    return False
