@@ -9,11 +9,12 @@ if TYPE_CHECKING:
 
     from scorehost.client import AsyncClient, Client
     from scorehost.compat import AMLRequest, AMLResponse, rawhttp
+    from scorehost.host.batch import batch
     from scorehost.registry import Registry
 
 __version__ = "0.1.0"
 
-__all__ = ["AMLRequest", "AMLResponse", "AsyncClient", "Client", "Registry", "__version__", "rawhttp"]
+__all__ = ["AMLRequest", "AMLResponse", "AsyncClient", "Client", "Registry", "__version__", "batch", "rawhttp"]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,6 +27,10 @@ def __getattr__(name: str) -> Any:
         import scorehost.client
 
         return getattr(scorehost.client, name)
+    if name == "batch":
+        from scorehost.host.batch import batch
+
+        return batch
     if name == "Registry":
         from scorehost.registry import Registry
 

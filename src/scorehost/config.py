@@ -120,6 +120,13 @@ class ServeSettings(BaseSettings):
     spare_threads: int = Field(default=0, ge=0, le=256)
     """Threads per worker beyond `threads` that take requests while run() is busy (`--spare-threads`)."""
 
+    max_batch_size: int | None = Field(default=None, ge=0, le=4096)
+    """Most requests per run_batch() call, for scripts that define it; 0 turns batching off (`--max-batch-size`);
+    default: the script's `@scorehost.batch`, else 32."""
+
+    max_batch_wait_ms: float | None = Field(default=None, ge=0, le=10_000)
+    """Most milliseconds a batch waits for requests already arriving (`--max-batch-wait-ms`); default 2."""
+
     timeout: float | None = Field(default=None, gt=0)
     """Seconds a request may take, queueing and run() together (`--timeout`); default 60."""
 

@@ -92,6 +92,17 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
     "costs fast models ~10% throughput.  [default: 0]",
 )
 @click.option(
+    "--max-batch-size",
+    type=int,
+    help="For scripts that define run_batch(inputs): most requests per call, grouped while run() is busy; "
+    "0 turns batching off.  [default: the script's @scorehost.batch, else 32]",
+)
+@click.option(
+    "--max-batch-wait-ms",
+    type=float,
+    help="Most milliseconds a batch waits for requests already arriving (never when none are).  [default: 2]",
+)
+@click.option(
     "--timeout",
     type=float,
     help="Seconds a request may take, waiting and run() together; then 504.  [default: 60]",

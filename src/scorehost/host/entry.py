@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 from scorehost.compat.imports import install_import_aliases
 from scorehost.compat.rawhttp import raw_http_requested, reset_raw_http_requested
 from scorehost.errors import BadRunSignature, InitFailed, MissingFunction, RunFailed
+from scorehost.host.batch import BATCH_FUNCTION, BatchSettings, settings_of
 from scorehost.host.loader import enter_script_dir, format_user_traceback, import_script, resolve_script
 from scorehost.host.run_input import RunInput, RunInputDecision, decide_run_input
 from scorehost.host.typed import TypedRun
@@ -53,6 +54,8 @@ class EntryScript:
     mode: RunMode = RunMode.PLAIN
     typed: TypedRun | None = None
     initialized: bool = False
+    run_batch_function: Callable[[list[object]], object] | None = None  # the script's run_batch, if any
+    batch: BatchSettings | None = None  # its limits (@scorehost.batch, or the defaults)
 
     @property
     def typed_parameters(self) -> tuple[str, ...]:
@@ -81,13 +84,39 @@ class EntryScript:
         except BaseException as exc:  # sys.exit() in run() fails the request, not the worker
             raise RunFailed(f"run() raised {type(exc).__name__}: {exc}") from exc
 
+    def call_batch(self, inputs: list[object]) -> list[object]:
+        """Call `run_batch()` with several requests' inputs; RunFailed unless it returns one result per input."""
+        assert self.run_batch_function is not None, "call_batch() is for scripts that define run_batch()"
+        try:
+            results = self.run_batch_function(inputs)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            raise RunFailed(f"run_batch() raised {type(exc).__name__}: {exc}") from exc
+        if isinstance(results, str | bytes | Mapping) or not isinstance(results, Iterable):
+            raise RunFailed(f"run_batch() returned {type(results).__name__}, not a list of results")
+        listed: list[object] = list(results)  # a list, a tuple, a numpy array of one result per row...
+        if len(listed) != len(inputs):
+            raise RunFailed(f"run_batch() returned {len(listed)} results for {len(inputs)} inputs")
+        return listed
+
+    def batch_input(self, data: object) -> object:
+        """What run_batch() gets for one request whose run() would get `data` (typed: the converted kwargs)."""
+        if isinstance(data, dict) and self.mode is RunMode.TYPED and len(self.typed_parameters) == 1:
+            return data[self.typed_parameters[0]]
+        return data
+
     def call_typed(self, payload: Mapping[str, object], headers: Mapping[str, str] | None = None) -> object:
         """Call a typed run() with the parameters read from `payload` and converted by its decorators.
 
         A missing or unconvertible parameter raises a RequestError (400) before run() is called.
         """
         assert self.typed is not None, "call_typed() is for scripts whose run() has @input_schema"
-        kwargs = self.typed.build_kwargs(payload)
+        return self.call_typed_kwargs(self.typed.build_kwargs(payload), headers)
+
+    def call_typed_kwargs(self, kwargs: dict[str, object], headers: Mapping[str, str] | None = None) -> object:
+        """Call a typed run() with arguments its decorators already converted (`typed.build_kwargs`)."""
+        assert self.typed is not None, "call_typed_kwargs() is for scripts whose run() has @input_schema"
         if self.wants_headers:
             kwargs[HEADERS_PARAMETER] = dict(headers or {})
         try:
@@ -119,6 +148,9 @@ def load_entry_script(path: str | os.PathLike[str], run_input: RunInput = RunInp
         )
     input_parameter, wants_headers = _inspect_run(run_function, script, several_inputs=typed is not None)
     mode = RunMode.TYPED if typed is not None else RunMode.RAW if raw else RunMode.PLAIN
+    run_batch = getattr(module, BATCH_FUNCTION, None)
+    if run_batch is not None:
+        _inspect_run_batch(run_batch, script)
     return EntryScript(
         path=script,
         module=module,
@@ -129,6 +161,8 @@ def load_entry_script(path: str | os.PathLike[str], run_input: RunInput = RunInp
         run_input=decide_run_input(run_input, script),
         mode=mode,
         typed=typed,
+        run_batch_function=run_batch,
+        batch=settings_of(run_batch, script) if run_batch is not None else None,
     )
 
 
@@ -170,6 +204,21 @@ def _inspect_run(run: Callable[..., object], script: Path, *, several_inputs: bo
             f"receives a single input. Give {', '.join(required)} a default value."
         )
     return inputs[0].name, wants_headers
+
+
+def _inspect_run_batch(run_batch: object, script: Path) -> None:
+    if not callable(run_batch):
+        raise BadRunSignature(f"{script.name} defines run_batch as {type(run_batch).__name__}, not a function.")
+    try:
+        parameters = list(inspect.signature(run_batch).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise BadRunSignature(f"{script.name}: the signature of run_batch() cannot be read ({exc}).") from exc
+    required = [p for p in parameters if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if len(required) != 1 or required[0].kind is inspect.Parameter.KEYWORD_ONLY:
+        raise BadRunSignature(
+            f"{script.name}: run_batch() must take one argument, the list of inputs, and return a list of results "
+            "in the same order. Declare it as `def run_batch(inputs):`."
+        )
 
 
 def _init_failure_message(script: Path, exc: BaseException) -> str:

@@ -15,8 +15,10 @@ from werkzeug.wrappers import Response
 from scorehost import __version__
 from scorehost.compat.aml_request import AMLRequest
 from scorehost.errors import PayloadTooLarge, RunFailed, ScorehostError, ScoringTimeout, ServiceUnavailable
+from scorehost.host.batch import BatchSettings
 from scorehost.host.entry import EntryScript, RunMode
 from scorehost.host.loader import format_user_traceback
+from scorehost.http.batcher import Batcher
 from scorehost.http.cors import CorsPolicy
 from scorehost.http.docs_page import DocsPage
 from scorehost.http.encode import JSON, encode_result
@@ -50,6 +52,27 @@ _TEXT = "text/plain; charset=utf-8"
 _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
+class Prepared:
+    """One request's input to run(), ready to call: alone (`call`), or with others' in a batch (`value`)."""
+
+    __slots__ = ("headers", "script", "value")
+
+    def __init__(self, script: EntryScript, value: object, headers: Mapping[str, str] | None) -> None:
+        self.script = script
+        self.value = value
+        self.headers = headers
+
+    def call(self) -> object:
+        if self.script.mode is RunMode.TYPED:
+            return self.script.call_typed_kwargs(self.value, self.headers)  # type: ignore[arg-type]
+        return self.script.call(self.value, self.headers)
+
+    def close(self) -> None:
+        close = getattr(self.value, "close", None) if self.script.mode is RunMode.RAW else None
+        if close is not None:
+            close()
+
+
 class ScoringApp:
     """One worker's HTTP surface. `script` is None until the host has loaded and initialised it."""
 
@@ -63,8 +86,13 @@ class ScoringApp:
         cors_origins: str | None = None,
         docs: DocsPage | None = None,
         swagger: Callable[[EntryScript], SwaggerDocs] | None = None,
+        batch_size: int | None = None,
+        batch_wait_ms: float | None = None,
     ) -> None:
         self.gate = gate
+        self.batcher: Batcher | None = None  # made when a script with run_batch() is attached
+        self._batch_size = batch_size  # None: the script's own (or the default); 0: never batch
+        self._batch_wait_ms = batch_wait_ms
         self.timeout = timeout
         self.max_body_size = max_body_size
         self.access_log = access_log or AccessLog(enabled=False)
@@ -82,6 +110,7 @@ class ScoringApp:
             self.swagger = self._make_swagger(script)
         self._score_methods = RAW_METHODS if script.mode is RunMode.RAW else _SCORE_METHODS
         self.cors = CorsPolicy.parse(self._cors_origins, methods=self._score_methods)
+        self._attach_batcher(script)
         self.script = script
 
     @property
@@ -170,17 +199,25 @@ class ScoringApp:
         except ScorehostError as error:
             return (*_json(error.status_code, {"message": error.message}), "")
         extra = [_SERVER, *id_headers]
+        batcher = self.batcher
+        request: ScoreRequest | None = None
         try:
-            request = ScoreRequest(
-                method=environ["REQUEST_METHOD"],
-                body=_read_body(environ, self.max_body_size),
-                query=environ.get("QUERY_STRING", ""),
-                content_type=environ.get("CONTENT_TYPE", ""),
-                environ=environ,
-            )
-            status, headers, body, run_ms = self.gate.run(
-                self._run, request, deadline=started + self.timeout, started=started, request_id=request_id
-            )
+            if batcher is None:
+                request = self._request(environ)
+                status, headers, body, run_ms = self.gate.run(
+                    self._run, request, deadline=started + self.timeout, started=started, request_id=request_id
+                )
+            else:
+                with batcher.coming():  # a leader may wait for this one to join its batch
+                    request = self._request(environ)
+                    prepared = self._prepare(self._loaded(), request)
+                try:
+                    result, run_ms = batcher.submit(
+                        prepared, deadline=started + self.timeout, started=started, request_id=request_id
+                    )
+                finally:
+                    prepared.close()
+                status, headers, body = self._finish(result)
         except ScorehostError as error:
             self._log_failure(error, request_id)
             failed = isinstance(error, RunFailed | ScoringTimeout)
@@ -193,33 +230,66 @@ class ScoringApp:
         headers += extra
         headers.append(("x-ms-run-fn-exec-ms", f"{run_ms:.3f}"))
         answer = (status, headers, body)
-        if self.cors is not None:
+        if self.cors is not None and request is not None:
             answer = self._with_cors(environ, answer, preflight=request.method == "OPTIONS")
         return (*answer, request_id)
 
-    def _run(self, request: ScoreRequest) -> tuple[int, Headers, Body, float]:
-        """The part of a request that touches user code: build run()'s input, call it, encode the result."""
+    def _request(self, environ: dict[str, Any]) -> ScoreRequest:
+        return ScoreRequest(
+            method=environ["REQUEST_METHOD"],
+            body=_read_body(environ, self.max_body_size),
+            query=environ.get("QUERY_STRING", ""),
+            content_type=environ.get("CONTENT_TYPE", ""),
+            environ=environ,
+        )
+
+    def _loaded(self) -> EntryScript:
         script = self.script
         if script is None:  # requests wait behind loading, so only one that outlived a failed load gets here
             raise ServiceUnavailable("The entry script is not loaded: init() has not finished, or it failed.")
+        return script
+
+    @staticmethod
+    def _prepare(script: EntryScript, request: ScoreRequest) -> Prepared:
+        """What run() will be called with for this request (a 400 when the body does not fit the script)."""
         headers = title_case_headers(request.environ) if script.wants_headers else None
-        mode = script.mode
-        if mode is RunMode.PLAIN:
-            data = build_run_input(script.run_input.rule, request)
+        if script.mode is RunMode.PLAIN:
+            return Prepared(script, build_run_input(script.run_input.rule, request), headers)
+        if script.mode is RunMode.TYPED:
+            assert script.typed is not None
+            arguments = script.typed.build_kwargs(typed_payload(request, script.typed_parameters))
+            return Prepared(script, arguments, headers)
+        return Prepared(script, raw_request(AMLRequest, request.environ, request.body), headers)
+
+    def _run(self, request: ScoreRequest) -> tuple[int, Headers, Body, float]:
+        """The part of a request that touches user code: build run()'s input, call it, encode the result."""
+        prepared = self._prepare(self._loaded(), request)
+        try:
             begun = time.perf_counter()
-            result = script.call(data, headers)
-        elif mode is RunMode.TYPED:
-            arguments = typed_payload(request, script.typed_parameters)
-            begun = time.perf_counter()
-            result = script.call_typed(arguments, headers)
-        else:
-            raw = raw_request(AMLRequest, request.environ, request.body)
-            begun = time.perf_counter()
-            try:
-                result = script.call(raw, headers)
-            finally:
-                raw.close()  # spooled upload files, if it parsed a multipart body
-        run_ms = (time.perf_counter() - begun) * 1000
+            result = prepared.call()
+            run_ms = (time.perf_counter() - begun) * 1000
+        finally:
+            prepared.close()  # spooled upload files, if a raw script parsed a multipart body
+        return (*self._finish(result), run_ms)
+
+    def _attach_batcher(self, script: EntryScript) -> None:
+        """Batch requests when the script defines run_batch() and the settings do not turn it off."""
+        self.batcher = None
+        if script.run_batch_function is None or script.batch is None or self._batch_size == 0:
+            return
+        settings = BatchSettings(
+            self._batch_size or script.batch.max_batch_size,
+            script.batch.max_wait_ms if self._batch_wait_ms is None else self._batch_wait_ms,
+        )
+
+        def call_batch(values: list[Prepared]) -> list[object]:
+            return script.call_batch([script.batch_input(value.value) for value in values])
+
+        self.batcher = Batcher(self.gate, settings, call_batch, Prepared.call)
+
+    @staticmethod
+    def _finish(result: object) -> Answer:
+        """run()'s result as an answer: a Response run() built, or the result encoded."""
         if isinstance(result, Response):
             status, response_headers, body = response_parts(result)
             if status >= 500:  # a failed reply says so, whatever a Response run() built claims (as on the reference)
@@ -227,10 +297,10 @@ class ScoringApp:
                 response_headers.append((_FAILED_HEADER, "True"))
             elif not any(name.lower() == _FAILED_HEADER for name, _ in response_headers):
                 response_headers.append((_FAILED_HEADER, "False"))
-            return status, response_headers, body, run_ms
+            return status, response_headers, body
         encoded, content_type = encode_result(result)
         length = str(len(encoded))
-        return 200, [("content-type", content_type), ("content-length", length), _NOT_FAILED], encoded, run_ms
+        return 200, [("content-type", content_type), ("content-length", length), _NOT_FAILED], encoded
 
     @staticmethod
     def _log_failure(error: ScorehostError, request_id: str) -> None:

@@ -10,12 +10,14 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 import orjson
 
 from scorehost.config import ServeSettings
 from scorehost.errors import ScriptLoadError
+from scorehost.host.batch import declared_batch_size
 from scorehost.host.entry import EntryScript
 from scorehost.http.app import ScoringApp
 from scorehost.http.docs_page import DocsPage
@@ -63,7 +65,7 @@ class _Worker:
         # Spare threads take requests while run() is busy: they answer liveness and readiness, and hold
         # waiting /score requests under their deadline. Each costs fast models throughput in GIL hand-offs
         # (docs/serving.md), so there are none unless asked for.
-        python_threads = settings.threads + settings.spare_threads
+        python_threads = settings.threads + settings.spare_threads + batch_threads(settings, script)
         self.front = GranianFront(self.app.respond, sock, python_threads=python_threads)
 
     def serve(self) -> int:
@@ -97,7 +99,10 @@ class _Worker:
             self._report("boot_failed", message=str(error))
             self.front.stop()
         else:
-            self._report("ready", mode=script.mode.describe(script))
+            mode = script.mode.describe(script)
+            if self.app.batcher is not None:
+                mode += f"; batching: {self.app.batcher.settings.describe()} (--max-batch-size 0 turns it off)"
+            self._report("ready", mode=mode)
         finally:
             if self.preloaded is None:
                 self.gate.release_all()
@@ -129,6 +134,16 @@ def run_gate_for(settings: ServeSettings, on_stuck: Callable[[str], None]) -> Ru
     return RunGate(settings.threads, stuck_grace=grace, on_stuck=on_stuck, tick=tick)
 
 
+def batch_threads(settings: ServeSettings, script: EntryScript | None) -> int:
+    """Request threads a batching worker needs beyond `threads`: enough to hold a whole batch while it forms."""
+    if settings.max_batch_size == 0 or settings.entry_script is None:
+        return 0
+    if script is not None:  # preloaded: what it declares is known
+        return 0 if script.batch is None else settings.max_batch_size or script.batch.max_batch_size
+    declared = declared_batch_size(Path(settings.entry_script))
+    return 0 if declared is None else settings.max_batch_size or declared
+
+
 def scoring_app_for(settings: ServeSettings, gate: RunGate, access_log: AccessLog) -> ScoringApp:
     """The HTTP surface of one host (a worker process, or a Ray Serve replica), as `settings` describe it."""
     return ScoringApp(
@@ -139,6 +154,8 @@ def scoring_app_for(settings: ServeSettings, gate: RunGate, access_log: AccessLo
         cors_origins=settings.cors_origins,
         docs=DocsPage(title=settings.service_name),
         swagger=lambda loaded: swagger_for(settings, loaded),
+        batch_size=settings.max_batch_size,
+        batch_wait_ms=settings.max_batch_wait_ms,
     )
 
 
