@@ -88,3 +88,17 @@ def test_replicas_share_the_load(deploy: Deploy) -> None:
             response = client.post("/score", json={"data": "ok"})
             assert response.status_code == 200, response.text
             pids.add(response.json()["pid"])
+
+
+def test_a_replica_batches_concurrent_requests(deploy: Deploy) -> None:
+    """run_batch() works in a replica as in a worker: requests that meet share a call, each keeps its answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = deploy("batch_echo.py", "batching")
+    with httpx.Client(base_url=base, timeout=30) as client, ThreadPoolExecutor(11) as pool:
+        blocker = pool.submit(client.post, "/score", json={"data": {"sleep": 0.5}})
+        time.sleep(0.25)
+        replies = list(pool.map(lambda n: client.post("/score", json={"data": n}), range(10)))
+        assert blocker.result().status_code == 200
+    assert [reply.json()["echo"] for reply in replies] == list(range(10))
+    assert max(reply.json()["batch"] for reply in replies) >= 5
