@@ -120,6 +120,9 @@ class ServeSettings(BaseSettings):
     spare_threads: int = Field(default=0, ge=0, le=256)
     """Threads per worker beyond `threads` that take requests while run() is busy (`--spare-threads`)."""
 
+    metrics: bool = True
+    """Prometheus metrics at GET /metrics, summed over the workers (`--metrics/--no-metrics`)."""
+
     max_batch_size: int | None = Field(default=None, ge=0, le=4096)
     """Most requests per run_batch() call, for scripts that define it; 0 turns batching off (`--max-batch-size`);
     default: the script's `@scorehost.batch`, else 32."""

@@ -122,6 +122,11 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
     "characters are regular expressions). Also AML_CORS_ORIGINS.  [default: none, no CORS headers]",
 )
 @click.option("--graceful-timeout", type=float, help="Seconds in-flight requests get on shutdown.  [default: 30]")
+@click.option(
+    "--metrics/--no-metrics",
+    default=None,
+    help="Prometheus metrics at GET /metrics, summed over the workers (docs/observability.md).  [default: on]",
+)
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines for people or machines.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve_command(script: Path | None, **options: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -54,6 +55,7 @@ class EntryScript:
     mode: RunMode = RunMode.PLAIN
     typed: TypedRun | None = None
     initialized: bool = False
+    init_seconds: float | None = None  # how long init() took
     run_batch_function: Callable[[list[object]], object] | None = None  # the script's run_batch, if any
     batch: BatchSettings | None = None  # its limits (@scorehost.batch, or the defaults)
 
@@ -64,12 +66,14 @@ class EntryScript:
 
     def init(self) -> None:
         """Call the script's `init()`; raise InitFailed with the user's traceback and the model folder."""
+        began = time.perf_counter()
         try:
             self.init_function()
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
             raise InitFailed(_init_failure_message(self.path, exc), details=format_user_traceback(exc)) from exc
+        self.init_seconds = time.perf_counter() - began
         self.initialized = True
 
     def call(self, data: object, headers: Mapping[str, str] | None = None) -> object:

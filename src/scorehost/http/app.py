@@ -24,6 +24,8 @@ from scorehost.http.docs_page import DocsPage
 from scorehost.http.encode import JSON, encode_result
 from scorehost.http.gate import RunGate
 from scorehost.http.inputs import ScoreRequest, build_run_input, title_case_headers, typed_payload
+from scorehost.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from scorehost.http.metrics import ServerMetrics
 from scorehost.http.raw import RAW_METHODS, Body, raw_request, response_parts
 from scorehost.http.request_ids import request_ids_of
 from scorehost.logs import AccessLog
@@ -43,6 +45,7 @@ _ALLOW = {
     "/ready": "GET, HEAD, OPTIONS",
     "/score": "GET, POST, OPTIONS",
     "/swagger.json": "GET, HEAD, OPTIONS",
+    "/metrics": "GET, HEAD, OPTIONS",
 }
 _RAW_ALLOW = ", ".join(RAW_METHODS)
 _SCORE_METHODS = ("GET", "POST")
@@ -88,8 +91,10 @@ class ScoringApp:
         swagger: Callable[[EntryScript], SwaggerDocs] | None = None,
         batch_size: int | None = None,
         batch_wait_ms: float | None = None,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self.gate = gate
+        self.metrics = metrics
         self.batcher: Batcher | None = None  # made when a script with run_batch() is attached
         self._batch_size = batch_size  # None: the script's own (or the default); 0: never batch
         self._batch_wait_ms = batch_wait_ms
@@ -128,8 +133,15 @@ class ScoringApp:
         started = time.monotonic()
         method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
         request_id = ""
+        metrics = self.metrics
         if path == "/score" and method in self._score_methods:
-            status, headers, body, request_id = self._score(environ, started)
+            if metrics is not None:
+                metrics.in_flight.inc()
+            try:
+                status, headers, body, request_id = self._score(environ, started)
+            finally:
+                if metrics is not None:
+                    metrics.in_flight.dec()
         else:
             status, headers, body = self._route(environ, path, method)
         if method == "HEAD":
@@ -137,7 +149,10 @@ class ScoringApp:
                 body.close()  # a streamed body is never read: let its generator and the response clean up
             body = b""  # the headers still give the length a GET would have
         size = len(body) if isinstance(body, bytes) else -1
-        self.access_log.write(method, path, status, (time.monotonic() - started) * 1000, size, request_id)
+        elapsed = time.monotonic() - started
+        self.access_log.write(method, path, status, elapsed * 1000, size, request_id)
+        if metrics is not None:
+            metrics.request(path, status, elapsed)
         return status, headers, body
 
     def _route(self, environ: dict[str, Any], path: str, method: str) -> Answer:
@@ -145,7 +160,9 @@ class ScoringApp:
         if allow is None:
             if self.docs is not None and (page := self.docs.answer(path, method)) is not None:
                 return page
-            known = "GET / (liveness), GET /ready (readiness), GET|POST /score, GET /swagger.json, GET /docs"
+            known = (
+                "GET / (liveness), GET /ready (readiness), GET|POST /score, GET /swagger.json, GET /docs, GET /metrics"
+            )
             return _json(404, {"message": f"No route {path}. Routes: {known}."})
         if path == "/score" and self._score_methods is RAW_METHODS:
             allow = _RAW_ALLOW
@@ -157,6 +174,10 @@ class ScoringApp:
             return self._with_cors(environ, _reply(200, b"Healthy", _TEXT))
         if path == "/swagger.json":
             return self._with_cors(environ, self._swagger(environ))
+        if path == "/metrics":
+            if self.metrics is None:
+                return _json(404, {"message": "Metrics are off (--no-metrics)."})
+            return _reply(200, self.metrics.exposition(), METRICS_CONTENT_TYPE)
         if self.ready:
             return _json(200, {"status": "ready"})
         return _json(503, {"status": "loading", "message": "init() has not finished yet."})
@@ -205,7 +226,7 @@ class ScoringApp:
             if batcher is None:
                 request = self._request(environ)
                 status, headers, body, run_ms = self.gate.run(
-                    self._run, request, deadline=started + self.timeout, started=started, request_id=request_id
+                    self._run, request, started, deadline=started + self.timeout, started=started, request_id=request_id
                 )
             else:
                 with batcher.coming():  # a leader may wait for this one to join its batch
@@ -217,6 +238,10 @@ class ScoringApp:
                     )
                 finally:
                     prepared.close()
+                if self.metrics is not None:
+                    run_s = run_ms / 1000
+                    self.metrics.run_time.observe(run_s)
+                    self.metrics.queue_wait.observe(max(0.0, time.monotonic() - started - run_s))
                 status, headers, body = self._finish(result)
         except ScorehostError as error:
             self._log_failure(error, request_id)
@@ -261,8 +286,11 @@ class ScoringApp:
             return Prepared(script, arguments, headers)
         return Prepared(script, raw_request(AMLRequest, request.environ, request.body), headers)
 
-    def _run(self, request: ScoreRequest) -> tuple[int, Headers, Body, float]:
+    def _run(self, request: ScoreRequest, started: float) -> tuple[int, Headers, Body, float]:
         """The part of a request that touches user code: build run()'s input, call it, encode the result."""
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.queue_wait.observe(time.monotonic() - started)
         prepared = self._prepare(self._loaded(), request)
         try:
             begun = time.perf_counter()
@@ -270,6 +298,8 @@ class ScoringApp:
             run_ms = (time.perf_counter() - begun) * 1000
         finally:
             prepared.close()  # spooled upload files, if a raw script parsed a multipart body
+        if metrics is not None:
+            metrics.run_time.observe(run_ms / 1000)
         return (*self._finish(result), run_ms)
 
     def _attach_batcher(self, script: EntryScript) -> None:
@@ -285,7 +315,8 @@ class ScoringApp:
         def call_batch(values: list[Prepared]) -> list[object]:
             return script.call_batch([script.batch_input(value.value) for value in values])
 
-        self.batcher = Batcher(self.gate, settings, call_batch, Prepared.call)
+        on_batch = self.metrics.batch_size.observe if self.metrics is not None else None
+        self.batcher = Batcher(self.gate, settings, call_batch, Prepared.call, on_batch)
 
     @staticmethod
     def _finish(result: object) -> Answer:

@@ -12,6 +12,7 @@ from scorehost.host.entry import EntryScript
 from scorehost.host.loader import resolve_script
 from scorehost.host.run_input import decide_run_input, find_run_decorator
 from scorehost.http.cors import CorsPolicy
+from scorehost.http.metrics import prepare_multiprocess, remove_multiprocess
 from scorehost.http.registered import ServedModels, lay_out_models, parse_model_refs
 from scorehost.http.sockets import UnixSocketFile, bind_sockets, bind_unix_socket
 from scorehost.http.startup import load_and_init
@@ -72,6 +73,7 @@ def serve(settings: ServeSettings) -> int:
     except ScorehostError as error:
         logger.error("%s", error)
         return 1
+    metrics_folder = prepare_multiprocess() if settings.metrics else None  # before a worker imports the client
     try:
         _log_banner(settings, where, served)
         script: EntryScript | None = None
@@ -87,6 +89,8 @@ def serve(settings: ServeSettings) -> int:
     finally:
         if socket_file is not None:
             socket_file.remove()
+        if metrics_folder is not None:
+            remove_multiprocess(metrics_folder)
 
 
 def _log_banner(settings: ServeSettings, where: str, served: ServedModels | None) -> None:

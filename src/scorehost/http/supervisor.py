@@ -21,6 +21,7 @@ import orjson
 
 from scorehost.config import ServeSettings
 from scorehost.host.entry import EntryScript
+from scorehost.http.metrics import ServerMetrics, mark_worker_dead
 from scorehost.http.worker import EXIT_BOOT_FAILED, EXIT_STUCK, run_worker
 
 __all__ = ["Supervisor"]
@@ -57,6 +58,10 @@ class Supervisor:
         self.stopping = False
         self.exit_code = 0
         self.announced = False
+        # Made after the workers' metrics folder is set up (serve()), before any worker forks.
+        self.metrics = ServerMetrics() if settings.metrics else None
+        if self.metrics is not None and script is not None and script.init_seconds is not None:
+            self.metrics.init_time.set(script.init_seconds)  # --preload: init() ran here, once
 
     def run(self) -> int:
         """Supervise until asked to stop; return the process exit code."""
@@ -176,13 +181,17 @@ class Supervisor:
             self.exit_code, self.stopping = EXIT_BOOT_FAILED, True
             return
         if code == EXIT_STUCK:
-            cause = f"was replaced: {slot.stuck_reason or 'a run() call never returned'}"
+            cause, label = f"was replaced: {slot.stuck_reason or 'a run() call never returned'}", "deadline"
         elif code < 0:
-            cause = f"was killed by {signal.Signals(-code).name}"
+            cause, label = f"was killed by {signal.Signals(-code).name}", "signal"
             if -code == signal.SIGKILL and _oom_kills() > slot.oom_kills_at_start:
                 cause += " from the kernel's out-of-memory killer (the model needs more memory than it is allowed)"
+                label = "oom"
         else:
-            cause = f"exited unexpectedly with code {code}"
+            cause, label = f"exited unexpectedly with code {code}", "exit"
+        if self.metrics is not None:
+            mark_worker_dead(pid)
+            self.metrics.restarts.labels(label).inc()
         slot.quick_deaths = slot.quick_deaths + 1 if lived < 10 else 0
         delay = 0.0 if slot.quick_deaths <= 1 else min(0.5 * 2 ** (slot.quick_deaths - 2), 30.0)
         slot.restart_at = time.monotonic() + delay

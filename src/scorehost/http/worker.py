@@ -23,6 +23,7 @@ from scorehost.http.app import ScoringApp
 from scorehost.http.docs_page import DocsPage
 from scorehost.http.gate import RunGate
 from scorehost.http.granian_front import GranianFront
+from scorehost.http.metrics import ServerMetrics
 from scorehost.http.startup import load_and_init
 from scorehost.logs import AccessLog
 from scorehost.schema.swagger import SwaggerDocs
@@ -94,6 +95,8 @@ class _Worker:
         try:
             script = load()
             self.app.attach(script)
+            if self.app.metrics is not None and script.init_seconds is not None:
+                self.app.metrics.init_time.set(script.init_seconds)
         except ScriptLoadError as error:
             self.exit_code = EXIT_BOOT_FAILED
             self._report("boot_failed", message=str(error))
@@ -156,6 +159,7 @@ def scoring_app_for(settings: ServeSettings, gate: RunGate, access_log: AccessLo
         swagger=lambda loaded: swagger_for(settings, loaded),
         batch_size=settings.max_batch_size,
         batch_wait_ms=settings.max_batch_wait_ms,
+        metrics=ServerMetrics() if settings.metrics else None,
     )
 
 
