@@ -19,6 +19,8 @@ from typing import Literal, TextIO
 
 import orjson
 
+from scorehost.tracecontext import trace_id_var
+
 __all__ = ["AccessLog", "PrintToLog", "configure_logging", "request_id_var"]
 
 request_id_var: ContextVar[str] = ContextVar("scorehost_request_id", default="")
@@ -32,6 +34,10 @@ class _RequestTag(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         request_id = getattr(record, "request_id", None) or request_id_var.get()
         record.request_id = request_id
+        if request_id and not hasattr(record, "trace_id"):
+            trace_id = trace_id_var.get()
+            if trace_id:
+                record.trace_id = trace_id
         record.request_tag = f" [{request_id}]" if request_id else ""
         return True
 

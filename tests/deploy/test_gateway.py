@@ -480,3 +480,24 @@ def test_keys_never_reach_the_log(gateway: Gateway, client: httpx.Client) -> Non
     for key in (KEY_A, KEY_B, KEY_C):
         assert key not in log
         assert key[:10] not in log
+
+
+def test_a_trace_runs_from_the_caller_through_the_gateway_to_the_deployment(
+    gateway: Gateway, client: httpx.Client
+) -> None:
+    trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with served("request_headers.py") as deployment:
+        gateway.publish({"mnist": one(deployment.url)})
+        reply = client.post(
+            "/endpoints/mnist/score", json={"data": 1}, headers={"traceparent": f"00-{trace}-{caller_span}-01"}
+        )
+        assert reply.status_code == 200, reply.text
+        version, seen_trace, gateway_span, flags = reply.json()["headers"]["Traceparent"].split("-")
+        assert (version, seen_trace, flags) == ("00", trace, "01")
+        assert gateway_span != caller_span  # the gateway's own span is the deployment's parent
+        _, answered_trace, server_span, _ = reply.headers["traceresponse"].split("-")
+        assert answered_trace == trace
+        assert server_span not in (caller_span, gateway_span)
+        # Without one, the gateway starts the trace.
+        started = client.post("/endpoints/mnist/score", json={"data": 1}).json()["headers"]["Traceparent"]
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", started)

@@ -79,6 +79,19 @@ def test_json_log_format_is_one_object_per_line(serve: Serve) -> None:
     assert (logged["logger"], logged["level"], logged["request_id"]) == ("prints_script", "warning", "json-1")
 
 
+def test_the_scripts_lines_carry_the_callers_trace_id(serve: Serve) -> None:
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    server = serve("prints.py", "--log-format", "json")
+    with server.client() as client:
+        reply = client.post("/score", json={"data": "t"}, headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
+    assert reply.headers["traceresponse"].startswith(f"00-{trace}-")
+    server.wait_for_log(r"logged from run")
+    records = [json.loads(line) for line in server.lines]
+    printed = next(r for r in records if r["message"] == 'hello from run: "t"')
+    logged = next(r for r in records if r["message"] == "logged from run")
+    assert printed["trace_id"] == logged["trace_id"] == trace
+
+
 def test_json_log_format_keeps_tracebacks_inside_one_line(serve: Serve) -> None:
     server = serve("init_fails.py", "--log-format", "json", ready=False)
     assert server.wait_exit(60) == 3

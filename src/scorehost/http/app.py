@@ -30,6 +30,7 @@ from scorehost.http.raw import RAW_METHODS, Body, raw_request, response_parts
 from scorehost.http.request_ids import request_ids_of
 from scorehost.logs import AccessLog
 from scorehost.schema.swagger import SwaggerDocs
+from scorehost.tracecontext import TraceContext, trace_id_var
 
 __all__ = ["ScoringApp"]
 
@@ -219,7 +220,9 @@ class ScoringApp:
             request_id, id_headers = request_ids_of(environ)
         except ScorehostError as error:
             return (*_json(error.status_code, {"message": error.message}), "")
-        extra = [_SERVER, *id_headers]
+        trace = TraceContext.continued(environ.get("HTTP_TRACEPARENT"))
+        trace_id_var.set(trace.trace)  # the log lines of this request, and the script's prints, carry it
+        extra = [_SERVER, *id_headers, ("traceresponse", trace.header())]
         batcher = self.batcher
         request: ScoreRequest | None = None
         try:

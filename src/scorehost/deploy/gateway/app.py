@@ -20,6 +20,7 @@ from scorehost.deploy.gateway.upstream import UpstreamError, UpstreamPool, Upstr
 from scorehost.deploy.keys import bearer_token, key_matches
 from scorehost.deploy.spec import AuthMode
 from scorehost.http.request_ids import new_request_id
+from scorehost.tracecontext import TraceContext
 
 __all__ = ["Answer", "Forward", "GatewayApp", "Request", "error_answer"]
 
@@ -45,6 +46,7 @@ _DROP = frozenset(
         b"transfer-encoding",
         b"upgrade",
         b"x-forwarded-for",
+        b"traceparent",  # replaced: the gateway is a hop of the trace
     }
 )
 _MAX_MIRRORS_IN_FLIGHT = 64  # beyond this, copies are dropped: a slow mirror must not pile up memory
@@ -120,6 +122,7 @@ class GatewayApp:
         request_id = b""
         authorization = deployment_header = None
         forwarded_for = b""
+        traceparent: bytes | None = None
         # HEAD goes upstream as GET: the answer parser cannot know that a HEAD answer has no body
         lines = [b"GET " if request.method == b"HEAD" else b"%s " % request.method]  # path filled in below
         for key, value in request.headers:
@@ -128,6 +131,8 @@ class GatewayApp:
                     authorization = value
                 elif key == b"x-forwarded-for":
                     forwarded_for = value + b", "
+                elif key == b"traceparent":
+                    traceparent = value
                 continue
             if key == b"x-request-id":
                 request_id = value
@@ -138,6 +143,8 @@ class GatewayApp:
             request_id = new_request_id().encode()
             lines.append(b"x-request-id: %s\r\n" % request_id)
         lines.append(b"x-forwarded-for: %s%s\r\n" % (forwarded_for, request.client))
+        trace = TraceContext.continued(traceparent.decode("latin-1") if traceparent else None)
+        lines.append(b"traceparent: %s\r\n" % trace.header().encode())
         if not path.startswith(_PREFIX):
             return error_answer(
                 404, f"no route for {_text(path)}; scoring URIs are /endpoints/<name>/score", request_id
