@@ -119,3 +119,23 @@ def test_metrics_can_be_turned_off(serve: Serve) -> None:
     reply = httpx.get(server.url + "/metrics", timeout=10)
     assert reply.status_code == 404
     assert "--no-metrics" in reply.json()["message"]
+
+
+def test_the_grafana_dashboard_names_only_metrics_the_server_exports(serve: Serve) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).parents[2] / "docs" / "grafana" / "scorehost-dashboard.json").read_text())
+    queried = {
+        re.sub(r"_(bucket|sum|count|total)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"scorehost_[a-z_]+", target["expr"])
+    }
+    server = serve("echo.py")
+    httpx.post(server.url + "/score", json={"data": 1}, timeout=10)
+    reply = httpx.get(server.url + "/metrics", timeout=10)
+    exported = {family.name for family in text_string_to_metric_families(reply.text)}
+    assert queried <= exported, queried - exported
+    assert len(queried) == 8

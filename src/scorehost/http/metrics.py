@@ -26,6 +26,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ROUTES = frozenset({"/score", "/", "/ready", "/swagger.json", "/docs", "/metrics"})
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _BATCH = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+RESTART_CAUSES = ("exit", "signal", "oom", "deadline")
 
 
 def prepare_multiprocess() -> Path:
@@ -109,6 +110,8 @@ class ServerMetrics:
             ["cause"],
             registry=registry,
         )
+        for cause in RESTART_CAUSES:  # at 0 from the start: a rate() needs the series before the first restart
+            self.restarts.labels(cause)
         self._children: dict[tuple[str, int], Any] = {}
         self._latency_children: dict[str, Any] = {}
 
