@@ -56,6 +56,17 @@ _TEXT = "text/plain; charset=utf-8"
 _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
+class _Call:
+    """One scoring request on its way: its id, the headers every answer to it carries, and the parsed request."""
+
+    __slots__ = ("headers", "id", "request")
+
+    def __init__(self, request_id: str, headers: Headers) -> None:
+        self.id = request_id
+        self.headers = headers
+        self.request: ScoreRequest | None = None
+
+
 class Prepared:
     """One request's input to run(), ready to call: alone (`call`), or with others' in a batch (`value`)."""
 
@@ -130,21 +141,39 @@ class ScoringApp:
         return [body] if isinstance(body, bytes) else body
 
     def respond(self, environ: dict[str, Any]) -> Answer:
-        """Answer one request: status, headers and the body (bytes, or an iterator that streams)."""
+        """Answer one request: status, headers and the body (bytes, or an iterator that streams). Scoring runs
+        one request per run() call here; `respond_async` batches."""
         started = time.monotonic()
         method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
-        request_id = ""
-        metrics = self.metrics
         if path == "/score" and method in self._score_methods:
-            if metrics is not None:
-                metrics.in_flight.inc()
+            if self.metrics is not None:
+                self.metrics.in_flight.inc()
             try:
                 status, headers, body, request_id = self._score(environ, started)
             finally:
-                if metrics is not None:
-                    metrics.in_flight.dec()
-        else:
-            status, headers, body = self._route(environ, path, method)
+                if self.metrics is not None:
+                    self.metrics.in_flight.dec()
+            return self._done(method, path, started, status, headers, body, request_id)
+        return self._done(method, path, started, *self._route(environ, path, method))
+
+    async def respond_async(self, environ: dict[str, Any]) -> Answer:
+        """`respond` on an event loop: scoring requests of a script with run_batch() join batches."""
+        method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+        if self.batcher is None or path != "/score" or method not in self._score_methods:
+            return self.respond(environ)
+        started = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.in_flight.inc()
+        try:
+            status, headers, body, request_id = await self._score_batched(environ, started, self.batcher)
+        finally:
+            if self.metrics is not None:
+                self.metrics.in_flight.dec()
+        return self._done(method, path, started, status, headers, body, request_id)
+
+    def _done(
+        self, method: str, path: str, started: float, status: int, headers: Headers, body: Body, request_id: str = ""
+    ) -> Answer:
         if method == "HEAD":
             if not isinstance(body, bytes):
                 body.close()  # a streamed body is never read: let its generator and the response clean up
@@ -152,8 +181,8 @@ class ScoringApp:
         size = len(body) if isinstance(body, bytes) else -1
         elapsed = time.monotonic() - started
         self.access_log.write(method, path, status, elapsed * 1000, size, request_id)
-        if metrics is not None:
-            metrics.request(path, status, elapsed)
+        if self.metrics is not None:
+            self.metrics.request(path, status, elapsed)
         return status, headers, body
 
     def _route(self, environ: dict[str, Any], path: str, method: str) -> Answer:
@@ -216,51 +245,73 @@ class ScoringApp:
         return status, merged, body
 
     def _score(self, environ: dict[str, Any], started: float) -> tuple[int, Headers, Body, str]:
+        call = self._begin(environ)
+        if isinstance(call, tuple):
+            return call
+        try:
+            call.request = self._request(environ)
+            status, headers, body, run_ms = self.gate.run(
+                self._run, call.request, started, deadline=started + self.timeout, started=started, request_id=call.id
+            )
+        except ScorehostError as error:
+            return self._failed(environ, call, error)
+        return self._answered(environ, call, status, headers, body, run_ms)
+
+    async def _score_batched(
+        self, environ: dict[str, Any], started: float, batcher: Batcher
+    ) -> tuple[int, Headers, Body, str]:
+        call = self._begin(environ)
+        if isinstance(call, tuple):
+            return call
+        try:
+            with batcher.coming():  # the consumer may wait for this one to join its batch
+                call.request = self._request(environ)
+                prepared = self._prepare(self._loaded(), call.request)
+            try:
+                result, run_ms = await batcher.submit(
+                    prepared, deadline=started + self.timeout, started=started, request_id=call.id
+                )
+            finally:
+                prepared.close()
+            if self.metrics is not None:
+                run_s = run_ms / 1000
+                self.metrics.run_time.observe(run_s)
+                self.metrics.queue_wait.observe(max(0.0, time.monotonic() - started - run_s))
+            status, headers, body = self._finish(result)
+        except ScorehostError as error:
+            return self._failed(environ, call, error)
+        return self._answered(environ, call, status, headers, body, run_ms)
+
+    @staticmethod
+    def _begin(environ: dict[str, Any]) -> _Call | tuple[int, Headers, Body, str]:
+        """The request's ids and trace; an answer already when its id headers are refused."""
         try:
             request_id, id_headers = request_ids_of(environ)
         except ScorehostError as error:
             return (*_json(error.status_code, {"message": error.message}), "")
         trace = TraceContext.continued(environ.get("HTTP_TRACEPARENT"))
         trace_id_var.set(trace.trace)  # the log lines of this request, and the script's prints, carry it
-        extra = [_SERVER, *id_headers, ("traceresponse", trace.header())]
-        batcher = self.batcher
-        request: ScoreRequest | None = None
-        try:
-            if batcher is None:
-                request = self._request(environ)
-                status, headers, body, run_ms = self.gate.run(
-                    self._run, request, started, deadline=started + self.timeout, started=started, request_id=request_id
-                )
-            else:
-                with batcher.coming():  # a leader may wait for this one to join its batch
-                    request = self._request(environ)
-                    prepared = self._prepare(self._loaded(), request)
-                try:
-                    result, run_ms = batcher.submit(
-                        prepared, deadline=started + self.timeout, started=started, request_id=request_id
-                    )
-                finally:
-                    prepared.close()
-                if self.metrics is not None:
-                    run_s = run_ms / 1000
-                    self.metrics.run_time.observe(run_s)
-                    self.metrics.queue_wait.observe(max(0.0, time.monotonic() - started - run_s))
-                status, headers, body = self._finish(result)
-        except ScorehostError as error:
-            self._log_failure(error, request_id)
-            failed = isinstance(error, RunFailed | ScoringTimeout)
-            extra.append((_FAILED_HEADER, str(failed)))
-            if isinstance(error, PayloadTooLarge):
-                extra.append(("connection", "close"))
-            if isinstance(error, ServiceUnavailable):
-                extra.append(("retry-after", "1"))
-            return (*self._with_cors(environ, _json(error.status_code, {"message": error.message}, extra)), request_id)
-        headers += extra
+        return _Call(request_id, [_SERVER, *id_headers, ("traceresponse", trace.header())])
+
+    def _failed(self, environ: dict[str, Any], call: _Call, error: ScorehostError) -> tuple[int, Headers, Body, str]:
+        self._log_failure(error, call.id)
+        extra = call.headers
+        extra.append((_FAILED_HEADER, str(isinstance(error, RunFailed | ScoringTimeout))))
+        if isinstance(error, PayloadTooLarge):
+            extra.append(("connection", "close"))
+        if isinstance(error, ServiceUnavailable):
+            extra.append(("retry-after", "1"))
+        return (*self._with_cors(environ, _json(error.status_code, {"message": error.message}, extra)), call.id)
+
+    def _answered(
+        self, environ: dict[str, Any], call: _Call, status: int, headers: Headers, body: Body, run_ms: float
+    ) -> tuple[int, Headers, Body, str]:
+        headers += call.headers
         headers.append(("x-ms-run-fn-exec-ms", f"{run_ms:.3f}"))
         answer = (status, headers, body)
-        if self.cors is not None and request is not None:
-            answer = self._with_cors(environ, answer, preflight=request.method == "OPTIONS")
-        return (*answer, request_id)
+        if self.cors is not None and call.request is not None:
+            answer = self._with_cors(environ, answer, preflight=call.request.method == "OPTIONS")
+        return (*answer, call.id)
 
     def _request(self, environ: dict[str, Any]) -> ScoreRequest:
         return ScoreRequest(

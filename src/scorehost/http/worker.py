@@ -22,7 +22,7 @@ from scorehost.host.entry import EntryScript
 from scorehost.http.app import ScoringApp
 from scorehost.http.docs_page import DocsPage
 from scorehost.http.gate import RunGate
-from scorehost.http.granian_front import GranianFront
+from scorehost.http.granian_front import GranianAsyncFront, GranianFront
 from scorehost.http.metrics import ServerMetrics
 from scorehost.http.startup import load_and_init
 from scorehost.logs import AccessLog
@@ -66,8 +66,12 @@ class _Worker:
         # Spare threads take requests while run() is busy: they answer liveness and readiness, and hold
         # waiting /score requests under their deadline. Each costs fast models throughput in GIL hand-offs
         # (docs/serving.md), so there are none unless asked for.
-        python_threads = settings.threads + settings.spare_threads + batch_threads(settings, script)
-        self.front = GranianFront(self.app.respond, sock, python_threads=python_threads)
+        self.front: GranianFront | GranianAsyncFront
+        if batches(settings, script):  # requests wait for batches together: as coroutines on one loop
+            self.front = GranianAsyncFront(self.app.respond_async, sock, max_body_size=settings.max_body_size)
+        else:
+            python_threads = settings.threads + settings.spare_threads
+            self.front = GranianFront(self.app.respond, sock, python_threads=python_threads)
 
     def serve(self) -> int:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -137,14 +141,14 @@ def run_gate_for(settings: ServeSettings, on_stuck: Callable[[str], None]) -> Ru
     return RunGate(settings.threads, stuck_grace=grace, on_stuck=on_stuck, tick=tick)
 
 
-def batch_threads(settings: ServeSettings, script: EntryScript | None) -> int:
-    """Request threads a batching worker needs beyond `threads`: enough to hold a whole batch while it forms."""
+def batches(settings: ServeSettings, script: EntryScript | None) -> bool:
+    """Whether this worker batches: its script defines run_batch() and --max-batch-size is not 0. Known before
+    the script is imported (from its source), since the front that serves it is chosen first."""
     if settings.max_batch_size == 0 or settings.entry_script is None:
-        return 0
-    if script is not None:  # preloaded: what it declares is known
-        return 0 if script.batch is None else settings.max_batch_size or script.batch.max_batch_size
-    declared = declared_batch_size(Path(settings.entry_script))
-    return 0 if declared is None else settings.max_batch_size or declared
+        return False
+    if script is not None:  # preloaded
+        return script.batch is not None
+    return declared_batch_size(Path(settings.entry_script)) is not None
 
 
 def scoring_app_for(settings: ServeSettings, gate: RunGate, access_log: AccessLog) -> ScoringApp:

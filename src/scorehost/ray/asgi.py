@@ -12,7 +12,8 @@ on these machines (futex wake-ups and GIL hand-offs), as much as a small model's
 Serve deployment calls its model on the loop; so does this front while the script's answers take under
 `INLINE_MAX_S` on average and nothing else is running it. A script that turns slow goes back to the pool
 at once, so the loop, which also serves Serve's health checks, is never held for long. Scripts declared
-thread-safe (`threads` > 1) always use the pool, where their calls overlap.
+thread-safe (`threads` > 1) always use the pool, where their calls overlap. Scripts with run_batch() are
+answered through the batcher, whose requests wait together on the loop.
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ class AsgiFront:
         stream: Any = io.BytesIO(body)  # stands in for a2wsgi's Body: the app only read()s it
         environ: Any = build_environ(http_scope, stream)
         loop = asyncio.get_running_loop()
-        if self._answer_here():
+        if self.app.batcher is not None:  # requests meet in batches on this loop (scorehost.http.batcher)
+            status, headers, content = await self.app.respond_async(environ)
+        elif self._answer_here():
             status, headers, content = self._respond_timed(environ)
         else:
             self._on_pool += 1

@@ -52,11 +52,9 @@ class ScoringReplica:
         from scorehost.ray.asgi import AsgiFront
 
         # Enough threads that requests wait in the gate, under their deadline, rather than for a thread.
-        settings, batcher = self.scoring_settings, self.scoring_app.batcher
-        batch = batcher.settings.max_batch_size if batcher is not None else 0
-        threads = settings.threads + settings.spare_threads + batch + 16
-        # On the loop, requests run one after the other: they could never meet in a batch.
-        return AsgiFront(self.scoring_app, threads=threads, inline=settings.threads == 1 and batcher is None)
+        settings = self.scoring_settings
+        threads = settings.threads + settings.spare_threads + 16
+        return AsgiFront(self.scoring_app, threads=threads, inline=settings.threads == 1)
 
     def check_health(self) -> None:
         """Raise when this replica should be replaced: a `run()` that never returned holds its gate."""
