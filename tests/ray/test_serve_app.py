@@ -94,7 +94,7 @@ def test_a_replica_batches_concurrent_requests(deploy: Deploy) -> None:
     """run_batch() works in a replica as in a worker: requests that meet share a call, each keeps its answer."""
     from concurrent.futures import ThreadPoolExecutor
 
-    base = deploy("batch_echo.py", "batching")
+    base = deploy("batch_echo.py", "batching", max_ongoing_requests=16)  # Serve's default of 5 caps the batch
     with httpx.Client(base_url=base, timeout=30) as client, ThreadPoolExecutor(11) as pool:
         blocker = pool.submit(client.post, "/score", json={"data": {"sleep": 0.5}})
         time.sleep(0.25)
