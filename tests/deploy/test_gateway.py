@@ -81,10 +81,10 @@ class Backend:
 
 
 class Gateway:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *args: str) -> None:
         self.home = home
         command = [sys.executable, "-m", "scorehost", "gateway", "--home", str(home), "--port", "0"]
-        command += ["--timeout", str(TIMEOUT_S), "--max-body-size", str(MAX_BODY)]
+        command += ["--timeout", str(TIMEOUT_S), "--max-body-size", str(MAX_BODY), *args]
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
         )
@@ -501,3 +501,41 @@ def test_a_trace_runs_from_the_caller_through_the_gateway_to_the_deployment(
         # Without one, the gateway starts the trace.
         started = client.post("/endpoints/mnist/score", json={"data": 1}).json()["headers"]["Traceparent"]
         assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", started)
+
+
+def _gateway_counts(client: httpx.Client) -> dict[tuple[str, str, str], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    reply = client.get("/metrics")
+    assert reply.status_code == 200
+    return {
+        (sample.labels["endpoint"], sample.labels["deployment"], sample.labels["status"]): sample.value
+        for family in text_string_to_metric_families(reply.text)
+        if family.name == "scorehost_gateway_requests"
+        for sample in family.samples
+        if sample.name == "scorehost_gateway_requests_total"
+    }
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_gateway_metrics_count_per_endpoint_and_deployment(
+    tmp_path: Path, backends: dict[str, Backend], workers: str
+) -> None:
+    gateway = Gateway(tmp_path, "--workers", workers)
+    try:
+        gateway.publish({"mnist": one(backends["blue"].url, auth="key")})
+        with httpx.Client(base_url=gateway.url, timeout=30) as client:
+            for _ in range(12):  # a new connection each time: with 2 workers, both answer some
+                with httpx.Client(base_url=gateway.url, timeout=30) as fresh:
+                    ok = fresh.post(
+                        "/endpoints/mnist/score", json={"data": 1}, headers={"Authorization": f"Bearer {KEY_A}"}
+                    )
+                    assert ok.status_code == 200
+            assert client.post("/endpoints/mnist/score", json={"data": 1}).status_code == 401
+            assert client.get("/endpoints/nope/score").status_code == 404
+            counts = _gateway_counts(client)
+        assert counts[("mnist", "blue", "200")] == 12
+        assert counts[("", "", "401")] == 1  # refusals count under no endpoint: callers cannot grow the series
+        assert counts[("", "", "404")] == 1
+    finally:
+        gateway.stop()

@@ -19,7 +19,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MULTIPROC_ENV", "ServerMetrics", "mark_worker_dead", "prepare_multiprocess", "remove_multiprocess"]
+__all__ = [
+    "CONTENT_TYPE",
+    "MULTIPROC_ENV",
+    "ServerMetrics",
+    "exposition",
+    "mark_worker_dead",
+    "prepare_multiprocess",
+    "remove_multiprocess",
+]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -30,16 +38,11 @@ RESTART_CAUSES = ("exit", "signal", "oom", "deadline")
 
 
 def prepare_multiprocess() -> Path:
-    """A fresh private folder for this server's metric files, named in the environment workers inherit."""
-    configured = os.environ.get(MULTIPROC_ENV)
-    if configured:  # the operator chose it: empty it of an earlier run's files, as prometheus-client asks
-        folder = Path(configured)
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob("*.db"):
-            stale.unlink(missing_ok=True)
-    else:
-        folder = Path(tempfile.mkdtemp(prefix="scorehost-metrics-"))
-        os.environ[MULTIPROC_ENV] = str(folder)
+    """A fresh private folder for this server's metric files, named in the environment its workers inherit.
+    Always a new one, even when the environment names one already: two servers sharing a folder would add
+    up each other's counts."""
+    folder = Path(tempfile.mkdtemp(prefix="scorehost-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(folder)
     return folder
 
 
@@ -127,12 +130,17 @@ class ServerMetrics:
 
     def exposition(self) -> bytes:
         """The whole server's metrics in Prometheus' text format."""
-        from prometheus_client import CollectorRegistry, generate_latest
+        return exposition(self._registry, self._multiprocess)
 
-        if not self._multiprocess:
-            return generate_latest(self._registry)
-        from prometheus_client import multiprocess
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+def exposition(registry: Any, multiprocess_mode: bool) -> bytes:
+    """`registry`'s metrics, or with `multiprocess_mode` those every process of the server wrote, as text."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    if not multiprocess_mode:
         return generate_latest(registry)
+    from prometheus_client import multiprocess
+
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+    return generate_latest(merged)

@@ -15,10 +15,12 @@ import logging
 
 import orjson
 
+from scorehost.deploy.gateway.metrics import GatewayMetrics
 from scorehost.deploy.gateway.routes import DeploymentRoute, EndpointRoute, RouteFile, Target
 from scorehost.deploy.gateway.upstream import UpstreamError, UpstreamPool, UpstreamTimeout
 from scorehost.deploy.keys import bearer_token, key_matches
 from scorehost.deploy.spec import AuthMode
+from scorehost.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from scorehost.http.request_ids import new_request_id
 from scorehost.tracecontext import TraceContext
 
@@ -87,9 +89,10 @@ def error_answer(status: int, message: str, request_id: bytes, *extra: bytes) ->
 class GatewayApp:
     """One per gateway worker process: the routing table, and keep-alive pools to the instances."""
 
-    def __init__(self, routes: RouteFile, *, timeout: float = 60.0) -> None:
+    def __init__(self, routes: RouteFile, *, timeout: float = 60.0, metrics: GatewayMetrics | None = None) -> None:
         self.routes = routes
         self.timeout = timeout
+        self.metrics = metrics
         self._pools: dict[Target, UpstreamPool] = {}
         self._table = routes.table
         self._mirrors: set[asyncio.Task[None]] = set()
@@ -119,6 +122,8 @@ class GatewayApp:
         path, _, query = request.target.partition(b"?")
         if path == b"/":  # liveness, as the scoring server answers it
             return 200, b"content-type: text/plain; charset=utf-8\r\n", b"Healthy"
+        if path == b"/metrics" and self.metrics is not None:
+            return 200, b"content-type: %s\r\n" % METRICS_CONTENT_TYPE.encode(), self.metrics.exposition()
         request_id = b""
         authorization = deployment_header = None
         forwarded_for = b""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from http import HTTPStatus
 from typing import cast
 
@@ -59,7 +60,7 @@ class GatewayProtocol(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.body_size = 0
-        self.pending: collections.deque[tuple[Request, bool]] = collections.deque()
+        self.pending: collections.deque[tuple[Request, bool, float]] = collections.deque()  # (..., arrived at)
         self.running = False
         self.closing = False
         self.forward: Forward | None = None
@@ -82,6 +83,8 @@ class GatewayProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        if self.pending and self.app.metrics is not None:
+            self.app.metrics.in_flight.dec(len(self.pending))  # the caller left: never answered
         self.pending.clear()
 
     # httptools callbacks
@@ -112,7 +115,9 @@ class GatewayProtocol(asyncio.Protocol):
         method = self.parser.get_method()
         request = Request(method, self.url, self.headers, b"".join(self.body), self.client)
         self.url, self.headers, self.body, self.body_size = b"", [], [], 0
-        self.pending.append((request, self.parser.should_keep_alive()))
+        self.pending.append((request, self.parser.should_keep_alive(), time.monotonic()))
+        if self.app.metrics is not None:
+            self.app.metrics.in_flight.inc()
         if not self.running:
             self._answer_next()
 
@@ -161,11 +166,16 @@ class GatewayProtocol(asyncio.Protocol):
 
     def _reply(self, answer: Answer) -> None:
         """Send the answer to the oldest waiting request."""
-        self.forward = None
+        forward, self.forward = self.forward, None
         if not self.pending:  # the client has gone
             return
-        request, keep_alive = self.pending.popleft()
+        request, keep_alive, arrived = self.pending.popleft()
         self._write(answer, keep_alive, head_only=request.method == b"HEAD")
+        metrics = self.app.metrics
+        if metrics is not None:
+            metrics.in_flight.dec()
+            endpoint, deployment = (forward.endpoint, forward.deployment) if forward is not None else ("", "")
+            metrics.answered(endpoint, deployment, answer[0], time.monotonic() - arrived)
 
     def _write(self, answer: Answer, keep_alive: bool, head_only: bool = False) -> None:
         transport = self.transport
@@ -195,6 +205,8 @@ class GatewayProtocol(asyncio.Protocol):
         """Answer at once and close: the rest of the connection's bytes cannot be trusted."""
         if self.closing:
             return
+        if self.pending and self.app.metrics is not None:
+            self.app.metrics.in_flight.dec(len(self.pending))
         self.pending.clear()
         self._write(error_answer(status, message, new_request_id().encode()), keep_alive=False)
 

@@ -17,8 +17,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from scorehost.deploy.gateway.app import GatewayApp
+from scorehost.deploy.gateway.metrics import GatewayMetrics
 from scorehost.deploy.gateway.protocol import GatewayProtocol
 from scorehost.deploy.gateway.routes import RouteFile, routes_path
+from scorehost.http.metrics import prepare_multiprocess, remove_multiprocess
 from scorehost.http.sockets import bind_sockets
 
 __all__ = ["serve_gateway"]
@@ -40,6 +42,7 @@ def serve_gateway(
     """Serve the endpoints of workspace `home` on host:port until SIGINT/SIGTERM; `on_ready(port)` is called
     once the sockets listen (port 0 picks a free port)."""
     sockets = bind_sockets(host, port, workers)
+    metrics_folder = prepare_multiprocess() if workers > 1 else None  # workers' counts, summed at /metrics
     bound = sockets[0].getsockname()[1]
     where = f"[{host}]" if ":" in host else host
     logger.info(
@@ -54,11 +57,15 @@ def serve_gateway(
     if workers == 1:
         run(sockets[0])
         return
-    _supervise(sockets, run)
+    try:
+        _supervise(sockets, run)
+    finally:
+        if metrics_folder is not None:
+            remove_multiprocess(metrics_folder)
 
 
 def _run_worker(sock: socket.socket, routes: os.PathLike[str], timeout: float, max_body_size: int) -> None:
-    app = GatewayApp(RouteFile(routes), timeout=timeout)
+    app = GatewayApp(RouteFile(routes), timeout=timeout, metrics=GatewayMetrics())
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
