@@ -54,29 +54,8 @@ class GranianFront:
         self._uds = sock.family == socket.AF_UNIX
         self._loop = asyncio.new_event_loop()  # required by the scheduler's signature; WSGI never runs it
         self._scheduler = _new_cbscheduler(self._loop, _runner(respond), impl_asyncio=False)
-        self._worker = _WSGIWorker(
-            1,  # worker id, for granian's own logs
-            (None, SocketHolder(sock.fileno(), self._uds, LISTEN_BACKLOG)),
-            None,  # no IPC: granian's metrics are off
-            1,  # Rust runtime threads
-            512,  # Rust blocking threads
-            python_threads,
-            30,  # seconds before an idle Python thread is retired
-            backpressure,  # requests admitted at once; the rest wait in the socket
-            "1",  # HTTP/1.1
-            HTTP1Settings(),
-            None,  # no HTTP/2
-            None,  # no static files
-            False,  # no TLS: terminate it in a proxy
-            None,
-            None,
-            None,
-            "1.3",
-            None,
-            [],
-            False,
-            (None, None),  # no metrics
-        )
+        head, tail = _worker_arguments(sock, self._uds, python_threads, backpressure)
+        self._worker = _WSGIWorker(*head, *tail)
 
     def start(self) -> None:
         """Start accepting; returns at once, the work happens on granian's threads."""
@@ -108,30 +87,8 @@ class GranianAsyncFront:
         self._loop = _new_loop()
         handler = _future_watcher_wrapper(_rsgi_handler(respond, max_body_size))
         self._scheduler = _new_cbscheduler(self._loop, handler, impl_asyncio=True)
-        self._worker = _RSGIWorker(
-            1,  # worker id, for granian's own logs
-            (None, SocketHolder(sock.fileno(), self._uds, LISTEN_BACKLOG)),
-            None,  # no IPC: granian's metrics are off
-            1,  # Rust runtime threads
-            512,  # Rust blocking threads
-            1,  # Python threads: the loop's
-            30,
-            backpressure,
-            "1",  # HTTP/1.1
-            HTTP1Settings(),
-            None,  # no HTTP/2
-            False,  # no websockets
-            None,  # no static files
-            False,  # no TLS: terminate it in a proxy
-            None,
-            None,
-            None,
-            "1.3",
-            None,
-            [],
-            False,
-            (None, None),  # no metrics
-        )
+        head, tail = _worker_arguments(sock, self._uds, 1, backpressure)  # one Python thread: the loop's
+        self._worker = _RSGIWorker(*head, False, *tail)  # False: no websockets
 
     def start(self) -> None:
         """Start accepting; the loop runs on a thread of its own."""
@@ -148,6 +105,38 @@ class GranianAsyncFront:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._stopped.wait(timeout)
+
+
+def _worker_arguments(
+    sock: socket.socket, uds: bool, python_threads: int, backpressure: int
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The arguments granian's WSGI and RSGI workers share, before and after the RSGI one's websockets flag."""
+    head: tuple[Any, ...] = (
+        1,  # worker id, for granian's own logs
+        (None, SocketHolder(sock.fileno(), uds, LISTEN_BACKLOG)),
+        None,  # no IPC: granian's metrics are off
+        1,  # Rust runtime threads
+        512,  # Rust blocking threads
+        python_threads,
+        30,  # seconds before an idle Python thread is retired
+        backpressure,  # requests admitted at once; the rest wait in the socket
+        "1",  # HTTP/1.1
+        HTTP1Settings(),
+        None,  # no HTTP/2
+    )
+    tail: tuple[Any, ...] = (
+        None,  # no static files
+        False,  # no TLS: terminate it in a proxy
+        None,
+        None,
+        None,
+        "1.3",
+        None,
+        [],
+        False,
+        (None, None),  # no metrics
+    )
+    return head, tail
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
