@@ -9,6 +9,7 @@ deployment (`backends.router`).
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 from scorehost.deploy.backends.base import DeploymentRecord, DeploymentStatus, Handle, InstanceState, InstanceStatus
 from scorehost.deploy.spec import DeploymentSpec
 from scorehost.errors import DeploymentFailed, DeploymentTimeout, InvalidSpec, ServiceUnavailable, UnknownResource
-from scorehost.ray.config import ServeConfig
+from scorehost.ray.config import HIGH_THROUGHPUT_ENVIRONMENT, ServeConfig
 from scorehost.ray.models import manifest
 from scorehost.ray.serve_app import DEPLOYMENT_NAME, application
 
@@ -118,6 +119,9 @@ class RayBackend:
     def __init__(
         self, address: str | None = None, *, home: Path | None = None, poll_s: float = 0.5, pending_grace: float = 60.0
     ) -> None:
+        for name, value in HIGH_THROUGHPUT_ENVIRONMENT.items():
+            # Serve's high-throughput mode, on by default: the driver's Serve reads it when first imported too.
+            os.environ.setdefault(name, value)
         try:
             import ray
             from ray import serve
