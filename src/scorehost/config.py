@@ -123,6 +123,12 @@ class ServeSettings(BaseSettings):
     metrics: bool = True
     """Prometheus metrics at GET /metrics, summed over the workers (`--metrics/--no-metrics`)."""
 
+    otlp_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("SCOREHOST_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+    """An OTLP/HTTP traces URL (http://collector:4318/v1/traces) to send each scoring request's spans to
+    (`--otlp-endpoint`; needs `scorehost[otel]`); unset: no spans leave the server."""
+
     max_batch_size: int | None = Field(default=None, ge=0, le=4096)
     """Most requests per run_batch() call, for scripts that define it; 0 turns batching off (`--max-batch-size`);
     default: the script's `@scorehost.batch`, else 32."""

@@ -123,6 +123,12 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
 )
 @click.option("--graceful-timeout", type=float, help="Seconds in-flight requests get on shutdown.  [default: 30]")
 @click.option(
+    "--otlp-endpoint",
+    metavar="URL",
+    help="Send each scoring request's spans (queue, run, serialize) to this OTLP/HTTP traces URL, e.g. "
+    "http://127.0.0.1:4318/v1/traces; needs pip install 'scorehost[otel]'. Also OTEL_EXPORTER_OTLP_TRACES_ENDPOINT.",
+)
+@click.option(
     "--metrics/--no-metrics",
     default=None,
     help="Prometheus metrics at GET /metrics, summed over the workers (docs/observability.md).  [default: on]",

@@ -28,6 +28,7 @@ from scorehost.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from scorehost.http.metrics import ServerMetrics
 from scorehost.http.raw import RAW_METHODS, Body, raw_request, response_parts
 from scorehost.http.request_ids import request_ids_of
+from scorehost.http.spans import RequestTimes, SpanExporter
 from scorehost.logs import AccessLog
 from scorehost.schema.swagger import SwaggerDocs
 from scorehost.tracecontext import TraceContext, trace_id_var
@@ -57,14 +58,17 @@ _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in H
 
 
 class _Call:
-    """One scoring request on its way: its id, the headers every answer to it carries, and the parsed request."""
+    """One scoring request on its way: its id and trace, the headers every answer to it carries, the parsed
+    request, and (when spans are exported) when each part of it happened."""
 
-    __slots__ = ("headers", "id", "request")
+    __slots__ = ("headers", "id", "request", "times", "trace")
 
-    def __init__(self, request_id: str, headers: Headers) -> None:
+    def __init__(self, request_id: str, trace: TraceContext, headers: Headers, times: RequestTimes | None) -> None:
         self.id = request_id
+        self.trace = trace
         self.headers = headers
         self.request: ScoreRequest | None = None
+        self.times = times
 
 
 class Prepared:
@@ -104,9 +108,11 @@ class ScoringApp:
         batch_size: int | None = None,
         batch_wait_ms: float | None = None,
         metrics: ServerMetrics | None = None,
+        spans: SpanExporter | None = None,
     ) -> None:
         self.gate = gate
         self.metrics = metrics
+        self.spans = spans
         self.batcher: Batcher | None = None  # made when a script with run_batch() is attached
         self._batch_size = batch_size  # None: the script's own (or the default); 0: never batch
         self._batch_wait_ms = batch_wait_ms
@@ -251,7 +257,13 @@ class ScoringApp:
         try:
             call.request = self._request(environ)
             status, headers, body, run_ms = self.gate.run(
-                self._run, call.request, started, deadline=started + self.timeout, started=started, request_id=call.id
+                self._run,
+                call.request,
+                started,
+                call.times,
+                deadline=started + self.timeout,
+                started=started,
+                request_id=call.id,
             )
         except ScorehostError as error:
             return self._failed(environ, call, error)
@@ -277,24 +289,37 @@ class ScoringApp:
                 run_s = run_ms / 1000
                 self.metrics.run_time.observe(run_s)
                 self.metrics.queue_wait.observe(max(0.0, time.monotonic() - started - run_s))
+            if call.times is not None:
+                call.times.ran = time.perf_counter()
+                call.times.run_began = call.times.ran - run_ms / 1000
             status, headers, body = self._finish(result)
+            if call.times is not None:
+                call.times.encoded = time.perf_counter()
         except ScorehostError as error:
             return self._failed(environ, call, error)
         return self._answered(environ, call, status, headers, body, run_ms)
 
-    @staticmethod
-    def _begin(environ: dict[str, Any]) -> _Call | tuple[int, Headers, Body, str]:
+    def _begin(self, environ: dict[str, Any]) -> _Call | tuple[int, Headers, Body, str]:
         """The request's ids and trace; an answer already when its id headers are refused."""
+        times = RequestTimes() if self.spans is not None else None
         try:
             request_id, id_headers = request_ids_of(environ)
         except ScorehostError as error:
             return (*_json(error.status_code, {"message": error.message}), "")
         trace = TraceContext.continued(environ.get("HTTP_TRACEPARENT"))
         trace_id_var.set(trace.trace)  # the log lines of this request, and the script's prints, carry it
-        return _Call(request_id, [_SERVER, *id_headers, ("traceresponse", trace.header())])
+        return _Call(request_id, trace, [_SERVER, *id_headers, ("traceresponse", trace.header())], times)
+
+    def _export(self, environ: dict[str, Any], call: _Call, status: int) -> None:
+        if self.spans is not None and call.times is not None:
+            try:
+                self.spans.record(call.trace, call.times, status, call.id, environ["REQUEST_METHOD"])
+            except Exception:  # a tracing failure must not fail the request it describes
+                logger.exception("could not record the request's spans")
 
     def _failed(self, environ: dict[str, Any], call: _Call, error: ScorehostError) -> tuple[int, Headers, Body, str]:
         self._log_failure(error, call.id)
+        self._export(environ, call, error.status_code)
         extra = call.headers
         extra.append((_FAILED_HEADER, str(isinstance(error, RunFailed | ScoringTimeout))))
         if isinstance(error, PayloadTooLarge):
@@ -308,6 +333,7 @@ class ScoringApp:
     ) -> tuple[int, Headers, Body, str]:
         headers += call.headers
         headers.append(("x-ms-run-fn-exec-ms", f"{run_ms:.3f}"))
+        self._export(environ, call, status)
         answer = (status, headers, body)
         if self.cors is not None and call.request is not None:
             answer = self._with_cors(environ, answer, preflight=call.request.method == "OPTIONS")
@@ -340,7 +366,9 @@ class ScoringApp:
             return Prepared(script, arguments, headers)
         return Prepared(script, raw_request(AMLRequest, request.environ, request.body), headers)
 
-    def _run(self, request: ScoreRequest, started: float) -> tuple[int, Headers, Body, float]:
+    def _run(
+        self, request: ScoreRequest, started: float, times: RequestTimes | None = None
+    ) -> tuple[int, Headers, Body, float]:
         """The part of a request that touches user code: build run()'s input, call it, encode the result."""
         metrics = self.metrics
         if metrics is not None:
@@ -349,12 +377,16 @@ class ScoringApp:
         try:
             begun = time.perf_counter()
             result = prepared.call()
-            run_ms = (time.perf_counter() - begun) * 1000
+            ended = time.perf_counter()
+            run_ms = (ended - begun) * 1000
         finally:
             prepared.close()  # spooled upload files, if a raw script parsed a multipart body
         if metrics is not None:
             metrics.run_time.observe(run_ms / 1000)
-        return (*self._finish(result), run_ms)
+        answer = self._finish(result)
+        if times is not None:
+            times.run_began, times.ran, times.encoded = begun, ended, time.perf_counter()
+        return (*answer, run_ms)
 
     def _attach_batcher(self, script: EntryScript) -> None:
         """Batch requests when the script defines run_batch() and the settings do not turn it off."""

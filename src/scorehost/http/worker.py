@@ -24,6 +24,7 @@ from scorehost.http.docs_page import DocsPage
 from scorehost.http.gate import RunGate
 from scorehost.http.granian_front import GranianAsyncFront, GranianFront
 from scorehost.http.metrics import ServerMetrics
+from scorehost.http.spans import SpanExporter
 from scorehost.http.startup import load_and_init
 from scorehost.logs import AccessLog
 from scorehost.schema.swagger import SwaggerDocs
@@ -49,6 +50,8 @@ def run_worker(settings: ServeSettings, sock: socket.socket, script: EntryScript
     finally:
         if worker is not None:
             worker.app.access_log.flush()
+            if worker.app.spans is not None:
+                worker.app.spans.close()
         sys.stdout.flush()
         sys.stderr.flush()
     # os._exit: a run() thread that never returned must not keep the process alive.
@@ -164,6 +167,7 @@ def scoring_app_for(settings: ServeSettings, gate: RunGate, access_log: AccessLo
         batch_size=settings.max_batch_size,
         batch_wait_ms=settings.max_batch_wait_ms,
         metrics=ServerMetrics() if settings.metrics else None,
+        spans=SpanExporter(settings.otlp_endpoint, settings.service_name) if settings.otlp_endpoint else None,
     )
 
 

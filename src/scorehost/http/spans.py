@@ -1,0 +1,115 @@
+"""OpenTelemetry spans of scoring requests, exported over OTLP/HTTP: an extra (`pip install 'scorehost[otel]'`),
+off unless `--otlp-endpoint` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) names a collector.
+
+Each scoring request becomes a server span, `POST /score`, with three children: `queue` (arrival to the start
+of run()), `run` (run() or run_batch()) and `serialize` (the result to JSON). Its ids are the ones the W3C
+trace context already gave the request (`scorehost.tracecontext`), so the `traceresponse` a caller gets and
+the trace id in the logs name the exported span. Spans go out in batches from a background thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from scorehost.errors import ScorehostError
+from scorehost.tracecontext import TraceContext
+
+__all__ = ["RequestTimes", "SpanExporter"]
+
+
+class RequestTimes:
+    """When each part of one request happened: `time.perf_counter()` readings, and the wall clock at arrival."""
+
+    __slots__ = ("arrived", "arrived_ns", "encoded", "ran", "run_began")
+
+    def __init__(self) -> None:
+        self.arrived_ns = time.time_ns()
+        self.arrived = time.perf_counter()
+        self.run_began = self.ran = self.encoded = 0.0
+
+
+class SpanExporter:
+    """Records the spans of scoring requests and sends them to `endpoint` (an OTLP/HTTP traces URL)."""
+
+    def __init__(self, endpoint: str, service_name: str) -> None:
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.resources import Resource
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        except ImportError:
+            raise ScorehostError("--otlp-endpoint needs OpenTelemetry: pip install 'scorehost[otel]'") from None
+        self._ids = _GivenIds()
+        ids: Any = self._ids  # duck-typed: the SDK only calls its two methods
+        self._provider: Any = TracerProvider(resource=Resource.create({"service.name": service_name}), id_generator=ids)
+        self._provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint), schedule_delay_millis=1000)
+        )
+        self._tracer = self._provider.get_tracer("scorehost")
+
+    def record(self, trace: TraceContext, times: RequestTimes, status: int, request_id: str, method: str) -> None:
+        """Export one request's spans (after its answer is made, from the times it kept)."""
+        from opentelemetry import trace as api
+        from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+
+        parent_context = None
+        if trace.parent:
+            remote = SpanContext(
+                int(trace.trace, 16),
+                int(trace.parent, 16),
+                is_remote=True,
+                trace_flags=TraceFlags(int(trace.flags, 16)),
+            )
+            parent_context = api.set_span_in_context(NonRecordingSpan(remote))
+
+        def at(reading: float) -> int:
+            return times.arrived_ns + int((reading - times.arrived) * 1e9)
+
+        end = at(time.perf_counter())
+        self._ids.given.trace, self._ids.given.span = int(trace.trace, 16), int(trace.span, 16)
+        try:
+            server = self._tracer.start_span(
+                f"{method} /score", context=parent_context, kind=SpanKind.SERVER, start_time=times.arrived_ns
+            )
+        finally:
+            self._ids.given.trace = self._ids.given.span = 0
+        server.set_attribute("http.request.method", method)
+        server.set_attribute("http.response.status_code", status)
+        server.set_attribute("scorehost.request_id", request_id)
+        inside = api.set_span_in_context(server)
+        parts = [("queue", times.arrived, times.run_began), ("run", times.run_began, times.ran)]
+        parts.append(("serialize", times.ran, times.encoded))
+        for name, began, ended in parts:
+            if began and ended:
+                self._tracer.start_span(name, context=inside, start_time=at(began)).end(end_time=at(ended))
+        server.end(end_time=end)
+
+    def close(self) -> None:
+        """Send what is pending (a worker on its way out)."""
+        self._provider.shutdown()
+
+
+class _GivenIds:
+    """Ids for the next span from this thread when set (the request's own), random ones otherwise."""
+
+    def __init__(self) -> None:
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+        self._random = RandomIdGenerator()
+        self.given = threading.local()
+        self.given.trace = self.given.span = 0
+
+    def is_trace_id_random(self) -> bool:
+        return True  # ours are random too (scorehost.tracecontext)
+
+    def generate_trace_id(self) -> int:
+        return getattr(self.given, "trace", 0) or self._random.generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        span = getattr(self.given, "span", 0)
+        if span:
+            self.given.span = 0  # only the request's server span takes it; its children get their own
+            return int(span)
+        return self._random.generate_span_id()
