@@ -70,6 +70,18 @@ def gateway(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     process.stdout.close()
 
 
+def _stopped(backend: RayBackend, handle: RayGeneration) -> None:
+    """Stop and wait until Serve has removed the app: its replicas' CPUs are free for the next test (stop()
+    itself returns once Serve takes the app off, while its replicas still drain)."""
+    from ray import serve
+
+    backend.stop(handle, drain_seconds=1)
+    deadline = time.monotonic() + 60
+    while handle.app_name in serve.status().applications:
+        assert time.monotonic() < deadline, f"{handle.app_name} was never removed"
+        time.sleep(0.25)
+
+
 def _started(backend: RayBackend, deployment: DeploymentSpec) -> RayGeneration:
     handle = backend.start(deployment, 1)
     backend.wait_ready(handle, 90)
@@ -136,9 +148,9 @@ def test_replicas_waiting_for_cpus_others_hold_fail_after_the_grace(ray_cluster:
             assert "the cluster has no free room for its replicas" in str(failed.value)
             assert "CPU" in failed.value.cause
         finally:
-            impatient.stop(second, drain_seconds=1)
+            _stopped(impatient, second)
     finally:
-        impatient.stop(first, drain_seconds=1)
+        _stopped(impatient, first)
 
 
 def _register_multi(home: Path, source: Path, labels: tuple[str, ...] = ("neg", "pos")) -> None:
@@ -209,7 +221,7 @@ def test_a_full_queue_answers_503_and_serves_deadline_answers_408(backend: RayBa
         assert slow.status_code == 408, slow.text
         assert REQUEST_TIMEOUT_S - 0.5 < slow.elapsed.total_seconds() < REQUEST_TIMEOUT_S + 2.5
     finally:
-        backend.stop(handle, drain_seconds=1)
+        _stopped(backend, handle)
 
 
 def test_a_replica_whose_run_hangs_is_replaced(backend: RayBackend, ray_cluster: Cluster) -> None:
@@ -252,4 +264,4 @@ def test_replicas_spread_over_two_nodes(backend: RayBackend, ray_cluster: Cluste
                     nodes.add(client.post(url, json={"data": 0}).json()["node"])
             assert nodes == alive  # both nodes answer, through the head's one ingress
         finally:
-            backend.stop(handle, drain_seconds=1)
+            _stopped(backend, handle)  # before the node goes: the next tests need the head's CPUs back
