@@ -138,24 +138,22 @@ class AccessLog:
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S" if self.json else "%Y-%m-%d %H:%M:%S", time.gmtime(now))
         millis = int((now - second) * 1000)
         if self.json:
-            line = (
-                orjson.dumps(
-                    {
-                        "time": f"{self._stamp}.{millis:03d}Z",
-                        "level": "info",
-                        "logger": "scorehost.access",
-                        "pid": self._pid,
-                        "message": f"{method} {path} {status} {duration_ms:.3f}ms {size}B",
-                        "request_id": request_id,
-                        "method": method,
-                        "path": path,
-                        "status": status,
-                        "duration_ms": round(duration_ms, 3),
-                        "bytes": size,
-                    }
-                )
-                + b"\n"
-            )
+            record = {
+                "time": f"{self._stamp}.{millis:03d}Z",
+                "level": "info",
+                "logger": "scorehost.access",
+                "pid": self._pid,
+                "message": f"{method} {path} {status} {duration_ms:.3f}ms {size}B",
+                "request_id": request_id,
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": round(duration_ms, 3),
+                "bytes": size,
+            }
+            if request_id and (trace_id := trace_id_var.get()):  # a scoring request: its trace is this context's
+                record["trace_id"] = trace_id
+            line = orjson.dumps(record) + b"\n"
         else:
             tag = f" [{request_id}]" if request_id else ""
             text = f"{self._stamp}.{millis:03d}Z INFO  [{self._pid}] scorehost.access -{tag} "

@@ -90,6 +90,8 @@ def test_the_scripts_lines_carry_the_callers_trace_id(serve: Serve) -> None:
     printed = next(r for r in records if r["message"] == 'hello from run: "t"')
     logged = next(r for r in records if r["message"] == "logged from run")
     assert printed["trace_id"] == logged["trace_id"] == trace
+    access = next(r for r in records if r["logger"] == "scorehost.access" and r["path"] == "/score")
+    assert access["trace_id"] == trace
 
 
 def test_json_log_format_keeps_tracebacks_inside_one_line(serve: Serve) -> None:
