@@ -32,12 +32,11 @@ from typing import Any
 from scorehost.errors import RunFailed, ScorehostError, ScoringTimeout
 from scorehost.host.batch import BatchSettings
 from scorehost.http.gate import RunGate
+from scorehost.http.quick import CallTimes
 
-__all__ = ["INLINE_MAX_S", "Batcher"]
+__all__ = ["Batcher"]
 
 logger = logging.getLogger("scorehost.worker")
-
-INLINE_MAX_S = 0.002  # calls this quick (on average) run on the loop rather than on the worker thread
 
 
 class _Pending:
@@ -73,8 +72,7 @@ class Batcher:
         self._consuming = False
         self._coming = 0  # requests being read or parsed: about to queue
         self._arrived: asyncio.Event | None = None
-        self._average = INLINE_MAX_S  # seconds per call, a moving average
-        self._calls = 0
+        self._times = CallTimes(warm_up=8)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorehost-run")
 
     @contextlib.contextmanager
@@ -144,7 +142,7 @@ class Batcher:
     async def _run(self, batch: list[_Pending]) -> None:
         if self._on_batch is not None:
             self._on_batch(len(batch))
-        if self._calls >= 8 and self._average < INLINE_MAX_S:
+        if self._times.quick:
             outcomes = self._call(batch)
         else:
             outcomes = await asyncio.get_running_loop().run_in_executor(self._executor, self._call, batch)
@@ -172,8 +170,7 @@ class Batcher:
         except ScorehostError as error:  # the deadline passed, or the gate closed (a stuck run())
             return [(None, error, 0.0)] * len(batch)
         finally:
-            self._calls += 1
-            self._average += (time.perf_counter() - began - self._average) / 8
+            self._times.add(time.perf_counter() - began)
         run_ms = (time.perf_counter() - began) * 1000
         return [(result, None, run_ms) for result in results]
 

@@ -41,26 +41,15 @@ LISTEN_BACKLOG = 2048
 _INTERNAL_ERROR = b'{"message":"An internal error occurred in scorehost; the log has the traceback."}'
 
 
-class GranianFront:
-    """One granian HTTP/1.1 worker answering with `respond` on `sock`, on `python_threads` Python threads."""
+class _Front:
+    """What both fronts share: the socket, and the shutdown signal granian's worker watches."""
 
-    def __init__(
-        self, respond: Responder, sock: socket.socket, *, python_threads: int, backpressure: int = 512
-    ) -> None:
+    def __init__(self, sock: socket.socket) -> None:
         self.shutdown_signal = WorkerSignal()
         self._stopped = threading.Event()
         self.shutdown_signal.add_cb(self._stopped.set)
         self._sock = sock
         self._uds = sock.family == socket.AF_UNIX
-        self._loop = asyncio.new_event_loop()  # required by the scheduler's signature; WSGI never runs it
-        self._scheduler = _new_cbscheduler(self._loop, _runner(respond), impl_asyncio=False)
-        head, tail = _worker_arguments(sock, self._uds, python_threads, backpressure)
-        self._worker = _WSGIWorker(*head, *tail)
-
-    def start(self) -> None:
-        """Start accepting; returns at once, the work happens on granian's threads."""
-        serve = self._worker.serve_mtr_uds if self._uds else self._worker.serve_mtr
-        serve(self._scheduler, self._loop, self.shutdown_signal)
 
     def stop(self) -> None:
         """Stop accepting and let in-flight requests finish."""
@@ -71,7 +60,25 @@ class GranianFront:
         return self._stopped.wait(timeout)
 
 
-class GranianAsyncFront:
+class GranianFront(_Front):
+    """One granian HTTP/1.1 worker answering with `respond` on `sock`, on `python_threads` Python threads."""
+
+    def __init__(
+        self, respond: Responder, sock: socket.socket, *, python_threads: int, backpressure: int = 512
+    ) -> None:
+        super().__init__(sock)
+        self._loop = asyncio.new_event_loop()  # required by the scheduler's signature; WSGI never runs it
+        self._scheduler = _new_cbscheduler(self._loop, _runner(respond), impl_asyncio=False)
+        head, tail = _worker_arguments(sock, self._uds, python_threads, backpressure)
+        self._worker = _WSGIWorker(*head, *tail)
+
+    def start(self) -> None:
+        """Start accepting; returns at once, the work happens on granian's threads."""
+        serve = self._worker.serve_mtr_uds if self._uds else self._worker.serve_mtr
+        serve(self._scheduler, self._loop, self.shutdown_signal)
+
+
+class GranianAsyncFront(_Front):
     """One granian HTTP/1.1 worker answering on an asyncio event loop (granian's RSGI interface) with
     `respond`: for apps whose requests wait together (batching), where a thread per waiting request would
     cost a thread hand-off per request. Bodies over `max_body_size` are not read: the app answers 413."""
@@ -79,11 +86,7 @@ class GranianAsyncFront:
     def __init__(
         self, respond: AsyncResponder, sock: socket.socket, *, max_body_size: int, backpressure: int = 512
     ) -> None:
-        self.shutdown_signal = WorkerSignal()
-        self._stopped = threading.Event()
-        self.shutdown_signal.add_cb(self._stopped.set)
-        self._sock = sock
-        self._uds = sock.family == socket.AF_UNIX
+        super().__init__(sock)
         self._loop = _new_loop()
         handler = _future_watcher_wrapper(_rsgi_handler(respond, max_body_size))
         self._scheduler = _new_cbscheduler(self._loop, handler, impl_asyncio=True)
@@ -99,12 +102,6 @@ class GranianAsyncFront:
         serve = self._worker.serve_mtr_uds if self._uds else self._worker.serve_mtr
         serve(self._scheduler, self._loop, self.shutdown_signal)
         self._loop.run_forever()
-
-    def stop(self) -> None:
-        self.shutdown_signal.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._stopped.wait(timeout)
 
 
 def _worker_arguments(

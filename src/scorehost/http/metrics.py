@@ -21,6 +21,7 @@ from typing import Any
 
 __all__ = [
     "CONTENT_TYPE",
+    "LATENCY_BUCKETS",
     "MULTIPROC_ENV",
     "ServerMetrics",
     "exposition",
@@ -32,7 +33,7 @@ __all__ = [
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ROUTES = frozenset({"/score", "/", "/ready", "/swagger.json", "/docs", "/metrics"})
-_LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _BATCH = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 RESTART_CAUSES = ("exit", "signal", "oom", "deadline")
 
@@ -76,19 +77,19 @@ class ServerMetrics:
             "scorehost_request_duration_seconds",
             "Time from a request's arrival to its answer, by route.",
             ["route"],
-            buckets=_LATENCY,
+            buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.queue_wait = Histogram(
             "scorehost_queue_wait_seconds",
             "Time a scoring request waited for run() (behind others, or for its batch).",
-            buckets=_LATENCY,
+            buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.run_time = Histogram(
             "scorehost_run_duration_seconds",
             "Time in the script's run() or run_batch(), per request.",
-            buckets=_LATENCY,
+            buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.in_flight = Gauge(

@@ -28,6 +28,7 @@ from typing import Any
 from a2wsgi.wsgi import build_environ
 
 from scorehost.http.app import ScoringApp
+from scorehost.http.quick import CallTimes
 
 __all__ = ["AsgiFront"]
 
@@ -39,7 +40,6 @@ Send = Callable[[Message], Awaitable[None]]
 # the app's own copy would repeat it.
 _FRONT_HEADERS = frozenset({"x-request-id"})
 _DONE = object()
-INLINE_MAX_S = 0.002  # an answer this quick (on average) is cheaper on the loop than the hop to a thread
 _WARM_UP = 20  # answers measured on the pool before the first one on the loop
 
 
@@ -50,8 +50,7 @@ class AsgiFront:
         self.app = app
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scorehost-request")
         self.inline = inline  # may answer on the loop (run() one at a time only)
-        self._average = INLINE_MAX_S  # seconds per answer, a moving average
-        self._measured = 0
+        self._times = CallTimes(warm_up=_WARM_UP)
         self._on_pool = 0  # answers being made on pool threads now
 
     def _respond_timed(self, environ: Any) -> Any:
@@ -59,12 +58,11 @@ class AsgiFront:
         try:
             return self.app.respond(environ)
         finally:
-            self._measured += 1
-            self._average += (time.perf_counter() - began - self._average) / 8
+            self._times.add(time.perf_counter() - began)
 
     def _answer_here(self) -> bool:
         # Never beside a call on the pool: the loop would wait for the gate behind it (or behind a hung run()).
-        return self.inline and self._on_pool == 0 and self._measured >= _WARM_UP and self._average < INLINE_MAX_S
+        return self.inline and self._on_pool == 0 and self._times.quick
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -10,11 +10,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from scorehost.http.metrics import MULTIPROC_ENV, exposition
+from scorehost.http.metrics import LATENCY_BUCKETS, MULTIPROC_ENV, exposition
 
 __all__ = ["GatewayMetrics"]
-
-_LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class GatewayMetrics:
@@ -37,7 +35,7 @@ class GatewayMetrics:
             "scorehost_gateway_request_duration_seconds",
             "Time from a request's arrival at the gateway to its answer, by endpoint and deployment.",
             labels,
-            buckets=_LATENCY,
+            buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.in_flight = Gauge(
