@@ -18,13 +18,17 @@ from typing import Any
 
 import httpx
 import pytest
+from _otlp_receiver import collector
 from _ray_cluster import ray_cluster
 
 from scorehost.compat import reset_raw_http_requested, uninstall_import_aliases
 
 SCRIPTS = Path(__file__).parent / "scripts"
-__all__ = ["SCRIPTS", "Server", "kill", "ray_cluster", "served", "start_server", "wait_ready"]
-_OUR_VARIABLES = re.compile(r"^(SCOREHOST_|AZUREML_|SERVER_PORT$|WORKER_COUNT$|WORKER_PRELOAD$|SCORING_TIMEOUT_MS$)")
+__all__ = ["SCRIPTS", "Server", "collector", "kill", "ray_cluster", "served", "start_server", "wait_ready"]
+# OTEL_EXPORTER_OTLP_*: a developer's collector would turn spans on in every server and gateway under test.
+_OUR_VARIABLES = re.compile(
+    r"^(SCOREHOST_|AZUREML_|OTEL_EXPORTER_OTLP_|SERVER_PORT$|WORKER_COUNT$|WORKER_PRELOAD$|SCORING_TIMEOUT_MS$)"
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -45,7 +49,7 @@ def _clean_compat_state() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No test sees another test's (or the developer's) scorehost / Azure ML variables.
+    """No test sees another test's (or the developer's) scorehost / Azure ML / OTLP exporter variables.
 
     SCOREHOST_HOME points at a fresh folder, so no test reads or writes the developer's ~/.scorehost.
     """

@@ -3,66 +3,14 @@ OpenTelemetry's own protobuf classes; the ids are the request's W3C trace contex
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from collections.abc import Callable
 
 import httpx
-import pytest
+from _otlp_receiver import Collector
 from conftest import Server
 
 Serve = Callable[..., Server]
 TRACE, CALLER_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-
-
-class Collector:
-    """An OTLP/HTTP traces receiver on a free port: keeps every span it is sent."""
-
-    def __init__(self) -> None:
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-        self.spans: list[Any] = []
-        self.services: set[str] = set()
-        collector = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(self.rfile.read(int(self.headers["content-length"])))
-                for resource in request.resource_spans:
-                    for attribute in resource.resource.attributes:
-                        if attribute.key == "service.name":
-                            collector.services.add(attribute.value.string_value)
-                    for scope in resource.scope_spans:
-                        collector.spans.extend(scope.spans)
-                self.send_response(200)
-                self.send_header("content-type", "application/x-protobuf")
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
-
-    def wait_for(self, count: int, timeout: float = 20) -> list[Any]:
-        deadline = time.monotonic() + timeout
-        while len(self.spans) < count:
-            assert time.monotonic() < deadline, f"{len(self.spans)} spans arrived, not {count}"
-            time.sleep(0.1)
-        return self.spans
-
-
-@pytest.fixture
-def collector() -> Iterator[Collector]:
-    made = Collector()
-    yield made
-    made.server.shutdown()
-    made.server.server_close()
 
 
 def test_a_request_is_a_server_span_with_queue_run_and_serialize(serve: Serve, collector: Collector) -> None:
@@ -87,6 +35,7 @@ def test_a_request_is_a_server_span_with_queue_run_and_serialize(serve: Serve, c
     attributes = {attribute.key: attribute.value for attribute in root.attributes}
     assert attributes["http.response.status_code"].int_value == 200
     assert attributes["scorehost.request_id"].string_value == reply.headers["x-request-id"]
+    assert attributes["http.route"].string_value == "/score"
     assert collector.services == {"mnist-scorer"}
 
 
@@ -100,3 +49,4 @@ def test_failures_and_batches_are_traced_too(serve: Serve, collector: Collector)
         next(a.value.int_value for a in span.attributes if a.key == "http.response.status_code") for span in roots
     )
     assert statuses == [200, 500]
+    assert sorted(span.status.code for span in roots) == [0, 2]  # unset, and ERROR for the 500

@@ -1,22 +1,26 @@
-"""OpenTelemetry spans of scoring requests, exported over OTLP/HTTP: an extra (`pip install 'scorehost[otel]'`),
-off unless `--otlp-endpoint` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) names a collector.
+"""OpenTelemetry spans, exported over OTLP/HTTP: an extra (`pip install 'scorehost[otel]'`), off unless
+`--otlp-endpoint` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) names a collector. The scoring server and the
+gateway both export through `SpanExporter`.
 
 Each scoring request becomes a server span, `POST /score`, with three children: `queue` (arrival to the start
 of run()), `run` (run() or run_batch()) and `serialize` (the result to JSON). Its ids are the ones the W3C
 trace context already gave the request (`scorehost.tracecontext`), so the `traceresponse` a caller gets and
-the trace id in the logs name the exported span. Spans go out in batches from a background thread.
+the trace id in the logs name the exported span. The gateway's span of a request it forwards has the id it
+sends on in `traceparent`, so the scoring server's span is its child. Spans go out in batches from a
+background thread: recording one only appends it to a queue.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from scorehost.errors import ScorehostError
 from scorehost.tracecontext import TraceContext
 
-__all__ = ["RequestTimes", "SpanExporter"]
+__all__ = ["RequestTimes", "SpanExporter", "require_otel"]
 
 
 class RequestTimes:
@@ -31,16 +35,15 @@ class RequestTimes:
 
 
 class SpanExporter:
-    """Records the spans of scoring requests and sends them to `endpoint` (an OTLP/HTTP traces URL)."""
+    """Records the server spans of HTTP requests and sends them to `endpoint` (an OTLP/HTTP traces URL)."""
 
     def __init__(self, endpoint: str, service_name: str) -> None:
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from opentelemetry.sdk.resources import Resource
-            from opentelemetry.sdk.trace import TracerProvider
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
-        except ImportError:
-            raise ScorehostError("--otlp-endpoint needs OpenTelemetry: pip install 'scorehost[otel]'") from None
+        require_otel()
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
         self._ids = _GivenIds()
         ids: Any = self._ids  # duck-typed: the SDK only calls its two methods
         self._provider: Any = TracerProvider(resource=Resource.create({"service.name": service_name}), id_generator=ids)
@@ -50,9 +53,42 @@ class SpanExporter:
         self._tracer = self._provider.get_tracer("scorehost")
 
     def record(self, trace: TraceContext, times: RequestTimes, status: int, request_id: str, method: str) -> None:
-        """Export one request's spans (after its answer is made, from the times it kept)."""
+        """Export one scoring request's spans (after its answer is made, from the times it kept)."""
+
+        def at(reading: float) -> int:
+            return times.arrived_ns + int((reading - times.arrived) * 1e9)
+
+        end = at(time.perf_counter())
+        parts = [("queue", times.arrived, times.run_began), ("run", times.run_began, times.ran)]
+        parts.append(("serialize", times.ran, times.encoded))
+        self.server_span(
+            trace,
+            method,
+            "/score",
+            status,
+            times.arrived_ns,
+            end,
+            {"scorehost.request_id": request_id},
+            [(name, at(began), at(ended)) for name, began, ended in parts if began and ended],
+        )
+
+    def server_span(
+        self,
+        trace: TraceContext,
+        method: str,
+        route: str,
+        status: int,
+        start_ns: int,
+        end_ns: int,
+        attributes: Mapping[str, str | int],
+        parts: Iterable[tuple[str, int, int]] = (),
+    ) -> None:
+        """Export one answered request as a SERVER span `<method> <route>` with the ids of `trace` (under the
+        caller's span, if it sent one), `attributes` beside the HTTP ones, and `parts` (name, start and end in
+        ns since the epoch) as its children. `route` is a template, never the raw path: span names must stay few.
+        """
         from opentelemetry import trace as api
-        from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+        from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
         parent_context = None
         if trace.parent:
@@ -63,32 +99,38 @@ class SpanExporter:
                 trace_flags=TraceFlags(int(trace.flags, 16)),
             )
             parent_context = api.set_span_in_context(NonRecordingSpan(remote))
-
-        def at(reading: float) -> int:
-            return times.arrived_ns + int((reading - times.arrived) * 1e9)
-
-        end = at(time.perf_counter())
         self._ids.given.trace, self._ids.given.span = int(trace.trace, 16), int(trace.span, 16)
         try:
             server = self._tracer.start_span(
-                f"{method} /score", context=parent_context, kind=SpanKind.SERVER, start_time=times.arrived_ns
+                f"{method} {route}", context=parent_context, kind=SpanKind.SERVER, start_time=start_ns
             )
         finally:
             self._ids.given.trace = self._ids.given.span = 0
         server.set_attribute("http.request.method", method)
+        server.set_attribute("http.route", route)
         server.set_attribute("http.response.status_code", status)
-        server.set_attribute("scorehost.request_id", request_id)
+        for key, value in attributes.items():
+            server.set_attribute(key, value)
+        if status >= 500:  # OpenTelemetry's HTTP conventions: only 5xx is the server's failure, not 4xx
+            server.set_status(Status(StatusCode.ERROR))
         inside = api.set_span_in_context(server)
-        parts = [("queue", times.arrived, times.run_began), ("run", times.run_began, times.ran)]
-        parts.append(("serialize", times.ran, times.encoded))
         for name, began, ended in parts:
-            if began and ended:
-                self._tracer.start_span(name, context=inside, start_time=at(began)).end(end_time=at(ended))
-        server.end(end_time=end)
+            self._tracer.start_span(name, context=inside, start_time=began).end(end_time=ended)
+        server.end(end_time=end_ns)
 
     def close(self) -> None:
         """Send what is pending (a worker on its way out)."""
         self._provider.shutdown()
+
+
+def require_otel() -> None:
+    """Raise the error naming the `otel` extra when OpenTelemetry is not installed: a check to make before
+    forking workers, so that none of them fails on it."""
+    try:
+        import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError:
+        raise ScorehostError("--otlp-endpoint needs OpenTelemetry: pip install 'scorehost[otel]'") from None
 
 
 class _GivenIds:
