@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _otlp_receiver import Collector, attributes_of
 
 from scorehost.client import Client, Unauthorized
 from scorehost.deploy.controlplane.daemon import start_control_plane, stop_control_plane
@@ -43,8 +44,10 @@ def home(tmp_path: Path) -> Iterator[Path]:
     stop_control_plane(workspace)
 
 
-def _start(home: Path, gateway_port: int | None = None) -> Client:
-    address = start_control_plane(home, api_port=0, gateway_port=gateway_port or _free_port())
+def _start(home: Path, gateway_port: int | None = None, otlp_endpoint: str | None = None) -> Client:
+    address = start_control_plane(
+        home, api_port=0, gateway_port=gateway_port or _free_port(), otlp_endpoint=otlp_endpoint
+    )
     return Client(address=address, timeout=30)
 
 
@@ -104,6 +107,27 @@ def test_create_invoke_and_delete_with_keys(home: Path) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert client.list_endpoints() == []
+
+
+def test_the_gateway_it_starts_exports_spans(home: Path, collector: Collector) -> None:
+    trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with _start(home, otlp_endpoint=collector.url) as client:
+        client.create_endpoint("mnist", auth="none")
+        _deploy(client, "mnist", "blue")
+        answer = httpx.post(
+            client.get_endpoint("mnist")["scoring_uri"],
+            json={"data": 1},
+            headers={"traceparent": f"00-{trace}-{caller_span}-01"},
+        )
+        assert answer.status_code == 200, answer.text
+        (span,) = collector.wait_for(1)
+    assert (span.name, span.trace_id.hex(), span.parent_span_id.hex()) == (
+        "POST /endpoints/{endpoint}/score",
+        trace,
+        caller_span,
+    )
+    assert attributes_of(span)["scorehost.deployment"] == "blue"
+    assert collector.services == {"scorehost-gateway"}  # the flag is the gateway's: deployments export nothing
 
 
 def test_keys_rotate_while_requests_flow(home: Path) -> None:

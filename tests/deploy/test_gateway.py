@@ -21,8 +21,11 @@ from typing import Any
 
 import httpx
 import pytest
+from _otlp_receiver import Collector, attributes_of
+from click.testing import CliRunner
 from conftest import served
 
+from scorehost.cli import cli
 from scorehost.deploy.gateway import parse_routes, routes_path, write_routes
 from scorehost.errors import InvalidSpec
 
@@ -539,3 +542,110 @@ def test_gateway_metrics_count_per_endpoint_and_deployment(
         assert counts[("", "", "404")] == 1
     finally:
         gateway.stop()
+
+
+# --- spans (scorehost[otel]) ------------------------------------------------------------------------------
+
+TRACE, CALLER_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+
+def _the_span(collector: Collector, service: str, name: str) -> Any:
+    deadline = time.monotonic() + 20
+    while not (found := [span for span in collector.by_service.get(service, []) if span.name == name]):
+        assert time.monotonic() < deadline, f"no span {name!r} from {service!r}: {collector.spans}"
+        time.sleep(0.05)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_the_gateways_span_is_the_parent_of_the_deployments(tmp_path: Path, collector: Collector) -> None:
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+    gateway = Gateway(tmp_path, "--otlp-endpoint", collector.url)
+    try:
+        with served("request_headers.py", "--otlp-endpoint", collector.url) as deployment:
+            gateway.publish({"mnist": one(deployment.url)})
+            headers = {"traceparent": f"00-{TRACE}-{CALLER_SPAN}-01", "x-request-id": "r-span"}
+            reply = httpx.post(gateway.url + "/endpoints/mnist/score", json={"data": 1}, headers=headers, timeout=30)
+            assert reply.status_code == 200, reply.text
+            forwarded_parent = reply.json()["headers"]["Traceparent"].split("-")[2]
+            server_span = reply.headers["traceresponse"].split("-")[2]
+            ours = _the_span(collector, "scorehost-gateway", "POST /endpoints/{endpoint}/score")
+            theirs = _the_span(collector, "ML service", "POST /score")
+    finally:
+        gateway.stop()
+    assert ours.kind == Span.SPAN_KIND_SERVER
+    assert ours.trace_id.hex() == theirs.trace_id.hex() == TRACE  # one trace, the caller's
+    assert ours.parent_span_id.hex() == CALLER_SPAN
+    assert ours.span_id.hex() == forwarded_parent == theirs.parent_span_id.hex()
+    assert theirs.span_id.hex() == server_span
+    assert ours.start_time_unix_nano <= theirs.start_time_unix_nano <= theirs.end_time_unix_nano
+    assert theirs.end_time_unix_nano <= ours.end_time_unix_nano
+    assert attributes_of(ours) == {
+        "http.request.method": "POST",
+        "http.route": "/endpoints/{endpoint}/score",
+        "http.response.status_code": 200,
+        "scorehost.endpoint": "mnist",
+        "scorehost.deployment": "blue",
+        "scorehost.request_id": "r-span",
+    }
+    assert ours.status.code == Status.STATUS_CODE_UNSET
+    assert collector.services == {"scorehost-gateway", "ML service"}
+
+
+def test_failed_forwards_are_spans_and_refusals_are_not(
+    tmp_path: Path, collector: Collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+    blue, closed = Backend("blue"), Backend("gone")
+    closed.close()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", collector.url)  # what the flag's default reads
+    gateway = Gateway(tmp_path)
+    try:
+        gateway.publish({"mnist": one(blue.url, auth="key"), "down": one(closed.url)})
+        with httpx.Client(base_url=gateway.url, timeout=30) as client:
+            key = {"Authorization": f"Bearer {KEY_A}"}
+            assert client.get("/endpoints/mnist/docs/app.js", headers=key).status_code == 200
+            assert client.post("/endpoints/down/score").status_code == 502
+            assert client.post("/endpoints/mnist/score").status_code == 401  # the gateway's own answers: no span
+            assert client.post("/endpoints/nope/score").status_code == 404
+    finally:
+        gateway.stop()  # sends the spans still pending on its way out
+        blue.close()
+    spans = {span.name: span for span in collector.spans}
+    assert set(spans) == {"GET /endpoints/{endpoint}/docs/{path}", "POST /endpoints/{endpoint}/score"}
+    failed = spans["POST /endpoints/{endpoint}/score"]
+    assert failed.parent_span_id == b""  # no traceparent came: the gateway started the trace
+    assert attributes_of(failed)["http.response.status_code"] == 502
+    assert (attributes_of(failed)["scorehost.endpoint"], attributes_of(failed)["scorehost.deployment"]) == (
+        "down",
+        "blue",
+    )
+    assert failed.status.code == Status.STATUS_CODE_ERROR
+    assert spans["GET /endpoints/{endpoint}/docs/{path}"].status.code == Status.STATUS_CODE_UNSET
+
+
+def test_without_an_endpoint_the_gateway_exports_nothing(tmp_path: Path, collector: Collector) -> None:
+    blue = Backend("blue")
+    gateway = Gateway(tmp_path)
+    try:
+        gateway.publish({"mnist": one(blue.url)})
+        assert httpx.post(gateway.url + "/endpoints/mnist/score", json={"data": 1}, timeout=30).status_code == 200
+    finally:
+        gateway.stop()  # would send any span still pending
+        blue.close()
+    assert collector.spans == []
+    shown = CliRunner().invoke(cli, ["gateway", "--help"]).output
+    assert "--otlp-endpoint URL" in shown
+    assert "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" in shown
+    assert "scorehost[otel]" in shown
+    assert "--otlp-endpoint URL" in CliRunner().invoke(cli, ["controlplane", "start", "--help"]).output
+
+
+def test_without_opentelemetry_the_gateway_names_the_extra(tmp_path: Path) -> None:
+    hide = "import sys; sys.modules['opentelemetry.sdk.trace'] = None; from scorehost.cli import main; main()"
+    command = [sys.executable, "-c", hide, "gateway", "--home", str(tmp_path), "--port", "0"]
+    done = subprocess.run([*command, "--otlp-endpoint", "http://127.0.0.1:9/v1/traces"], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "pip install 'scorehost[otel]'" in done.stderr

@@ -35,13 +35,22 @@ def controlplane_group() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface for the API and the gateway.")
 @click.option("--api-port", default=5100, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--gateway-port", default=5080, show_default=True, type=click.IntRange(1, 65535))
-def start_command(home: Path | None, host: str, api_port: int, gateway_port: int) -> None:
+@click.option(
+    "--otlp-endpoint",
+    metavar="URL",
+    help="The gateway it starts sends its span of each request it forwards to this OTLP/HTTP traces URL, e.g. "
+    "http://127.0.0.1:4318/v1/traces; needs pip install 'scorehost[otel]'. OTEL_EXPORTER_OTLP_TRACES_ENDPOINT "
+    "in the environment does the same, and the deployments' servers then send theirs too.  [default: none]",
+)
+def start_command(home: Path | None, host: str, api_port: int, gateway_port: int, otlp_endpoint: str | None) -> None:
     """Start the control plane in the background (nothing happens if it runs already)."""
     from scorehost.deploy.controlplane.daemon import start_control_plane
     from scorehost.errors import ScorehostError
 
     try:
-        address = start_control_plane(workspace_of(home), host=host, api_port=api_port, gateway_port=gateway_port)
+        address = start_control_plane(
+            workspace_of(home), host=host, api_port=api_port, gateway_port=gateway_port, otlp_endpoint=otlp_endpoint
+        )
     except ScorehostError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"control plane: {address.api}  gateway: {address.gateway}")
@@ -78,8 +87,9 @@ def status_command(home: Path | None, as_json: bool) -> None:
 @click.option("--host", default="127.0.0.1")
 @click.option("--api-port", default=5100, type=click.IntRange(0, 65535))
 @click.option("--gateway-port", default=5080, type=click.IntRange(1, 65535))
-def run_command(home: Path | None, host: str, api_port: int, gateway_port: int) -> None:
+@click.option("--otlp-endpoint", metavar="URL")
+def run_command(home: Path | None, host: str, api_port: int, gateway_port: int, otlp_endpoint: str | None) -> None:
     """Run the control plane in the foreground (what `start` runs detached)."""
     from scorehost.deploy.controlplane.daemon import run_control_plane
 
-    sys.exit(run_control_plane(workspace_of(home), host, api_port, gateway_port))
+    sys.exit(run_control_plane(workspace_of(home), host, api_port, gateway_port, otlp_endpoint=otlp_endpoint))

@@ -20,7 +20,23 @@ __all__ = ["gateway_command"]
     "--max-body-size", default=100 * 1024 * 1024, show_default=True, type=click.IntRange(min=0), help="Bytes."
 )
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), help="Workspace (SCOREHOST_HOME).")
-def gateway_command(host: str, port: int, workers: int, timeout: float, max_body_size: int, home: Path | None) -> None:
+@click.option(
+    "--otlp-endpoint",
+    metavar="URL",
+    envvar="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    help="Send the span of each request it forwards (the parent of the deployment's) to this OTLP/HTTP traces "
+    "URL, e.g. http://127.0.0.1:4318/v1/traces; needs pip install 'scorehost[otel]'. "
+    "Also OTEL_EXPORTER_OTLP_TRACES_ENDPOINT.  [default: none, no spans]",
+)
+def gateway_command(
+    host: str,
+    port: int,
+    workers: int,
+    timeout: float,
+    max_body_size: int,
+    home: Path | None,
+    otlp_endpoint: str | None,
+) -> None:
     """Route /endpoints/<name>/score to deployments, as <home>/gateway/routes.json says."""
     from scorehost.deploy.gateway import serve_gateway
     from scorehost.errors import ScorehostError
@@ -29,6 +45,8 @@ def gateway_command(host: str, port: int, workers: int, timeout: float, max_body
     configure_logging()
     workspace = WorkspaceSettings(home=home).workspace if home else WorkspaceSettings().workspace
     try:
-        serve_gateway(workspace, host, port, workers, timeout=timeout, max_body_size=max_body_size)
+        serve_gateway(
+            workspace, host, port, workers, timeout=timeout, max_body_size=max_body_size, otlp_endpoint=otlp_endpoint
+        )
     except ScorehostError as error:  # the port is taken, or not ours to bind
         raise click.ClickException(error.message) from None

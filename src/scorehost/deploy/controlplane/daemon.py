@@ -109,8 +109,8 @@ def spawn_detached(argv: list[str], log: Path) -> int:
     return int(launched.stdout.strip())
 
 
-def _gateway(home: Path, folder: Path, host: str, port: int, workers: int) -> int:
-    """The gateway's pid: the one already running for this workspace, or a new one."""
+def _gateway(home: Path, folder: Path, host: str, port: int, workers: int, otlp_endpoint: str | None) -> int:
+    """The gateway's pid: the one already running for this workspace (as it was started), or a new one."""
     pid_file = folder / "gateway.pid"
     with contextlib.suppress(OSError, ValueError):
         pid = int(pid_file.read_text())
@@ -119,7 +119,8 @@ def _gateway(home: Path, folder: Path, host: str, port: int, workers: int) -> in
             return pid
     pid = spawn_detached(
         [sys.executable, "-m", "scorehost", "gateway", "--home", str(home), "--host", host]
-        + ["--port", str(port), "--workers", str(workers)],
+        + ["--port", str(port), "--workers", str(workers)]
+        + (["--otlp-endpoint", otlp_endpoint] if otlp_endpoint else []),
         folder / "gateway.log",
     )
     _write_private(pid_file, str(pid))
@@ -138,8 +139,16 @@ def _wait_listening(host: str, port: int, pid: int, log: Path, timeout: float = 
     raise ServiceUnavailable(f"the gateway does not listen on {host}:{port} after {timeout:.0f} s; see {log}")
 
 
-def run_control_plane(home: Path, host: str, api_port: int, gateway_port: int, gateway_workers: int = 1) -> int:
-    """Serve the API until SIGTERM/SIGINT; then stop the deployments and the gateway. Returns an exit code."""
+def run_control_plane(
+    home: Path,
+    host: str,
+    api_port: int,
+    gateway_port: int,
+    gateway_workers: int = 1,
+    otlp_endpoint: str | None = None,
+) -> int:
+    """Serve the API until SIGTERM/SIGINT; then stop the deployments and the gateway (its spans to
+    `otlp_endpoint`, when given). Returns an exit code."""
     from werkzeug.serving import make_server
 
     from scorehost.deploy.backends.local import LocalBackend
@@ -155,7 +164,7 @@ def run_control_plane(home: Path, host: str, api_port: int, gateway_port: int, g
     engine = database.connect(WorkspaceSettings(home=home).database_url)
     state = DeployState(engine)
     controller = Controller(state, BackendRouter(home, LocalBackend(home)), home)
-    gateway_pid = _gateway(home, folder, host, gateway_port, gateway_workers)
+    gateway_pid = _gateway(home, folder, host, gateway_port, gateway_workers, otlp_endpoint)
     gateway_url = f"http://{host}:{gateway_port}"
     server = make_server(host, api_port, ControlPlaneApp(state, controller, token, gateway_url), threaded=True)
     _wait_listening(host, gateway_port, gateway_pid, folder / "gateway.log")
@@ -192,9 +201,11 @@ def start_control_plane(
     host: str = "127.0.0.1",
     api_port: int = API_PORT,
     gateway_port: int = GATEWAY_PORT,
+    otlp_endpoint: str | None = None,
     wait: float = 30.0,
 ) -> ControlPlaneAddress:
-    """The running control plane's address, starting it (detached) when none answers."""
+    """The running control plane's address, starting it (detached) when none answers; a gateway it starts
+    sends its spans to `otlp_endpoint`, when given."""
     folder = _folder(home)
     with contextlib.suppress(ServiceUnavailable):
         address = ControlPlaneAddress.of(home)
@@ -203,7 +214,8 @@ def start_control_plane(
     log_path = folder / "controlplane.log"
     spawn_detached(
         [sys.executable, "-m", "scorehost", "controlplane", "run", "--home", str(home), "--host", host]
-        + ["--api-port", str(api_port), "--gateway-port", str(gateway_port)],
+        + ["--api-port", str(api_port), "--gateway-port", str(gateway_port)]
+        + (["--otlp-endpoint", otlp_endpoint] if otlp_endpoint else []),
         log_path,
     )
     deadline = time.monotonic() + wait

@@ -6,12 +6,15 @@ rewritten, and pass the answer back as it came (status, headers, body). Answers 
 `{"error": ...}`: 401 key, 404 endpoint or deployment, 502 unreachable, 503 no instance, 504 deadline
 (413 is the server's: it stops reading a body past the limit). A copy of mirror_percent of the requests
 goes to the mirror, fire-and-forget. Headers stay bytes end to end: no decoding on the request path.
+With an OTLP endpoint, each forwarded request is also a span (`scorehost.http.spans`), its id the parent
+id the gateway forwards in `traceparent`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import orjson
 
@@ -22,6 +25,7 @@ from scorehost.deploy.keys import bearer_token, key_matches
 from scorehost.deploy.spec import AuthMode
 from scorehost.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from scorehost.http.request_ids import new_request_id
+from scorehost.http.spans import SpanExporter
 from scorehost.tracecontext import TraceContext
 
 __all__ = ["Answer", "Forward", "GatewayApp", "Request", "error_answer"]
@@ -66,18 +70,23 @@ class Request:
 
 
 class Forward:
-    """A request routed to an instance: its pool, the bytes to send, and names for error messages."""
+    """A request routed to an instance: its pool, the bytes to send, names for error messages and spans, the
+    request's trace context, and what followed `/endpoints/<name>/` (`score`, `docs/...`)."""
 
-    __slots__ = ("data", "deployment", "endpoint", "pool", "request_id")
+    __slots__ = ("data", "deployment", "endpoint", "pool", "request_id", "rest", "trace")
 
-    def __init__(self, pool: UpstreamPool, data: bytes, endpoint: str, deployment: str, request_id: bytes) -> None:
-        self.pool, self.data, self.endpoint, self.deployment, self.request_id = (
-            pool,
-            data,
-            endpoint,
-            deployment,
-            request_id,
-        )
+    def __init__(
+        self,
+        pool: UpstreamPool,
+        data: bytes,
+        endpoint: str,
+        deployment: str,
+        request_id: bytes,
+        trace: TraceContext,
+        rest: bytes,
+    ) -> None:
+        self.pool, self.data, self.endpoint, self.deployment = pool, data, endpoint, deployment
+        self.request_id, self.trace, self.rest = request_id, trace, rest
 
 
 def error_answer(status: int, message: str, request_id: bytes, *extra: bytes) -> Answer:
@@ -89,10 +98,18 @@ def error_answer(status: int, message: str, request_id: bytes, *extra: bytes) ->
 class GatewayApp:
     """One per gateway worker process: the routing table, and keep-alive pools to the instances."""
 
-    def __init__(self, routes: RouteFile, *, timeout: float = 60.0, metrics: GatewayMetrics | None = None) -> None:
+    def __init__(
+        self,
+        routes: RouteFile,
+        *,
+        timeout: float = 60.0,
+        metrics: GatewayMetrics | None = None,
+        spans: SpanExporter | None = None,
+    ) -> None:
         self.routes = routes
         self.timeout = timeout
         self.metrics = metrics
+        self.spans = spans
         self._pools: dict[Target, UpstreamPool] = {}
         self._table = routes.table
         self._mirrors: set[asyncio.Task[None]] = set()
@@ -116,6 +133,30 @@ class GatewayApp:
             return error_answer(504, message, forward.request_id)
         logger.warning("%s: %s", where, error)
         return error_answer(502, f"deployment {forward.deployment!r} cannot be reached: {error}", forward.request_id)
+
+    def traced(self, forward: Forward, method: bytes, status: int, seconds: float) -> None:
+        """Export the gateway's span of a forwarded request, answered `status` after `seconds` (spans on)."""
+        if self.spans is None:
+            return
+        # One wall-clock reading, at the end: the start is derived from the monotonic time the request took.
+        end = time.time_ns()
+        attributes = {
+            "scorehost.endpoint": forward.endpoint,
+            "scorehost.deployment": forward.deployment,
+            "scorehost.request_id": forward.request_id.decode("latin-1"),
+        }
+        try:
+            self.spans.server_span(
+                forward.trace,
+                method.decode("latin-1"),
+                _route_template(forward.rest),
+                status,
+                end - int(seconds * 1e9),
+                end,
+                attributes,
+            )
+        except Exception:  # a span lost is no reason to fail the connection: the answer has gone out already
+            logger.exception("could not record the request's span")
 
     def route(self, request: Request) -> Answer | Forward:
         """The gateway's own answer, or where and what to forward."""
@@ -190,7 +231,7 @@ class GatewayApp:
         if endpoint.mirror is not None and deployment_header is None and endpoint.mirrors_now():
             self._mirror(endpoint, endpoint.mirror, head, body)
         pool = self._pool(target)
-        return Forward(pool, _finish(head, pool, body) + body, name, deployment.name, request_id)
+        return Forward(pool, _finish(head, pool, body) + body, name, deployment.name, request_id, trace, rest)
 
     def close(self) -> None:
         for pool in self._pools.values():
@@ -234,6 +275,11 @@ class GatewayApp:
 def _finish(head: bytes, pool: UpstreamPool, body: bytes) -> bytes:
     """`head` completed for one instance: its host header, the body's length, the blank line."""
     return b"%shost: %s\r\ncontent-length: %d\r\n\r\n" % (head, pool.host_bytes, len(body))
+
+
+def _route_template(rest: bytes) -> str:
+    """The route a span is named after: the endpoint and a docs page's path are left out, to keep names few."""
+    return "/endpoints/{endpoint}/" + ("docs/{path}" if rest.startswith(b"docs/") else rest.decode("latin-1"))
 
 
 def _bearer(authorization: bytes | None) -> str | None:

@@ -176,6 +176,8 @@ class GatewayProtocol(asyncio.Protocol):
             metrics.in_flight.dec()
             endpoint, deployment = (forward.endpoint, forward.deployment) if forward is not None else ("", "")
             metrics.answered(endpoint, deployment, answer[0], time.monotonic() - arrived)
+        if self.app.spans is not None and forward is not None:  # spans: of forwarded requests only
+            self.app.traced(forward, request.method, answer[0], time.monotonic() - arrived)
 
     def _write(self, answer: Answer, keep_alive: bool, head_only: bool = False) -> None:
         transport = self.transport

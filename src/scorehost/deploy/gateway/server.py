@@ -22,11 +22,13 @@ from scorehost.deploy.gateway.protocol import GatewayProtocol
 from scorehost.deploy.gateway.routes import RouteFile, routes_path
 from scorehost.http.metrics import prepare_multiprocess, remove_multiprocess
 from scorehost.http.sockets import bind_sockets
+from scorehost.http.spans import SpanExporter, require_otel
 
 __all__ = ["serve_gateway"]
 
 logger = logging.getLogger("scorehost.gateway")
 _DRAIN_S = 5.0  # seconds in-flight requests get after SIGTERM
+SERVICE_NAME = "scorehost-gateway"  # the gateway's spans' service.name
 
 
 def serve_gateway(
@@ -37,10 +39,14 @@ def serve_gateway(
     *,
     timeout: float = 60.0,
     max_body_size: int = 100 * 1024 * 1024,
+    otlp_endpoint: str | None = None,
     on_ready: Callable[[int], None] | None = None,
 ) -> None:
     """Serve the endpoints of workspace `home` on host:port until SIGINT/SIGTERM; `on_ready(port)` is called
-    once the sockets listen (port 0 picks a free port)."""
+    once the sockets listen (port 0 picks a free port). With `otlp_endpoint` (an OTLP/HTTP traces URL), each
+    forwarded request's span goes there."""
+    if otlp_endpoint:
+        require_otel()  # here, not in each worker: a worker failing on it would be restarted again and again
     sockets = bind_sockets(host, port, workers)
     metrics_folder = prepare_multiprocess() if workers > 1 else None  # workers' counts, summed at /metrics
     bound = sockets[0].getsockname()[1]
@@ -52,7 +58,7 @@ def serve_gateway(
         on_ready(bound)
 
     def run(sock: socket.socket) -> None:
-        _run_worker(sock, routes_path(home), timeout, max_body_size)
+        _run_worker(sock, routes_path(home), timeout, max_body_size, otlp_endpoint)
 
     if workers == 1:
         run(sockets[0])
@@ -64,8 +70,12 @@ def serve_gateway(
             remove_multiprocess(metrics_folder)
 
 
-def _run_worker(sock: socket.socket, routes: os.PathLike[str], timeout: float, max_body_size: int) -> None:
-    app = GatewayApp(RouteFile(routes), timeout=timeout, metrics=GatewayMetrics())
+def _run_worker(
+    sock: socket.socket, routes: os.PathLike[str], timeout: float, max_body_size: int, otlp_endpoint: str | None
+) -> None:
+    # Made in the worker, after the fork: the exporter's thread would not survive it.
+    spans = SpanExporter(otlp_endpoint, SERVICE_NAME) if otlp_endpoint else None
+    app = GatewayApp(RouteFile(routes), timeout=timeout, metrics=GatewayMetrics(), spans=spans)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -79,7 +89,11 @@ def _run_worker(sock: socket.socket, routes: os.PathLike[str], timeout: float, m
             await asyncio.wait_for(server.wait_closed(), _DRAIN_S)
         app.close()
 
-    _event_loop_runner()(main())
+    try:
+        _event_loop_runner()(main())
+    finally:
+        if spans is not None:
+            spans.close()  # sends what is pending
 
 
 def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
