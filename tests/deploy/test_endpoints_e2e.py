@@ -109,25 +109,36 @@ def test_create_invoke_and_delete_with_keys(home: Path) -> None:
         assert client.list_endpoints() == []
 
 
-def test_the_gateway_it_starts_exports_spans(home: Path, collector: Collector) -> None:
+def test_the_gateway_and_the_deployments_export_spans(
+    home: Path, collector: Collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--otlp-endpoint is the gateway's; OTEL_EXPORTER_OTLP_TRACES_ENDPOINT reaches the deployments too."""
     trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-    with _start(home, otlp_endpoint=collector.url) as client:
-        client.create_endpoint("mnist", auth="none")
-        _deploy(client, "mnist", "blue")
-        answer = httpx.post(
-            client.get_endpoint("mnist")["scoring_uri"],
-            json={"data": 1},
-            headers={"traceparent": f"00-{trace}-{caller_span}-01"},
-        )
-        assert answer.status_code == 200, answer.text
-        (span,) = collector.wait_for(1)
-    assert (span.name, span.trace_id.hex(), span.parent_span_id.hex()) == (
+    from_environment = Collector()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", from_environment.url)
+    try:
+        with _start(home, otlp_endpoint=collector.url) as client:
+            client.create_endpoint("mnist", auth="none")
+            _deploy(client, "mnist", "blue")
+            answer = httpx.post(
+                client.get_endpoint("mnist")["scoring_uri"],
+                json={"data": 1},
+                headers={"traceparent": f"00-{trace}-{caller_span}-01"},
+            )
+            assert answer.status_code == 200, answer.text
+            (ours,) = collector.wait_for(1)
+            theirs = next(span for span in from_environment.wait_for(4) if span.name == "POST /score")
+    finally:
+        from_environment.close()
+    assert (ours.name, ours.trace_id.hex(), ours.parent_span_id.hex()) == (
         "POST /endpoints/{endpoint}/score",
         trace,
         caller_span,
     )
-    assert attributes_of(span)["scorehost.deployment"] == "blue"
-    assert collector.services == {"scorehost-gateway"}  # the flag is the gateway's: deployments export nothing
+    assert attributes_of(ours)["scorehost.deployment"] == "blue"
+    assert (theirs.trace_id.hex(), theirs.parent_span_id) == (trace, ours.span_id)
+    assert collector.services == {"scorehost-gateway"}  # the flag wins over the variable
+    assert from_environment.services == {"ML service"}
 
 
 def test_keys_rotate_while_requests_flow(home: Path) -> None:
