@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -41,3 +43,18 @@ def test_anything_else_starts_a_new_sampled_trace(header: str | None) -> None:
 
 def test_ids_differ_between_requests() -> None:
     assert len({TraceContext.continued(None).trace for _ in range(1000)}) == 1000
+
+
+def test_forked_workers_draw_ids_of_their_own() -> None:
+    # In a process of its own: forking pytest's, threads and all, is what the test must not do.
+    forks = (
+        "import os; from scorehost.tracecontext import TraceContext\n"
+        "child = os.fork()\n"
+        "print(TraceContext.continued(None).header(), flush=True)\n"
+        "os.waitpid(child, 0) if child else os._exit(0)\n"
+    )
+    printed = subprocess.run([sys.executable, "-c", forks], capture_output=True, text=True, check=True, timeout=30)
+    first, second = printed.stdout.split()
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", first)
+    assert first.split("-")[1] != second.split("-")[1]  # trace ids
+    assert first.split("-")[2] != second.split("-")[2]  # span ids

@@ -8,6 +8,7 @@ trace id, and tells the caller its span in `traceresponse` (Trace Context Level 
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from contextvars import ContextVar
@@ -19,6 +20,8 @@ trace_id_var: ContextVar[str] = ContextVar("scorehost_trace_id", default="")
 _HEADER = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 _random = random.Random()  # ids must be unique, not secret: no system call per request
+# Forked workers (the gateway's, a preloaded server's) would otherwise all draw the same ids in the same order.
+os.register_at_fork(after_in_child=_random.seed)
 
 
 class TraceContext:
