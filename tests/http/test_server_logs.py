@@ -86,6 +86,7 @@ def test_the_scripts_lines_carry_the_callers_trace_id(serve: Serve) -> None:
         reply = client.post("/score", json={"data": "t"}, headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
     assert reply.headers["traceresponse"].startswith(f"00-{trace}-")
     server.wait_for_log(r"logged from run")
+    server.wait_for_log(r"POST /score 200")  # the access line is written after the answer: wait for it too
     records = [json.loads(line) for line in server.lines]
     printed = next(r for r in records if r["message"] == 'hello from run: "t"')
     logged = next(r for r in records if r["message"] == "logged from run")

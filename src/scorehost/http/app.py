@@ -18,17 +18,19 @@ from scorehost.errors import PayloadTooLarge, RunFailed, ScorehostError, Scoring
 from scorehost.host.batch import BatchSettings
 from scorehost.host.entry import EntryScript, RunMode
 from scorehost.host.loader import format_user_traceback
-from scorehost.http.batcher import Batcher
+from scorehost.http.batch_calls import BatchCalls
 from scorehost.http.cors import CorsPolicy
 from scorehost.http.docs_page import DocsPage
 from scorehost.http.encode import JSON, encode_result
 from scorehost.http.gate import RunGate
 from scorehost.http.inputs import ScoreRequest, build_run_input, title_case_headers, typed_payload
+from scorehost.http.loop_batcher import LoopBatcher
 from scorehost.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from scorehost.http.metrics import ServerMetrics
 from scorehost.http.raw import RAW_METHODS, Body, raw_request, response_parts
 from scorehost.http.request_ids import request_ids_of
 from scorehost.http.spans import RequestTimes, SpanExporter
+from scorehost.http.thread_batcher import ThreadBatcher
 from scorehost.logs import AccessLog
 from scorehost.schema.swagger import SwaggerDocs
 from scorehost.tracecontext import TraceContext, trace_id_var
@@ -113,7 +115,11 @@ class ScoringApp:
         self.gate = gate
         self.metrics = metrics
         self.spans = spans
-        self.batcher: Batcher | None = None  # made when a script with run_batch() is attached
+        # Made when a script with run_batch() is attached: the same batches, run from a worker's request threads
+        # (`respond_later`) or from an event loop (`respond_async`, a Ray replica).
+        self.batching: BatchSettings | None = None
+        self.thread_batcher: ThreadBatcher | None = None
+        self.loop_batcher: LoopBatcher | None = None
         self._batch_size = batch_size  # None: the script's own (or the default); 0: never batch
         self._batch_wait_ms = batch_wait_ms
         self.timeout = timeout
@@ -162,16 +168,57 @@ class ScoringApp:
             return self._done(method, path, started, status, headers, body, request_id)
         return self._done(method, path, started, *self._route(environ, path, method))
 
+    def respond_later(self, environ: dict[str, Any], send: Callable[[Answer], None]) -> None:
+        """`respond` for a front that takes answers from any thread: a scoring request of a script with
+        run_batch() joins a batch, and `send` may be called on the thread that runs it (or returns before it);
+        every other request is answered here, on this thread."""
+        batcher = self.thread_batcher
+        method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+        if batcher is None or path != "/score" or method not in self._score_methods:
+            send(self.respond(environ))
+            return
+        started = time.monotonic()
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_flight.inc()
+
+        def done(status: int, headers: Headers, body: Body, request_id: str) -> None:
+            if metrics is not None:
+                metrics.in_flight.dec()
+            send(self._done(method, path, started, status, headers, body, request_id))
+
+        call = self._begin(environ)
+        if isinstance(call, tuple):
+            done(*call)
+            return
+        try:
+            with batcher.coming():  # a running batch may wait for this one to join it
+                prepared = self._parsed(environ, call)
+        except ScorehostError as error:
+            done(*self._failed(environ, call, error))
+            return
+        trace_id = call.trace.trace
+
+        def deliver(result: object, error: BaseException | None, run_ms: float) -> None:
+            prepared.close()
+            token = trace_id_var.set(trace_id)  # maybe another request's thread: log under this one's trace
+            try:
+                done(*self._batched_answer(environ, call, started, result, error, run_ms))
+            finally:
+                trace_id_var.reset(token)
+
+        batcher.submit(prepared, deadline=started + self.timeout, started=started, request_id=call.id, deliver=deliver)
+
     async def respond_async(self, environ: dict[str, Any]) -> Answer:
         """`respond` on an event loop: scoring requests of a script with run_batch() join batches."""
         method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
-        if self.batcher is None or path != "/score" or method not in self._score_methods:
+        if self.loop_batcher is None or path != "/score" or method not in self._score_methods:
             return self.respond(environ)
         started = time.monotonic()
         if self.metrics is not None:
             self.metrics.in_flight.inc()
         try:
-            status, headers, body, request_id = await self._score_batched(environ, started, self.batcher)
+            status, headers, body, request_id = await self._score_batched(environ, started, self.loop_batcher)
         finally:
             if self.metrics is not None:
                 self.metrics.in_flight.dec()
@@ -270,21 +317,43 @@ class ScoringApp:
         return self._answered(environ, call, status, headers, body, run_ms)
 
     async def _score_batched(
-        self, environ: dict[str, Any], started: float, batcher: Batcher
+        self, environ: dict[str, Any], started: float, batcher: LoopBatcher
     ) -> tuple[int, Headers, Body, str]:
         call = self._begin(environ)
         if isinstance(call, tuple):
             return call
         try:
             with batcher.coming():  # the consumer may wait for this one to join its batch
-                call.request = self._request(environ)
-                prepared = self._prepare(self._loaded(), call.request)
-            try:
-                result, run_ms = await batcher.submit(
-                    prepared, deadline=started + self.timeout, started=started, request_id=call.id
-                )
-            finally:
-                prepared.close()
+                prepared = self._parsed(environ, call)
+        except ScorehostError as error:
+            return self._failed(environ, call, error)
+        try:
+            result, run_ms = await batcher.submit(
+                prepared, deadline=started + self.timeout, started=started, request_id=call.id
+            )
+        except ScorehostError as error:
+            return self._failed(environ, call, error)
+        finally:
+            prepared.close()
+        return self._batched_answer(environ, call, started, result, None, run_ms)
+
+    def _parsed(self, environ: dict[str, Any], call: _Call) -> Prepared:
+        call.request = self._request(environ)
+        return self._prepare(self._loaded(), call.request)
+
+    def _batched_answer(
+        self,
+        environ: dict[str, Any],
+        call: _Call,
+        started: float,
+        result: object,
+        error: BaseException | None,
+        run_ms: float,
+    ) -> tuple[int, Headers, Body, str]:
+        """The answer to one request of a batch, from its outcome."""
+        try:
+            if error is not None:
+                raise error
             if self.metrics is not None:
                 run_s = run_ms / 1000
                 self.metrics.run_time.observe(run_s)
@@ -295,8 +364,8 @@ class ScoringApp:
             status, headers, body = self._finish(result)
             if call.times is not None:
                 call.times.encoded = time.perf_counter()
-        except ScorehostError as error:
-            return self._failed(environ, call, error)
+        except ScorehostError as failure:
+            return self._failed(environ, call, failure)
         return self._answered(environ, call, status, headers, body, run_ms)
 
     def _begin(self, environ: dict[str, Any]) -> _Call | tuple[int, Headers, Body, str]:
@@ -390,10 +459,10 @@ class ScoringApp:
 
     def _attach_batcher(self, script: EntryScript) -> None:
         """Batch requests when the script defines run_batch() and the settings do not turn it off."""
-        self.batcher = None
+        self.batching = self.thread_batcher = self.loop_batcher = None
         if script.run_batch_function is None or script.batch is None or self._batch_size == 0:
             return
-        settings = BatchSettings(
+        self.batching = BatchSettings(
             self._batch_size or script.batch.max_batch_size,
             script.batch.max_wait_ms if self._batch_wait_ms is None else self._batch_wait_ms,
         )
@@ -402,7 +471,9 @@ class ScoringApp:
             return script.call_batch([script.batch_input(value.value) for value in values])
 
         on_batch = self.metrics.batch_size.observe if self.metrics is not None else None
-        self.batcher = Batcher(self.gate, settings, call_batch, Prepared.call, on_batch)
+        calls = BatchCalls(self.gate, self.batching, call_batch, Prepared.call, on_batch)
+        self.thread_batcher = ThreadBatcher(calls)
+        self.loop_batcher = LoopBatcher(calls)
 
     @staticmethod
     def _finish(result: object) -> Answer:

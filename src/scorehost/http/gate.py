@@ -14,6 +14,7 @@ small model cost 15-20 % of throughput. The deadline covers waiting and running:
 from __future__ import annotations
 
 import ctypes
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from scorehost.logs import request_id_var
 __all__ = ["DeadlineExceeded", "RunGate"]
 
 T = TypeVar("T")
+logger = logging.getLogger("scorehost.worker")
 _TICK = 0.05  # the watchdog's longest sleep, unless the caller allows a longer one
 
 
@@ -60,6 +62,7 @@ class RunGate:
         self._lock = threading.Lock()
         self._running: set[_Running] = set()
         self._closed: str | None = None
+        self._also: list[Callable[[float], float | None]] = []
         self._watchdog = threading.Thread(target=self._watch, name="scorehost-watchdog", daemon=True)
         self._watchdog.start()
 
@@ -93,6 +96,12 @@ class RunGate:
         if job.interrupted:
             raise self._timeout(started, deadline)
         return result
+
+    def watch_also(self, check: Callable[[float], float | None]) -> None:
+        """Have the watchdog call `check(now)` on each of its rounds, from its own thread: deadlines of requests
+        waiting elsewhere (a batch queue) are kept on the same clock. `check` answers what expired and returns
+        the earliest deadline it still watches, or None."""
+        self._also.append(check)
 
     def _leave(self, job: _Running) -> None:
         """Take the job off the watch list and cancel a timeout still pending in this thread."""
@@ -139,12 +148,25 @@ class RunGate:
         )
 
     def _watch(self) -> None:
+        elsewhere: float | None = None  # the earliest deadline the `watch_also` checks still watch
         while True:
             with self._lock:
-                earliest = min((job.deadline for job in self._running if not job.interrupted), default=None)
+                deadlines = [job.deadline for job in self._running if not job.interrupted]
+            if elsewhere is not None:
+                deadlines.append(elsewhere)
+            earliest = min(deadlines, default=None)
             delay = self._tick if earliest is None else min(self._tick, max(earliest - time.monotonic(), 0.0))
             time.sleep(delay + 0.001)
             now = time.monotonic()
+            elsewhere = None
+            for check in self._also:
+                try:
+                    watched = check(now)
+                except Exception:  # the watchdog must outlive a failed check: it guards every run()
+                    logger.exception("a deadline check failed")
+                    continue
+                if watched is not None:
+                    elsewhere = watched if elsewhere is None else min(elsewhere, watched)
             with self._lock:
                 for job in self._running:
                     if not job.interrupted and now >= job.deadline:

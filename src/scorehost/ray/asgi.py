@@ -13,7 +13,7 @@ Serve deployment calls its model on the loop; so does this front while the scrip
 `INLINE_MAX_S` on average and nothing else is running it. A script that turns slow goes back to the pool
 at once, so the loop, which also serves Serve's health checks, is never held for long. Scripts declared
 thread-safe (`threads` > 1) always use the pool, where their calls overlap. Scripts with run_batch() are
-answered through the batcher, whose requests wait together on the loop.
+answered through the loop batcher, whose requests wait together on the loop.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class AsgiFront:
         stream: Any = io.BytesIO(body)  # stands in for a2wsgi's Body: the app only read()s it
         environ: Any = build_environ(http_scope, stream)
         loop = asyncio.get_running_loop()
-        if self.app.batcher is not None:  # requests meet in batches on this loop (scorehost.http.batcher)
+        if self.app.loop_batcher is not None:  # requests meet in batches on this loop (http/loop_batcher.py)
             status, headers, content = await self.app.respond_async(environ)
         elif self._answer_here():
             status, headers, content = self._respond_timed(environ)
