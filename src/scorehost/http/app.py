@@ -207,7 +207,14 @@ class ScoringApp:
             finally:
                 trace_id_var.reset(token)
 
-        batcher.submit(prepared, deadline=started + self.timeout, started=started, request_id=call.id, deliver=deliver)
+        batcher.submit(
+            prepared,
+            deadline=started + self.timeout,
+            started=started,
+            request_id=call.id,
+            deliver=deliver,
+            backlogged=environ.get("scorehost.backlogged", False),
+        )
 
     async def respond_async(self, environ: dict[str, Any]) -> Answer:
         """`respond` on an event loop: scoring requests of a script with run_batch() join batches."""

@@ -1,13 +1,20 @@
-"""Adaptive batching on a worker's request threads, with no thread of its own: whoever finds it idle runs it.
+"""Adaptive batching on a worker's request threads: a lone request runs on its own thread, a backlog on one more.
 
-Each request's thread reads and parses its body, queues its input with the function that answers it, and,
-unless another thread is already running batches, runs them itself: batch after batch, answering every
-request of each (its own among them) until the queue is empty. A thread that finds batches running leaves
-its request queued and returns to the HTTP server at once, free to read the next request; its answer is sent
-by the running thread. So an idle worker runs a lone request on its own thread, through `run()`, exactly as
-without batching (no hand-off, no wake-up), and under load a batch is whatever arrived while the previous
-one ran. The running thread waits up to `max_wait_ms` for more only while other requests are being read.
+Each request's thread reads and parses its body, queues its input with the function that answers it, and:
 
+- when batches are running already, returns to the HTTP server at once, free to read the next request; the
+  thread running batches answers this one too;
+- when none are running, the request arrived on an idle worker and the script is quick (its calls average
+  under `INLINE_MAX_S`), runs it itself, through `run()`, exactly as without batching: no hand-off, no
+  wake-up;
+- otherwise, when the request was already waiting when its thread came back for it (a backlog: `backlogged`,
+  measured by the front), or the script is slow (its requests would wait unseen, without their deadline,
+  behind it), hands the queue to the batch thread and goes back for the next request.
+
+Requests that arrive while a batch runs are the next batch, so under load batches grow by themselves, with
+one thread reading requests and one running them.
+
+The thread running batches waits up to `max_wait_ms` for more only while other requests are being read.
 Each request keeps its own deadline: the run gate's watchdog answers a queued request whose deadline passes
 with a timeout (it is never run), and a request whose deadline passes while its batch runs with a timeout
 at once; later answers to either are dropped.
@@ -23,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from scorehost.http.batch_calls import BatchCalls, Outcome, Pending, ran_too_long, waited_too_long
+from scorehost.http.quick import CallTimes
 
 __all__ = ["Deliver", "ThreadBatcher"]
 
@@ -45,6 +53,10 @@ class ThreadBatcher:
         self._combining = False  # a thread is running batches
         self._waiting = False  # it waits for requests being read
         self._coming = 0  # requests being read or parsed: about to queue
+        self._handed = threading.Condition(self._lock)  # the batch thread waits here for a queue to run
+        self._batch_thread: threading.Thread | None = None
+        self._handoff = False
+        self._times = CallTimes(warm_up=8)
         calls.gate.watch_also(self._expire)
 
     @contextlib.contextmanager
@@ -60,9 +72,19 @@ class ThreadBatcher:
                 if self._waiting:
                     self._arrived.notify()  # queued now, or refused (a bad body): nothing more to wait for
 
-    def submit(self, value: object, *, deadline: float, started: float, request_id: str, deliver: Deliver) -> None:
+    def submit(
+        self,
+        value: object,
+        *,
+        deadline: float,
+        started: float,
+        request_id: str,
+        deliver: Deliver,
+        backlogged: bool = False,
+    ) -> None:
         """Queue `value`; `deliver` gets its outcome exactly once, from this thread or another. Returns at once
-        when another thread runs batches, else after running them all (this request's among them)."""
+        when another thread runs batches or `backlogged` (other requests wait to be read), else after running
+        the queue here (this request among it)."""
         pending = Pending(value, deadline, started, request_id, deliver)
         with self._lock:
             self._queue.append(pending)
@@ -71,7 +93,28 @@ class ThreadBatcher:
             if self._combining:
                 return
             self._combining = True
+            if backlogged or not self._times.quick:
+                self._hand_off()
+                return
         self._combine()
+
+    def _hand_off(self) -> None:
+        """With the lock held: have the batch thread run the queue, while this thread goes on reading requests."""
+        self._handoff = True
+        if self._batch_thread is None:
+            self._batch_thread = threading.Thread(target=self._run_handed, name="scorehost-batches", daemon=True)
+            self._batch_thread.start()
+        else:
+            self._handed.notify()
+
+    def _run_handed(self) -> None:
+        while True:
+            with self._lock:
+                while not self._handoff:
+                    self._handed.wait()
+                self._handoff = False
+            with contextlib.suppress(Exception):  # answered and logged by _combine: wait for the next queue
+                self._combine()
 
     def _combine(self) -> None:
         batch: list[Pending] = []
@@ -87,7 +130,9 @@ class ThreadBatcher:
                 for pending in expired:
                     self._answer(pending, (None, waited_too_long(pending), 0.0))
                 if batch:
+                    began = time.perf_counter()
                     outcomes = self.calls.call(batch)
+                    self._times.add(time.perf_counter() - began)
                     with self._lock:
                         self._running = []
                     for pending, outcome in zip(batch, outcomes, strict=True):

@@ -33,10 +33,7 @@ __all__ = ["EXIT_BOOT_FAILED", "EXIT_STUCK", "run_gate_for", "run_worker", "scor
 
 EXIT_BOOT_FAILED = 3  # the reference's code for "worker failed to boot"
 EXIT_STUCK = 75  # EX_TEMPFAIL: replace me, a run() never returned
-_STUCK_DRAIN = 2.0
-# Threads that read and queue requests while one runs a batch: with fewer, batches stay small (measured: 2
-# threads batch almost nothing, 8 give fast models 1.5-2x their unbatched req/s at 64 connections).
-BATCH_THREADS = 7  # seconds a stuck worker gives its other requests before it exits
+_STUCK_DRAIN = 2.0  # seconds a stuck worker gives its other requests before it exits
 
 logger = logging.getLogger("scorehost.worker")
 
@@ -73,12 +70,8 @@ class _Worker:
         # waiting /score requests under their deadline. Each costs fast models throughput in GIL hand-offs
         # (docs/serving.md), so there are none unless asked for.
         python_threads = settings.threads + settings.spare_threads
-        if batches(settings, script):
-            # Requests meet in batches while one of these threads runs them: the others keep reading requests
-            # and queue them, each returning to the next request at once.
-            self.front = GranianFront(
-                None, sock, python_threads=BATCH_THREADS + python_threads, respond_later=self.app.respond_later
-            )
+        if batches(settings, script):  # answers may come from the thread that runs a batch (http/thread_batcher.py)
+            self.front = GranianFront(None, sock, python_threads=python_threads, respond_later=self.app.respond_later)
         else:
             self.front = GranianFront(self.app.respond, sock, python_threads=python_threads)
 
