@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -108,3 +109,25 @@ def test_typed_scripts_batch_converted_inputs_within_their_declared_size(serve: 
 def test_the_start_up_log_says_batching_is_on(serve: Serve, workers: str) -> None:
     server = serve("batch_echo.py", "--workers", workers)
     server.wait_for_log(r"batching: up to 32 requests per run_batch\(\) call, waiting at most 2 ms")
+
+
+def test_streamed_answers_of_a_batch_do_not_wait_for_each_others_readers(serve: Serve, tmp_path: Path) -> None:
+    server = serve("batch_raw_streaming.py")
+    gate = tmp_path / "gate"
+    with server.client() as client, ThreadPoolExecutor(6) as pool:
+        blocker = pool.submit(client.post, "/score?name=blocker&sleep=0.5", content=b"-")
+        time.sleep(0.2)
+        held = pool.submit(client.post, f"/score?name=held&gate={gate}", content=b"-")
+        others = [pool.submit(client.post, f"/score?name=n{index}", content=b"-") for index in range(4)]
+        texts = [future.result(timeout=15).text for future in others]  # while `held` still streams, unread
+        assert not held.done()
+        gate.touch()
+        assert held.result(timeout=15).text.startswith("held first\nheld last, batch of ")
+        assert blocker.result().text == "blocker first\nblocker last, batch of 1\n"
+    sizes = []
+    for index, text in enumerate(texts):
+        first, last = text.splitlines()
+        assert first == f"n{index} first"
+        assert last.startswith(f"n{index} last, batch of ")
+        sizes.append(int(last.rpartition(" ")[2]))
+    assert max(sizes) >= 2, sizes  # they met in a batch, and each answer streamed on its own
