@@ -131,3 +131,14 @@ def test_streamed_answers_of_a_batch_do_not_wait_for_each_others_readers(serve: 
         assert last.startswith(f"n{index} last, batch of ")
         sizes.append(int(last.rpartition(" ")[2]))
     assert max(sizes) >= 2, sizes  # they met in a batch, and each answer streamed on its own
+
+
+def test_behind_a_quick_scripts_lone_requests_a_backlog_still_batches(serve: Serve) -> None:
+    server = serve("batch_echo.py")
+    with server.client() as client:  # quick calls, one at a time: each runs alone, as if unbatched
+        assert [client.post("/score", json={"data": n}).json()["batch"] for n in range(20)] == [1] * 20
+    # The worker's thread runs the blocker itself; the requests behind it wait for that thread, which then
+    # finds them waiting (a backlog) and hands them to the batch thread.
+    replies = _behind_a_blocker(server, list(range(12)), sleep=0.3)
+    assert [reply.json()["echo"] for reply in replies] == list(range(12))
+    assert max(reply.json()["batch"] for reply in replies) >= 2, [reply.json()["batch"] for reply in replies]

@@ -177,6 +177,14 @@ class ScoringApp:
         if batcher is None or path != "/score" or method not in self._score_methods:
             send(self.respond(environ))
             return
+        backlogged = environ.get("scorehost.backlogged", False)
+        if batcher.claim_alone(backlogged):  # an idle worker: exactly the unbatched request, run() included
+            began = time.perf_counter()
+            try:
+                send(self.respond(environ))
+            finally:
+                batcher.release_alone(time.perf_counter() - began)
+            return
         started = time.monotonic()
         metrics = self.metrics
         if metrics is not None:
@@ -213,7 +221,7 @@ class ScoringApp:
             started=started,
             request_id=call.id,
             deliver=deliver,
-            backlogged=environ.get("scorehost.backlogged", False),
+            backlogged=backlogged,
         )
 
     async def respond_async(self, environ: dict[str, Any]) -> Answer:

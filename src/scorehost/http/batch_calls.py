@@ -58,7 +58,7 @@ class BatchCalls:
         self.settings = settings
         self._call_batch = call_batch
         self._call_one = call_one
-        self._on_batch = on_batch
+        self.on_batch = on_batch  # each call's number of requests (a metric)
 
     def take(self, queue: collections.deque[Pending]) -> tuple[list[Pending], list[Pending]]:
         """The next batch from the front of `queue`, and the requests whose deadline passed while queued."""
@@ -74,8 +74,8 @@ class BatchCalls:
 
     def call(self, batch: list[Pending]) -> list[Outcome]:
         """Run the batch (on the calling thread) through the gate: each request's outcome, in order."""
-        if self._on_batch is not None:
-            self._on_batch(len(batch))
+        if self.on_batch is not None:
+            self.on_batch(len(batch))
         began = time.perf_counter()
         try:
             if len(batch) == 1:  # an idle worker: exactly the unbatched call

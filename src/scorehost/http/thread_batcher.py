@@ -98,6 +98,26 @@ class ThreadBatcher:
                 return
         self._combine()
 
+    def claim_alone(self, backlogged: bool) -> bool:
+        """Whether this request may run alone, outside the queue, as if unbatched: nothing queued or running,
+        no backlog, a quick script. If so, call `release_alone` when it is done."""
+        with self._lock:
+            if self._combining or self._queue or backlogged or not self._times.quick:
+                return False
+            self._combining = True
+        if self.calls.on_batch is not None:
+            self.calls.on_batch(1)
+        return True
+
+    def release_alone(self, seconds: float) -> None:
+        """The lone request took `seconds`; requests that queued meanwhile go to the batch thread."""
+        self._times.add(seconds)
+        with self._lock:
+            if self._queue:
+                self._hand_off()
+            else:
+                self._combining = False
+
     def _hand_off(self) -> None:
         """With the lock held: have the batch thread run the queue, while this thread goes on reading requests."""
         self._handoff = True
