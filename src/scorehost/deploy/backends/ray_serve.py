@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -130,6 +131,10 @@ class RayBackend:
                 "the Ray backend needs Ray Serve where the control plane runs: pip install 'scorehost[ray]'"
             ) from None
         self._serve = serve
+        # Serve's client API is not thread-safe: building a deployment's config registers and unregisters a module
+        # with cloudpickle, and a status() read at the same time (the route watcher's) made the second unregister
+        # raise. Every call into it goes through this lock.
+        self._serve_lock = threading.RLock()
         self._connected_here = not ray.is_initialized()
         if self._connected_here:
             if address is None:
@@ -176,9 +181,10 @@ class RayBackend:
         if spec.models:
             assert self.home is not None
             models = manifest(self.home, spec.models, spec.ray.model_store)
-        app = application(options, deployment_options(spec), models)
-        # Not waiting: wait_ready() does, and reports a script that cannot start with Serve's message.
-        self._serve._run(app, _blocking=False, name=handle.app_name, route_prefix=handle.route_prefix)
+        with self._serve_lock:
+            app = application(options, deployment_options(spec), models)
+            # Not waiting: wait_ready() does, and reports a script that cannot start with Serve's message.
+            self._serve._run(app, _blocking=False, name=handle.app_name, route_prefix=handle.route_prefix)
         return handle
 
     def wait_ready(self, handle: Handle, timeout: float) -> None:
@@ -218,7 +224,8 @@ class RayBackend:
         would otherwise take half a minute for each."""
         generation = self._own(handle)
         if self._live(self._application(generation)):
-            self._serve.delete(generation.app_name, _blocking=False)
+            with self._serve_lock:
+                self._serve.delete(generation.app_name, _blocking=False)
         deadline = time.monotonic() + max(drain_seconds, 10.0)
         while self._live(self._application(generation)) and time.monotonic() < deadline:
             time.sleep(self.poll_s / 5)
@@ -284,7 +291,8 @@ class RayBackend:
         return handle
 
     def _application(self, generation: RayGeneration) -> Any:
-        return self._serve.status().applications.get(generation.app_name)
+        with self._serve_lock:
+            return self._serve.status().applications.get(generation.app_name)
 
     @staticmethod
     def _live(app: Any) -> bool:
@@ -298,11 +306,12 @@ class RayBackend:
         """Where Serve's ingress listens, starting Serve (on the head's address, port 8000) if it is not running."""
         from ray.serve.context import _get_global_client
 
-        client = _get_global_client(raise_if_no_controller_running=False)
         head = (self.address or "127.0.0.1:0").rpartition(":")[0]
-        if client is None:
-            self._serve.start(http_options={"host": head.strip("[]"), "port": 8000})
-            client = _get_global_client()
+        with self._serve_lock:
+            client = _get_global_client(raise_if_no_controller_running=False)
+            if client is None:
+                self._serve.start(http_options={"host": head.strip("[]"), "port": 8000})
+                client = _get_global_client()
         assert client is not None  # raised otherwise
         host, port = client.http_config.host, client.http_config.port
         if host in ("", "0.0.0.0", "::"):  # every interface: the head's address reaches it

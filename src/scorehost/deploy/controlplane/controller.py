@@ -193,15 +193,23 @@ class Controller:
                 self._live.setdefault(key, _Live()).starting = handle
             self.state.save_runtime(*key, record.generation, handle.record().to_json())
             self.backend.wait_ready(handle, self.ready_timeout)
-        except DeployError as error:
-            logger.error("%s/%s generation %d cannot start: %s", *key, record.generation, error)
+        except Exception as error:  # whatever it is, the generation fails and says why: nobody waits forever
+            if isinstance(error, DeployError):
+                logger.error("%s/%s generation %d cannot start: %s", *key, record.generation, error)
+                reason = str(error)
+            else:  # a bug (ours, or the backend library's): the traceback goes to the log
+                logger.exception("%s/%s generation %d cannot start", *key, record.generation)
+                reason = f"unexpected {type(error).__name__}: {error} (the control plane's log has the traceback)"
             with self._lock:
                 failed = self._live.setdefault(key, _Live())
                 failed.starting = None
-                failed.error = str(error)
+                failed.error = reason
                 failed.state = "ready" if failed.serving is not None else "failed"
             if handle is not None:
-                self._stop(handle, 0.0)
+                try:
+                    self._stop(handle, 0.0)
+                except Exception:
+                    logger.exception("%s/%s generation %d could not be stopped", *key, record.generation)
             return
         with self._lock:
             live = self._live.get(key)
