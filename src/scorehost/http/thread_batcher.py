@@ -1,15 +1,16 @@
 """Adaptive batching on a worker's request threads: a lone request runs on its own thread, a backlog on one more.
 
-Each request's thread reads and parses its body, queues its input with the function that answers it, and:
+On an idle worker (nothing queued or running, no backlog) a quick script's request (its calls average under
+`INLINE_MAX_S`) is claimed alone (`claim_alone`) and takes the unbatched path on its own thread: no hand-off,
+no wake-up, the same cost as without batching. Any other request's thread reads and parses its body, queues
+its input with the function that answers it, and:
 
 - when batches are running already, returns to the HTTP server at once, free to read the next request; the
   thread running batches answers this one too;
-- when none are running, the request arrived on an idle worker and the script is quick (its calls average
-  under `INLINE_MAX_S`), runs it itself, through `run()`, exactly as without batching: no hand-off, no
-  wake-up;
-- otherwise, when the request was already waiting when its thread came back for it (a backlog: `backlogged`,
-  measured by the front), or the script is slow (its requests would wait unseen, without their deadline,
-  behind it), hands the queue to the batch thread and goes back for the next request.
+- when the request was already waiting when its thread came back for it (a backlog: `backlogged`, measured
+  by the front), or the script is slow (its requests would otherwise wait unseen, without their deadline,
+  behind it), hands the queue to the batch thread and goes back for the next request;
+- otherwise runs the queue itself.
 
 Requests that arrive while a batch runs are the next batch, so under load batches grow by themselves, with
 one thread reading requests and one running them.
