@@ -169,14 +169,17 @@ def test_stopping_the_control_plane_stops_its_ray_deployments(ray_cluster: Clust
 
 
 def test_an_unreachable_cluster_is_refused_before_anything_is_stored(home: Path) -> None:
-    port = _free_port()
-    scorehost(home, "controlplane", "start", "--api-port", "0", "--gateway-port", str(_free_port()))
-    scorehost(home, "endpoints", "create", "mnist")
-    began = time.monotonic()
-    refused = scorehost(
-        home, "deployments", "create", "mnist", "blue", "--script", str(WHOAMI / "score.py"),
-        "--backend", "ray", "--ray-address", f"127.0.0.1:{port}", code=1,
-    )  # fmt: skip
+    # A port held bound but not listening refuses connections, and nothing else (the gateway, once) can take it.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        scorehost(home, "controlplane", "start", "--api-port", "0", "--gateway-port", str(_free_port()))
+        scorehost(home, "endpoints", "create", "mnist")
+        began = time.monotonic()
+        refused = scorehost(
+            home, "deployments", "create", "mnist", "blue", "--script", str(WHOAMI / "score.py"),
+            "--backend", "ray", "--ray-address", f"127.0.0.1:{port}", code=1,
+        )  # fmt: skip
     assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in refused.stderr
     assert "ray start --head" in refused.stderr
     assert time.monotonic() - began < 30
