@@ -34,6 +34,7 @@ from run import (
     fmt,
     make_body,
     markdown,
+    print_targets,
     run_main,
     say,
     started,
@@ -125,11 +126,7 @@ def report(loads: dict[tuple[str, int], list[Load]], args: argparse.Namespace) -
         check("batched / unbatched req/s at 64 connections", gain, MIN_GAIN_C64),
         check("batched / unbatched p50 at 1 connection", p50, MAX_P50_C1, at_most=True),
     ]
-    verdict = {True: "PASS", False: "FAIL", None: "SKIP"}
-    print("\n## Targets\n")
-    print(
-        markdown("target|measured|limit|result", [[t.name, fmt(t.value), t.limit, verdict[t.passed]] for t in targets])
-    )
+    print_targets(targets)
     errors = any(x.errors for runs in loads.values() for x in runs)
     return 1 if errors or any(t.passed is False for t in targets) else 0
 

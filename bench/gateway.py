@@ -39,6 +39,7 @@ from run import (
     fmt,
     make_body,
     markdown,
+    print_targets,
     run_main,
     say,
     started,
@@ -183,11 +184,7 @@ def report(rows: dict[tuple[str, int], Row], failures: list[str], args: argparse
         check("gateway p50 added at 1 connection (ms)", added, MAX_ADDED_P50_MS, at_most=True),
         check("gateway req/s / direct at 16 connections", ratio, MIN_RPS_RATIO),
     ]
-    verdict = {True: "PASS", False: "FAIL", None: "SKIP"}
-    print("\n## Targets\n")
-    print(
-        markdown("target|measured|limit|result", [[t.name, fmt(t.value), t.limit, verdict[t.passed]] for t in targets])
-    )
+    print_targets(targets)
     errors = any(x.errors for row in rows.values() for x in row.loads)
     if args.json:
         dump = {

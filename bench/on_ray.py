@@ -41,6 +41,7 @@ from run import (
     free_port,
     make_body,
     markdown,
+    print_targets,
     pss_mib,
     run_main,
     say,
@@ -175,11 +176,7 @@ def report(
             targets.append(check(f"scorehost on Ray / azmlinfsrv req/s, c{conns}", ratio, MIN_VS_REFERENCE))
         ratio = median(*ours, "rps") / median("bare Serve", conns, "rps")
         targets.append(check(f"scorehost on Ray / bare Serve req/s, c{conns}", ratio, MIN_VS_BARE_SERVE))
-    verdict = {True: "PASS", False: "FAIL", None: "SKIP"}
-    print("\n## Targets\n")
-    print(
-        markdown("target|measured|limit|result", [[t.name, fmt(t.value), t.limit, verdict[t.passed]] for t in targets])
-    )
+    print_targets(targets)
     errors = any(x.errors for runs in loads.values() for x in runs)
     return 1 if errors or any(t.passed is False for t in targets) else 0
 

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 # bench/run.py's table, target and lookup helpers: this script is run from bench/, so `run` is importable.
-from run import SetupError, Target, check, find_scorehost, fmt, markdown, run_main, say
+from run import SetupError, Target, check, find_scorehost, fmt, markdown, print_targets, run_main, say
 
 from scorehost import Registry
 
@@ -422,9 +422,7 @@ def report(copies: list[Timing], listed: Listing) -> list[Target]:
     for timing in copies:
         if timing.method.startswith("serve layout"):
             found.append(check(f"{timing.method}, {large} model (s)", timing.median, MAX_LAYOUT_S, True))
-    verdict = {True: "PASS", False: "FAIL", None: "SKIP"}
-    print("\n## Targets\n")
-    print(markdown("target|measured|limit|result", [[t.name, fmt(t.value), t.limit, verdict[t.passed]] for t in found]))
+    print_targets(found)
     return found
 
 

@@ -443,6 +443,13 @@ def markdown(headers: str, body: list[list[str]]) -> str:
     return "\n".join([line(columns), line(["-" * width for width in widths]), *map(line, body)])
 
 
+def print_targets(found: list[Target]) -> None:
+    """The targets as a table: PASS, FAIL, or SKIP where nothing was measured."""
+    verdict = {True: "PASS", False: "FAIL", None: "SKIP"}
+    print("\n## Targets\n")
+    print(markdown("target|measured|limit|result", [[t.name, fmt(t.value), t.limit, verdict[t.passed]] for t in found]))
+
+
 def report(
     rows: list[Row], memory: dict[str, float], cold: dict[str, list[float]], failures: list[str]
 ) -> list[Target]:
@@ -457,14 +464,7 @@ def report(
     table = [[k, f"{m:.2f}", " ".join(f"{t:.2f}" for t in cold[k]), fmt(base and m / base)] for k, m in medians.items()]
     print(markdown("server|median s|runs s|/ azmlinfsrv", table))
     found = targets(rows, memory)
-    verdict = {True: "PASS", False: "FAIL", None: "SKIP"}
-    print("\n## Targets\n")
-    print(
-        markdown(
-            "target|measured|limit|result",
-            [[t.name, fmt(t.value), t.limit, verdict[t.passed]] for t in found],
-        )
-    )
+    print_targets(found)
     if flagged := [f"{r.server} w{r.workers} rows={r.rows} c{r.conns}" for r in rows if r.errors]:
         print("\nFLAGGED, non-2xx responses or socket errors:", "; ".join(flagged))
     for failure in failures:

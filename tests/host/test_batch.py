@@ -46,7 +46,7 @@ def test_the_decorator_sets_the_limits_seen_before_and_after_import(write_script
         "import scorehost\n" + PLAIN + "\n@scorehost.batch(max_batch_size=8, max_wait_ms=5)\n"
         "def run_batch(inputs):\n    return inputs\n"
     )
-    assert declared_batch_size(script) == 8  # what the worker sizes its threads by, before loading
+    assert declared_batch_size(script) == 8  # read before loading, without importing
     assert load_entry_script(script).batch == BatchSettings(8, 5.0)
 
 

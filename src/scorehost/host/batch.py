@@ -64,8 +64,8 @@ def settings_of(function: Callable[..., object], script: Path) -> BatchSettings:
 
 
 def declared_batch_size(script: Path) -> int | None:
-    """The batch size the script declares, read from its source without importing it (a worker sizes its
-    request threads before loading the script): None without a top-level `run_batch`, else the literal
+    """The batch size the script declares, read from its source without importing it (a worker chooses how it
+    answers requests before loading the script): None without a top-level `run_batch`, else the literal
     `max_batch_size` of its `@scorehost.batch(...)`, else the default."""
     try:
         tree = ast.parse(script.read_bytes(), str(script))
