@@ -142,3 +142,24 @@ def test_behind_a_quick_scripts_lone_requests_a_backlog_still_batches(serve: Ser
     replies = _behind_a_blocker(server, list(range(12)), sleep=0.3)
     assert [reply.json()["echo"] for reply in replies] == list(range(12))
     assert max(reply.json()["batch"] for reply in replies) >= 2, [reply.json()["batch"] for reply in replies]
+
+
+@pytest.mark.parametrize(
+    ("mode", "blocker", "expected"),
+    [
+        ("data", {"data": {"sleep": 0.4}}, lambda n: n),  # run_batch gets each body's "data"
+        ("body", {"sleep": 0.4}, lambda n: {"data": n}),  # ... or each whole body
+        ("auto", {"data": {"sleep": 0.4}}, lambda n: n),  # {"data": ...} alone: its value
+    ],
+)
+def test_every_run_input_mode_batches_what_run_would_get(
+    serve: Serve, mode: str, blocker: object, expected: Callable[[int], object]
+) -> None:
+    server = serve("batch_echo.py", "--run-input", mode)
+    with server.client() as client, ThreadPoolExecutor(9) as pool:
+        first = pool.submit(client.post, "/score", json=blocker)
+        time.sleep(0.2)
+        replies = list(pool.map(lambda n: client.post("/score", json={"data": n}), range(8)))
+        assert first.result().status_code == 200
+    assert [reply.json()["echo"] for reply in replies] == [expected(n) for n in range(8)]
+    assert max(reply.json()["batch"] for reply in replies) >= 2  # they met in batches

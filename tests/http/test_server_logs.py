@@ -125,3 +125,18 @@ def test_run_failure_traceback_is_tagged_in_text_logs(serve: Serve) -> None:
     following = server.lines[server.lines.index(line) + 1 :]
     assert following[0] == "Traceback (most recent call last):"
     assert any('run_raises.py", line 9, in check' in text for text in following)
+
+
+def test_payloads_and_keys_never_reach_the_log(serve: Serve) -> None:
+    marker, secret = "payload-7f3a9c", "key-5e1d2b"
+    server = serve("batch_echo.py", "--log-format", "json")
+    auth = {"authorization": f"Bearer {secret}", "x-api-key": secret}
+    with server.client() as client:
+        assert client.post("/score", json={"data": marker}, headers=auth).status_code == 200
+        broken = client.post("/score", content=f'{{"data": "{marker}"', headers=auth)  # not JSON: run() fails
+        assert broken.status_code == 500
+        client.get("/ready")
+    server.wait_for_log(r"GET /ready 200")  # every line of the requests above is written before this one
+    assert '"level"' in server.log  # JSON lines were written...
+    assert marker not in server.log  # ...and none holds the payload
+    assert secret not in server.log  # ...or the key
