@@ -37,10 +37,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def ray_installed() -> bool:
+    """Whether Ray itself is importable. `find_spec("ray")` alone is not enough: tests/, on sys.path, holds a
+    folder `ray` that it finds as a namespace package, with no origin, where Ray is absent."""
+    spec = importlib.util.find_spec("ray")
+    return spec is not None and spec.origin is not None
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Cluster]:
     """A head node with 2 CPUs on 127.0.0.1, Serve started on a free port; stopped after the session."""
-    if importlib.util.find_spec("ray") is None:
+    if not ray_installed():
         pytest.fail("the -m ray tests need Ray Serve: pip install -e '.[test,ray]'")
     from scorehost.ray.localcluster import local_cluster
 

@@ -8,7 +8,6 @@ restarted; a control-plane restart that finds its deployments again; invalid inp
 from __future__ import annotations
 
 import collections
-import importlib.util
 import json
 import os
 import signal
@@ -21,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from _otlp_receiver import Collector, attributes_of
+from _ray_cluster import ray_installed
 
 from scorehost.client import Client, Unauthorized
 from scorehost.deploy.controlplane.daemon import start_control_plane, stop_control_plane
@@ -303,7 +303,7 @@ def test_invalid_input_gets_4xx_with_a_message(home: Path) -> None:
         assert client.list_deployments("mnist") == []  # nothing refused was stored
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="needs an environment without Ray (CI's)")
+@pytest.mark.skipif(ray_installed(), reason="needs an environment without Ray (CI's plain run)")
 def test_a_ray_deployment_without_ray_installed_names_the_extra(home: Path) -> None:
     with _start(home) as client:
         client.create_endpoint("mnist")
