@@ -50,7 +50,7 @@ def test_forked_workers_draw_ids_of_their_own() -> None:
     forks = (
         "import os; from scorehost.tracecontext import TraceContext\n"
         "child = os.fork()\n"
-        "print(TraceContext.continued(None).header(), flush=True)\n"
+        "os.write(1, (TraceContext.continued(None).header() + '\\n').encode())\n"  # one write: lines never interleave
         "os.waitpid(child, 0) if child else os._exit(0)\n"
     )
     printed = subprocess.run([sys.executable, "-c", forks], capture_output=True, text=True, check=True, timeout=30)
