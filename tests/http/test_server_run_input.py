@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import Server, served
+from conftest import SCRIPTS, Server, served
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}  # what `curl -d` sends
 
@@ -137,6 +137,18 @@ def test_auto_on_a_script_that_indexes_data_itself() -> None:
     assert (
         'input: run() receives the raw request body (run_input=auto: reads_data_key.py line 11 reads a "data" key); '
         "override with --run-input data|body" in server.log
+    )
+
+
+def test_auto_on_a_script_whose_helper_module_indexes_data() -> None:
+    # score.py calls helper.parse(raw), which does `json.loads(raw)["data"]`: auto follows the import.
+    with served(SCRIPTS / "data_key_in_helper" / "score.py") as server, server.client() as client:
+        response = client.post("/score", json={"data": [[1, 2], [3, 4]]})
+        assert response.status_code == 200, response.text
+        assert response.json() == {"rows": 2, "total": 10}
+    assert (
+        "input: run() receives the raw request body "
+        '(run_input=auto: helper.py line 7 (imported by score.py) reads a "data" key)' in server.log
     )
 
 

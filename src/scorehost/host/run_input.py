@@ -2,7 +2,8 @@
 
 The public documentation says `run()` gets the JSON text that follows the `"data"` key; the reference
 server passes the whole body, so most published scripts do `json.loads(raw)["data"]` themselves.
-`auto` tells the two kinds apart by reading the script's source.
+`auto` tells the two kinds apart by reading the script's source, and that of the modules of its code folder
+it imports (source_imports.py), never executing any of it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import ast
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+
+from scorehost.host.source_imports import MAX_FILES, imported_folder_modules
 
 __all__ = ["RunInput", "RunInputRule", "decide_run_input", "find_data_key_read"]
 
@@ -51,10 +54,18 @@ class RunInputDecision:
 
 def find_data_key_read(source: str, filename: str = "<script>") -> int | None:
     """Line of the first read of a "data" key (`x["data"]`, `x.get("data")`) in the source, or None."""
+    tree = _parse(source, filename)
+    return None if tree is None else _data_key_line(tree)
+
+
+def _parse(source: str, filename: str) -> ast.Module | None:
     try:
-        tree = ast.parse(source, filename)
-    except SyntaxError:
+        return ast.parse(source, filename)
+    except (SyntaxError, ValueError):  # ValueError: null bytes
         return None
+
+
+def _data_key_line(tree: ast.Module) -> int | None:
     lines = []
     for node in ast.walk(tree):
         if (
@@ -97,14 +108,25 @@ def _is_data_constant(node: ast.AST) -> bool:
 
 
 def decide_run_input(setting: RunInput, script: Path) -> RunInputDecision:
-    """Resolve the setting for this script; `auto` looks for a read of the "data" key in its source."""
+    """Resolve the setting for this script; `auto` looks for a read of the "data" key in its source, then in
+    the modules of its folder that it imports (transitively, at most MAX_FILES of them)."""
     if setting is RunInput.DATA:
         return RunInputDecision(RunInputRule.DATA, "set by run_input=data")
     if setting is RunInput.BODY:
         return RunInputDecision(RunInputRule.BODY, "set by run_input=body")
-    line = find_data_key_read(script.read_text(encoding="utf-8", errors="replace"), str(script))
+    tree = _parse(script.read_text(encoding="utf-8", errors="replace"), str(script))
+    line = None if tree is None else _data_key_line(tree)
     if line is not None:
         return RunInputDecision(RunInputRule.BODY, f'run_input=auto: {script.name} line {line} reads a "data" key')
-    return RunInputDecision(
-        RunInputRule.DATA_IF_ONLY_KEY, f'run_input=auto: {script.name} never reads a "data" key itself'
-    )
+    helpers = []
+    for module in imported_folder_modules(script, tree) if tree is not None else ():
+        line = _data_key_line(module.tree)
+        if line is not None:
+            return RunInputDecision(RunInputRule.BODY, f'run_input=auto: {module.where(line)} reads a "data" key')
+        helpers.append(module.name)
+    reason = f'run_input=auto: {script.name} never reads a "data" key itself'
+    if helpers:
+        shown = ", ".join(helpers[:3]) + (f" and {len(helpers) - 3} more" if len(helpers) > 3 else "")
+        limit = f", the first {MAX_FILES} followed" if len(helpers) >= MAX_FILES else ""
+        reason += f", nor do the modules of its folder it imports ({shown}{limit})"
+    return RunInputDecision(RunInputRule.DATA_IF_ONLY_KEY, reason)
