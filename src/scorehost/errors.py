@@ -15,11 +15,13 @@
     - MissingParameter                a typed run() parameter has no value in the body
     - InvalidParameter                a value the decorators cannot convert
     - UnsupportedMediaType            415: a typed run() needs a JSON body
+  + RequestIdTooLong                  431: a request-id header longer than the reference allows
   + PayloadTooLarge                   413
   + RunFailed                         500: run() raised
   + ResultNotSerializable             500: run() returned something we cannot send
   + ScoringTimeout(TimeoutError)      504: the deadline passed while queued or running
   + ServiceUnavailable                503: the worker cannot take the request now
+  + PortInUse(OSError)                the port or Unix socket to listen on is taken or refused
   + RegistryError                     the model registry (`scorehost models`, `Registry`)
     - InvalidModelReference(ValueError)   a name, alias, version or path the registry cannot accept
     - UnknownModel(LookupError)       no such model, version or alias
@@ -54,9 +56,11 @@ __all__ = [
     "MissingParameter",
     "ModelInUse",
     "PayloadTooLarge",
+    "PortInUse",
     "RegistryError",
     "RegistrySchemaError",
     "RequestError",
+    "RequestIdTooLong",
     "ResourceExists",
     "ResultNotSerializable",
     "RunFailed",
@@ -145,6 +149,12 @@ class UnsupportedMediaType(RequestError):
     status_code = 415
 
 
+class RequestIdTooLong(ScorehostError):
+    """A request-id header is longer than the reference allows."""
+
+    status_code = 431
+
+
 class PayloadTooLarge(ScorehostError):
     """The body is larger than `max_body_size`."""
 
@@ -169,6 +179,10 @@ class ServiceUnavailable(ScorehostError):
     """The worker cannot take the request now (it is shutting down or being replaced)."""
 
     status_code = 503
+
+
+class PortInUse(ScorehostError, OSError):
+    """Another process listens on the port (or the socket cannot be bound)."""
 
 
 class RegistryError(ScorehostError):

@@ -14,13 +14,9 @@ import socket
 import stat
 from dataclasses import dataclass
 
-from scorehost.errors import ScorehostError
+from scorehost.errors import PortInUse, ScorehostError
 
-__all__ = ["PortInUse", "UnixSocketFile", "bind_sockets", "bind_unix_socket"]
-
-
-class PortInUse(ScorehostError, OSError):
-    """Another process listens on the port."""
+__all__ = ["UnixSocketFile", "bind_sockets", "bind_unix_socket"]
 
 
 def bind_sockets(host: str, port: int, count: int, backlog: int = 2048) -> list[socket.socket]:

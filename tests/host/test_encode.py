@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from scorehost.errors import ResultNotSerializable
-from scorehost.http.encode import JSON, OCTET_STREAM, encode_result
+from scorehost.host.encode import JSON, OCTET_STREAM, encode_result
 
 
 def decoded(value: object) -> object:

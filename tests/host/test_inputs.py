@@ -11,14 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scorehost.errors import BodyNotUTF8, InvalidJSON, RequestError, UnsupportedMediaType
-from scorehost.host.run_input import RunInputRule
-from scorehost.http.inputs import (
+from scorehost.host.inputs import (
     ScoreRequest,
     build_run_input,
     query_to_json_text,
     title_case_headers,
     typed_payload,
 )
+from scorehost.host.run_input import RunInputRule
 
 BODY = RunInputRule.BODY
 DATA = RunInputRule.DATA

@@ -26,7 +26,7 @@ from scorehost import __version__
 from scorehost.host import RunInput, load_entry_script
 from scorehost.http import ScoringApp
 from scorehost.http.gate import RunGate
-from scorehost.logs import AccessLog
+from scorehost.telemetry.logs import AccessLog
 
 pytestmark = pytest.mark.usefixtures("script_sandbox")
 

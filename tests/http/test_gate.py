@@ -11,7 +11,7 @@ import pytest
 
 from scorehost.errors import ScoringTimeout, ServiceUnavailable
 from scorehost.http.gate import RunGate
-from scorehost.logs import request_id_var
+from scorehost.telemetry.logs import request_id_var
 
 MakeGate = Callable[..., RunGate]
 FAR = 30.0  # a deadline no test reaches

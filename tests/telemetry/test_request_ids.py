@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from scorehost.errors import ScorehostError
-from scorehost.http.request_ids import RequestIdTooLong, request_ids
+from scorehost.errors import RequestIdTooLong, ScorehostError
+from scorehost.telemetry.request_ids import request_ids
 
 
 def assert_new_uuid4(value: str) -> None:
@@ -102,7 +102,7 @@ def test_long_trace_id_is_not_limited() -> None:
 def test_new_request_ids_are_unique_uuid4_strings() -> None:
     import uuid
 
-    from scorehost.http.request_ids import new_request_id
+    from scorehost.telemetry.request_ids import new_request_id
 
     ids = [new_request_id() for _ in range(10_000)]
     assert len(set(ids)) == len(ids)
@@ -116,7 +116,7 @@ def test_new_request_ids_are_unique_uuid4_strings() -> None:
 def test_a_forked_worker_takes_its_own_id_prefix() -> None:
     import os
 
-    from scorehost.http.request_ids import new_request_id
+    from scorehost.telemetry.request_ids import new_request_id
 
     parent = new_request_id()
     read_end, write_end = os.pipe()

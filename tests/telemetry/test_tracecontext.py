@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from scorehost.tracecontext import TraceContext
+from scorehost.telemetry.tracecontext import TraceContext
 
 TRACE, SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 
@@ -48,7 +48,7 @@ def test_ids_differ_between_requests() -> None:
 def test_forked_workers_draw_ids_of_their_own() -> None:
     # In a process of its own: forking pytest's, threads and all, is what the test must not do.
     forks = (
-        "import os; from scorehost.tracecontext import TraceContext\n"
+        "import os; from scorehost.telemetry.tracecontext import TraceContext\n"
         "child = os.fork()\n"
         "os.write(1, (TraceContext.continued(None).header() + '\\n').encode())\n"  # one write: lines never interleave
         "os.waitpid(child, 0) if child else os._exit(0)\n"

@@ -40,7 +40,7 @@ def gateway_command(
     """Route /endpoints/<name>/score to deployments, as <home>/gateway/routes.json says."""
     from scorehost.deploy.gateway import serve_gateway
     from scorehost.errors import ScorehostError
-    from scorehost.logs import configure_logging
+    from scorehost.telemetry.logs import configure_logging
 
     configure_logging()
     workspace = WorkspaceSettings(home=home).workspace if home else WorkspaceSettings().workspace

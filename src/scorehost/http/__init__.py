@@ -1,8 +1,11 @@
-"""The scoring server: the host behind HTTP, with request ids, limits, deadlines and supervised workers."""
+"""The scoring server: the host behind HTTP, with request ids, limits, deadlines and supervised workers.
+
+Importing this package loads no HTTP front: `scorehost.http.server` (granian, the supervisor) is imported by
+whoever serves; a Ray replica needs only the app (`scorehost.http.factory`).
+"""
 
 from __future__ import annotations
 
 from scorehost.http.app import ScoringApp
-from scorehost.http.server import serve
 
-__all__ = ["ScoringApp", "serve"]
+__all__ = ["ScoringApp"]

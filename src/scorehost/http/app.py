@@ -16,24 +16,24 @@ from scorehost import __version__
 from scorehost.compat.aml_request import AMLRequest
 from scorehost.errors import PayloadTooLarge, RunFailed, ScorehostError, ScoringTimeout, ServiceUnavailable
 from scorehost.host.batch import BatchSettings
+from scorehost.host.encode import JSON, encode_result
 from scorehost.host.entry import EntryScript, RunMode
+from scorehost.host.inputs import ScoreRequest, build_run_input, title_case_headers, typed_payload
 from scorehost.host.loader import format_user_traceback
-from scorehost.http.batch_calls import BatchCalls
+from scorehost.http.batching.calls import BatchCalls
+from scorehost.http.batching.loop import LoopBatcher
+from scorehost.http.batching.threads import ThreadBatcher
 from scorehost.http.cors import CorsPolicy
 from scorehost.http.docs_page import DocsPage
-from scorehost.http.encode import JSON, encode_result
 from scorehost.http.gate import RunGate
-from scorehost.http.inputs import ScoreRequest, build_run_input, title_case_headers, typed_payload
-from scorehost.http.loop_batcher import LoopBatcher
-from scorehost.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from scorehost.http.metrics import ServerMetrics
 from scorehost.http.raw import RAW_METHODS, Body, raw_request, response_parts
-from scorehost.http.request_ids import request_ids_of
-from scorehost.http.spans import RequestTimes, SpanExporter
-from scorehost.http.thread_batcher import ThreadBatcher
-from scorehost.logs import AccessLog
 from scorehost.schema.swagger import SwaggerDocs
-from scorehost.tracecontext import TraceContext, trace_id_var
+from scorehost.telemetry.logs import AccessLog
+from scorehost.telemetry.prometheus import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from scorehost.telemetry.request_ids import request_ids_of
+from scorehost.telemetry.spans import RequestTimes, SpanExporter
+from scorehost.telemetry.tracecontext import TraceContext, trace_id_var
 
 __all__ = ["ScoringApp"]
 

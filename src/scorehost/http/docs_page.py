@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 
-from scorehost.http.encode import JSON
+from scorehost.host.encode import JSON
 
 __all__ = ["DocsPage"]
 

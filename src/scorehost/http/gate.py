@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from scorehost.errors import ScoringTimeout, ServiceUnavailable
 from scorehost.http.slots import FifoSlots
-from scorehost.logs import request_id_var
+from scorehost.telemetry.logs import request_id_var
 
 __all__ = ["DeadlineExceeded", "RunGate"]
 

@@ -1,11 +1,7 @@
 """Prometheus metrics of one server, summed over its worker processes: `GET /metrics`.
 
-Workers and the supervisor write their values to memory-mapped files in one private folder
-(prometheus-client's multiprocess mode, `PROMETHEUS_MULTIPROC_DIR`), and whichever worker answers
-`/metrics` reads them all, so a scrape sees the whole server whichever worker it reaches. The folder is made
-by `prepare_multiprocess()` before any worker starts (prometheus-client picks its storage when first
-imported) and emptied at start-up, so one run's counts never mix with another's. Without it (a Ray replica,
-tests), the metrics are this process's alone.
+Workers and the supervisor write their values through Prometheus' multiprocess mode
+(`scorehost.telemetry.prometheus`); without it (a Ray replica, tests), the metrics are this process's alone.
 
 Names follow Prometheus' conventions: the `scorehost_` prefix, seconds, `_total` counters. Routes are a
 fixed set of labels (unknown paths count as "other"), so no request can grow the number of series.
@@ -14,51 +10,15 @@ fixed set of labels (unknown paths count as "other"), so no request can grow the
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "CONTENT_TYPE",
-    "LATENCY_BUCKETS",
-    "MULTIPROC_ENV",
-    "ServerMetrics",
-    "exposition",
-    "mark_worker_dead",
-    "prepare_multiprocess",
-    "remove_multiprocess",
-]
+from scorehost.telemetry.prometheus import LATENCY_BUCKETS, MULTIPROC_ENV, exposition
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-ROUTES = frozenset({"/score", "/", "/ready", "/swagger.json", "/docs", "/metrics"})
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+__all__ = ["ROUTES", "RESTART_CAUSES", "ServerMetrics"]
+
+ROUTES = frozenset({"/score", "/", "/live", "/ready", "/swagger.json", "/docs", "/metrics"})
 _BATCH = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 RESTART_CAUSES = ("exit", "signal", "oom", "deadline")
-
-
-def prepare_multiprocess() -> Path:
-    """A fresh private folder for this server's metric files, named in the environment its workers inherit.
-    Always a new one, even when the environment names one already: two servers sharing a folder would add
-    up each other's counts."""
-    folder = Path(tempfile.mkdtemp(prefix="scorehost-metrics-"))
-    os.environ[MULTIPROC_ENV] = str(folder)
-    return folder
-
-
-def remove_multiprocess(folder: Path) -> None:
-    """Remove the folder `prepare_multiprocess` made (one the operator named is left, emptied at next start)."""
-    if folder.name.startswith("scorehost-metrics-"):
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def mark_worker_dead(pid: int) -> None:
-    """Drop a dead worker's live gauges (its in-flight count); its counters keep counting in the sums."""
-    if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 class ServerMetrics:
@@ -132,16 +92,3 @@ class ServerMetrics:
     def exposition(self) -> bytes:
         """The whole server's metrics in Prometheus' text format."""
         return exposition(self._registry, self._multiprocess)
-
-
-def exposition(registry: Any, multiprocess_mode: bool) -> bytes:
-    """`registry`'s metrics, or with `multiprocess_mode` those every process of the server wrote, as text."""
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    if not multiprocess_mode:
-        return generate_latest(registry)
-    from prometheus_client import multiprocess
-
-    merged = CollectorRegistry()
-    multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
-    return generate_latest(merged)

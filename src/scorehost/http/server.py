@@ -12,13 +12,13 @@ from scorehost.host.entry import EntryScript
 from scorehost.host.loader import resolve_script
 from scorehost.host.run_input import decide_run_input, find_run_decorator
 from scorehost.http.cors import CorsPolicy
-from scorehost.http.metrics import prepare_multiprocess, remove_multiprocess
 from scorehost.http.registered import ServedModels, lay_out_models, parse_model_refs
-from scorehost.http.sockets import UnixSocketFile, bind_sockets, bind_unix_socket
 from scorehost.http.startup import load_and_init
 from scorehost.http.supervisor import Supervisor
 from scorehost.http.worker import EXIT_BOOT_FAILED
-from scorehost.logs import configure_logging
+from scorehost.sockets import UnixSocketFile, bind_sockets, bind_unix_socket
+from scorehost.telemetry.logs import configure_logging
+from scorehost.telemetry.prometheus import prepare_multiprocess, remove_multiprocess
 
 __all__ = ["serve"]
 

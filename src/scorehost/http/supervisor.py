@@ -21,8 +21,9 @@ import orjson
 
 from scorehost.config import ServeSettings
 from scorehost.host.entry import EntryScript
-from scorehost.http.metrics import ServerMetrics, mark_worker_dead
+from scorehost.http.metrics import ServerMetrics
 from scorehost.http.worker import EXIT_BOOT_FAILED, EXIT_STUCK, run_worker
+from scorehost.telemetry.prometheus import mark_worker_dead
 
 __all__ = ["Supervisor"]
 

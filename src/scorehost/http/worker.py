@@ -19,17 +19,12 @@ from scorehost.config import ServeSettings
 from scorehost.errors import ScriptLoadError
 from scorehost.host.batch import declared_batch_size
 from scorehost.host.entry import EntryScript
-from scorehost.http.app import ScoringApp
-from scorehost.http.docs_page import DocsPage
-from scorehost.http.gate import RunGate
+from scorehost.http.factory import run_gate_for, scoring_app_for
 from scorehost.http.granian_front import GranianFront
-from scorehost.http.metrics import ServerMetrics
-from scorehost.http.spans import SpanExporter
 from scorehost.http.startup import load_and_init
-from scorehost.logs import AccessLog
-from scorehost.schema.swagger import SwaggerDocs
+from scorehost.telemetry.logs import AccessLog
 
-__all__ = ["EXIT_BOOT_FAILED", "EXIT_STUCK", "run_gate_for", "run_worker", "scoring_app_for"]
+__all__ = ["EXIT_BOOT_FAILED", "EXIT_STUCK", "run_worker"]
 
 EXIT_BOOT_FAILED = 3  # the reference's code for "worker failed to boot"
 EXIT_STUCK = 75  # EX_TEMPFAIL: replace me, a run() never returned
@@ -70,7 +65,7 @@ class _Worker:
         # waiting /score requests under their deadline. Each costs fast models throughput in GIL hand-offs
         # (docs/serving.md), so there are none unless asked for.
         python_threads = settings.threads + settings.spare_threads
-        if batches(settings, script):  # answers may come from the thread that runs a batch (http/thread_batcher.py)
+        if batches(settings, script):  # answers may come from the thread that runs a batch (http/batching/threads.py)
             self.front = GranianFront(None, sock, python_threads=python_threads, respond_later=self.app.respond_later)
         else:
             self.front = GranianFront(self.app.respond, sock, python_threads=python_threads)
@@ -133,16 +128,6 @@ class _Worker:
             os.write(self.status_fd, orjson.dumps({"event": event, **fields}) + b"\n")
 
 
-def run_gate_for(settings: ServeSettings, on_stuck: Callable[[str], None]) -> RunGate:
-    """The gate of one host: `settings.threads` run() calls at once, each under the request deadline."""
-    # Long enough for a C call that overran its deadline to return and be answered with the timeout.
-    grace = min(max(5.0, settings.request_timeout), 30.0)
-    # A job that starts while the watchdog sleeps has a whole timeout ahead of it: ticks of a twentieth of
-    # the timeout (at most a second) still catch every deadline on time, with few wake-ups.
-    tick = min(1.0, max(0.01, settings.request_timeout / 20))
-    return RunGate(settings.threads, stuck_grace=grace, on_stuck=on_stuck, tick=tick)
-
-
 def batches(settings: ServeSettings, script: EntryScript | None) -> bool:
     """Whether this worker batches: its script defines run_batch() and --max-batch-size is not 0. Known before
     the script is imported (from its source), since the front that serves it is chosen first."""
@@ -151,32 +136,3 @@ def batches(settings: ServeSettings, script: EntryScript | None) -> bool:
     if script is not None:  # preloaded
         return script.batch is not None
     return declared_batch_size(Path(settings.entry_script)) is not None
-
-
-def scoring_app_for(settings: ServeSettings, gate: RunGate, access_log: AccessLog) -> ScoringApp:
-    """The HTTP surface of one host (a worker process, or a Ray Serve replica), as `settings` describe it."""
-    return ScoringApp(
-        gate,
-        timeout=settings.request_timeout,
-        max_body_size=settings.max_body_size,
-        access_log=access_log,
-        cors_origins=settings.cors_origins,
-        docs=DocsPage(title=settings.service_name),
-        swagger=lambda loaded: swagger_for(settings, loaded),
-        batch_size=settings.max_batch_size,
-        batch_wait_ms=settings.max_batch_wait_ms,
-        metrics=ServerMetrics() if settings.metrics else None,
-        spans=SpanExporter(settings.otlp_endpoint, settings.service_name) if settings.otlp_endpoint else None,
-    )
-
-
-def swagger_for(settings: ServeSettings, script: EntryScript) -> SwaggerDocs:
-    """The API documents of `script`, made once when the worker starts serving it."""
-    return SwaggerDocs(
-        run_function=script.run_function,
-        mode=script.mode.value,
-        app_root=settings.app_root or script.path.parent,
-        service_name=settings.service_name,
-        service_version=settings.service_version,
-        path_prefix=settings.service_path_prefix,
-    )

@@ -28,7 +28,7 @@ from typing import Any
 from a2wsgi.wsgi import build_environ
 
 from scorehost.http.app import ScoringApp
-from scorehost.http.quick import CallTimes
+from scorehost.http.batching.quick import CallTimes
 
 __all__ = ["AsgiFront"]
 
@@ -75,7 +75,7 @@ class AsgiFront:
         stream: Any = io.BytesIO(body)  # stands in for a2wsgi's Body: the app only read()s it
         environ: Any = build_environ(http_scope, stream)
         loop = asyncio.get_running_loop()
-        if self.app.loop_batcher is not None:  # requests meet in batches on this loop (http/loop_batcher.py)
+        if self.app.loop_batcher is not None:  # requests meet in batches on this loop (http/batching/loop.py)
             status, headers, content = await self.app.respond_async(environ)
         elif self._answer_here():
             status, headers, content = self._respond_timed(environ)

@@ -15,9 +15,9 @@ from typing import Any
 
 from scorehost.config import ServeSettings
 from scorehost.http.app import ScoringApp
+from scorehost.http.factory import run_gate_for, scoring_app_for
 from scorehost.http.startup import load_and_init
-from scorehost.http.worker import run_gate_for, scoring_app_for
-from scorehost.logs import AccessLog
+from scorehost.telemetry.logs import AccessLog
 
 __all__ = ["ScoringReplica"]
 

@@ -19,7 +19,7 @@ from typing import Literal, TextIO
 
 import orjson
 
-from scorehost.tracecontext import trace_id_var
+from scorehost.telemetry.tracecontext import trace_id_var
 
 __all__ = ["AccessLog", "PrintToLog", "configure_logging", "request_id_var"]
 

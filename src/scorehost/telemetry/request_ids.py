@@ -7,9 +7,9 @@ import os
 import random
 from collections.abc import Mapping
 
-from scorehost.errors import ScorehostError
+from scorehost.errors import RequestIdTooLong
 
-__all__ = ["HEADER_KEYS", "RequestIdTooLong", "new_request_id", "request_ids", "request_ids_of"]
+__all__ = ["HEADER_KEYS", "new_request_id", "request_ids", "request_ids_of"]
 
 # The headers request_ids() reads, with their WSGI environ keys.
 HEADER_KEYS = (
@@ -20,12 +20,6 @@ HEADER_KEYS = (
 )
 
 _MAX_LENGTH = 100
-
-
-class RequestIdTooLong(ScorehostError):
-    """A request-id header is longer than the reference allows."""
-
-    status_code = 431
 
 
 def new_request_id() -> str:

@@ -4,7 +4,7 @@ gateway both export through `SpanExporter`.
 
 Each scoring request becomes a server span, `POST /score`, with three children: `queue` (arrival to the start
 of run()), `run` (run() or run_batch()) and `serialize` (the result to JSON). Its ids are the ones the W3C
-trace context already gave the request (`scorehost.tracecontext`), so the `traceresponse` a caller gets and
+trace context already gave the request (`scorehost.telemetry.tracecontext`), so the `traceresponse` a caller gets and
 the trace id in the logs name the exported span. The gateway's span of a request it forwards has the id it
 sends on in `traceparent`, so the scoring server's span is its child. Spans go out in batches from a
 background thread: recording one only appends it to a queue.
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from scorehost.errors import ScorehostError
-from scorehost.tracecontext import TraceContext
+from scorehost.telemetry.tracecontext import TraceContext
 
 __all__ = ["RequestTimes", "SpanExporter", "require_otel"]
 
@@ -144,7 +144,7 @@ class _GivenIds:
         self.given.trace = self.given.span = 0
 
     def is_trace_id_random(self) -> bool:
-        return True  # ours are random too (scorehost.tracecontext)
+        return True  # ours are random too (scorehost.telemetry.tracecontext)
 
     def generate_trace_id(self) -> int:
         return getattr(self.given, "trace", 0) or self._random.generate_trace_id()

@@ -6,7 +6,7 @@ rewritten, and pass the answer back as it came (status, headers, body). Answers 
 `{"error": ...}`: 401 key, 404 endpoint or deployment, 502 unreachable, 503 no instance, 504 deadline
 (413 is the server's: it stops reading a body past the limit). A copy of mirror_percent of the requests
 goes to the mirror, fire-and-forget. Headers stay bytes end to end: no decoding on the request path.
-With an OTLP endpoint, each forwarded request is also a span (`scorehost.http.spans`), its id the parent
+With an OTLP endpoint, each forwarded request is also a span (`scorehost.telemetry.spans`), its id the parent
 id the gateway forwards in `traceparent`.
 """
 
@@ -23,10 +23,10 @@ from scorehost.deploy.gateway.routes import DeploymentRoute, EndpointRoute, Rout
 from scorehost.deploy.gateway.upstream import UpstreamError, UpstreamPool, UpstreamTimeout
 from scorehost.deploy.keys import bearer_token, key_matches
 from scorehost.deploy.spec import AuthMode
-from scorehost.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from scorehost.http.request_ids import new_request_id
-from scorehost.http.spans import SpanExporter
-from scorehost.tracecontext import TraceContext
+from scorehost.telemetry.prometheus import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from scorehost.telemetry.request_ids import new_request_id
+from scorehost.telemetry.spans import SpanExporter
+from scorehost.telemetry.tracecontext import TraceContext
 
 __all__ = ["Answer", "Forward", "GatewayApp", "Request", "error_answer"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from scorehost.http.metrics import LATENCY_BUCKETS, MULTIPROC_ENV, exposition
+from scorehost.telemetry.prometheus import LATENCY_BUCKETS, MULTIPROC_ENV, exposition
 
 __all__ = ["GatewayMetrics"]
 

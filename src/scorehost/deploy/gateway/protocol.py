@@ -22,7 +22,7 @@ import httptools
 
 from scorehost.deploy.gateway.app import Answer, Forward, GatewayApp, Request, error_answer
 from scorehost.deploy.gateway.upstream import Response, StaleConnection, UpstreamError, UpstreamTimeout
-from scorehost.http.request_ids import new_request_id
+from scorehost.telemetry.request_ids import new_request_id
 
 __all__ = ["GatewayProtocol"]
 

@@ -20,9 +20,9 @@ from scorehost.deploy.gateway.app import GatewayApp
 from scorehost.deploy.gateway.metrics import GatewayMetrics
 from scorehost.deploy.gateway.protocol import GatewayProtocol
 from scorehost.deploy.gateway.routes import RouteFile, routes_path
-from scorehost.http.metrics import prepare_multiprocess, remove_multiprocess
-from scorehost.http.sockets import bind_sockets
-from scorehost.http.spans import SpanExporter, require_otel
+from scorehost.sockets import bind_sockets
+from scorehost.telemetry.prometheus import prepare_multiprocess, remove_multiprocess
+from scorehost.telemetry.spans import SpanExporter, require_otel
 
 __all__ = ["serve_gateway"]
 

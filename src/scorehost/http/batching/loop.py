@@ -24,8 +24,8 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from scorehost.http.batch_calls import BatchCalls, Outcome, Pending, ran_too_long, waited_too_long
-from scorehost.http.quick import CallTimes
+from scorehost.http.batching.calls import BatchCalls, Outcome, Pending, ran_too_long, waited_too_long
+from scorehost.http.batching.quick import CallTimes
 
 __all__ = ["LoopBatcher"]
 

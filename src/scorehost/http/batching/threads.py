@@ -30,8 +30,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from scorehost.http.batch_calls import BatchCalls, Outcome, Pending, ran_too_long, waited_too_long
-from scorehost.http.quick import CallTimes
+from scorehost.http.batching.calls import BatchCalls, Outcome, Pending, ran_too_long, waited_too_long
+from scorehost.http.batching.quick import CallTimes
 
 __all__ = ["Deliver", "ThreadBatcher"]
 
