@@ -177,6 +177,14 @@ class ServeSettings(BaseSettings):
     )
     """A prefix for the paths /swagger.json lists, for a server behind a proxy that adds one (no route is added)."""
 
+    debug_errors: bool = False
+    """Send what run() raised (its type and message) to callers, for local development only: by default a failed
+    run() is answered with the reference's generic message and the details go to the log (`--debug-errors`)."""
+
+    nan_as_null: bool = False
+    """Write NaN and infinities in results as `null`, for strict JSON parsers; by default they are sent as `NaN`,
+    `Infinity` and `-Infinity`, as the reference server sends them (`--nan-as-null`)."""
+
     log_format: Literal["text", "json"] = "text"
     """`text` for people, `json` (one object per line) for log collectors (`--log-format`)."""
 

@@ -19,7 +19,8 @@
   + PayloadTooLarge                   413
   + RunFailed                         500: run() raised
   + ResultNotSerializable             500: run() returned something we cannot send
-  + ScoringTimeout(TimeoutError)      504: the deadline passed while queued or running
+  + ScoringTimeout(TimeoutError)      504: the deadline passed while run() ran
+    - QueueTimeout                    504: the deadline passed while the request waited; run() never ran
   + ServiceUnavailable                503: the worker cannot take the request now
   + PortInUse(OSError)                the port or Unix socket to listen on is taken or refused
   + RegistryError                     the model registry (`scorehost models`, `Registry`)
@@ -57,6 +58,7 @@ __all__ = [
     "ModelInUse",
     "PayloadTooLarge",
     "PortInUse",
+    "QueueTimeout",
     "RegistryError",
     "RegistrySchemaError",
     "RequestError",
@@ -173,6 +175,10 @@ class ScoringTimeout(ScorehostError, TimeoutError):
     """The request's deadline passed while it waited for, or ran in, `run()`."""
 
     status_code = 504
+
+
+class QueueTimeout(ScoringTimeout):
+    """The request waited past its deadline and was never run: not a failed run."""
 
 
 class ServiceUnavailable(ScorehostError):

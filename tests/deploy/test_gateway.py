@@ -3,6 +3,7 @@ HTTP servers as instances, with the routing table rewritten while it runs."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -13,8 +14,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -386,6 +389,92 @@ def test_a_body_over_the_limit_is_413(gateway: Gateway, client: httpx.Client, ba
         assert fresh.post("/endpoints/mnist/score", content=chunks()).status_code == 413
     assert client.post("/endpoints/mnist/score", content=b"z" * MAX_BODY).status_code == 200
     assert backends["blue"].received == [("/score", backends["blue"].received[0][1], b"z" * MAX_BODY)]
+
+
+def http_client_post(url: str, path: str, body: bytes | Iterator[bytes]) -> tuple[int, dict[str, str], bytes]:
+    """POST as Python's http.client does (and requests): the whole body first, then the answer. Bytes go
+    with a content-length, an iterator chunked."""
+    parsed = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=30)
+    try:
+        connection.request("POST", path, body=body, encode_chunked=not isinstance(body, bytes))
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def chunks_of(size: int, chunk: int = 65536) -> Iterator[bytes]:
+    for start in range(0, size, chunk):
+        yield b"c" * min(chunk, size - start)
+
+
+@pytest.mark.parametrize("size", [MAX_BODY + 1, 16 * MAX_BODY], ids=["limit+1", "16x"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_client_that_sends_the_whole_body_first_reads_the_413(
+    gateway: Gateway, client: httpx.Client, backends: dict[str, Backend], size: int, chunked: bool
+) -> None:
+    """The 413 goes out at once and the rest of the body is read and dropped: http.client gets to read it."""
+    gateway.publish({"mnist": one(backends["blue"].url)})
+    body = chunks_of(size) if chunked else b"x" * size
+    status, headers, answer = http_client_post(gateway.url, "/endpoints/mnist/score", body)
+    assert status == 413
+    assert headers["connection"] == "close"
+    assert headers["content-type"] == "application/json"
+    assert json.loads(answer) == {"error": f"the body exceeds the gateway's limit of {MAX_BODY} bytes"}
+    assert headers["x-request-id"]
+    assert client.post("/endpoints/mnist/score", content=b"{}").status_code == 200
+    assert len(backends["blue"].received) == 1  # the refused body never reached the instance
+
+
+def test_a_declared_length_past_what_is_drained_is_refused_at_once(
+    gateway: Gateway, backends: dict[str, Backend]
+) -> None:
+    gateway.publish({"mnist": one(backends["blue"].url)})
+    host, port = urllib.parse.urlsplit(gateway.url).hostname, urllib.parse.urlsplit(gateway.url).port
+    with socket.create_connection((host, port), timeout=5) as raw:
+        raw.sendall(b"POST /endpoints/mnist/score HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000000000\r\n\r\n")
+        received = b""
+        while chunk := raw.recv(65536):  # the gateway closes without waiting for the body
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 413 ")
+    assert b"\r\nconnection: close\r\n" in received
+    # With expect: 100-continue the body is not coming: refused and closed at once, no 100 Continue first.
+    with socket.create_connection((host, port), timeout=5) as raw:
+        raw.sendall(
+            b"POST /endpoints/mnist/score HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\nexpect: 100-continue\r\n\r\n"
+            % (MAX_BODY + 1)
+        )
+        received = b""
+        while chunk := raw.recv(65536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 413 ")
+
+
+def _rss_bytes(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+    assert match
+    return int(match.group(1)) * 1024
+
+
+def test_a_flood_of_oversized_bodies_costs_no_memory(
+    gateway: Gateway, client: httpx.Client, backends: dict[str, Backend]
+) -> None:
+    """Refused bodies are dropped as they arrive, never gathered: 40 bodies of 8x the limit, 4 at a time."""
+    gateway.publish({"mnist": one(backends["blue"].url)})
+    http_client_post(gateway.url, "/endpoints/mnist/score", b"x" * (MAX_BODY + 1))  # the allocator warmed up
+    before = _rss_bytes(gateway.process.pid)  # one worker: the gateway process serves
+
+    def send(i: int) -> int:
+        size = 8 * MAX_BODY + i
+        return http_client_post(gateway.url, "/endpoints/mnist/score", chunks_of(size) if i % 2 else b"x" * size)[0]
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(send, range(40))) == [413] * 40
+    assert _rss_bytes(gateway.process.pid) - before < 2 * MAX_BODY
+    assert client.post("/endpoints/mnist/score", content=b"{}").status_code == 200
+    assert [body for _, _, body in backends["blue"].received] == [b"{}"]
 
 
 # --- traffic ---------------------------------------------------------------------------------------------

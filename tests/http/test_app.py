@@ -103,16 +103,38 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 # --- liveness, readiness and routing --------------------------------------------------------------------
 
 
-def test_liveness_answers_healthy(make_app: MakeApp) -> None:
-    with client(make_app(None)) as http:
+def test_root_answers_healthy_once_init_has_finished(make_app: MakeApp, scripts: Path) -> None:
+    app = make_app(None)
+    with client(app) as http:
+        before = http.get("/")
+        head_before = http.head("/")
+        entry = load_entry_script(scripts / "echo.py")
+        app.script = entry
+        loaded_not_initialised = http.get("/")
+        entry.init()
         response = http.get("/")
         head = http.head("/")
+    for early in (before, loaded_not_initialised):
+        assert early.status_code == 503
+        assert early.json() == {"message": "init() has not finished yet; GET /live answers while it runs."}
+    assert head_before.status_code == 503
+    assert head_before.content == b""
     assert response.status_code == 200
     assert response.text == "Healthy"
     assert response.headers["content-type"].startswith("text/plain")
     assert head.status_code == 200
     assert head.content == b""
     assert head.headers["content-length"] == str(len(b"Healthy"))  # as GET would send
+
+
+def test_live_answers_while_init_runs(make_app: MakeApp) -> None:
+    with client(make_app(None)) as http:
+        response = http.get("/live")
+        head = http.head("/live")
+    assert response.status_code == 200
+    assert response.json() == {"status": "alive"}
+    assert head.status_code == 200
+    assert head.content == b""
 
 
 def test_ready_is_503_until_the_script_is_set(make_app: MakeApp, scripts: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -78,6 +81,50 @@ def test_size_units() -> None:
     with served("echo.py", "--max-body-size", "1KiB") as server, server.client() as client:
         assert client.post("/score", content=body_of(1024)).status_code == 200
         assert client.post("/score", content=body_of(1025)).status_code == 413
+
+
+# --- clients that send the whole body before they read ------------------------------------------------
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def mib_limited() -> Iterator[Server]:
+    with served("echo.py", "--max-body-size", "1MiB") as server:
+        yield server
+
+
+def http_client_post(server: Server, body: bytes | Iterator[bytes]) -> tuple[int, dict[str, str], bytes]:
+    """POST /score as Python's http.client does (and requests): the whole body first, then the answer. Bytes
+    go with a content-length, an iterator chunked."""
+    parsed = urllib.parse.urlsplit(server.url)
+    connection = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=30)
+    try:
+        connection.request("POST", "/score", body=body, encode_chunked=not isinstance(body, bytes))
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("size", [MIB + 1, 16 * MIB], ids=["limit+1", "16x"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_client_that_sends_the_whole_body_first_reads_the_413(mib_limited: Server, size: int, chunked: bool) -> None:
+    """Refused, the rest of the body is read and dropped before the answer: http.client gets to read the 413
+    (answered unread, the client is still sending when the connection closes: a broken pipe or a reset)."""
+    body = chunks(b"x" * size, 65536) if chunked else b"x" * size
+    status, headers, answer = http_client_post(mib_limited, body)
+    assert status == 413
+    assert json.loads(answer) == {
+        "message": f"The body is larger than the {MIB}-byte limit; send less, or raise --max-body-size."
+    }
+    assert headers["x-ms-request-id"]
+    assert headers["x-request-id"]
+    assert headers["x-ms-server-version"].startswith("scorehost/")
+    assert headers["x-ms-run-function-failed"] == "False"
+    status, _, answer = http_client_post(mib_limited, body_of(MIB))  # and the server is fine afterwards
+    assert status == 200
+    assert len(json.loads(answer)["received"]) == MIB - 10
 
 
 # --- awkward bodies ------------------------------------------------------------------------------

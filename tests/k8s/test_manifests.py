@@ -55,7 +55,7 @@ def test_probes_rollout_and_shutdown_follow_the_server() -> None:
     assert pod["terminationGracePeriodSeconds"] == 25  # serve's graceful timeout, and a margin
     [container] = pod["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"  # 200 only after init()
-    assert container["livenessProbe"]["httpGet"]["path"] == "/"  # answered while init() runs
+    assert container["livenessProbe"]["httpGet"]["path"] == "/live"  # answered while init() runs
     startup = container["startupProbe"]
     assert startup["httpGet"]["path"] == "/ready"
     assert startup["periodSeconds"] * startup["failureThreshold"] > 900  # patient enough for --init-timeout

@@ -133,14 +133,27 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
     default=None,
     help="Prometheus metrics at GET /metrics, summed over the workers (docs/observability.md).  [default: on]",
 )
+@click.option(
+    "--debug-errors/--no-debug-errors",
+    default=None,
+    help="Answer a failed run() with what it raised (type and message), for local development only. By default "
+    "callers get the Azure ML server's generic message and the log has the details, with the request id. "
+    "Also SCOREHOST_DEBUG_ERRORS=true.",
+)
+@click.option(
+    "--nan-as-null/--nan-as-literal",
+    default=None,
+    help="Write NaN and infinities in results as null, for strict JSON parsers.  [default: NaN, Infinity, "
+    "-Infinity, as the Azure ML server sends them]",
+)
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines for people or machines.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve_command(script: Path | None, **options: Any) -> None:
     """Serve SCRIPT (a score.py with init() and run()) on http://127.0.0.1:5001.
 
     init() runs once per worker (or once in all with --preload); each POST /score calls run() with the
-    request's input and answers its result as JSON. GET / answers "Healthy"; GET /ready answers 200 once
-    init() has finished.
+    request's input and answers its result as JSON. GET / answers "Healthy" once init() has finished (503
+    before, as GET /ready); GET /live answers 200 while the process is alive, init() included.
     """
     from scorehost.http.server import serve
 

@@ -166,6 +166,16 @@ class DeploymentSpec:
         for key in self.environment:
             if not key or "=" in key or "\0" in key:
                 raise InvalidSpec(f"{key!r} is not an environment variable name")
+        if self.serve_options.get("debug_errors") or self.environment.get("SCOREHOST_DEBUG_ERRORS", "").lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+        ):
+            raise InvalidSpec(
+                "debug_errors is for local development with `scorehost serve`: a deployment never sends what run() "
+                "raised to its callers (`scorehost deployments logs` shows it, with the request id)"
+            )
 
     def to_json(self) -> dict[str, Any]:
         return {

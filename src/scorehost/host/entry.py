@@ -16,7 +16,9 @@ from scorehost.compat.imports import install_import_aliases
 from scorehost.compat.rawhttp import raw_http_requested, reset_raw_http_requested
 from scorehost.errors import BadRunSignature, InitFailed, MissingFunction, RunFailed
 from scorehost.host.batch import BATCH_FUNCTION, BatchSettings, settings_of
+from scorehost.host.inputs import ScoreRequest, build_run_input, typed_payload
 from scorehost.host.loader import enter_script_dir, format_user_traceback, import_script, resolve_script
+from scorehost.host.prepared import Prepared
 from scorehost.host.run_input import RunInput, RunInputDecision, decide_run_input
 from scorehost.host.typed import TypedRun
 
@@ -87,6 +89,19 @@ class EntryScript:
             raise
         except BaseException as exc:  # sys.exit() in run() fails the request, not the worker
             raise RunFailed(f"run() raised {type(exc).__name__}: {exc}") from exc
+
+    def prepare(self, request: ScoreRequest) -> Prepared:
+        """What run() will be called with for `request`: a RequestError (400, 415) when it does not fit the script."""
+        headers = dict(request.headers) if self.wants_headers else None
+        if self.mode is RunMode.PLAIN:
+            return Prepared(self.call, build_run_input(self.run_input.rule, request), headers)
+        if self.mode is RunMode.TYPED:
+            assert self.typed is not None
+            arguments = self.typed.build_kwargs(typed_payload(request, self.typed_parameters))
+            return Prepared(self.call_typed_kwargs, arguments, headers)  # type: ignore[arg-type]
+        if request.raw is None:
+            raise TypeError("a @rawhttp run() needs the transport's request object (ScoreRequest.raw)")
+        return Prepared(self.call, request.raw(), headers, closes=True)
 
     def call_batch(self, inputs: list[object]) -> list[object]:
         """Call `run_batch()` with several requests' inputs; RunFailed unless it returns one result per input."""

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
@@ -13,7 +12,7 @@ import orjson
 from scorehost.errors import BodyNotUTF8, InvalidJSON, UnsupportedMediaType
 from scorehost.host.run_input import RunInputRule
 
-__all__ = ["ScoreRequest", "build_run_input", "query_to_json_text", "title_case_headers", "typed_payload"]
+__all__ = ["ScoreRequest", "build_run_input", "query_to_json_text", "typed_payload"]
 
 # Werkzeug parses these bodies as forms, so the reference's run() sees "" for them.
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -21,13 +20,17 @@ _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs a microsecond more per request to build
 class ScoreRequest:
-    """What the host needs from a `/score` request."""
+    """What the host needs from a `/score` request: no transport's objects, only what they carried."""
 
     method: str
     body: bytes = b""
     query: str = ""
     content_type: str = ""
-    environ: Mapping[str, Any] = field(default_factory=dict)  # the WSGI environ, for request_headers
+    # The request's headers as run(request_headers=...) shows them (Title-Case names); read only for scripts that
+    # ask, so a transport may hand a lazy view.
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # The transport's request object for a @rawhttp run() (Werkzeug's, as on the reference), made on demand.
+    raw: Callable[[], object] | None = None
 
 
 def build_run_input(rule: RunInputRule, request: ScoreRequest) -> str:
@@ -75,15 +78,6 @@ def typed_payload(request: ScoreRequest, parameters: tuple[str, ...]) -> dict[st
             f"POST body should be a JSON dictionary such as {{{example}}}, not a JSON {_json_type(parsed)}."
         )
     return parsed
-
-
-def title_case_headers(environ: Mapping[str, Any]) -> dict[str, str]:
-    """Headers as the reference's `request_headers` shows them: Werkzeug's Title-Case names."""
-    headers = {key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")}
-    for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
-        if environ.get(key):
-            headers[name] = environ[key]
-    return headers
 
 
 def _raw_body(request: ScoreRequest) -> str:

@@ -44,6 +44,8 @@ def scoring_app_for(settings: ServeSettings, gate: RunGate, access_log: AccessLo
         batch_wait_ms=settings.max_batch_wait_ms,
         metrics=ServerMetrics() if settings.metrics else None,
         spans=SpanExporter(settings.otlp_endpoint, settings.service_name) if settings.otlp_endpoint else None,
+        debug_errors=settings.debug_errors,
+        nan_as_null=settings.nan_as_null,
     )
 
 

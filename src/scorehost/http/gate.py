@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from scorehost.errors import ScoringTimeout, ServiceUnavailable
+from scorehost.errors import QueueTimeout, ScoringTimeout, ServiceUnavailable
 from scorehost.http.slots import FifoSlots
 from scorehost.telemetry.logs import request_id_var
 
@@ -135,7 +135,7 @@ class RunGate:
             self._slots.release()
         if self._closed is not None:
             raise ServiceUnavailable(self._closed)
-        raise ScoringTimeout(
+        raise QueueTimeout(
             f"The request waited {(deadline - started) * 1000:.0f} ms behind other requests and was not run "
             "(--timeout / SCORING_TIMEOUT_MS); retry later, or add workers."
         )

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Generator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
+
+from scorehost.http.pipeline import Body
 
 __all__ = ["RAW_METHODS", "Body", "raw_request", "response_parts"]
 
 # Every method a @rawhttp run() is called for (the reference routes GET, POST, OPTIONS and HEAD only).
 RAW_METHODS = ("GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD")
-
-Body = bytes | Generator[bytes, None, None]
 
 # What a full WSGI server adds to each environ; granian's worker hands over only the request's own keys.
 _SERVER_KEYS: dict[str, Any] = {
@@ -49,7 +49,7 @@ def response_parts(response: Response) -> tuple[int, list[tuple[str, str]], Body
     return response.status_code, headers, response.get_data()
 
 
-def _closing(response: Response) -> Generator[bytes, None, None]:
+def _closing(response: Response) -> Iterator[bytes]:
     try:
         yield from response.iter_encoded()
     finally:

@@ -115,4 +115,9 @@ def _log_banner(settings: ServeSettings, where: str, served: ServedModels | None
         settings.request_timeout,
         settings.max_body_size,
     )
-    logger.info("listening on %s  (GET / liveness, GET /ready readiness, POST /score)", where)
+    if settings.debug_errors:
+        logger.warning(
+            "--debug-errors is on: callers of a failed run() get what it raised, which may hold paths, secrets or "
+            "parts of requests. For local development only; turn it off before anyone else can reach this server."
+        )
+    logger.info("listening on %s  (GET / ready, GET /live liveness, POST /score)", where)

@@ -2,7 +2,7 @@
 HorizontalPodAutoscaler and a PodDisruptionBudget (`scorehost k8s`).
 
 The probes use the server's own routes: readiness `GET /ready` (200 only once `init()` has finished),
-liveness `GET /` (answered while `init()` runs, so a slow model is never killed as dead), and a startup
+liveness `GET /live` (answered while `init()` runs, so a slow model is never killed as dead), and a startup
 probe on `/ready` patient enough for `--init-timeout`. Updates replace one pod at a time and never take a
 ready one away first (`maxUnavailable: 0`); SIGTERM lets in-flight requests finish within the grace period.
 """
@@ -121,7 +121,7 @@ class KubernetesApp:
             "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
             "readinessProbe": {"httpGet": {"path": "/ready", **http}, "periodSeconds": 5, "failureThreshold": 2},
             "livenessProbe": {
-                "httpGet": {"path": "/", **http},
+                "httpGet": {"path": "/live", **http},
                 "periodSeconds": 10,
                 "timeoutSeconds": 5,
                 "failureThreshold": 6,

@@ -1,7 +1,7 @@
 """The OpenAPI documents themselves: Swagger 2.0 and OpenAPI 3.0/3.1, paths as the reference lists them, plus ours.
 
 The reference's paths, operation ids and texts are kept, so clients generated from its documents still work.
-Beyond it: GET /ready is listed; a @rawhttp run() is described as what it is (GET, POST, PUT, DELETE, OPTIONS
+Beyond it: GET /ready and GET /live are listed; a @rawhttp run() is described as what it is (GET, POST, PUT, DELETE, OPTIONS
 and HEAD on /score, any content type); the /swagger.json `version` parameter lists the versions this script
 answers (the reference says integers 2 and 3); and the 3.x request body carries the example at the media type
 too, so Swagger UI's "try it out" starts from a request that works.
@@ -26,6 +26,8 @@ _PAYLOAD = "The input payload for executing the real-time machine learning servi
 _READY = "Readiness check: 200 once init() has completed, 503 while the entry script is still loading."
 _BEARER = {"type": "apiKey", "name": "Authorization", "in": "header", "description": "For example: Bearer abc123"}
 _ERROR = {"type": "object", "properties": {"message": {"type": "string"}}}
+_LIVE = "Liveness check: 200 while the process is alive, init() included (for liveness probes)."
+_LIVENESS = {"type": "object", "properties": {"status": {"type": "string"}}}
 _READINESS = {"type": "object", "properties": {"status": {"type": "string"}, "message": {"type": "string"}}}
 _RAW_METHODS = ("get", "post", "put", "delete", "options", "head")
 _RAW_RUN = (
@@ -107,6 +109,19 @@ def openapi2(service: Service) -> JSON:
                             "examples": {"application/json": {"status": "ready"}},
                         },
                         "503": {"description": "The entry script is still loading.", "schema": _READINESS},
+                    },
+                }
+            },
+            f"{p}/live": {
+                "get": {
+                    "operationId": "ServiceLivenessCheck",
+                    "description": _LIVE,
+                    "responses": {
+                        "200": {
+                            "description": "The process is alive.",
+                            "schema": _LIVENESS,
+                            "examples": {"application/json": {"status": "alive"}},
+                        },
                     },
                 }
             },
@@ -212,6 +227,18 @@ def openapi3(service: Service, openapi: str) -> JSON:
                         "503": {
                             "description": "The entry script is still loading.",
                             "content": {"application/json": {"schema": _READINESS}},
+                        },
+                    },
+                }
+            },
+            f"{p}/live": {
+                "get": {
+                    "operationId": "ServiceLivenessCheck",
+                    "description": _LIVE,
+                    "responses": {
+                        "200": {
+                            "description": "The process is alive.",
+                            "content": {"application/json": {"schema": _LIVENESS, "example": {"status": "alive"}}},
                         },
                     },
                 }

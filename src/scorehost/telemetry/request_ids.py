@@ -43,17 +43,25 @@ _new_prefix()
 os.register_at_fork(after_in_child=_new_prefix)
 
 
-def request_ids_of(environ: Mapping[str, object]) -> tuple[str, list[tuple[str, str]]]:
-    """`request_ids()` for a WSGI environ."""
+def request_ids_of(
+    environ: Mapping[str, object],
+) -> tuple[str, list[tuple[str, str]], RequestIdTooLong | None]:
+    """`request_ids()` for a WSGI environ, never raising: an id header that is too long comes back as the refusal
+    to answer with, beside the ids the answer still carries (the valid ones, or new ones)."""
     if (  # spelled out: a generator over HEADER_KEYS costs a microsecond on every request
         "HTTP_X_REQUEST_ID" in environ
         or "HTTP_X_MS_REQUEST_ID" in environ
         or "HTTP_X_MS_CLIENT_REQUEST_ID" in environ
         or "HTTP_TRACEID" in environ
     ):
-        return request_ids({name: str(environ[key]) for name, key in HEADER_KEYS if key in environ})
+        sent = {name: str(environ[key]) for name, key in HEADER_KEYS if key in environ}
+        try:
+            return (*request_ids(sent), None)
+        except RequestIdTooLong as refusal:
+            valid = {name: value for name, value in sent.items() if len(value) <= _MAX_LENGTH}
+            return (*request_ids(valid), refusal)
     request_id = new_request_id()  # the usual case: the client sent no ids
-    return request_id, [("x-request-id", request_id), ("x-ms-request-id", request_id)]
+    return request_id, [("x-request-id", request_id), ("x-ms-request-id", request_id)], None
 
 
 def request_ids(headers: Mapping[str, str]) -> tuple[str, list[tuple[str, str]]]:

@@ -176,7 +176,8 @@ class RayBackend:
         assert spec.ray is not None  # check() refused it otherwise
         ingress = spec.ray.ingress or self._ingress()
         handle = RayGeneration(spec.endpoint, spec.name, generation, ingress.rstrip("/"), spec.ray.address)
-        options = {"entry_script": str(spec.script), **spec.serve_options}
+        # Never what run() raised to callers, whatever the nodes' environment says (SCOREHOST_DEBUG_ERRORS).
+        options = {"entry_script": str(spec.script), **spec.serve_options, "debug_errors": False}
         models = None
         if spec.models:
             assert self.home is not None

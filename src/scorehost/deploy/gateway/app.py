@@ -4,8 +4,8 @@ Find the endpoint in the current routing table, check its key, pick a deployment
 `azureml-model-deployment` header, else a weighted draw) and its next instance, forward with the path
 rewritten, and pass the answer back as it came (status, headers, body). Answers of its own are JSON
 `{"error": ...}`: 401 key, 404 endpoint or deployment, 502 unreachable, 503 no instance, 504 deadline
-(413 is the server's: it stops reading a body past the limit). A copy of mirror_percent of the requests
-goes to the mirror, fire-and-forget. Headers stay bytes end to end: no decoding on the request path.
+(413 is the server's: it answers a body past the limit at once and drops the rest). A copy of mirror_percent
+of the requests goes to the mirror, fire-and-forget. Headers stay bytes end to end: no decoding on the request path.
 With an OTLP endpoint, each forwarded request is also a span (`scorehost.telemetry.spans`), its id the parent
 id the gateway forwards in `traceparent`.
 """

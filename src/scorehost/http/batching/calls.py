@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from scorehost.errors import RunFailed, ScorehostError, ScoringTimeout
+from scorehost.errors import QueueTimeout, RunFailed, ScorehostError, ScoringTimeout
 from scorehost.host.batch import BatchSettings
 from scorehost.http.gate import RunGate
 
@@ -107,8 +107,8 @@ class BatchCalls:
         return self.gate.run(call, deadline=latest, started=started, request_id=batch[0].request_id)
 
 
-def waited_too_long(pending: Pending) -> ScoringTimeout:
-    return ScoringTimeout(
+def waited_too_long(pending: Pending) -> QueueTimeout:
+    return QueueTimeout(
         f"The request waited {(pending.deadline - pending.started) * 1000:.0f} ms for its batch and was not run "
         "(--timeout / SCORING_TIMEOUT_MS); retry later, or add workers."
     )
