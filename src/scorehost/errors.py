@@ -15,7 +15,9 @@
     - MissingParameter                a typed run() parameter has no value in the body
     - InvalidParameter                a value the decorators cannot convert
     - UnsupportedMediaType            415: a typed run() needs a JSON body
-  + RequestIdTooLong                  431: a request-id header longer than the reference allows
+  + HeaderFieldsTooLarge              431: a header field past the limit the reference's gunicorn keeps
+    - RequestIdTooLong                431: a request-id header longer than the reference allows
+  + URITooLong                        414: a request target past the limit the reference's gunicorn keeps
   + PayloadTooLarge                   413
   + RunFailed                         500: run() raised
   + ResultNotSerializable             500: run() returned something we cannot send
@@ -48,6 +50,7 @@ __all__ = [
     "DeployError",
     "DeploymentFailed",
     "DeploymentTimeout",
+    "HeaderFieldsTooLarge",
     "InitFailed",
     "InvalidJSON",
     "InvalidModelReference",
@@ -73,6 +76,7 @@ __all__ = [
     "ScriptNotFound",
     "ServiceUnavailable",
     "UnknownModel",
+    "URITooLong",
     "UnknownResource",
     "UnsupportedMediaType",
 ]
@@ -151,7 +155,19 @@ class UnsupportedMediaType(RequestError):
     status_code = 415
 
 
-class RequestIdTooLong(ScorehostError):
+class HeaderFieldsTooLarge(ScorehostError):
+    """A header field is larger than the server accepts."""
+
+    status_code = 431
+
+
+class URITooLong(ScorehostError):
+    """The request's target (path and query) is longer than the server accepts."""
+
+    status_code = 414
+
+
+class RequestIdTooLong(HeaderFieldsTooLarge):
     """A request-id header is longer than the reference allows."""
 
     status_code = 431

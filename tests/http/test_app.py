@@ -181,7 +181,7 @@ def test_unknown_path_is_a_json_404(make_app: MakeApp, path: str) -> None:
         response = http.get(path)
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/json"
-    assert response.json()["message"].startswith(f"No route {path}. Routes: GET / (liveness)")
+    assert response.json()["message"].startswith(f"No route {path}. Routes: GET / (ready), GET /live")
 
 
 @pytest.mark.parametrize(
@@ -385,10 +385,13 @@ def test_plain_results(make_app: MakeApp, name: str, content: bytes, content_typ
     assert response.headers["content-type"] == content_type
 
 
-def test_run_raising_is_a_500_with_the_message(make_app: MakeApp, caplog: pytest.LogCaptureFixture) -> None:
+def test_run_raising_is_a_500_with_the_reference_message(make_app: MakeApp, caplog: pytest.LogCaptureFixture) -> None:
     response = score(make_app("run_raises.py"), {"data": [1]}, headers={"x-request-id": "req-raises"})
     assert response.status_code == 500
-    assert response.json() == {"message": "run() raised ValueError: cannot score [1]"}
+    assert response.json() == {
+        "message": "An unexpected error occurred in scoring script. Check the logs for more info."
+    }
+    assert "cannot score" not in response.text
     assert response.headers["x-ms-run-function-failed"] == "True"
     assert "x-ms-run-fn-exec-ms" not in response.headers
     assert response.headers["x-request-id"] == "req-raises"
@@ -397,6 +400,19 @@ def test_run_raising_is_a_500_with_the_message(make_app: MakeApp, caplog: pytest
     assert record.levelno == logging.ERROR
     assert record.request_id == "req-raises"  # type: ignore[attr-defined]
     assert 'raise ValueError(f"cannot score {value}")' in record.getMessage()
+    assert "run() raised ValueError: cannot score [1]" in record.getMessage()
+
+
+def test_debug_errors_sends_what_run_raised(scripts: Path) -> None:
+    gate = RunGate(1, stuck_grace=30.0, on_stuck=lambda reason: None)
+    app = ScoringApp(gate, timeout=10.0, max_body_size=1024, debug_errors=True)
+    entry = load_entry_script(scripts / "run_raises.py")
+    entry.init()
+    app.attach(entry)
+    response = score(app, {"data": [1]})
+    assert response.status_code == 500
+    assert response.json() == {"message": "run() raised ValueError: cannot score [1]"}
+    assert response.headers["x-ms-run-function-failed"] == "True"
 
 
 def test_unserializable_result_is_a_distinct_500(make_app: MakeApp) -> None:
@@ -468,8 +484,12 @@ def test_request_id_over_100_characters_is_a_431(make_app: MakeApp, name: str) -
     response = score(make_app(), {"data": 1}, headers={name: "x" * 101})
     assert response.status_code == 431
     assert response.json()["message"].endswith("must not exceed 100 characters")
-    assert "x-request-id" not in response.headers
-    assert "x-ms-request-id" not in response.headers
+    # The refused id is not echoed; the answer still carries ids (new ones), as every answer does.
+    assert response.headers["x-request-id"] != "x" * 101
+    assert response.headers["x-ms-request-id"] != "x" * 101
+    assert len(response.headers["x-request-id"]) == 36
+    assert response.headers["x-ms-server-version"].startswith("scorehost/")
+    assert response.headers["x-ms-run-function-failed"] == "False"
 
 
 # --- body size limit -------------------------------------------------------------------------------------
@@ -526,14 +546,14 @@ def test_content_length_is_checked_before_the_body_is_read(make_app: MakeApp) ->
 
 
 def test_chunked_body_over_the_limit_is_a_413(make_app: MakeApp) -> None:
-    """Without Content-Length the body is counted as it arrives, and reading stops past the limit."""
+    """Without Content-Length the body is counted as it arrives; past the limit the rest is read and dropped, so a
+    client that sends it all before reading gets the 413."""
     body = ChunkedInput(b"x" * 60, b"y" * 41, b"z" * 1000)
     status, headers, _ = call(make_app(max_body_size=100), HTTP_TRANSFER_ENCODING="chunked", **{"wsgi.input": body})
     assert status.startswith("413 ")
     assert headers["connection"] == "close"
     assert headers["x-ms-run-function-failed"] == "False"
-    assert body.reads == 2  # the third chunk was never read
-    assert body.chunks == [b"z" * 1000]
+    assert body.chunks == []  # drained
 
 
 def test_chunked_body_under_the_limit_is_joined(make_app: MakeApp) -> None:
@@ -614,7 +634,7 @@ def test_request_queued_past_its_deadline_is_a_504_and_never_runs(
     assert second_response.json()["message"].startswith(
         "The request waited 300 ms behind other requests and was not run"
     )
-    assert second_response.headers["x-ms-run-function-failed"] == "True"
+    assert second_response.headers["x-ms-run-function-failed"] == "False"  # it never ran: not a failed run
     # The slot is free again; the expired request left the queue unrun.
     third = score(app, {"data": 0})
     assert third.status_code == 200

@@ -98,6 +98,8 @@ def expected_from_reference(ref: JSON, ours: JSON, case: str, docs: SwaggerDocs)
     paths, schemas, v2 = expected["paths"], schemas_of(expected), "swagger" in expected
     # 1. GET /ready is listed: the reference has no readiness route (test_ready_is_documented checks it).
     paths[f"{prefix}/ready"] = ours["paths"][f"{prefix}/ready"]
+    # 1b. GET /live is listed too: liveness, answered while init() runs.
+    paths[f"{prefix}/live"] = ours["paths"][f"{prefix}/live"]
     # 2. /swagger.json's `version` lists what this script answers, as strings (the reference: integers 2, 3).
     parameter = paths[f"{prefix}/swagger.json"]["get"]["parameters"][0]
     (parameter if v2 else parameter["schema"]).update(type="string", enum=list(docs.versions))
@@ -194,6 +196,13 @@ def test_ready_is_documented(all_docs: dict[str, SwaggerDocs]) -> None:
     assert "/api/v1/ready" in document(all_docs["service_settings"], "3")["paths"]
 
 
+def test_live_is_documented(all_docs: dict[str, SwaggerDocs]) -> None:
+    v2, v3 = document(all_docs["echo"], "2"), document(all_docs["echo"], "3")
+    assert v2["paths"]["/live"]["get"]["responses"]["200"]["examples"] == {"application/json": {"status": "alive"}}
+    live3 = v3["paths"]["/live"]["get"]["responses"]
+    assert live3["200"]["content"]["application/json"]["example"] == {"status": "alive"}
+
+
 def test_raw_score_lists_every_method_and_any_content_type(all_docs: dict[str, SwaggerDocs]) -> None:
     methods = ["get", "post", "put", "delete", "options", "head"]
     score3 = document(all_docs["typed_rawhttp"], "3")["paths"]["/score"]
@@ -232,9 +241,9 @@ def test_the_request_example_is_a_request_that_works(all_docs: dict[str, Swagger
 def test_service_settings_and_path_prefix(all_docs: dict[str, SwaggerDocs]) -> None:
     doc = document(all_docs["service_settings"], "3.1")
     assert doc["info"] == reference("service_settings", "swagger3.1.json")["info"]
-    assert list(doc["paths"]) == ["/api/v1/", "/api/v1/score", "/api/v1/swagger.json", "/api/v1/ready"]
+    assert list(doc["paths"]) == ["/api/v1/", "/api/v1/score", "/api/v1/swagger.json", "/api/v1/ready", "/api/v1/live"]
     lone_slash = SwaggerDocs(run_function=load_run("echo.py"), mode="plain", app_root=SCRIPTS, path_prefix="/")
-    assert list(document(lone_slash, "2")["paths"]) == ["/", "/score", "/swagger.json", "/ready"]
+    assert list(document(lone_slash, "2")["paths"]) == ["/", "/score", "/swagger.json", "/ready", "/live"]
 
 
 def test_every_decorator_counts_for_the_versions(write_script: Callable[..., Path]) -> None:

@@ -256,7 +256,6 @@ class ScoringApp:
         if path == "/score" and self._score_methods is RAW_METHODS:
             allow = _RAW_ALLOW
         if method == "OPTIONS":
-            exchange.preflight = path == "/score"
             return reply(200, b"", _TEXT, [("allow", allow)])
         if method not in allow.split(", ") or path == "/score":
             exchange.cors = False

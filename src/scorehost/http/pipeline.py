@@ -18,12 +18,14 @@ import orjson
 
 from scorehost import __version__
 from scorehost.errors import (
+    HeaderFieldsTooLarge,
     PayloadTooLarge,
     QueueTimeout,
     RunFailed,
     ScorehostError,
     ScoringTimeout,
     ServiceUnavailable,
+    URITooLong,
 )
 from scorehost.host.inputs import ScoreRequest
 from scorehost.host.loader import format_user_traceback
@@ -49,6 +51,9 @@ _NOT_FAILED = (FAILED_HEADER, "False")
 _FAILED = (FAILED_HEADER, "True")
 # The reference's words for a run() that raised: what it raised stays in the log (--debug-errors sends it).
 RUN_FAILED_MESSAGE = "An unexpected error occurred in scoring script. Check the logs for more info."
+# gunicorn's limits, which the reference's clients live within: a request line of 4094 bytes, a field of 8190.
+MAX_TARGET = 4094
+MAX_HEADER_FIELD = 8190
 INTERNAL_ERROR_MESSAGE = "An unexpected internal error occurred. Check the logs for more info."
 
 
@@ -110,11 +115,16 @@ class Pipeline:
         """The request's ids and trace; `exchange.refusal` is set when an id header must be refused (431)."""
         exchange = Exchange(environ, time.monotonic())
         exchange.id, id_headers, exchange.refusal = request_ids_of(environ)
+        oversized = _oversized(environ)
+        if oversized is not None:
+            exchange.refusal = oversized
         trace = exchange.trace = TraceContext.continued(environ.get("HTTP_TRACEPARENT"))
         trace_id_var.set(trace.trace)  # the log lines of this request, and the script's prints, carry it
         exchange.headers = [_SERVER, *id_headers, ("traceresponse", trace.header())]
-        if self.spans is not None and exchange.path == "/score":
-            exchange.times = RequestTimes()
+        if exchange.path == "/score":
+            exchange.preflight = exchange.method == "OPTIONS"  # answered by the app, or by a @rawhttp run()
+            if self.spans is not None:
+                exchange.times = RequestTimes()
         return exchange
 
     def finish(self, exchange: Exchange, answer: Answer) -> Answer:
@@ -206,6 +216,20 @@ class Pipeline:
             logger.error("%s", error.message, extra=extra)
         else:
             logger.info("rejected: %s", error.message, extra=extra)
+
+
+def _oversized(environ: dict[str, Any]) -> ScorehostError | None:
+    """A request line or header field past the reference's limits (gunicorn's), refused with the headers every
+    answer carries. Heads past granian's own buffer (about 400 KiB) are refused by granian before any of this."""
+    if len(environ["PATH_INFO"]) + len(environ.get("QUERY_STRING", "")) > MAX_TARGET:
+        return URITooLong(
+            f"The request's path and query are longer than {MAX_TARGET} bytes; send the input in the body."
+        )
+    for key, value in environ.items():
+        if key[:5] == "HTTP_" and len(key) + len(value) > MAX_HEADER_FIELD:
+            name = key[5:].replace("_", "-").lower()
+            return HeaderFieldsTooLarge(f"The {name} header is longer than {MAX_HEADER_FIELD} bytes.")
+    return None
 
 
 def json_answer(status: int, content: object, headers: Headers | None = None) -> Answer:

@@ -1,10 +1,10 @@
 """The OpenAPI documents themselves: Swagger 2.0 and OpenAPI 3.0/3.1, paths as the reference lists them, plus ours.
 
 The reference's paths, operation ids and texts are kept, so clients generated from its documents still work.
-Beyond it: GET /ready and GET /live are listed; a @rawhttp run() is described as what it is (GET, POST, PUT, DELETE, OPTIONS
-and HEAD on /score, any content type); the /swagger.json `version` parameter lists the versions this script
-answers (the reference says integers 2 and 3); and the 3.x request body carries the example at the media type
-too, so Swagger UI's "try it out" starts from a request that works.
+Beyond it: GET /ready and GET /live are listed; a @rawhttp run() is described as what it is (GET, POST, PUT,
+DELETE, OPTIONS and HEAD on /score, any content type); the /swagger.json `version` parameter lists the versions
+this script answers (the reference says integers 2 and 3); and the 3.x request body carries the example at the
+media type too, so Swagger UI's "try it out" starts from a request that works.
 """
 
 from __future__ import annotations
