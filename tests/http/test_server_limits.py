@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from conftest import Server, served
 
+from scorehost.http.pipeline import RUN_FAILED_MESSAGE
+
 LIMIT = 100
 
 
@@ -127,6 +129,18 @@ def test_a_client_that_sends_the_whole_body_first_reads_the_413(mib_limited: Ser
     assert len(json.loads(answer)["received"]) == MIB - 10
 
 
+def test_100_mib_and_one_byte_at_the_default_limit_reads_the_413() -> None:
+    """The issue's case, at the default limit: Python's http.client sends 100 MiB + 1 byte, then reads a 413."""
+    with served("echo.py") as server:
+        body = b"x" * (100 * MIB + 1)
+        status, headers, answer = http_client_post(server, body)
+        del body
+        assert status == 413
+        assert json.loads(answer)["message"].startswith(f"The body is larger than the {100 * MIB}-byte limit")
+        assert headers["x-ms-run-function-failed"] == "False"
+        assert http_client_post(server, b'{"data": 1}')[0] == 200
+
+
 # --- awkward bodies ------------------------------------------------------------------------------
 
 
@@ -149,13 +163,15 @@ def test_malformed_and_empty_bodies_reach_the_script_under_auto(limited: Server)
 
 def test_malformed_body_fails_in_the_script_that_parses_it() -> None:
     with served("sklearn_doc.py") as server, server.client() as client:
-        response = client.post("/score", content=b'{"data": [[1, 2]')
+        response = client.post("/score", content=b'{"data": [[1, 2]', headers={"x-request-id": "malformed-1"})
         assert response.status_code == 500
-        assert response.json()["message"].startswith("run() raised JSONDecodeError")
+        assert response.json() == {"message": RUN_FAILED_MESSAGE}  # what run() raised is in the log only
         assert response.headers["x-ms-run-function-failed"] == "True"
-        empty = client.post("/score", content=b"")
+        server.wait_for_log(r"\[malformed-1\] run\(\) raised JSONDecodeError")
+        empty = client.post("/score", content=b"", headers={"x-request-id": "empty-1"})
         assert empty.status_code == 500
-        assert empty.json()["message"].startswith("run() raised JSONDecodeError")
+        assert empty.json() == {"message": RUN_FAILED_MESSAGE}
+        server.wait_for_log(r"\[empty-1\] run\(\) raised JSONDecodeError")
 
 
 # --- deadlines -----------------------------------------------------------------------------------
