@@ -31,6 +31,7 @@ from conftest import served
 from scorehost.cli import cli
 from scorehost.deploy.gateway import parse_routes, routes_path, write_routes
 from scorehost.errors import InvalidSpec
+from scorehost.http.pipeline import RUN_FAILED_MESSAGE
 
 KEY_A, KEY_B, KEY_C = "key-a-" + "a" * 37, "key-b-" + "b" * 37, "key-c-" + "c" * 37
 TIMEOUT_S = 1.0
@@ -254,11 +255,14 @@ def test_swagger_and_docs_are_forwarded(gateway: Gateway, client: httpx.Client) 
 def test_the_deployments_status_and_headers_pass_through(gateway: Gateway, client: httpx.Client) -> None:
     with served("run_raises.py") as deployment:
         gateway.publish({"mnist": one(deployment.url)})
-        reply = client.post("/endpoints/mnist/score", json={"data": 1})
+        reply = client.post("/endpoints/mnist/score", json={"data": 1}, headers={"x-request-id": "through-1"})
         assert reply.status_code == 500
         assert reply.headers["x-ms-run-function-failed"] == "True"
-        assert "cannot score" in reply.json()["message"]
+        # The deployment's generic message passes through; what run() raised stays in the deployment's log.
+        assert reply.json() == {"message": RUN_FAILED_MESSAGE}
         assert reply.headers["x-ms-request-id"]
+        assert reply.headers["x-request-id"] == "through-1"
+        deployment.wait_for_log(r"\[through-1\] run\(\) raised ValueError: cannot score 1$")
 
 
 def test_head_and_expect_continue(gateway: Gateway, client: httpx.Client, backends: dict[str, Backend]) -> None:
@@ -360,6 +364,10 @@ def test_no_ready_instance_is_503_and_an_unreachable_one_502(
     reply = client.post("/endpoints/down/score")
     assert reply.status_code == 502
     assert "cannot be reached" in reply.json()["error"]
+    # Where the instance listens (a socket path, an address) stays in the gateway's log.
+    down = urllib.parse.urlsplit(closed.url)
+    assert str(down.port or down.path) not in reply.text
+    assert "connect" not in reply.text
 
 
 def test_a_slow_deployment_is_504(gateway: Gateway, client: httpx.Client) -> None:

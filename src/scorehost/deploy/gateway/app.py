@@ -131,8 +131,10 @@ class GatewayApp:
             logger.warning("%s: no answer in time", where)
             message = f"deployment {forward.deployment!r} did not answer within {self.timeout:g} s"
             return error_answer(504, message, forward.request_id)
-        logger.warning("%s: %s", where, error)
-        return error_answer(502, f"deployment {forward.deployment!r} cannot be reached: {error}", forward.request_id)
+        logger.warning("[%s] %s: %s", forward.request_id.decode("latin-1"), where, error)
+        # The reason names the instance's address (a socket path): the log has it, the caller does not.
+        message = f"deployment {forward.deployment!r} cannot be reached; the gateway's log has the reason"
+        return error_answer(502, message, forward.request_id)
 
     def traced(self, forward: Forward, method: bytes, status: int, seconds: float) -> None:
         """Export the gateway's span of a forwarded request, answered `status` after `seconds` (spans on)."""
