@@ -218,3 +218,42 @@ def test_spare_thread_answers_probes_while_run_is_busy() -> None:
             assert probe.get("/ready", timeout=1).status_code == 200
         assert not busy.done()  # answered while run() was still sleeping
         assert busy.result().status_code == 200
+
+
+# --- limits on the request head --------------------------------------------------------------------------
+
+EVERY_ANSWER = ("x-ms-request-id", "x-request-id", "x-ms-server-version", "x-ms-run-function-failed")
+
+
+def raw_get(server: Server, target: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    parsed = urllib.parse.urlsplit(server.url)
+    connection = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=30)
+    try:
+        connection.request("GET", target, headers=headers)
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    ("target", "headers", "status", "message"),
+    [
+        ("/score?data=" + "1" * 5000, {}, 414, "The request's path and query are longer than 4094 bytes"),
+        ("/", {"x-big": "b" * 9000}, 431, "The x-big header is longer than 8190 bytes."),
+        ("/", {"x-request-id": "r" * 101}, 431, "x-request-id must not exceed 100 characters"),
+    ],
+    ids=["long-target", "long-header", "long-request-id"],
+)
+def test_a_head_past_the_limits_is_refused_with_the_headers_of_every_answer(
+    limited: Server, target: str, headers: dict[str, str], status: int, message: str
+) -> None:
+    """gunicorn's limits (the reference's): answered by scorehost as JSON, with the headers every answer carries."""
+    got, answer_headers, body = raw_get(limited, target, headers)
+    assert got == status
+    assert json.loads(body)["message"].startswith(message)
+    for name in EVERY_ANSWER:
+        assert answer_headers[name], name
+    assert answer_headers["x-ms-run-function-failed"] == "False"
+    assert "r" * 101 not in answer_headers.values()  # a refused id is not echoed
+    assert raw_get(limited, "/", {"x-fine": "f" * 8000})[0] == 200  # under the limit
