@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import signal
 import socket
 import threading
@@ -25,6 +26,7 @@ from _ray_cluster import ray_installed
 from scorehost.client import Client, Unauthorized
 from scorehost.deploy.controlplane.daemon import start_control_plane, stop_control_plane
 from scorehost.errors import InvalidSpec, ResourceExists, RunFailed, ScoringTimeout, UnknownResource
+from scorehost.http.pipeline import RUN_FAILED_MESSAGE
 
 WHOAMI = Path(__file__).parents[1] / "scripts" / "whoami"
 
@@ -321,8 +323,18 @@ def test_invoke_reports_script_errors_and_timeouts(home: Path) -> None:
         client.create_endpoint("mnist", auth="none")
         client.create_deployment("mnist", "broken", script="run_raises.py", code_dir=scripts)
         _wait(client, "mnist", "broken", 1)
-        with pytest.raises(RunFailed, match=r"the entry script failed \(500\).*cannot score 7"):
+        # The caller reads the generic message; what run() raised is in the deployment's log.
+        with pytest.raises(RunFailed, match=rf"the entry script failed \(500\): {re.escape(RUN_FAILED_MESSAGE)}$"):
             client.invoke("mnist", 7)
+        deadline = time.monotonic() + 10
+        while "run() raised ValueError: cannot score 7" not in (log := client.logs("mnist", "broken")):
+            assert time.monotonic() < deadline, log
+            time.sleep(0.1)
+        # A deployment never sends it, whatever it asks for.
+        for loud in ({"serve_options": {"debug_errors": True}}, {"environment": {"SCOREHOST_DEBUG_ERRORS": "true"}}):
+            with pytest.raises(InvalidSpec, match="debug_errors is for local development"):
+                client.create_deployment("mnist", "loud", script="run_raises.py", code_dir=scripts, **loud)
+        assert [d["name"] for d in client.list_deployments("mnist")] == ["broken"]
         client.create_deployment("mnist", "sleepy", script="slow.py", code_dir=scripts, serve_options={"timeout": 0.5})
         _wait(client, "mnist", "sleepy", 1)
         with pytest.raises(ScoringTimeout, match="timed out"):

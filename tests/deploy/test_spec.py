@@ -43,6 +43,39 @@ def test_deployment_paths_are_resolved_inside_the_code_folder(tmp_path: Path) ->
         DeploymentSpec("mnist", "blue", Path("score.py"), tmp_path, environment={"A=B": "x"})
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"serve_options": {"debug_errors": True}},
+        {"environment": {"SCOREHOST_DEBUG_ERRORS": "true"}},
+        {"environment": {"SCOREHOST_DEBUG_ERRORS": "TRUE"}},
+        {"environment": {"SCOREHOST_DEBUG_ERRORS": "1"}},
+        {"environment": {"SCOREHOST_DEBUG_ERRORS": "yes"}},
+        {"environment": {"SCOREHOST_DEBUG_ERRORS": "on"}},
+    ],
+)
+def test_a_deployment_never_sends_what_run_raised(tmp_path: Path, fields: dict[str, object]) -> None:
+    # What run() raised goes to the deployment's log only: debug errors are for `scorehost serve` alone.
+    with pytest.raises(InvalidSpec, match="debug_errors is for local development with `scorehost serve`"):
+        DeploymentSpec("mnist", "blue", Path("score.py"), tmp_path, **fields)  # type: ignore[arg-type]
+    # A stored spec that says so is refused too.
+    stored = DeploymentSpec("mnist", "blue", Path("score.py"), tmp_path).to_json()
+    with pytest.raises(InvalidSpec, match="debug_errors is for local development"):
+        DeploymentSpec.from_json({**stored, **fields})
+
+
+def test_debug_errors_off_is_accepted(tmp_path: Path) -> None:
+    spec = DeploymentSpec(
+        "mnist",
+        "blue",
+        Path("score.py"),
+        tmp_path,
+        serve_options={"debug_errors": False},
+        environment={"SCOREHOST_DEBUG_ERRORS": "false"},
+    )
+    assert DeploymentSpec.from_json(spec.to_json()) == spec
+
+
 def test_traffic_must_sum_to_100() -> None:
     assert Traffic.parse(["blue=90", "green=10"]).split == {"blue": 90, "green": 10}
     assert Traffic.parse([]).split == {}

@@ -95,6 +95,17 @@ def test_run_raising_is_a_500_with_the_message_and_the_traceback_in_the_log() ->
         assert client.get("/ready").status_code == 200
 
 
+@pytest.mark.parametrize(("args", "env"), [(("--debug-errors",), None), ((), {"SCOREHOST_DEBUG_ERRORS": "true"})])
+def test_debug_errors_send_what_run_raised(args: tuple[str, ...], env: dict[str, str] | None) -> None:
+    with served("run_raises.py", *args, env=env) as server, server.client() as client:
+        response = client.post("/score", json={"data": 42}, headers={"x-request-id": "debug-1"})
+        assert response.status_code == 500
+        assert response.json() == {"message": "run() raised ValueError: cannot score 42"}
+        assert response.headers["x-ms-run-function-failed"] == "True"
+        server.wait_for_log(r"WARNING .*--debug-errors is on")
+        server.wait_for_log(r"\[debug-1\] run\(\) raised ValueError: cannot score 42")
+
+
 def test_request_headers_parameter() -> None:
     with served("request_headers.py") as server, server.client() as client:
         response = client.post("/score", json={"data": [1]}, headers={"X-Custom": "abc", "x-request-id": "hdr-1"})

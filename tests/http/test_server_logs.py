@@ -26,8 +26,8 @@ def test_one_access_line_per_request(serve: Serve) -> None:
         for n in range(3):
             client.post("/score", json={"data": n}, headers={"x-request-id": f"access-{n}"})
         client.post("/score", content=b"\xff", headers={"x-request-id": "access-bad"})
-        client.get("/")
-        client.put("/score")
+        health = client.get("/")
+        refused = client.put("/score")
     server.wait_for_log(r"PUT /score 405")
     lines = access_lines(server)
     scored = [m for m in lines if m["path"] == "/score" and m["method"] == "POST"]
@@ -39,10 +39,13 @@ def test_one_access_line_per_request(serve: Serve) -> None:
     ]
     assert scored[0]["bytes"] == str(len(b'{"received":"0"}'))
     assert all(float(m["ms"]) >= 0 for m in lines)
-    # Routes other than /score have no request id (/ready: the fixture's readiness checks).
-    assert [(m["method"], m["path"], m["status"]) for m in lines if m["id"] is None and m["path"] != "/ready"] == [
-        ("GET", "/", "200"),
-        ("PUT", "/score", "405"),
+    # Every route carries a request id now, the one its answer's x-request-id gives (/ready: the fixture's
+    # readiness checks).
+    assert all(m["id"] for m in lines)
+    others = [m for m in lines if m["path"] != "/ready" and not (m["path"] == "/score" and m["method"] == "POST")]
+    assert [(m["id"], m["method"], m["path"], m["status"]) for m in others] == [
+        (health.headers["x-request-id"], "GET", "/", "200"),
+        (refused.headers["x-request-id"], "PUT", "/score", "405"),
     ]
 
 

@@ -8,6 +8,8 @@ import httpx
 import pytest
 from conftest import SCRIPTS, Server, served
 
+from scorehost.http.pipeline import RUN_FAILED_MESSAGE
+
 FORM = {"content-type": "application/x-www-form-urlencoded"}  # what `curl -d` sends
 
 
@@ -175,6 +177,7 @@ def test_auto_on_a_script_that_takes_a_bare_row() -> None:
 def test_script_reading_data_is_overridden_by_run_input_data() -> None:
     # The override the start-up log names: the script then gets the "data" value and fails on its own ["data"].
     with served("reads_data_key.py", "--run-input", "data") as server, server.client() as client:
-        response = client.post("/score", json={"data": [[1]]})
-    assert response.status_code == 500
-    assert "run() raised TypeError" in response.json()["message"]
+        response = client.post("/score", json={"data": [[1]]}, headers={"x-request-id": "reads-data-1"})
+        assert response.status_code == 500
+        assert response.json() == {"message": RUN_FAILED_MESSAGE}  # what run() raised is in the log only
+        server.wait_for_log(r"\[reads-data-1\] run\(\) raised TypeError")

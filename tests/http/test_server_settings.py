@@ -109,7 +109,13 @@ def test_readiness_waits_for_init_while_liveness_answers(serve: Serve, tmp_path:
     line = server.wait_for_log(r"listening on http://")
     url = line.split("listening on ")[1].split()[0]
     with httpx.Client(base_url=url, timeout=30) as client:
-        assert client.get("/").text == "Healthy"
+        live = client.get("/live")  # liveness answers while init() runs
+        assert live.status_code == 200
+        assert live.json() == {"status": "alive"}
+        # GET / is readiness, as on the reference: 503 until init() has returned.
+        health = client.get("/")
+        assert health.status_code == 503
+        assert health.json() == {"message": "init() has not finished yet; GET /live answers while it runs."}
         loading = client.get("/ready")
         assert loading.status_code == 503
         assert loading.json() == {"status": "loading", "message": "init() has not finished yet."}
@@ -119,3 +125,7 @@ def test_readiness_waits_for_init_while_liveness_answers(serve: Serve, tmp_path:
             release.touch()
             assert scoring.result().json() == "initialised"
         assert client.get("/ready").json() == {"status": "ready"}
+        ready = client.get("/")
+        assert ready.status_code == 200
+        assert ready.text == "Healthy"
+        assert client.get("/live").json() == {"status": "alive"}
