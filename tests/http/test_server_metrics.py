@@ -14,6 +14,8 @@ import httpx
 from conftest import Server
 from prometheus_client.parser import text_string_to_metric_families
 
+from scorehost.telemetry.tally import FLUSH_S
+
 Serve = Callable[..., Server]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -27,6 +29,17 @@ def scrape(server: Server) -> Samples:
         for family in text_string_to_metric_families(reply.text)
         for sample in family.samples
     }
+
+
+def scrape_when(server: Server, name: str, expected: float, **labels: str) -> Samples:
+    """Scrape until `name` reaches `expected`: each worker writes what it counted a few times a second
+    (telemetry/tally.py), so the one not answering the scrape may be up to FLUSH_S behind."""
+    deadline = time.monotonic() + 10 * FLUSH_S
+    while True:
+        samples = scrape(server)
+        if value(samples, name, **labels) == expected or time.monotonic() > deadline:
+            return samples
+        time.sleep(FLUSH_S / 5)
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -58,7 +71,8 @@ def test_counts_are_exact_across_workers_and_survive_a_replaced_worker(serve: Se
     httpx.get(server.url + "/nowhere/../etc", timeout=10)  # any unknown path counts as one "other" route
     httpx.get(server.url + "/", timeout=10)
 
-    samples = scrape(server)
+    samples = scrape_when(server, "scorehost_requests_total", 60, route="/score", status="200")
+    samples = scrape_when(server, "scorehost_requests_total", 1, route="/", status="200")
     assert value(samples, "scorehost_requests_total", route="/score", status="200") == 60
     assert value(samples, "scorehost_requests_total", route="other", status="404") == 1
     assert value(samples, "scorehost_requests_total", route="/", status="200") == 1
@@ -77,8 +91,8 @@ def test_counts_are_exact_across_workers_and_survive_a_replaced_worker(serve: Se
         time.sleep(0.05)
     for _ in range(10):
         assert httpx.post(server.url + "/score", json={"data": 1}, timeout=30).status_code == 200
-    samples = scrape(server)
-    # The dead worker's 60-odd requests still count; the new one's add to them.
+    samples = scrape_when(server, "scorehost_requests_total", 70, route="/score", status="200")
+    # The dead worker's 60-odd requests still count (written before it was killed); the new one's add to them.
     assert value(samples, "scorehost_requests_total", route="/score", status="200") == 70
     assert value(samples, "scorehost_worker_restarts_total", cause="signal") == 1
     check_histogram(samples, "scorehost_run_duration_seconds", 70)

@@ -10,9 +10,9 @@ fixed set of labels (unknown paths count as "other"), so no request can grow the
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from scorehost.telemetry.prometheus import LATENCY_BUCKETS, MULTIPROC_ENV, exposition
+from scorehost.telemetry.tally import Tally, TallyHistogram
 
 __all__ = ["ROUTES", "RESTART_CAUSES", "ServerMetrics"]
 
@@ -40,27 +40,34 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
-        self.queue_wait = Histogram(
+        queue_wait = Histogram(
             "scorehost_queue_wait_seconds",
             "Time a scoring request waited for run() (behind others, or for its batch).",
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
-        self.run_time = Histogram(
+        run_time = Histogram(
             "scorehost_run_duration_seconds",
             "Time in the script's run() or run_batch(), per request.",
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
-        self.in_flight = Gauge(
+        in_flight = Gauge(
             "scorehost_requests_in_flight",
             "Scoring requests being answered now.",
             multiprocess_mode="livesum",
             registry=registry,
         )
-        self.batch_size = Histogram(
+        batch_size = Histogram(
             "scorehost_batch_size", "Requests per run_batch() call.", buckets=_BATCH, registry=registry
         )
+        # What every request records is tallied here and written in bulk (telemetry/tally.py).
+        self.tally = Tally()
+        self.queue_wait = self.tally.histogram(queue_wait)
+        self.run_time = self.tally.histogram(run_time)
+        self.batch_size = self.tally.histogram(batch_size)
+        self.in_flight = self.tally.gauge(in_flight)
+        self._answered = self.tally.counter(lambda key: self.requests.labels(key[0], str(key[1])))
         self.init_time = Gauge(
             "scorehost_init_duration_seconds",
             "Seconds the script's init() took, in the slowest worker.",
@@ -76,19 +83,22 @@ class ServerMetrics:
         )
         for cause in RESTART_CAUSES:  # at 0 from the start: a rate() needs the series before the first restart
             self.restarts.labels(cause)
-        self._children: dict[tuple[str, int], Any] = {}
-        self._latency_children: dict[str, Any] = {}
+        self._latency: dict[str, TallyHistogram] = {}
 
     def request(self, path: str, status: int, seconds: float) -> None:
         """Count one answered request."""
         route = path if path in ROUTES else "other"
-        child = self._children.get((route, status))
-        if child is None:
-            child = self._children[(route, status)] = self.requests.labels(route, str(status))
-            self._latency_children[route] = self.latency.labels(route)
-        child.inc()
-        self._latency_children[route].observe(seconds)
+        self._answered.inc((route, status))
+        latency = self._latency.get(route)
+        if latency is None:
+            latency = self._latency[route] = self.tally.histogram(self.latency.labels(route))
+        latency.observe(seconds)
+
+    def flush(self) -> None:
+        """Write this process's tallies now (before a scrape, or before the process exits)."""
+        self.tally.flush()
 
     def exposition(self) -> bytes:
         """The whole server's metrics in Prometheus' text format."""
+        self.tally.flush()
         return exposition(self._registry, self._multiprocess)

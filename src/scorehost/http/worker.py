@@ -45,6 +45,8 @@ def run_worker(settings: ServeSettings, sock: socket.socket, script: EntryScript
     finally:
         if worker is not None:
             worker.app.access_log.flush()
+            if worker.app.metrics is not None:
+                worker.app.metrics.flush()
             if worker.app.spans is not None:
                 worker.app.spans.close()
         sys.stdout.flush()
@@ -119,6 +121,8 @@ class _Worker:
         # The stuck thread never finishes, so the drain never completes: leave once the others are answered.
         time.sleep(_STUCK_DRAIN)
         self.app.access_log.flush()
+        if self.app.metrics is not None:
+            self.app.metrics.flush()
         sys.stderr.flush()
         os._exit(EXIT_STUCK)
 
