@@ -8,18 +8,16 @@ it to a batch thread that answers it, and `respond_async` awaits its batch on an
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
 from werkzeug.wrappers import Response
 
-from scorehost.compat.aml_request import AMLRequest
-from scorehost.errors import PayloadTooLarge, ScorehostError, ServiceUnavailable
+from scorehost.errors import ScorehostError, ServiceUnavailable
 from scorehost.host.batch import BatchSettings
 from scorehost.host.encode import encode_result
 from scorehost.host.entry import EntryScript, RunMode
@@ -33,7 +31,8 @@ from scorehost.http.docs_page import DocsPage
 from scorehost.http.gate import RunGate
 from scorehost.http.metrics import ServerMetrics
 from scorehost.http.pipeline import FAILED_HEADER, JSON, Answer, Exchange, Headers, Pipeline, json_answer, reply
-from scorehost.http.raw import RAW_METHODS, raw_request, response_parts
+from scorehost.http.raw import RAW_METHODS, response_parts
+from scorehost.http.wsgi_request import score_request
 from scorehost.schema.swagger import SwaggerDocs
 from scorehost.telemetry.logs import AccessLog
 from scorehost.telemetry.prometheus import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -59,11 +58,6 @@ _RAW_ALLOW = ", ".join(RAW_METHODS)
 _SCORE_METHODS = ("GET", "POST")
 _TEXT = "text/plain; charset=utf-8"
 _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
-# A client that sends a whole body before reading the answer (Python's http.client, requests) reads a 413 only
-# if the body is taken: past the limit, up to this much more is read and dropped, for at most this long.
-DRAIN_MAX_BYTES = 1 << 30
-DRAIN_MAX_SECONDS = 10.0
-_CHUNK = 1 << 16
 
 
 class ScoringApp:
@@ -387,18 +381,7 @@ class ScoringApp:
         return 200, [("content-type", content_type), ("content-length", str(len(encoded)))], encoded
 
     def _request(self, exchange: Exchange) -> ScoreRequest:
-        environ = exchange.environ
-        body = _read_body(environ, self.max_body_size)
-        request = ScoreRequest(
-            method=exchange.method,
-            body=body,
-            query=environ.get("QUERY_STRING", ""),
-            content_type=environ.get("CONTENT_TYPE", ""),
-            headers=EnvironHeaders(environ),
-        )
-        if self._score_methods is RAW_METHODS:
-            request.raw = functools.partial(raw_request, AMLRequest, environ, body)
-        return request
+        return score_request(exchange.environ, self.max_body_size, raw=self._score_methods is RAW_METHODS)
 
     def _loaded(self) -> EntryScript:
         script = self.script
@@ -423,69 +406,3 @@ class ScoringApp:
         calls = BatchCalls(self.gate, self.batching, call_batch, Prepared.call, on_batch)
         self.thread_batcher = ThreadBatcher(calls)
         self.loop_batcher = LoopBatcher(calls)
-
-
-class EnvironHeaders(Mapping[str, str]):
-    """A WSGI environ's headers as the reference's `request_headers` shows them: Werkzeug's Title-Case names.
-    Read only when a script asks for them."""
-
-    __slots__ = ("_environ",)
-
-    def __init__(self, environ: Mapping[str, Any]) -> None:
-        self._environ = environ
-
-    def _items(self) -> dict[str, str]:
-        environ = self._environ
-        headers = {
-            key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")
-        }
-        for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
-            if environ.get(key):
-                headers[name] = environ[key]
-        return headers
-
-    def __getitem__(self, name: str) -> str:
-        return self._items()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items())
-
-    def __len__(self) -> int:
-        return len(self._items())
-
-
-def _read_body(environ: Mapping[str, Any], limit: int) -> bytes:
-    length = environ.get("CONTENT_LENGTH")
-    stream = environ["wsgi.input"]
-    if length and length.isdigit():
-        size = int(length)
-        if size > limit:
-            _drain(stream, size)
-            raise _too_large(limit)
-        return bytes(stream.read(size)) if size else b""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := stream.read(_CHUNK):  # a chunked body, counted as it arrives
-        size += len(chunk)
-        if size > limit:
-            _drain(stream, DRAIN_MAX_BYTES)
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _drain(stream: Any, declared: int) -> None:
-    """Read and drop what is left of a refused body, within the bounds, so the client reads the 413."""
-    if declared > DRAIN_MAX_BYTES:
-        return  # not worth reading: the connection is closed on the client, who may see a reset
-    deadline = time.monotonic() + DRAIN_MAX_SECONDS
-    left = declared
-    while left > 0 and time.monotonic() < deadline:
-        chunk = stream.read(min(_CHUNK, left))
-        if not chunk:
-            return
-        left -= len(chunk)
-
-
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"The body is larger than the {limit}-byte limit; send less, or raise --max-body-size.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scorehost.http.app import EnvironHeaders
+from scorehost.http.wsgi_request import EnvironHeaders
 
 
 def title_case_headers(environ: dict[str, Any]) -> dict[str, str]:
