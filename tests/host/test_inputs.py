@@ -392,3 +392,31 @@ def test_typed_payload_of_a_get_is_the_query() -> None:
     payload = typed_payload(get("data=[[5.0,3.4]]&threshold=0.7&name=x"), PARAMETERS)
     assert payload == {"data": [[5.0, 3.4]], "threshold": 0.7, "name": "x"}
     assert typed_payload(get(""), PARAMETERS) == {}
+
+
+# --- JSON nested past what Python reads ---------------------------------------------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("rule", [DATA, ONLY_KEY])
+def test_a_body_nested_too_deeply_is_the_clients_error(rule: RunInputRule) -> None:
+    with pytest.raises(InvalidJSON, match="nested too deeply"):
+        build_run_input(rule, post(f'{{"data": {DEEP}}}'.encode()))
+
+
+def test_a_data_value_nested_past_what_python_writes_is_the_clients_error() -> None:
+    thousand = "[" * 1000 + "]" * 1000  # orjson reads it; the standard library cannot write it back
+    with pytest.raises(InvalidJSON, match="nested too deeply"):
+        build_run_input(DATA, post(f'{{"data": {thousand}}}'.encode()))
+
+
+def test_a_deep_typed_body_is_the_clients_error() -> None:
+    with pytest.raises(InvalidJSON, match="nested too deeply"):
+        typed_payload(post(f'{{"data": {DEEP}}}'.encode()), ("data",))
+
+
+@pytest.mark.parametrize("rule", [DATA, BODY, ONLY_KEY])
+def test_a_deep_query_value_is_the_clients_error(rule: RunInputRule) -> None:
+    with pytest.raises(InvalidJSON, match="The query parameter 'data' is JSON nested too deeply"):
+        build_run_input(rule, get("data=" + DEEP))

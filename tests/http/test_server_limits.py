@@ -220,6 +220,18 @@ def test_spare_thread_answers_probes_while_run_is_busy() -> None:
         assert busy.result().status_code == 200
 
 
+@pytest.mark.parametrize("run_input", ["auto", "data"])
+def test_json_nested_too_deeply_is_a_400_not_a_server_error(run_input: str) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    with served("echo.py", "--run-input", run_input) as server, server.client() as client:
+        posted = client.post("/score", content=f'{{"data": {deep}}}'.encode())
+        assert client.post("/score", json={"data": [[1]]}).status_code == 200  # and the worker is fine
+    # (A query string cannot nest that deep within the 4094-byte target: tests/host/test_inputs.py covers it.)
+    assert posted.status_code == 400
+    assert "nested too deeply" in posted.json()["message"]
+    assert posted.headers["x-ms-run-function-failed"] == "False"
+
+
 # --- limits on the request head --------------------------------------------------------------------------
 
 EVERY_ANSWER = ("x-ms-request-id", "x-request-id", "x-ms-server-version", "x-ms-run-function-failed")

@@ -133,6 +133,8 @@ def query_values(query: str) -> dict[str, object]:
     for key, raw in parse_qsl(query, keep_blank_values=True):
         try:
             value: object = json.loads(raw)
+        except RecursionError:
+            raise _too_deep(f"The query parameter {key[:40]!r}") from None
         except ValueError:
             value = raw
         grouped.setdefault(key, []).append(value)
@@ -154,6 +156,8 @@ def _loads(text: str, body: bytes, strict: bool = False) -> tuple[object, bool]:
             pass
     try:
         return json.loads(text), False
+    except RecursionError:
+        raise _too_deep("The body") from None
     except ValueError:
         if strict:
             raise
@@ -166,7 +170,15 @@ def _dumps(value: object, fast: bool) -> str:
             return orjson.dumps(value).decode()
         except TypeError:  # nested deeper than orjson writes (it reads deeper than it writes)
             pass
-    return json.dumps(value)
+    try:
+        return json.dumps(value)
+    except RecursionError:
+        raise _too_deep('The "data" value') from None
+
+
+def _too_deep(what: str) -> InvalidJSON:
+    """A value nested deeper than Python's parser and writer go (about a thousand levels): the client's input."""
+    return InvalidJSON(f"{what} is JSON nested too deeply to read (over about 1000 levels); send flatter data.")
 
 
 def _json_type(value: object) -> str:
