@@ -89,14 +89,7 @@ class Server:
 
     def wait_for_log(self, pattern: str, timeout: float = 20) -> str:
         """Wait until a log line matches `pattern` (a regex); return that line."""
-        deadline = time.monotonic() + timeout
-        compiled = re.compile(pattern)
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if compiled.search(line):
-                    return line
-            time.sleep(0.02)
-        raise AssertionError(f"no log line matched {pattern!r}; log so far:\n{self.log}")
+        return wait_for_line(self.lines, pattern, timeout)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:
@@ -109,6 +102,19 @@ class Server:
         if self.reader is not None:
             self.reader.join(timeout)
         return code
+
+
+def wait_for_line(lines: list[str], pattern: str, timeout: float) -> str:
+    """Wait until one of `lines` (a list another thread appends a process's output to) matches `pattern`."""
+    deadline = time.monotonic() + timeout
+    compiled = re.compile(pattern)
+    while time.monotonic() < deadline:
+        for line in list(lines):
+            if compiled.search(line):
+                return line
+        time.sleep(0.02)
+    log = "\n".join(lines)
+    raise AssertionError(f"no log line matched {pattern!r}; log so far:\n{log}")
 
 
 def start_server(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Server:

@@ -26,7 +26,7 @@ import httpx
 import pytest
 from _otlp_receiver import Collector, attributes_of
 from click.testing import CliRunner
-from conftest import served
+from conftest import served, wait_for_line
 
 from scorehost.cli import cli
 from scorehost.deploy.gateway import parse_routes, routes_path, write_routes
@@ -112,14 +112,7 @@ class Gateway:
 
     def wait_for_log(self, pattern: str, timeout: float = 10) -> str:
         """Wait until a log line matches `pattern` (a regex); return that line."""
-        deadline = time.monotonic() + timeout
-        compiled = re.compile(pattern)
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if compiled.search(line):
-                    return line
-            time.sleep(0.02)
-        raise AssertionError(f"no gateway log line matched {pattern!r}; log so far:\n" + "\n".join(self.lines))
+        return wait_for_line(self.lines, pattern, timeout)
 
     def publish(self, endpoints: dict[str, Any]) -> None:
         """Write the routing table and wait past the gateway's reload check."""

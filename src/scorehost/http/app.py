@@ -229,7 +229,7 @@ class ScoringApp:
         return environ["PATH_INFO"] == "/score" and environ["REQUEST_METHOD"] in self._score_methods
 
     def _answer(self, exchange: Exchange) -> Answer:
-        if exchange.path == "/score" and exchange.method in self._score_methods:
+        if self._scores(exchange.environ):
             if self.metrics is None:
                 return self._score(exchange)
             self.metrics.in_flight.inc()

@@ -41,12 +41,15 @@ class EnvironHeaders(Mapping[str, str]):
     """A WSGI environ's headers as the reference's `request_headers` shows them: Werkzeug's Title-Case names.
     Read only when a script asks for them."""
 
-    __slots__ = ("_environ",)
+    __slots__ = ("_environ", "_headers")
 
     def __init__(self, environ: Mapping[str, Any]) -> None:
         self._environ = environ
+        self._headers: dict[str, str] | None = None
 
     def _items(self) -> dict[str, str]:
+        if self._headers is not None:  # made once: dict(view) reads every key through __getitem__
+            return self._headers
         environ = self._environ
         headers = {
             key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")
@@ -54,6 +57,7 @@ class EnvironHeaders(Mapping[str, str]):
         for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
             if environ.get(key):
                 headers[name] = environ[key]
+        self._headers = headers
         return headers
 
     def __getitem__(self, name: str) -> str:

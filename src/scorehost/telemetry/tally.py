@@ -61,7 +61,7 @@ class TallyHistogram:
 
 
 class TallyCounter:
-    """`inc(key)` for a labelled Prometheus counter, `key` the labels' values; `children(key)` makes the child."""
+    """`inc(key)` for a labelled Prometheus counter, `key` the labels' values; `child_of(key)` makes the child."""
 
     def __init__(self, child_of: Callable[[Any], Any], lock: threading.Lock, on_first: Callable[[], None]) -> None:
         self._child_of = child_of
