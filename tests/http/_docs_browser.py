@@ -18,6 +18,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
+_NEEDED = ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver"))
 FLAGS = (
     "--headless=new",
     "--no-sandbox",
@@ -56,8 +57,9 @@ def start_chromium(binary: Path, driver: Path, profile: Path) -> WebDriver:
 @contextlib.contextmanager
 def chromium(profile: Path) -> Iterator[WebDriver]:
     """Debian's headless Chromium for a `with` block; skips the test when it is not installed."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium and chromium-driver to run browser tests")
+    missing = [f"{path} (Debian package {package})" for path, package in _NEEDED if not path.exists()]
+    if missing:
+        pytest.skip(f"browser tests need {' and '.join(missing)}: apt-get install chromium chromium-driver")
     driver = start_chromium(CHROMIUM, CHROMEDRIVER, profile)
     try:
         yield driver
