@@ -15,10 +15,12 @@
     - MissingParameter                a typed run() parameter has no value in the body
     - InvalidParameter                a value the decorators cannot convert
     - UnsupportedMediaType            415: a typed run() needs a JSON body
+    - IncompleteBody                  the body ended before its length, or its chunked framing is broken
   + HeaderFieldsTooLarge              431: a header field past the limit the reference's gunicorn keeps
     - RequestIdTooLong                431: a request-id header longer than the reference allows
   + URITooLong                        414: a request target past the limit the reference's gunicorn keeps
   + PayloadTooLarge                   413
+  + RequestTimeout                    408: the body did not arrive within the body timeout
   + RunFailed                         500: run() raised
   + ResultNotSerializable             500: run() returned something we cannot send
   + ScoringTimeout(TimeoutError)      504: the deadline passed while run() ran
@@ -31,6 +33,7 @@
     - ModelInUse                      deleting a version that an alias points to needs force
     - CorruptModel                    a stored file's bytes no longer match its sha256
     - RegistrySchemaError             the database was written by a newer scorehost
+    - StorageFull                     507: a write ran out of disk space (or past `ulimit -f`)
   + DeployError                       endpoints and deployments (`scorehost endpoints`, the control plane)
     - InvalidSpec(ValueError)         400: a declaration that cannot work (name, traffic, instances)
     - UnknownResource(LookupError)    404: no such endpoint or deployment
@@ -51,6 +54,7 @@ __all__ = [
     "DeploymentFailed",
     "DeploymentTimeout",
     "HeaderFieldsTooLarge",
+    "IncompleteBody",
     "InitFailed",
     "InvalidJSON",
     "InvalidModelReference",
@@ -66,6 +70,7 @@ __all__ = [
     "RegistrySchemaError",
     "RequestError",
     "RequestIdTooLong",
+    "RequestTimeout",
     "ResourceExists",
     "ResultNotSerializable",
     "RunFailed",
@@ -75,6 +80,7 @@ __all__ = [
     "ScriptLoadError",
     "ScriptNotFound",
     "ServiceUnavailable",
+    "StorageFull",
     "UnknownModel",
     "URITooLong",
     "UnknownResource",
@@ -155,6 +161,10 @@ class UnsupportedMediaType(RequestError):
     status_code = 415
 
 
+class IncompleteBody(RequestError):
+    """The body ended before the length its headers announced, or its chunked framing is broken."""
+
+
 class HeaderFieldsTooLarge(ScorehostError):
     """A header field is larger than the server accepts."""
 
@@ -177,6 +187,12 @@ class PayloadTooLarge(ScorehostError):
     """The body is larger than `max_body_size`."""
 
     status_code = 413
+
+
+class RequestTimeout(ScorehostError):
+    """The request's body did not arrive within the body timeout."""
+
+    status_code = 408
 
 
 class RunFailed(ScorehostError):
@@ -235,6 +251,12 @@ class CorruptModel(RegistryError):
 
 class RegistrySchemaError(RegistryError):
     """The registry database has a schema this scorehost cannot use (written by a newer version)."""
+
+
+class StorageFull(RegistryError):
+    """A write in the workspace ran out of space: the message names the folder, the file, the size and the fix."""
+
+    status_code = 507
 
 
 class DeployError(ScorehostError):

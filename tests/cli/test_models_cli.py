@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 SCOREHOST = Path(sys.executable).parent / "scorehost"
 
@@ -167,7 +170,7 @@ def sources(tmp_path: Path) -> Sources:
                 "alias     Point an alias (e.g. production) at a version.",
                 "delete    Delete one version; its number is never reused.",
                 "download  Copy a version's file or folder out, verified.",
-                "gc        Free the space of files no version uses.",
+                "gc        Free the space of unused files and of stopped servers.",
                 "list      List models, or the versions of one model.",
                 "register  Store a file or folder as a model's next version.",
                 "show      Show one version with its files' sha256s.",
@@ -219,7 +222,7 @@ def sources(tmp_path: Path) -> Sources:
             ],
         ),
         (["verify"], "[OPTIONS] [REF]", ["of every version when REF is left out", "exit 1", "--json", "--progress"]),
-        (["gc"], "[OPTIONS]", ["Free the space of files no version uses", "serve --model"]),
+        (["gc"], "[OPTIONS]", ["Free the space of files no version uses", "killed registrations", "serve --model"]),
     ],
     ids=["group", "register", "list", "show", "download", "delete", "alias", "verify", "gc"],
 )
@@ -288,15 +291,35 @@ def test_register_refuses_bad_input(home: Path, sources: Sources, tmp_path: Path
     assert errors(
         ("register", "m", missing),
         ("register", "m", tmp_path / "empty"),
-        ("register", "../x", sources.file),
     ) == [
         f"cannot register {missing}: no such file or folder",
         f"cannot register {tmp_path / 'empty'}: the folder has no files",
-        "'../x' is not a valid model name: use letters, digits, '.', '_' and '-', starting with a letter or digit, "
-        "at most 255 characters",
     ]
+    assert usage_error("register", "../x", sources.file) == (
+        "Invalid value for 'NAME': '../x' is not a valid model name: use letters, digits, '.', '_' and '-', "
+        "starting with a letter or digit, at most 255 characters"
+    )
     assert as_json("list") == []
     assert blobs(home) == set()
+
+
+def test_arguments_and_file_names_that_are_not_utf8_are_refused_by_name(home: Path, sources: Sources) -> None:
+    """Bytes that are not UTF-8 reach Python as lone surrogates, which the database cannot store."""
+    run = [os.fsencode(SCOREHOST), b"models", b"register", b"m", os.fsencode(sources.file)]
+    for extra, message in [
+        ([b"--tag", b"k=\xff"], b"Error: tag 'k' is not UTF-8 text: '\\udcff'\n"),
+        ([b"--description", b"x\x80"], b"Error: the description is not UTF-8 text: 'x\\udc80'\n"),
+    ]:
+        done = subprocess.run(run + extra, capture_output=True, env=_env(), timeout=60)
+        assert (done.returncode, done.stderr) == (1, message)
+    folder = sources.folder.parent / "odd"
+    folder.mkdir()
+    (Path(os.fsdecode(os.fsencode(folder) + b"/w\xff.bin"))).write_bytes(b"x")
+    assert (
+        error("register", "m", folder)
+        == f"cannot register {folder}/w\\udcff.bin: its name is not UTF-8 text; rename it"
+    )
+    assert as_json("list") == []
 
 
 # --- list ------------------------------------------------------------------------------------------
@@ -481,13 +504,18 @@ def test_alias_set_move_chain_and_remove(sources: Sources) -> None:
 
     assert usage_error("alias", "m", "staging") == "give the VERSION m:staging should point to, or --remove it"
     assert usage_error("alias", "m", "staging", "1", "--remove") == "--remove takes no VERSION"
+    assert usage_error("alias", "m", "latest", "1") == (
+        "Invalid value for 'ALIAS': 'latest' always means the highest version; choose another alias name"
+    )
+    assert usage_error("alias", "m", "canary", "99999999999999999999") == (
+        "Invalid value for '[VERSION]': '99999999999999999999' is not a version: versions are whole numbers from 1 "
+        "to 2147483647"
+    )
     assert errors(
-        ("alias", "m", "latest", "1"),
         ("alias", "m", "canary", "9"),
         ("alias", "m", "canary", "nightly"),
         ("alias", "m", "staging", "--remove"),
     ) == [
-        "'latest' always means the highest version; choose another alias name",
         "model 'm' has no version 9 (versions: 1, 2)",
         "model 'm' has no alias 'nightly' (aliases: production); "
         "set it with `scorehost models alias m nightly VERSION`",
@@ -570,7 +598,10 @@ def test_gc_frees_what_a_delete_left_behind(home: Path, sources: Sources, tmp_pa
             "deleted m:2; space is reclaimed by `scorehost models gc` (a registration was in progress)\n"
         )
     assert blob(home, sha256(other)).exists()
-    assert models("gc").out == "removed 1 unused file (1.5 kB) and 0 stale layouts\n"
+    assert models("gc").out == (
+        "removed 1 unused file (1.5 kB), 0 scratch files of stopped registrations (0 bytes) "
+        "and 0 folders of stopped servers\n"
+    )
     assert blobs(home) == {sha256(sources.file)}
 
     # Without one, delete frees the bytes itself.
@@ -581,30 +612,46 @@ def test_gc_frees_what_a_delete_left_behind(home: Path, sources: Sources, tmp_pa
 # --- one-line errors -------------------------------------------------------------------------------
 
 
-def test_unknown_and_invalid_references_are_one_line_errors(sources: Sources, tmp_path: Path) -> None:
+def test_unknown_references_are_one_line_errors(sources: Sources, tmp_path: Path) -> None:
     assert error("--home", tmp_path / "empty", "show", "m") == (
         "no model named 'm' (the registry is empty); `scorehost models list` shows them all"
     )
+    models("register", "m", sources.file)
+    cases = [
+        (("show", "nope"), "no model named 'nope' (registered: m); `scorehost models list` shows them all"),
+        (("show", "m:7"), "model 'm' has no version 7 (versions: 1)"),
+        (
+            ("download", "m:prod", tmp_path / "out"),
+            "model 'm' has no alias 'prod' (it has no aliases); set it with `scorehost models alias m prod VERSION`",
+        ),
+    ]
+    assert errors(*(args for args, _ in cases)) == [message for _, message in cases]
+    assert not (tmp_path / "out").exists()  # failed downloads wrote nothing
+
+
+def test_malformed_references_are_usage_errors_naming_the_argument(sources: Sources, tmp_path: Path) -> None:
     models("register", "m", sources.file)
     invalid = (
         "is not a valid model name: use letters, digits, '.', '_' and '-', starting with a letter or digit, "
         "at most 255 characters"
     )
+    not_a_version = "is not a version: versions are whole numbers from 1 to 2147483647"
     cases = [
-        (("show", "nope"), "no model named 'nope' (registered: m); `scorehost models list` shows them all"),
-        (("show", "m:7"), "model 'm' has no version 7 (versions: 1)"),
-        (("verify", "m:0"), "'0' is not a version: versions are whole numbers from 1"),
+        (("show", "m:99999999999999999999999"), f"Invalid value for 'REF': '99999999999999999999999' {not_a_version}"),
         (
-            ("download", "m:prod", tmp_path / "out"),
-            "model 'm' has no alias 'prod' (it has no aliases); set it with `scorehost models alias m prod VERSION`",
+            ("delete", "m:99999999999999999999999"),
+            f"Invalid value for 'REF': '99999999999999999999999' {not_a_version}",
         ),
-        (("show", "m:"), "'m:' ends with ':'; write NAME, NAME:VERSION or NAME:ALIAS"),
-        (("show", "../x"), f"'../x' {invalid}"),
-        (("download", "a/b", tmp_path / "out"), f"'a/b' {invalid}"),
-        (("delete", "a/b:1"), f"'a/b' {invalid}"),
+        (("verify", "m:0"), f"Invalid value for '[REF]': '0' {not_a_version}"),
+        (("show", "m:"), "Invalid value for 'REF': 'm:' ends with ':'; write NAME, NAME:VERSION or NAME:ALIAS"),
+        (("show", "../x"), f"Invalid value for 'REF': '../x' {invalid}"),
+        (("download", "a/b", tmp_path / "out"), f"Invalid value for 'REF': 'a/b' {invalid}"),
+        (("delete", "a/b:1"), f"Invalid value for 'REF': 'a/b' {invalid}"),
+        (("list", "a/b"), f"Invalid value for '[NAME]': 'a/b' {invalid}"),
     ]
-    assert errors(*(args for args, _ in cases)) == [message for _, message in cases]
-    assert not (tmp_path / "out").exists()  # failed downloads wrote nothing
+    for args, message in cases:
+        assert usage_error(*args) == message
+    assert not (tmp_path / "out").exists()
 
 
 # --- progress bars ---------------------------------------------------------------------------------
@@ -682,3 +729,36 @@ def test_verify_bar_reaches_its_total_with_shared_files(tmp_path: Path) -> None:
     err = models("verify", "--progress").err
     done, total = re.findall(r"([\d.]+)/([\d.]+) MB", err)[-1]
     assert done == total, err
+
+
+# --- fuzzed arguments ------------------------------------------------------------------------------
+
+_ANY_TEXT = st.text(st.characters(exclude_categories=["Cc"]) | st.sampled_from("\udcff\udc80:=0²"), max_size=30)
+_REF_LIKE = st.one_of(
+    _ANY_TEXT,
+    st.builds("m:{}".format, _ANY_TEXT),
+    st.integers(min_value=-(10**25), max_value=10**25).map("m:{}".format),
+)
+_COMMANDS = st.one_of(
+    st.tuples(st.just("show"), _REF_LIKE),
+    st.tuples(st.just("list"), _ANY_TEXT),
+    st.tuples(st.just("verify"), _REF_LIKE),
+    st.tuples(st.just("delete"), _REF_LIKE),
+    st.tuples(st.just("alias"), st.just("m"), _ANY_TEXT, st.one_of(_ANY_TEXT, st.integers().map(str))),
+    st.tuples(st.just("alias"), st.just("m"), _ANY_TEXT, st.just("--remove")),
+    st.builds(lambda key, value: ("register", "m", "MODEL", "--tag", f"{key}={value}"), _ANY_TEXT, _ANY_TEXT),
+    st.builds(lambda name: ("register", name, "MODEL"), _ANY_TEXT),
+    st.builds(lambda text: ("register", "m", "MODEL", "--description", text), _ANY_TEXT),
+)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(command=_COMMANDS)
+def test_fuzzed_arguments_get_an_answer_or_a_one_line_error(command: tuple[str, ...], sources: Sources) -> None:
+    from scorehost.cli.models import models_group
+
+    args = [str(sources.file) if arg == "MODEL" else arg for arg in command]
+    done = CliRunner().invoke(models_group, args, catch_exceptions=True)
+    if not isinstance(done.exception, SystemExit | type(None)):
+        raise AssertionError(f"{args!r} raised") from done.exception
+    assert done.exit_code in (0, 1, 2), (args, done.output)

@@ -2,7 +2,7 @@
 
 Each test registers into its own workspace (a real SQLite registry and store under tmp), starts the real
 server with `--model`, and checks over HTTP that `/score` answers from the registered files, and on disk that
-the AZUREML_MODEL_DIR it laid out links the store's blobs instead of copying them.
+the AZUREML_MODEL_DIR it laid out is its own: files with the stored bytes that lead back to no stored blob.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
-from conftest import SCRIPTS, Server, kill, served, start_server
+from conftest import SCRIPTS, Server, kill, served, start_server, wait_ready
 from sklearn.linear_model import LogisticRegression
 
 from scorehost.registry import Registry
@@ -55,16 +56,19 @@ def model_dir_of(server: Server) -> tuple[Path, str]:
     return Path(match.group(1)), match.group(2)
 
 
-def assert_linked(registry: Registry, ref: str, version_folder: Path) -> None:
-    """Every file of `ref` sits in `version_folder` under its registered path, as a hard link to its store blob."""
+def assert_own_copy(registry: Registry, ref: str, version_folder: Path) -> None:
+    """Every file of `ref` sits in `version_folder` under its registered path with the stored bytes, as a file of
+    its own (a reflink or a copy): writing it cannot reach the store's blob."""
     stored = registry.files(ref)
     assert stored
     for item in stored:
         served_file = version_folder / item.path
         blob = registry.store.path_of(item.digest)
         assert not served_file.is_symlink()
-        assert served_file.stat().st_ino == blob.stat().st_ino, item.path  # the same file: no copy
-        assert served_file.stat().st_dev == blob.stat().st_dev
+        assert served_file.stat().st_ino != blob.stat().st_ino, item.path
+        assert blob.stat().st_nlink == 1  # no other name anywhere
+        assert served_file.read_bytes() == blob.read_bytes()
+        assert served_file.stat().st_mode & 0o777 == 0o444
 
 
 def fails_to_start(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -104,17 +108,16 @@ def test_one_model_is_served_from_its_version_folder(one_model: tuple[Server, Pa
     model_dir, versions = model_dir_of(server)
     assert versions == "sklearn_mnist:1 (production)"
     assert model_dir.parts[-3:] == ("models", "sklearn_mnist", "1")
-    assert model_dir.is_relative_to(home / "layouts")
+    assert model_dir.parents[2].parent == home / "servers"  # servers/<pid>.<token>/models/sklearn_mnist/1
+    assert model_dir.parents[2].name.startswith(f"{server.process.pid}.")
     assert sorted(os.listdir(model_dir)) == ["model.pkl"]
 
 
-def test_the_layout_hard_links_the_store_blobs(one_model: tuple[Server, Path]) -> None:
+def test_the_served_files_are_the_servers_own(one_model: tuple[Server, Path]) -> None:
     server, home = one_model
     model_dir, _ = model_dir_of(server)
     with Registry(home) as registry:
-        assert_linked(registry, "sklearn_mnist:1", model_dir)
-        blob = registry.store.path_of(registry.files("sklearn_mnist:1")[0].digest)
-    assert blob.stat().st_nlink >= 2  # the store's name and the layout's
+        assert_own_copy(registry, "sklearn_mnist:1", model_dir)
 
 
 # --- several models: AZUREML_MODEL_DIR holds <name>/<version>/... ---------------------------------------
@@ -164,7 +167,7 @@ def test_several_models_laid_out_side_by_side(two_models: Server) -> None:
     assert os.listdir(model_dir / "labels" / "1") == ["labels.json"]
 
 
-def test_a_registered_folder_keeps_its_name_and_its_files_are_links(multi_home: Path, two_models: Server) -> None:
+def test_a_registered_folder_keeps_its_name_and_its_files_are_its_own(multi_home: Path, two_models: Server) -> None:
     model_dir, _ = model_dir_of(two_models)
     version_folder = model_dir / "encoder" / "2"
     assert os.listdir(version_folder) == ["encoder"]
@@ -173,8 +176,8 @@ def test_a_registered_folder_keeps_its_name_and_its_files_are_links(multi_home: 
         "encoder/weights/scale.txt",
     ]
     with Registry(multi_home) as registry:
-        assert_linked(registry, "encoder:2", version_folder)
-        assert_linked(registry, "labels:1", model_dir / "labels" / "1")
+        assert_own_copy(registry, "encoder:2", version_folder)
+        assert_own_copy(registry, "labels:1", model_dir / "labels" / "1")
 
 
 def test_models_and_home_from_the_environment(multi_home: Path) -> None:
@@ -193,6 +196,44 @@ def test_preloaded_workers_share_the_laid_out_models(multi_home: Path) -> None:
     assert {response.status_code for response in answers} == {200}, server.log
     assert answers[0].json() == [{"word": "a", "label": "dog", "score": 0.5}]
     assert model_dir_of(server)[1] == "labels:1, encoder:2 (latest)"
+
+
+# --- a script that writes to its model folder -------------------------------------------------------------
+
+
+def test_a_script_writing_to_its_models_changes_neither_the_registry_nor_the_next_server(tmp_path: Path) -> None:
+    home = tmp_path / "workspace"
+    model = train(tmp_path / "v1")
+    models_cli(home, "register", "digits", str(tmp_path / "v1"))  # a registered folder, as digits:3 was
+    size = model.stat().st_size
+    args = ("--home", str(home), "--model", "digits:1")
+    with served("tampers_with_its_model.py", *args) as first, first.client() as client:
+        assert client.post("/score", json={"data": 1}).json() == {"files": ["v1/model.pkl"], "size": size}
+        folder = model_dir_of(first)[0] / "v1"
+        assert sorted(os.listdir(folder)) == ["model.joblib", "model.pkl"]  # its own folder: it may write there
+        assert models_cli(home, "verify").endswith("all intact\n")  # the stored bytes did not change
+        with served("tampers_with_its_model.py", *args) as second, second.client() as other:
+            # Its init() found the registered file only, at its registered size.
+            assert other.post("/score", json={"data": 1}).json() == {"files": ["v1/model.pkl"], "size": size}
+            assert model_dir_of(second)[0] != model_dir_of(first)[0]
+    assert models_cli(home, "verify").endswith("all intact\n")
+
+
+def test_a_server_that_stops_removes_its_folder(tmp_path: Path) -> None:
+    home = tmp_path / "workspace"
+    with Registry(home) as registry:
+        registry.register("m", train(tmp_path / "v1"))
+    server = start_server([str(SCRIPTS / "registered_sklearn.py"), "--home", str(home), "--model", "m:1"])
+    try:
+        wait_ready(server)
+        folder = model_dir_of(server)[0].parents[2]
+        assert folder.is_dir()
+        server.process.send_signal(signal.SIGTERM)
+        assert server.wait_exit(60) == 0, server.log
+    finally:
+        kill(server)
+    assert not folder.exists()
+    assert list((home / "servers").iterdir()) == []
 
 
 # --- aliases ---------------------------------------------------------------------------------------------
@@ -299,6 +340,17 @@ def test_a_missing_workspace_is_not_created(tmp_path: Path) -> None:
     assert code == 3
     assert f"Cannot serve --model m:1: there is no workspace at {missing}" in log
     assert not missing.exists()
+
+
+def test_a_version_past_what_the_registry_holds_is_a_usage_error(home: Path) -> None:
+    script = str(SCRIPTS / "registered_sklearn.py")
+    code, log = fails_to_start(script, "--home", str(home), "--model", "sklearn_mnist:99999999999999999999999")
+    assert code == 2
+    assert (
+        "Invalid value for '--model': '99999999999999999999999' is not a version: versions are whole numbers from 1 "
+        "to 2147483647"
+    ) in log
+    assert "Traceback" not in log
 
 
 def test_a_malformed_reference_is_a_usage_error(home: Path) -> None:

@@ -132,6 +132,31 @@ def test_a_registration_killed_mid_copy_leaves_nothing_that_looks_valid(tmp_path
         assert registry.download("m", tmp_path / "out").read_bytes() == big.read_bytes()
 
 
+def test_gc_reclaims_the_scratch_copy_of_a_killed_registration(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(8 << 20))
+    ready = tmp_path / "ready"
+    child = _child(home, "m", [big], pause_at="copy", ready=ready)
+    _wait_for(ready, child)
+    child.send_signal(signal.SIGKILL)
+    child.communicate()
+    (part,) = (home / "store" / "tmp").iterdir()
+    size = part.stat().st_size
+    assert size >= 1 << 20
+
+    # One more, from a writer whose pid is alive (ours) but untouched for over an hour: abandoned too.
+    old = home / "store" / "tmp" / f"{os.getpid()}.0123456789abcdef.part"
+    old.write_bytes(b"x" * 1000)
+    os.utime(old, (time.time() - 3700, time.time() - 3700))
+    fresh = home / "store" / "tmp" / f"{os.getpid()}.fedcba9876543210.part"
+    fresh.write_bytes(b"y" * 10)  # a live writer's: kept
+    with Registry(home) as registry:
+        report = registry.gc()
+    assert (report.scratch_files, report.scratch_bytes) == (2, size + 1000)
+    assert list((home / "store" / "tmp").iterdir()) == [fresh]
+
+
 def test_a_registration_killed_before_its_commit_leaves_no_version(tmp_path: Path) -> None:
     home = tmp_path / "home"
     source = tmp_path / "model.pkl"

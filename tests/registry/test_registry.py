@@ -1,4 +1,4 @@
-"""The Registry API on real SQLite files and real files: versions, aliases, content addressing, layouts."""
+"""The Registry API on real SQLite files and real files: versions, aliases, content addressing, model folders."""
 
 from __future__ import annotations
 
@@ -252,14 +252,22 @@ def test_a_missing_blob_is_reported_and_stops_serving_layouts(registry: Registry
         registry.download("m", tmp_path / "out")
 
 
-def test_one_model_layout_is_name_version_with_hard_links(registry: Registry, tmp_path: Path) -> None:
+def test_one_model_is_served_from_a_folder_of_its_own(registry: Registry, tmp_path: Path) -> None:
     registry.register("sklearn_mnist", _file(tmp_path / "sklearn_mnist_model.pkl", b"model"))
     model_dir = registry.model_dir(["sklearn_mnist"])
     assert model_dir.parts[-2:] == ("sklearn_mnist", "1")
+    assert model_dir.is_relative_to(registry.home / "servers")
     served = model_dir / "sklearn_mnist_model.pkl"
     assert served.read_bytes() == b"model"
-    assert served.stat().st_ino == registry.store.path_of(_sha(b"model")).stat().st_ino  # a link, not a copy
-    assert registry.model_dir(["sklearn_mnist:1"]) == model_dir  # the same versions reuse the same tree
+    blob = registry.store.path_of(_sha(b"model"))
+    assert served.stat().st_ino != blob.stat().st_ino  # a reflink or a copy: nothing leads back to the blob
+    assert blob.stat().st_nlink == 1
+    assert served.stat().st_mode & 0o777 == 0o444
+    other = registry.model_dir(["sklearn_mnist:1"])
+    assert other != model_dir  # each server its own
+    registry.release_model_dir(model_dir)
+    assert not model_dir.exists()
+    assert other.exists()
 
 
 def test_several_models_layout_holds_each_name_and_version(registry: Registry, tmp_path: Path) -> None:
@@ -278,21 +286,27 @@ def test_several_models_layout_holds_each_name_and_version(registry: Registry, t
         registry.model_dir([])
 
 
-def test_gc_removes_orphans_and_stale_layouts(registry: Registry, tmp_path: Path) -> None:
+def test_gc_removes_orphans(registry: Registry, tmp_path: Path) -> None:
     registry.register("m", _file(tmp_path / "model.pkl", b"one"))
     registry.register("m", _file(tmp_path / "model.pkl", b"two"))
-    old_layout = registry.model_dir(["m:1"])
-    kept_layout = registry.model_dir(["m:2"])
+    served = registry.model_dir(["m:1"])
     orphan = registry.store.path_of(_sha(b"orphan"))  # as a registration killed before its commit leaves
     orphan.parent.mkdir(exist_ok=True)
     orphan.write_bytes(b"orphan")
     registry.delete("m:1")
     report = registry.gc()
-    assert (report.blobs, report.bytes_freed, report.layouts) == (1, len(b"orphan"), 1)
+    assert (report.blobs, report.bytes_freed, report.server_folders) == (1, len(b"orphan"), 0)
     assert not orphan.exists()
-    assert not old_layout.exists()
-    assert kept_layout.exists()
+    assert (served / "model.pkl").read_bytes() == b"one"  # this process still serves it
     assert registry.gc().blobs == 0
+
+
+def test_gc_removes_the_shared_layouts_of_earlier_versions(registry: Registry) -> None:
+    old = registry.home / "layouts" / "6f09c2" / "models" / "m" / "1"
+    old.mkdir(parents=True)
+    (old.parents[2] / "refs.json").write_text("[]")
+    assert registry.gc().server_folders == 1
+    assert not (registry.home / "layouts").exists()
 
 
 def test_bad_sources_are_refused_before_anything_is_stored(registry: Registry, tmp_path: Path) -> None:
@@ -351,11 +365,11 @@ def test_the_workspace_comes_from_scorehost_home(tmp_path: Path, monkeypatch: py
     assert (tmp_path / "ws").stat().st_mode & 0o777 == 0o700
 
 
-def test_gc_keeps_a_layout_a_running_server_holds(registry: Registry, tmp_path: Path) -> None:
+def test_a_deleted_version_keeps_serving_from_its_folder(registry: Registry, tmp_path: Path) -> None:
     registry.register("m", _file(tmp_path / "model.pkl", b"served"))
     registry.register("m", _file(tmp_path / "model.pkl", b"newer"))
-    held = registry.model_dir(["m:1"], hold=True)  # what `scorehost serve --model m:1` does
+    served = registry.model_dir(["m:1"])  # what `scorehost serve --model m:1` does
     registry.delete("m:1")
-    assert registry.gc().layouts == 0
+    assert registry.gc().server_folders == 0
     # A worker restarted after the delete must still find its model files.
-    assert (held / "model.pkl").read_bytes() == b"served"
+    assert (served / "model.pkl").read_bytes() == b"served"

@@ -51,7 +51,13 @@ def _registry_errors(command: F) -> F:
             raise click.ClickException(error.message + _alias_hint(error.message)) from None
         except RegistryError as error:
             raise click.ClickException(error.message) from None
-        except OSError as error:  # e.g. a DESTINATION under a file, a full disk: the path and the reason
+        except OSError as error:  # e.g. a DESTINATION under a file: the path and the reason
+            from scorehost.registry.space import NO_ROOM, no_room
+
+            if error.errno in NO_ROOM and error.filename:  # where the registry did not know the size needed
+                raise click.ClickException(
+                    no_room(error, Path(error.filename), what=f"writing {error.filename}").message
+                ) from None
             where = f"{error.filename}: " if error.filename else ""
             raise click.ClickException(f"{where}{error.strerror or error}") from None
 
@@ -69,6 +75,63 @@ def _alias_hint(message: str) -> str:
     if not selector or selector.isdigit() or selector == "latest":
         return ""
     return f"; set it with `scorehost models alias {name} {selector} VERSION`"
+
+
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[str, Any]  # generic from click 8.2 on
+else:
+    _ParamType = click.ParamType
+
+
+class _Checked(_ParamType):
+    """A name, alias or reference, checked as the registry checks it: a malformed one is a usage error naming the
+    argument (exit 2), before anything is opened."""
+
+    def __init__(self, name: str, check: Callable[[str], object]) -> None:
+        self.name = name
+        self._check = check
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from scorehost.errors import InvalidModelReference
+
+        try:
+            self._check(value)
+        except InvalidModelReference as error:
+            self.fail(error.message, param, ctx)
+        return str(value)
+
+
+def _check_ref(text: str) -> object:
+    from scorehost.registry.names import parse_ref
+
+    return parse_ref(text)
+
+
+def _check_name(text: str) -> object:
+    from scorehost.registry.names import check_name
+
+    return check_name(text)
+
+
+def _check_alias(text: str) -> object:
+    from scorehost.registry.names import check_alias
+
+    return check_alias(text)
+
+
+def _check_selector(text: str) -> object:
+    """A version number, `latest`, or an alias: what may follow `NAME:`."""
+    from scorehost.registry.names import LATEST, check_alias, parse_version
+
+    if text.strip().isascii() and text.strip().isdigit():
+        return parse_version(text)
+    return text if text == LATEST else check_alias(text)
+
+
+REF = _Checked("ref", _check_ref)
+NAME = _Checked("name", _check_name)
+ALIAS = _Checked("alias", _check_alias)
+SELECTOR = _Checked("version", _check_selector)
 
 
 def _open(ctx: click.Context) -> Registry:
@@ -132,7 +195,7 @@ def models_group(ctx: click.Context, home: Path | None) -> None:
 
 
 @models_group.command("register", short_help="Store a file or folder as a model's next version.")
-@click.argument("name")
+@click.argument("name", type=NAME)
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--description", "-d", default="", help="What this version is.")
 @click.option("--tag", "-t", "tags", multiple=True, callback=_pairs, help="KEY=VALUE label (repeatable).")
@@ -171,7 +234,7 @@ def register_command(
 
 
 @models_group.command("list", short_help="List models, or the versions of one model.")
-@click.argument("name", required=False)
+@click.argument("name", required=False, type=NAME)
 @_json_option("Print JSON for scripts instead of a table.")
 @click.pass_context
 @_registry_errors
@@ -213,7 +276,7 @@ def list_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
 
 
 @models_group.command("show", epilog=_REF_HELP, short_help="Show one version with its files' sha256s.")
-@click.argument("ref")
+@click.argument("ref", type=REF)
 @_json_option("Print JSON for scripts instead of a table.")
 @click.pass_context
 @_registry_errors
@@ -257,7 +320,7 @@ def _describe(version: ModelVersion, stored: list[StoredFile]) -> Any:
 
 
 @models_group.command("download", epilog=_REF_HELP, short_help="Copy a version's file or folder out, verified.")
-@click.argument("ref")
+@click.argument("ref", type=REF)
 @click.argument("destination", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace the file or folder if it already exists.")
 @progress_option
@@ -298,7 +361,7 @@ def _removing_new_folders(destination: Path) -> Iterator[None]:
 
 
 @models_group.command("delete", short_help="Delete one version; its number is never reused.")
-@click.argument("ref")
+@click.argument("ref", type=REF)
 @click.option("--force", is_flag=True, help="Delete even if aliases point to it (they are removed).")
 @click.pass_context
 @_registry_errors
@@ -324,9 +387,9 @@ def delete_command(ctx: click.Context, ref: str, force: bool) -> None:
 
 
 @models_group.command("alias", short_help="Point an alias (e.g. production) at a version.")
-@click.argument("name")
-@click.argument("alias")
-@click.argument("version", required=False)
+@click.argument("name", type=NAME)
+@click.argument("alias", type=ALIAS)
+@click.argument("version", required=False, type=SELECTOR)
 @click.option("--remove", is_flag=True, help="Remove the alias instead of setting it.")
 @click.pass_context
 @_registry_errors
@@ -358,7 +421,7 @@ def alias_command(ctx: click.Context, name: str, alias: str, version: str | None
 
 
 @models_group.command("verify", epilog=_REF_HELP, short_help="Re-hash stored files; exit 1 if any is damaged.")
-@click.argument("ref", required=False)
+@click.argument("ref", required=False, type=REF)
 @_json_option("Print the report as JSON (the exit status is the same).")
 @progress_option
 @click.option("--keep-damaged", is_flag=True, help="Only report damaged files; leave them in the store.")
@@ -396,17 +459,19 @@ def verify_command(
         sys.exit(1)
 
 
-@models_group.command("gc", short_help="Free the space of files no version uses.")
+@models_group.command("gc", short_help="Free the space of unused files and of stopped servers.")
 @click.pass_context
 @_registry_errors
 def gc_command(ctx: click.Context) -> None:
-    """Free the space of files no version uses, and of serving layouts of deleted versions.
+    """Free the space of files no version uses, of killed registrations, and of stopped servers.
 
     `delete` frees a version's files itself; gc finishes what a delete left while a registration was in
-    progress, and removes the model folders `serve --model` laid out for versions since deleted.
+    progress, removes the scratch copies of registrations that were killed (their process is gone, or the
+    copy was untouched for an hour), and the model folders of `serve --model` servers that are gone.
     """
     report = _open(ctx).gc()
     click.echo(
-        f"removed {_count(report.blobs, 'unused file')} ({_size(report.bytes_freed)}) "
-        f"and {_count(report.layouts, 'stale layout')}"
+        f"removed {_count(report.blobs, 'unused file')} ({_size(report.bytes_freed)}), "
+        f"{_count(report.scratch_files, 'scratch file')} of stopped registrations ({_size(report.scratch_bytes)}) "
+        f"and {_count(report.server_folders, 'folder')} of stopped servers"
     )

@@ -1,4 +1,8 @@
-"""`--model NAME[:VERSION|:ALIAS]`: registered models laid out as AZUREML_MODEL_DIR before any worker forks."""
+"""`--model NAME[:VERSION|:ALIAS]`: registered models laid out as AZUREML_MODEL_DIR before any worker forks.
+
+Each server gets a folder of its own (reflinks or copies of the stored files: `registry/serving.py`), so what
+its script writes there reaches neither the registry nor another server; it is removed when the server exits.
+"""
 
 from __future__ import annotations
 
@@ -41,11 +45,13 @@ def lay_out_models(parsed: Sequence[ModelRef], home: Path | None) -> ServedModel
     """Resolve each reference once and lay the versions out; a RegistryError's message names the failing ref.
 
     The registry is closed before returning: its SQLite connections must not be shared by forked workers.
+    The folder is this process's (its forked workers share it) and is removed when it exits.
     """
     # Imported here: SQLAlchemy costs start-up time that serving without --model need not pay.
     import sqlalchemy.exc
 
     from scorehost.registry import ModelRef, Registry
+    from scorehost.registry.space import NO_ROOM, no_room
 
     workspace = WorkspaceSettings() if home is None else WorkspaceSettings(home=home)
     models = "scorehost models" if home is None else f"scorehost models --home {workspace.workspace}"
@@ -74,13 +80,24 @@ def lay_out_models(parsed: Sequence[ModelRef], home: Path | None) -> ServedModel
             # Pinned to the numbers just resolved: an alias moved meanwhile cannot make the log lie.
             pinned = [ModelRef(name, version=version) for name, version in labels]
             try:
-                model_dir = registry.model_dir(pinned, hold=True)
-            except RegistryError as error:  # a damaged store or database: not the user's reference
+                model_dir = registry.model_dir(pinned)
+            except RegistryError as error:  # a damaged store, a full disk: not the user's reference
                 listed = ", ".join(map(str, pinned))
-                raise RegistryError(f"Cannot serve --model {listed}: {error.message}") from None
-    except (OSError, sqlalchemy.exc.SQLAlchemyError) as error:
+                raise type(error)(f"Cannot serve --model {listed}: {error.message}") from None
+    except RegistryError as error:  # the database's disk is full (raised by the engine, before any reference)
+        if error.message.startswith("Cannot serve --model"):
+            raise
+        raise type(error)(f"Cannot serve --model: {error.message}") from None
+    except OSError as error:
+        if error.errno in NO_ROOM:
+            raise no_room(error, Path(error.filename or workspace.workspace), what="laying out the models") from None
         raise RegistryError(
             f"Cannot serve --model: the model registry in {workspace.workspace} failed: {error}"
+        ) from error
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        cause = getattr(error, "orig", None) or error  # the driver's own words, without SQLAlchemy's wrapping
+        raise RegistryError(
+            f"Cannot serve --model: the model registry in {workspace.workspace} failed: {cause}"
         ) from error
     versions = tuple(
         f"{name}:{version}" + (f" ({', '.join(aliases)})" if aliases else "")

@@ -61,11 +61,13 @@ def copy_hashing(source: BinaryIO, target: BinaryIO | None, progress: ByteProgre
         if count < _SMALL or target is None:
             digest.update(chunk)
             if target is not None:
-                target.write(chunk)
+                _write_all(target, chunk)
         else:
             hashed = _pool().submit(digest.update, chunk)
-            target.write(chunk)
-            hashed.result()
+            try:
+                _write_all(target, chunk)
+            finally:
+                hashed.result()  # never leave the helper thread hashing a buffer the next read overwrites
         size += count
         if target is not None and size - kicked >= WRITEBACK_EVERY:
             start_writeback(target.fileno(), kicked, size - kicked)
@@ -73,6 +75,14 @@ def copy_hashing(source: BinaryIO, target: BinaryIO | None, progress: ByteProgre
         if progress is not None:
             progress.advance(count)
     return digest.hexdigest(), size
+
+
+def _write_all(target: BinaryIO, chunk: memoryview) -> None:
+    # An unbuffered file may write less than asked (at a file size limit, or as a disk fills): the rest is
+    # written again, which raises the error (EFBIG, ENOSPC) instead of storing a short file under a full hash.
+    written = 0
+    while written < len(chunk):
+        written += target.write(chunk[written:])
 
 
 def hash_file(path: str, progress: ByteProgress | None = None) -> tuple[str, int]:

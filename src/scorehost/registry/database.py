@@ -7,13 +7,17 @@ registering the same name queue for the write lock instead of both reading the s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from scorehost.errors import RegistrySchemaError
+from scorehost.registry.private import private_database, warn_if_shared
+from scorehost.registry.space import database_error
 
 __all__ = ["SCHEMA_VERSION", "connect", "metadata", "migrate", "read_only", "tables", "writing"]
 
@@ -138,13 +142,35 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _sqlite_file(engine: sa.Engine) -> Path | None:
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).absolute()
+
+
 def connect(url: str) -> sa.Engine:
-    """An engine for `url`, with SQLite set up for several processes at once."""
+    """An engine for `url`, with SQLite set up for several processes at once.
+
+    A SQLite file is made private (0600, with its -wal and -shm) before the first connection; an error that
+    means its disk is full becomes StorageFull, which says where and what to do.
+    """
     engine = sa.create_engine(url)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_connect)
         sa.event.listen(engine, "begin", _sqlite_begin)
+        path = _sqlite_file(engine)
+        if path is not None:
+            warn_if_shared(path.parent)
+            private_database(path)
+            sa.event.listen(engine, "handle_error", functools.partial(_explain_full_disk, path))
     return engine
+
+
+def _explain_full_disk(path: Path, context: sa.engine.ExceptionContext) -> None:
+    full = database_error(context.original_exception, path)
+    if full is not None:
+        raise full from context.original_exception
 
 
 @contextmanager

@@ -12,12 +12,16 @@ from dataclasses import dataclass
 
 from scorehost.errors import InvalidModelReference
 
-__all__ = ["LATEST", "ModelRef", "check_alias", "check_name", "parse_ref", "parse_version"]
+__all__ = ["LATEST", "MAX_VERSION", "ModelRef", "check_alias", "check_name", "parse_ref", "parse_version"]
 
 LATEST = "latest"
 """The alias every model has: its highest version. It cannot be set or removed."""
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes '²' and '٣', which int() refuses or reads
+
+MAX_VERSION = 2**31 - 1
+"""The highest version number: the column is a 32-bit integer on PostgreSQL (SQLite's stops at 2**63 - 1)."""
 
 
 def check_name(name: str) -> str:
@@ -32,7 +36,7 @@ def check_name(name: str) -> str:
 
 def check_alias(alias: str) -> str:
     """`alias` if it can name an alias: a model name that is not a number and not `latest`."""
-    if not _NAME.fullmatch(alias) or alias.isdigit():
+    if not _NAME.fullmatch(alias) or _DIGITS.fullmatch(alias):
         raise InvalidModelReference(
             f"{alias!r} is not a valid alias: use letters, digits, '.', '_' and '-', starting with a "
             "letter or digit and not all digits (a number means a version)"
@@ -43,10 +47,12 @@ def check_alias(alias: str) -> str:
 
 
 def parse_version(text: str | int) -> int:
-    """A version number (1, 2, ...) from `3` or `"3"`."""
+    """A version number (1, 2, ... MAX_VERSION) from `3` or `"3"`."""
     value = str(text).strip()
-    if not value.isdigit() or int(value) < 1:
-        raise InvalidModelReference(f"{text!r} is not a version: versions are whole numbers from 1")
+    # Length first: int() of a 5,000-digit string raises ValueError (Python's limit on digit strings).
+    too_long = len(value.lstrip("0")) > len(str(MAX_VERSION))
+    if not _DIGITS.fullmatch(value) or too_long or not 1 <= int(value) <= MAX_VERSION:
+        raise InvalidModelReference(f"{text!r} is not a version: versions are whole numbers from 1 to {MAX_VERSION}")
     return int(value)
 
 
@@ -72,7 +78,7 @@ def parse_ref(text: str) -> ModelRef:
         return ModelRef(name)
     if not selector:
         raise InvalidModelReference(f"{text!r} ends with ':'; write NAME, NAME:VERSION or NAME:ALIAS")
-    if selector.isdigit():
+    if _DIGITS.fullmatch(selector):
         return ModelRef(name, version=parse_version(selector))
     if selector == LATEST:
         return ModelRef(name)

@@ -160,8 +160,11 @@ class VerifyReport:
 
 @dataclass(frozen=True, slots=True)
 class GarbageReport:
-    """What `Registry.gc` removed: unreferenced blobs and stale serving layouts."""
+    """What `Registry.gc` removed: unreferenced blobs, scratch copies of dead registrations, and the folders
+    of servers that are gone."""
 
     blobs: int
-    bytes_freed: int
-    layouts: int
+    bytes_freed: int  # by the blobs
+    server_folders: int
+    scratch_files: int = 0
+    scratch_bytes: int = 0

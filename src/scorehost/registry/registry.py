@@ -7,7 +7,7 @@ registry = Registry()                          # SCOREHOST_HOME, default ~/.scor
 v = registry.register("sklearn_mnist", "model.pkl", tags={"team": "vision"})   # v.version == 1
 registry.set_alias("sklearn_mnist", "production", 1)
 registry.get("sklearn_mnist:production").digest
-registry.model_dir(["sklearn_mnist:production"])   # -> the AZUREML_MODEL_DIR to serve it with
+registry.model_dir(["sklearn_mnist:production"])   # -> this process's own AZUREML_MODEL_DIR to serve it with
 ```
 
 A registration copies the files into the store first (outside any database lock, hashing as it
@@ -29,8 +29,9 @@ from scorehost.config import WorkspaceSettings
 from scorehost.errors import InvalidModelReference, ModelInUse, UnknownModel
 from scorehost.registry import database
 from scorehost.registry.database import tables as t
-from scorehost.registry.layout import Layouts, write_verified
+from scorehost.registry.layout import write_verified
 from scorehost.registry.names import ModelRef, check_alias, check_name, parse_ref
+from scorehost.registry.private import warn_if_shared
 from scorehost.registry.records import (
     DeleteResult,
     GarbageReport,
@@ -41,12 +42,14 @@ from scorehost.registry.records import (
     VerifyProblem,
     VerifyReport,
 )
+from scorehost.registry.serving import ServerFolders, remove_old_layouts
 from scorehost.registry.sources import collect_sources
 from scorehost.registry.store import BlobStore
 
 __all__ = ["Registry"]
 
 _MAX_KEY = 255
+_SCRATCH_AGE = 3600.0  # seconds untouched after which gc takes a registration's scratch copy for abandoned
 
 
 def _check_pairs(kind: str, pairs: Mapping[str, str] | None) -> dict[str, str]:
@@ -58,8 +61,17 @@ def _check_pairs(kind: str, pairs: Mapping[str, str] | None) -> dict[str, str]:
             )
         if not isinstance(value, str):
             raise InvalidModelReference(f"{kind} {key!r} must have a string value, not {type(value).__name__}")
-        checked[key] = value
+        checked[_text(f"{kind} {key!r}", key)] = _text(f"{kind} {key!r}", value)
     return checked
+
+
+def _text(what: str, value: str) -> str:
+    """`value`, if the database can hold it: bytes that are not UTF-8 (from argv) arrive as lone surrogates."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidModelReference(f"{what} is not UTF-8 text: {ascii(value)}") from None
+    return value
 
 
 def _manifest_digest(stored: Iterable[StoredFile]) -> str:
@@ -74,9 +86,10 @@ class Registry:
         settings = WorkspaceSettings() if home is None else WorkspaceSettings(home=Path(home))
         self.home = settings.workspace
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        warn_if_shared(self.home)
         self.url = url or settings.database_url
         self.store = BlobStore(self.home / "store")
-        self.layouts = Layouts(self.home / "layouts", self.store)
+        self.servers = ServerFolders(self.home / "servers", self.store)
         self._engine = database.connect(self.url)
         database.migrate(self._engine)
 
@@ -105,6 +118,7 @@ class Registry:
         """Store a file or folder as the next version of `name` (created on first use)."""
         check_name(name)
         tag_values, property_values = _check_pairs("tag", tags), _check_pairs("property", properties)
+        _text("the description", description)
         kind, root, sources = collect_sources(Path(path))
         total = sum(source.size for source in sources)
         with self.store.registering():
@@ -212,18 +226,17 @@ class Registry:
         return DeleteResult(name, version, pointing, freed, deferred)
 
     def gc(self) -> GarbageReport:
-        """Remove blobs no version references and serving layouts of deleted versions."""
+        """Remove blobs no version references, scratch copies of dead registrations, and folders of gone servers.
+
+        A scratch copy goes when its writer's process is gone or it was untouched for an hour.
+        """
         with self.store.reclaiming(wait=True):
             referenced = self._referenced()
             orphans = [digest for digest in self.store.digests() if digest not in referenced]
             freed = self.store.remove(orphans)
-            with database.read_only(self._engine) as conn:
-                live = {
-                    (row.name, row.version, row.digest)
-                    for row in conn.execute(sa.select(t.versions.c.name, t.versions.c.version, t.versions.c.digest))
-                }
-            layouts = self.layouts.remove_stale(live)
-        return GarbageReport(len(orphans), freed, layouts)
+            scratch, scratch_bytes = self.store.remove_stale_parts(older_than=_SCRATCH_AGE)
+        folders = self.servers.reclaim() + remove_old_layouts(self.home / "layouts")
+        return GarbageReport(len(orphans), freed, folders, scratch, scratch_bytes)
 
     def _reclaim(self, digests: set[str], *, wait: bool) -> tuple[int, bool]:
         with self.store.reclaiming(wait=wait) as exclusive:
@@ -334,10 +347,12 @@ class Registry:
         size = sum(item.size for _, stored in listed for item in stored)
         return VerifyReport(len(listed), files, size, tuple(problems))
 
-    def model_dir(self, refs: Sequence[str | ModelRef], *, hold: bool = False) -> Path:
-        """The AZUREML_MODEL_DIR that serves these versions, laid out as Azure ML does, with links (no copies).
+    def model_dir(self, refs: Sequence[str | ModelRef]) -> Path:
+        """A new AZUREML_MODEL_DIR of this process's own serving these versions, laid out as Azure ML does.
 
-        With `hold=True` the folder survives `gc` (even once its versions are deleted) while this process lives.
+        Its files are reflinks or copies of the stored ones, so what a script writes there reaches neither the
+        registry nor another server. It lives until this process exits (`release_model_dir` removes it
+        sooner); folders of processes that are gone are removed here and by `gc`.
         """
         if not refs:
             raise InvalidModelReference("no model given; pass at least one NAME[:VERSION|:ALIAS]")
@@ -345,7 +360,17 @@ class Registry:
         for ref in refs:
             version = self.get(ref)
             chosen.setdefault((version.name, version.version), (version, self.files(version.ref)))
-        return self.layouts.model_dir(list(chosen.values()), hold=hold)
+        self.servers.reclaim()
+        return self.servers.create(list(chosen.values()))
+
+    def release_model_dir(self, model_dir: Path) -> None:
+        """Remove a folder `model_dir` made in this process (its files are gone afterwards)."""
+        folder = model_dir
+        while folder.parent != self.servers.root:
+            if folder == folder.parent:
+                raise InvalidModelReference(f"{model_dir} is not a folder that model_dir() made")
+            folder = folder.parent
+        self.servers.release(folder)
 
     # -- queries -----------------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ def collect_sources(path: Path) -> tuple[str, str, list[SourceFile]]:
     if not path.exists():
         raise _refuse(path, "no such file or folder")
     root = path.resolve()
+    _check_utf8(root, root.name)
     if root.is_file():
         return "file", root.name, [SourceFile(root, root.name, root.stat().st_size)]
     if not root.is_dir():
@@ -65,8 +66,17 @@ def _source_file(root: Path, entry: Path) -> SourceFile:
         raise _refuse(entry, error.strerror or str(error)) from error
     if not stat.S_ISREG(info.st_mode):
         raise _refuse(entry, "not a regular file (a device, socket or pipe)")
-    relative = PurePosixPath(root.name, *entry.relative_to(root).parts)
-    return SourceFile(target, relative.as_posix(), info.st_size)
+    relative = PurePosixPath(root.name, *entry.relative_to(root).parts).as_posix()
+    _check_utf8(entry, relative)
+    return SourceFile(target, relative, info.st_size)
+
+
+def _check_utf8(path: Path, stored: str) -> None:
+    # A name of bytes that are not UTF-8 arrives with lone surrogates, which the database cannot hold.
+    try:
+        stored.encode()
+    except UnicodeEncodeError:
+        raise _refuse(path, "its name is not UTF-8 text; rename it") from None
 
 
 def _raise(error: OSError) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from scorehost.registry.copying import ByteProgress, copy_hashing, hash_file
 from scorehost.registry.durability import flush
+from scorehost.registry.space import NO_ROOM, no_room
 
 __all__ = ["BlobStore", "blob_path", "process_alive"]
 
@@ -52,9 +53,15 @@ class BlobStore:
         """Copy `source` in, hashing as it goes; returns (sha256, size). Identical content is kept once."""
         part = self.tmp / f"{os.getpid()}.{secrets.token_hex(8)}.part"
         try:
-            with open(source, "rb", buffering=0) as reader, open(part, "xb", buffering=0) as writer:
-                digest, size = copy_hashing(reader, writer, progress)
-                os.fchmod(writer.fileno(), _READ_ONLY)
+            try:
+                with open(source, "rb", buffering=0) as reader, open(part, "xb", buffering=0) as writer:
+                    digest, size = copy_hashing(reader, writer, progress)
+                    os.fchmod(writer.fileno(), _READ_ONLY)
+            except OSError as error:
+                if error.errno not in NO_ROOM:
+                    raise
+                part.unlink(missing_ok=True)  # first, so that the free space reported counts its bytes
+                raise no_room(error, part, what=f"storing {source}", needed=source.stat().st_size) from None
             blob = self.path_of(digest)
             if blob.parent not in self._folders:
                 blob.parent.mkdir(exist_ok=True)
@@ -113,7 +120,7 @@ class BlobStore:
         fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
-            self._remove_stale_parts()
+            self.remove_stale_parts()
             yield
         finally:
             os.close(fd)  # closing releases the lock, as does the process dying
@@ -142,11 +149,25 @@ class BlobStore:
                 blob.unlink()
         return freed
 
-    def _remove_stale_parts(self) -> None:
+    def remove_stale_parts(self, older_than: float | None = None) -> tuple[int, int]:
+        """Remove scratch copies whose writer is gone, or (with `older_than`, seconds) untouched that long.
+
+        Returns (files, bytes) removed. A live copy is written to all the time, so its age stays near 0.
+        """
+        removed = freed = 0
+        now = time.time()
         for part in self.tmp.glob("*.part"):
             pid = part.name.split(".", 1)[0]
-            if pid.isdigit() and not process_alive(int(pid)):
-                part.unlink(missing_ok=True)
+            try:
+                found = part.stat()
+            except FileNotFoundError:
+                continue
+            dead = pid.isdigit() and not process_alive(int(pid))
+            if dead or (older_than is not None and now - found.st_mtime > older_than):
+                with contextlib.suppress(FileNotFoundError):
+                    part.unlink()
+                    removed, freed = removed + 1, freed + found.st_size
+        return removed, freed
 
 
 def process_alive(pid: int) -> bool:
