@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from scorehost.host.run_input import RunInput
 
-__all__ = ["ServeSettings", "WorkspaceSettings", "parse_models", "parse_size", "parse_workers"]
+__all__ = ["ControlPlaneSettings", "ServeSettings", "WorkspaceSettings", "parse_models", "parse_size", "parse_workers"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 
@@ -32,6 +32,11 @@ def parse_size(value: object) -> int:
         raise ValueError(f"{value!r} is not a size; write e.g. 100MiB, 10MB or 1048576")
     factor = (1024 if unit.endswith("i") else 1000) ** ("kmgt".index(unit[0]) + 1) if unit else 1
     return int(float(match.group(1)) * factor)
+
+
+def _optional_size(value: object) -> int | None:
+    """`parse_size`, with None or an empty value meaning "no limit"."""
+    return None if value is None or value == "" else parse_size(value)
 
 
 def parse_workers(value: object) -> int:
@@ -56,7 +61,7 @@ class WorkspaceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SCOREHOST_", case_sensitive=False, extra="ignore")
 
     home: Path = Path("~/.scorehost")
-    """The workspace folder (`SCOREHOST_HOME`): registry database, model store, serving layouts."""
+    """The workspace folder (`SCOREHOST_HOME`): registry database, model store, each server's model folder."""
 
     registry_url: str | None = None
     """SQLAlchemy URL of the registry's database (`SCOREHOST_REGISTRY_URL`); default: SQLite in `home`."""
@@ -151,8 +156,32 @@ class ServeSettings(BaseSettings):
     run_input: RunInput = RunInput.AUTO
     """What an undecorated run(data) receives: auto, data or body (`--run-input`)."""
 
+    # Slow clients (http/body_watch.py, http/granian_front.py): how long a request's head and body may take.
+    header_timeout: float = Field(default=10.0, gt=0, le=3600)
+    """Seconds a request's line and headers may take to arrive, which is also how long an idle keep-alive
+    connection stays open; then the connection is closed (`--header-timeout`)."""
+
+    body_timeout: float = Field(default=30.0, gt=0, le=3600)
+    """Seconds a request's body may take to arrive after its headers; then the client gets 408 and the
+    connection is closed (`--body-timeout`)."""
+
     graceful_timeout: float = Field(default=30.0, ge=0)
     """Seconds in-flight requests get to finish on SIGTERM before workers are killed."""
+
+    # Process supervision (http/supervisor.py): what makes the supervisor replace a worker that still runs.
+    heartbeat_timeout: float = Field(default=30.0, ge=0)
+    """Seconds a ready worker may go without a heartbeat (SIGSTOP, C code holding the GIL) before it is killed
+    and replaced; 0 turns the check off, e.g. to attach a debugger (`--heartbeat-timeout`)."""
+
+    max_memory_per_worker: Annotated[int | None, BeforeValidator(_optional_size)] = Field(default=None, gt=0)
+    """A worker whose resident memory (RSS) grows past this, e.g. 2GiB, is replaced gracefully
+    (`--max-memory-per-worker`); unset: no limit."""
+
+    max_requests: int = Field(default=0, ge=0)
+    """Requests after which a worker is replaced gracefully, for scripts that leak (`--max-requests`); 0: never."""
+
+    max_requests_jitter: int = Field(default=0, ge=0)
+    """Up to this many more requests, drawn per worker, so workers do not recycle together (`--max-requests-jitter`)."""
 
     cors_origins: str | None = Field(
         default=None, validation_alias=AliasChoices("SCOREHOST_CORS_ORIGINS", "AML_CORS_ORIGINS")
@@ -206,3 +235,20 @@ class ServeSettings(BaseSettings):
         if self.timeout is not None:
             return self.timeout
         return self.scoring_timeout_ms / 1000 if self.scoring_timeout_ms else 60.0
+
+
+class ControlPlaneSettings(BaseSettings):
+    """The control plane's own limits (`scorehost controlplane start` flags, SCOREHOST_CONTROLPLANE_* variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="SCOREHOST_CONTROLPLANE_", case_sensitive=False, extra="ignore")
+
+    log_max_size: Annotated[int, BeforeValidator(parse_size)] = Field(default=10 * 1024 * 1024, ge=4096)
+    """controlplane.log and gateway.log are rotated past this size, e.g. 10MiB (`--log-max-size`,
+    `SCOREHOST_CONTROLPLANE_LOG_MAX_SIZE`)."""
+
+    log_backups: int = Field(default=5, ge=1, le=100)
+    """Rotated files kept of each log (`--log-backups`, `SCOREHOST_CONTROLPLANE_LOG_BACKUPS`)."""
+
+    restart_backoff_cap: float = Field(default=30.0, gt=0, le=3600)
+    """Most seconds between restarts of a gateway that keeps dying: the delay starts at 1 s and doubles up to
+    this (`SCOREHOST_CONTROLPLANE_RESTART_BACKOFF_CAP`)."""

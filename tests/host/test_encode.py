@@ -235,3 +235,11 @@ def test_unserializable_dict_key() -> None:
 def test_a_function_is_not_serializable() -> None:
     with pytest.raises(ResultNotSerializable, match=r"builtins\.function"):
         encode_result({"f": lambda: None})
+
+
+def test_a_lone_surrogate_is_escaped_as_the_reference_escapes_it() -> None:
+    # "\ud800" is valid JSON text, which Python reads as is: a script may return what it was sent
+    body, content_type = encode_result({"label": "\ud800", "name": "é"})
+    assert content_type == "application/json"
+    assert body == b'{"label":"\\ud800","name":"\\u00e9"}'
+    assert json.loads(body) == {"label": "\ud800", "name": "é"}

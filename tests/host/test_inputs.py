@@ -14,6 +14,7 @@ from scorehost.errors import BodyNotUTF8, InvalidJSON, RequestError, Unsupported
 from scorehost.host.inputs import (
     ScoreRequest,
     build_run_input,
+    nested_too_deeply,
     query_to_json_text,
     typed_payload,
 )
@@ -420,3 +421,21 @@ def test_a_deep_typed_body_is_the_clients_error() -> None:
 def test_a_deep_query_value_is_the_clients_error(rule: RunInputRule) -> None:
     with pytest.raises(InvalidJSON, match="The query parameter 'data' is JSON nested too deeply"):
         build_run_input(rule, get("data=" + DEEP))
+
+
+# --- a run() that parses the body itself (--run-input body) and hits a RecursionError ---------------------
+
+
+def test_nesting_past_half_the_recursion_limit_is_named() -> None:
+    error = nested_too_deeply("[" * 501 + "]" * 501)
+    assert isinstance(error, InvalidJSON)
+    assert str(error).startswith("The body is JSON nested more than 500 levels deep")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 500 + "]" * 500, '["' + "[" * 1000 + '"]', '{"a\\"[[": ' + "[" * 400 + "]" * 400 + "}", "not json ]]]"],
+    ids=["at-the-limit", "brackets-in-a-string", "escaped-quote", "not-json"],
+)
+def test_shallower_text_is_not_blamed(text: str) -> None:
+    assert nested_too_deeply(text) is None

@@ -27,8 +27,9 @@ def power_bi() -> Iterator[Server]:
 
 
 def test_the_worker_says_how_it_calls_run(numpy_model: Server) -> None:
-    assert "input: run() is decorated with @input_schema" in numpy_model.log
-    assert "run() is decorated with @input_schema: it gets data from the JSON body" in numpy_model.log
+    # The worker writes the line after it reports ready: wait for it rather than read the log once.
+    numpy_model.wait_for_log(r"input: run\(\) is decorated with @input_schema")
+    numpy_model.wait_for_log(r"run\(\) is decorated with @input_schema: it gets data from the JSON body")
 
 
 def test_numpy_parameter_is_converted_and_scored(numpy_model: Server) -> None:

@@ -26,7 +26,8 @@ Examples:
 --model serves models from the registry (see `scorehost models --help`): NAME is the latest
 version, NAME:3 a version, NAME:production an alias. One model: AZUREML_MODEL_DIR is its version
 folder, holding the registered file or folder. Several: AZUREML_MODEL_DIR holds NAME/VERSION/...
-for each. Files are linked from the registry's store (hard links), never copied.
+for each. The folder is this server's own (reflinks, or copies where the file system has none), so
+what init() writes there reaches neither the registry nor another server; it goes when the server stops.
 
 \b
 Every option can also come from the environment: SCOREHOST_<OPTION> (e.g. SCOREHOST_WORKERS=4;
@@ -110,6 +111,18 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
 @click.option("--init-timeout", type=float, help="Seconds init() may take before start-up fails.  [default: 600]")
 @click.option("--max-body-size", help="Largest request body, e.g. 100MiB or 10MB; larger gets 413.  [default: 100MiB]")
 @click.option(
+    "--header-timeout",
+    type=float,
+    help="Seconds a request's line and headers may take to arrive (and an idle keep-alive connection stays "
+    "open); then the connection is closed.  [default: 10]",
+)
+@click.option(
+    "--body-timeout",
+    type=float,
+    help="Seconds a request's body may take to arrive after its headers; then 408 and the connection is "
+    "closed.  [default: 30]",
+)
+@click.option(
     "--run-input",
     type=click.Choice(["auto", "data", "body"]),
     help="What run(data) receives: 'data' = JSON text of the body's \"data\" value (documented contract), "
@@ -122,6 +135,28 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
     "characters are regular expressions). Also AML_CORS_ORIGINS.  [default: none, no CORS headers]",
 )
 @click.option("--graceful-timeout", type=float, help="Seconds in-flight requests get on shutdown.  [default: 30]")
+@click.option(
+    "--heartbeat-timeout",
+    type=float,
+    help="Seconds a ready worker may go without a heartbeat (stopped, or stuck in C code that holds the GIL) "
+    "before it is killed and replaced; 0 = never (e.g. under a debugger).  [default: 30]",
+)
+@click.option(
+    "--max-memory-per-worker",
+    metavar="SIZE",
+    help="Replace a worker gracefully once its resident memory passes SIZE, e.g. 2GiB.  [default: no limit]",
+)
+@click.option(
+    "--max-requests",
+    type=int,
+    help="Replace each worker gracefully after this many requests, for scripts that leak; 0 = never.  [default: 0]",
+)
+@click.option(
+    "--max-requests-jitter",
+    type=int,
+    help="Add up to this many requests to --max-requests, drawn per worker, so workers recycle at different "
+    "times.  [default: 0]",
+)
 @click.option(
     "--otlp-endpoint",
     metavar="URL",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import functools
 import json
 import math
 from typing import Any
@@ -40,9 +41,15 @@ def encode_result(value: object, *, nan_as_null: bool = False) -> tuple[bytes, s
         if nan_as_null or b"null" not in body or not _has_non_finite(value):
             return body, JSON
         reason = ""
-    try:  # non-finite floats, and integers beyond 64 bits: only the standard library writes them
-        text = json.dumps(value, default=_convert, ensure_ascii=False, separators=(",", ":"), allow_nan=not nan_as_null)
-        return text.encode(), JSON
+    # Non-finite floats, integers beyond 64 bits and lone surrogates (valid in JSON text, so a script may return
+    # what it read): only the standard library writes them, the surrogates as \ud800 escapes, as the reference does.
+    dumps = functools.partial(json.dumps, value, default=_convert, separators=(",", ":"), allow_nan=not nan_as_null)
+    try:
+        text = dumps(ensure_ascii=False)
+        try:
+            return text.encode(), JSON
+        except UnicodeEncodeError:
+            return dumps(ensure_ascii=True).encode(), JSON
     except (TypeError, ValueError, RecursionError):
         raise ResultNotSerializable(
             f"run() returned a value that cannot be sent as JSON ({reason}). "

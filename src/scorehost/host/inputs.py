@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
@@ -12,7 +14,7 @@ import orjson
 from scorehost.errors import BodyNotUTF8, InvalidJSON, UnsupportedMediaType
 from scorehost.host.run_input import RunInputRule
 
-__all__ = ["ScoreRequest", "build_run_input", "query_to_json_text", "typed_payload"]
+__all__ = ["ScoreRequest", "build_run_input", "nested_too_deeply", "query_to_json_text", "typed_payload"]
 
 # Werkzeug parses these bodies as forms, so the reference's run() sees "" for them.
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -179,6 +181,30 @@ def _dumps(value: object, fast: bool) -> str:
 def _too_deep(what: str) -> InvalidJSON:
     """A value nested deeper than Python's parser and writer go (about a thousand levels): the client's input."""
     return InvalidJSON(f"{what} is JSON nested too deeply to read (over about 1000 levels); send flatter data.")
+
+
+# A JSON string (skipped whole, brackets in it included) or a bracket.
+_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def nested_too_deeply(text: str) -> InvalidJSON | None:
+    """The client's error when `text` nests arrays or objects deeper than half the interpreter's recursion limit
+    (500 levels by default), which a run() that parses the body itself cannot read: asked only once run() has
+    raised RecursionError, so the request path never pays for it."""
+    limit = sys.getrecursionlimit() // 2
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        bracket = match.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > limit:
+                return InvalidJSON(
+                    f"The body is JSON nested more than {limit} levels deep, deeper than run() can read (it raised "
+                    "RecursionError); send flatter data."
+                )
+        elif bracket in "]}":
+            depth -= 1
+    return None
 
 
 def _json_type(value: object) -> str:

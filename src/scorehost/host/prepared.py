@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from scorehost.errors import RunFailed
+from scorehost.host.inputs import nested_too_deeply
+
 __all__ = ["Prepared"]
 
 
@@ -27,7 +30,16 @@ class Prepared:
         self.closes = closes
 
     def call(self) -> object:
-        return self._call(self.value, self.headers)
+        try:
+            return self._call(self.value, self.headers)
+        except RunFailed as failure:
+            # A run() that parses the body itself (--run-input body) and hits a RecursionError on a body nested
+            # deeper than Python reads was given bad input: the client's error (400), not the script's (500).
+            if isinstance(failure.__cause__, RecursionError) and isinstance(self.value, str):
+                too_deep = nested_too_deeply(self.value)
+                if too_deep is not None:
+                    raise too_deep from failure
+            raise
 
     def close(self) -> None:
         if self.closes:

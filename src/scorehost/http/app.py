@@ -26,6 +26,7 @@ from scorehost.host.prepared import Prepared
 from scorehost.http.batching.calls import BatchCalls
 from scorehost.http.batching.loop import LoopBatcher
 from scorehost.http.batching.threads import ThreadBatcher
+from scorehost.http.body_watch import BodyWatch
 from scorehost.http.cors import CorsPolicy
 from scorehost.http.docs_page import DocsPage
 from scorehost.http.gate import RunGate
@@ -79,8 +80,10 @@ class ScoringApp:
         spans: SpanExporter | None = None,
         debug_errors: bool = False,
         nan_as_null: bool = False,
+        body_watch: BodyWatch | None = None,
     ) -> None:
         self.gate = gate
+        self.body_watch = body_watch  # ends body reads past the body timeout (granian's reader has none)
         self.metrics = metrics
         # Made when a script with run_batch() is attached: the same batches, run from a worker's request threads
         # (`respond_later`) or from an event loop (`respond_async`, a Ray replica).
@@ -381,7 +384,14 @@ class ScoringApp:
         return 200, [("content-type", content_type), ("content-length", str(len(encoded)))], encoded
 
     def _request(self, exchange: Exchange) -> ScoreRequest:
-        return score_request(exchange.environ, self.max_body_size, raw=self._score_methods is RAW_METHODS)
+        return score_request(
+            exchange.environ,
+            self.max_body_size,
+            raw=self._score_methods is RAW_METHODS,
+            watch=self.body_watch,
+            started=exchange.started,
+            answer_headers=exchange.headers,
+        )
 
     def _loaded(self) -> EntryScript:
         script = self.script

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from scorehost.config import ServeSettings
 from scorehost.host.entry import EntryScript
 from scorehost.http.app import ScoringApp
+from scorehost.http.body_watch import BodyWatch
 from scorehost.http.docs_page import DocsPage
 from scorehost.http.gate import RunGate
 from scorehost.http.metrics import ServerMetrics
@@ -46,6 +47,7 @@ def scoring_app_for(settings: ServeSettings, gate: RunGate, access_log: AccessLo
         spans=SpanExporter(settings.otlp_endpoint, settings.service_name) if settings.otlp_endpoint else None,
         debug_errors=settings.debug_errors,
         nan_as_null=settings.nan_as_null,
+        body_watch=BodyWatch(settings.body_timeout),
     )
 
 

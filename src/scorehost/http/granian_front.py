@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import socket
 import threading
 import time
@@ -19,6 +20,8 @@ from typing import Any
 
 from granian import _futures, _granian
 from granian.http import HTTP1Settings
+
+from scorehost.http.body_watch import PROTOCOL_KEY
 
 __all__ = ["GranianFront", "LaterResponder", "Responder"]
 
@@ -38,6 +41,11 @@ WorkerSignal: Any = _granian.WorkerSignal
 
 # granian listen()s again on the socket it is given: the same backlog as sockets.py binds with, not smaller.
 LISTEN_BACKLOG = 2048
+# granian holds a permit per open connection and accepts no more once they are taken: its default (512) let 520
+# clients that trickle headers lock everyone else out until the header timeout. Connections cost Rust little
+# memory, so the cap is what the descriptor limit allows, keeping some descriptors for the script.
+MAX_CONNECTIONS = 65536
+_SPARE_DESCRIPTORS = 256
 # A request that reaches a Python thread sooner than this after the thread's last one was waiting for it: the
 # worker has a backlog. Measured here: 2-10 µs when waiting, 60 µs and more from a client's next request.
 BACKLOG_GAP_S = 20e-6
@@ -56,7 +64,8 @@ class GranianFront:
         *,
         python_threads: int,
         respond_later: LaterResponder | None = None,
-        backpressure: int = 512,
+        header_timeout: float = 10.0,
+        max_connections: int | None = None,
     ) -> None:
         self.shutdown_signal = WorkerSignal()
         self._stopped = threading.Event()
@@ -70,7 +79,8 @@ class GranianFront:
             raise ValueError("GranianFront needs respond or respond_later")
         self._loop = asyncio.new_event_loop()  # required by the scheduler's signature; WSGI never runs it
         self._scheduler = _new_cbscheduler(self._loop, runner, impl_asyncio=False)
-        self._worker = _WSGIWorker(*_worker_arguments(sock, uds, python_threads, backpressure))
+        connections = max_connections or connection_limit()
+        self._worker = _WSGIWorker(*_worker_arguments(sock, uds, python_threads, connections, header_timeout))
         self._serve = self._worker.serve_mtr_uds if uds else self._worker.serve_mtr
 
     def start(self) -> None:
@@ -86,7 +96,23 @@ class GranianFront:
         return self._stopped.wait(timeout)
 
 
-def _worker_arguments(sock: socket.socket, uds: bool, python_threads: int, backpressure: int) -> tuple[Any, ...]:
+def connection_limit() -> int:
+    """How many connections a worker holds open at once: what the descriptor limit allows, raised to its hard
+    limit first (a common soft limit of 1024 would otherwise cap it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, MAX_CONNECTIONS + _SPARE_DESCRIPTORS)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    return max(64, min(MAX_CONNECTIONS, soft - _SPARE_DESCRIPTORS))
+
+
+def _worker_arguments(
+    sock: socket.socket, uds: bool, python_threads: int, connections: int, header_timeout: float
+) -> tuple[Any, ...]:
     """The arguments of granian's WSGI worker."""
     return (
         1,  # worker id, for granian's own logs
@@ -96,9 +122,10 @@ def _worker_arguments(sock: socket.socket, uds: bool, python_threads: int, backp
         512,  # Rust blocking threads
         python_threads,
         30,  # seconds before an idle Python thread is retired
-        backpressure,  # requests admitted at once; the rest wait in the socket
+        connections,  # connections open at once; the rest wait in the socket's backlog
         "1",  # HTTP/1.1
-        HTTP1Settings(),
+        # hyper's header timeout runs from the end of the previous request: it bounds idle keep-alive too.
+        HTTP1Settings(header_read_timeout=max(1, round(header_timeout * 1000))),
         None,  # no HTTP/2
         None,  # no static files
         False,  # no TLS: terminate it in a proxy
@@ -131,6 +158,7 @@ class _Chunks:
 def _runner(respond: Responder) -> Callable[[Any, dict[str, Any]], int]:
     # granian's own runner copies os.environ into every request's environ; the app needs only the request.
     def run(proto: Any, environ: dict[str, Any]) -> int:
+        environ[PROTOCOL_KEY] = proto  # the body watch answers a stalled read's request on it
         try:
             answer = respond(environ)
         except Exception:
@@ -148,6 +176,7 @@ def _later_runner(respond: LaterResponder) -> Callable[[Any, dict[str, Any]], in
 
     def run(proto: Any, environ: dict[str, Any]) -> int:
         own = threading.get_ident()
+        environ[PROTOCOL_KEY] = proto
         environ["scorehost.backlogged"] = time.perf_counter() - left[0] < BACKLOG_GAP_S
 
         def send(answer: Answer) -> None:

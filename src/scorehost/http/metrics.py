@@ -18,7 +18,7 @@ __all__ = ["ROUTES", "RESTART_CAUSES", "ServerMetrics"]
 
 ROUTES = frozenset({"/score", "/", "/live", "/ready", "/swagger.json", "/docs", "/metrics"})
 _BATCH = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
-RESTART_CAUSES = ("exit", "signal", "oom", "deadline")
+RESTART_CAUSES = ("exit", "signal", "oom", "deadline", "hung", "memory", "recycle")
 
 
 class ServerMetrics:
@@ -77,7 +77,8 @@ class ServerMetrics:
         self.restarts = Counter(
             "scorehost_worker_restarts",
             "Workers replaced, by cause: exit (an exit code), signal, oom (the kernel's out-of-memory killer), "
-            "deadline (a run() that never returned).",
+            "deadline (a run() that never returned), hung (no heartbeat: stopped, or C code holding the GIL), "
+            "memory (past --max-memory-per-worker), recycle (--max-requests, planned).",
             ["cause"],
             registry=registry,
         )

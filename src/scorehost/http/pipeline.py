@@ -19,8 +19,10 @@ import orjson
 from scorehost import __version__
 from scorehost.errors import (
     HeaderFieldsTooLarge,
+    IncompleteBody,
     PayloadTooLarge,
     QueueTimeout,
+    RequestTimeout,
     RunFailed,
     ScorehostError,
     ScoringTimeout,
@@ -56,6 +58,7 @@ MAX_TARGET = 4094
 MAX_HEADER_FIELD = 8190
 _NEAR_FIELD_LIMIT = MAX_HEADER_FIELD - 256  # values past it are checked exactly, with their names
 INTERNAL_ERROR_MESSAGE = "An unexpected internal error occurred. Check the logs for more info."
+_CLOSES = (PayloadTooLarge, IncompleteBody, RequestTimeout)
 
 
 class Exchange:
@@ -170,7 +173,7 @@ class Pipeline:
         if isinstance(error, RunFailed) and not self.debug_errors:
             message = RUN_FAILED_MESSAGE
         extra: Headers = []
-        if isinstance(error, PayloadTooLarge):
+        if isinstance(error, _CLOSES):  # what is left of the body on the connection is not read
             extra.append(("connection", "close"))
         elif isinstance(error, ServiceUnavailable):
             extra.append(("retry-after", "1"))

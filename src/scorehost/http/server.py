@@ -11,7 +11,7 @@ from scorehost.errors import InvalidModelReference, RegistryError, ScorehostErro
 from scorehost.host.entry import EntryScript
 from scorehost.host.loader import resolve_script
 from scorehost.host.run_input import decide_run_input, find_run_decorator
-from scorehost.http.cors import CorsPolicy
+from scorehost.http.preflight import settings_problem
 from scorehost.http.registered import ServedModels, lay_out_models, parse_model_refs
 from scorehost.http.startup import load_and_init
 from scorehost.http.supervisor import Supervisor
@@ -37,14 +37,9 @@ def serve(settings: ServeSettings) -> int:
         logger.error("%s", error)
         return EXIT_BOOT_FAILED
     settings = settings.model_copy(update={"entry_script": script_path})
-    try:
-        CorsPolicy.parse(settings.cors_origins)
-    except ValueError as error:
-        logger.error("--cors-origins / AML_CORS_ORIGINS: %s", error)
-        return 2
-    conflict = settings.model_source_conflict()
-    if conflict is not None:
-        logger.error("%s", conflict)
+    problem = settings_problem(settings)  # once here, before any worker could fail on it again and again
+    if problem is not None:
+        logger.error("%s", problem)
         return 2
     served: ServedModels | None = None
     if settings.models:

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,26 +21,38 @@ from scorehost.errors import ScriptLoadError
 from scorehost.host.batch import declared_batch_size
 from scorehost.host.entry import EntryScript
 from scorehost.http.factory import run_gate_for, scoring_app_for
-from scorehost.http.granian_front import GranianFront
+from scorehost.http.granian_front import GranianFront, LaterResponder, Responder
+from scorehost.http.lifeline import Lifeline
+from scorehost.http.recycle import RequestBudget
 from scorehost.http.startup import load_and_init
 from scorehost.telemetry.logs import AccessLog
 
-__all__ = ["EXIT_BOOT_FAILED", "EXIT_STUCK", "run_worker"]
+__all__ = ["EXIT_BOOT_FAILED", "EXIT_SETUP_FAILED", "EXIT_STUCK", "run_worker"]
 
 EXIT_BOOT_FAILED = 3  # the reference's code for "worker failed to boot"
 EXIT_STUCK = 75  # EX_TEMPFAIL: replace me, a run() never returned
+EXIT_SETUP_FAILED = 78  # EX_CONFIG: the worker could not set itself up from the settings
 _STUCK_DRAIN = 2.0  # seconds a stuck worker gives its other requests before it exits
 
 logger = logging.getLogger("scorehost.worker")
 
 
-def run_worker(settings: ServeSettings, sock: socket.socket, script: EntryScript | None, status_fd: int) -> NoReturn:
+def run_worker(
+    settings: ServeSettings, sock: socket.socket, script: EntryScript | None, status_fd: int, lifeline: Lifeline
+) -> NoReturn:
     """Serve until told to stop; never returns. `script` is the preloaded host, or None to load it here."""
     code = 1
     worker = None
     try:
-        worker = _Worker(settings, sock, script, status_fd)
-        code = worker.serve()
+        try:
+            worker = _Worker(settings, sock, script, status_fd, lifeline)
+        except Exception as error:
+            # Every worker would fail the same way, every time: the supervisor must hear it, not restart it.
+            logger.exception("worker set-up failed")
+            _report(status_fd, "setup_failed", message=f"{type(error).__name__}: {error}")
+            code = EXIT_SETUP_FAILED
+        else:
+            code = worker.serve()
     except BaseException:
         logger.exception("worker crashed")
     finally:
@@ -56,9 +69,17 @@ def run_worker(settings: ServeSettings, sock: socket.socket, script: EntryScript
 
 
 class _Worker:
-    def __init__(self, settings: ServeSettings, sock: socket.socket, script: EntryScript | None, status_fd: int):
+    def __init__(
+        self,
+        settings: ServeSettings,
+        sock: socket.socket,
+        script: EntryScript | None,
+        status_fd: int,
+        lifeline: Lifeline,
+    ) -> None:
         self.settings = settings
         self.status_fd = status_fd
+        self.lifeline = lifeline
         self.exit_code = 0
         self.gate = run_gate_for(settings, self._on_stuck)
         self.app = scoring_app_for(settings, self.gate, AccessLog(settings.log_format))
@@ -67,15 +88,24 @@ class _Worker:
         # waiting /score requests under their deadline. Each costs fast models throughput in GIL hand-offs
         # (docs/serving.md), so there are none unless asked for.
         python_threads = settings.threads + settings.spare_threads
+        respond: Responder = self.app.respond
+        respond_later: LaterResponder = self.app.respond_later
+        if settings.max_requests:  # counted only when asked for: a call more per request
+            budget = RequestBudget(settings.max_requests, settings.max_requests_jitter, self._recycle_due)
+            respond, respond_later = budget.counting(respond), budget.counting_later(respond_later)
+        header_timeout = settings.header_timeout
         if batches(settings, script):  # answers may come from the thread that runs a batch (http/batching/threads.py)
-            self.front = GranianFront(None, sock, python_threads=python_threads, respond_later=self.app.respond_later)
+            self.front = GranianFront(
+                None, sock, python_threads=python_threads, respond_later=respond_later, header_timeout=header_timeout
+            )
         else:
-            self.front = GranianFront(self.app.respond, sock, python_threads=python_threads)
+            self.front = GranianFront(respond, sock, python_threads=python_threads, header_timeout=header_timeout)
 
     def serve(self) -> int:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self.front.stop())
+        self.lifeline.start_heartbeat(self._orphaned)
         if self.preloaded is None:
             # Every run() slot is taken before the first request can arrive, so requests wait behind loading;
             # liveness and readiness answer meanwhile. init() runs on the main thread, as with --preload.
@@ -126,10 +156,30 @@ class _Worker:
         sys.stderr.flush()
         os._exit(EXIT_STUCK)
 
+    def _recycle_due(self, requests: int) -> None:
+        # The supervisor sends SIGTERM when no other worker is being replaced; until then this one keeps serving.
+        self._report("recycle", requests=str(requests))
+
+    def _orphaned(self) -> None:
+        logger.warning(
+            "the supervisor (pid %d) is gone: this worker (pid %d) finishes its in-flight requests and exits",
+            self.lifeline.supervisor,
+            os.getpid(),
+        )
+        self.front.stop()
+        # A drain that never ends (a stuck run()) must not keep an unsupervised worker serving.
+        timer = threading.Timer(self.settings.graceful_timeout + 1, os._exit, args=(1,))
+        timer.daemon = True
+        timer.start()
+
     def _report(self, event: str, **fields: str) -> None:
-        """Tell the supervisor something, as one JSON line on this worker's status pipe."""
-        with contextlib.suppress(OSError):  # the supervisor is gone: nothing to tell
-            os.write(self.status_fd, orjson.dumps({"event": event, **fields}) + b"\n")
+        _report(self.status_fd, event, **fields)
+
+
+def _report(status_fd: int, event: str, **fields: str) -> None:
+    """Tell the supervisor something, as one JSON line on this worker's status pipe."""
+    with contextlib.suppress(OSError):  # the supervisor is gone: nothing to tell
+        os.write(status_fd, orjson.dumps({"event": event, **fields}) + b"\n")
 
 
 def batches(settings: ServeSettings, script: EntryScript | None) -> bool:

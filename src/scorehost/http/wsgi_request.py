@@ -1,5 +1,13 @@
-"""A WSGI request as the host sees it (`ScoreRequest`): its body read within the limit, its headers as
-`request_headers` shows them, and, for a `@rawhttp` run(), Werkzeug's request object made on demand."""
+"""A WSGI request as the host sees it (`ScoreRequest`): its body read within the limit and the body timeout,
+and whole (a body cut short or badly chunked is refused), its headers as `request_headers` shows them, and, for a
+`@rawhttp` run(), Werkzeug's request object made on demand.
+
+granian's body reader never raises: a body that ends early (the client closed its side, or sent a bad chunk) reads
+as if it were whole. A body with a Content-Length is checked against it. A chunked body is read in one call,
+which granian answers with nothing at all when the framing failed, so a chunked body that reads empty is refused:
+the one kind of request this refuses that is not broken is an empty body sent chunked, which no client library
+sends for an empty body (they send `Content-Length: 0`).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +17,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from scorehost.compat.aml_request import AMLRequest
-from scorehost.errors import PayloadTooLarge
+from scorehost.errors import IncompleteBody, PayloadTooLarge, RequestTimeout, ScorehostError
 from scorehost.host.inputs import ScoreRequest
+from scorehost.http.body_watch import PROTOCOL_KEY, BodyWatch, timeout_message
 from scorehost.http.raw import raw_request
 
 __all__ = ["DRAIN_MAX_BYTES", "DRAIN_MAX_SECONDS", "EnvironHeaders", "score_request"]
@@ -22,9 +31,30 @@ DRAIN_MAX_SECONDS = 10.0
 _CHUNK = 1 << 16
 
 
-def score_request(environ: dict[str, Any], max_body_size: int, *, raw: bool) -> ScoreRequest:
-    """The request `EntryScript.prepare()` takes; PayloadTooLarge past `max_body_size` (the rest then drained)."""
-    body = _read_body(environ, max_body_size)
+def score_request(
+    environ: dict[str, Any],
+    max_body_size: int,
+    *,
+    raw: bool,
+    watch: BodyWatch | None = None,
+    started: float | None = None,
+    answer_headers: list[tuple[str, str]] | None = None,
+) -> ScoreRequest:
+    """The request `EntryScript.prepare()` takes: PayloadTooLarge past `max_body_size` (the rest then drained),
+    IncompleteBody for a body cut short, RequestTimeout when `watch` stopped the read (the request arrived at
+    `started`; the watch's own 408 carries `answer_headers`)."""
+    if watch is None or PROTOCOL_KEY not in environ:  # only the granian front can answer early, and needs to
+        body = _read_body(environ, max_body_size)
+    else:
+        slot = watch.begin(environ, time.monotonic() if started is None else started, answer_headers or [])
+        try:
+            body = _read_body(environ, max_body_size)
+        except ScorehostError:  # a read the watch stopped ends short: a timeout, not a broken body
+            if slot.end():
+                raise RequestTimeout(timeout_message(watch.timeout)) from None
+            raise
+        if slot.end():
+            raise RequestTimeout(timeout_message(watch.timeout))
     request = ScoreRequest(
         method=environ["REQUEST_METHOD"],
         body=body,
@@ -78,7 +108,26 @@ def _read_body(environ: Mapping[str, Any], limit: int) -> bytes:
         if size > limit:
             _drain(stream, size)
             raise _too_large(limit)
-        return bytes(stream.read(size)) if size else b""
+        if not size:
+            return b""
+        body = bytes(stream.read(size))
+        if len(body) < size:  # granian's reader returns what came before the connection ended
+            raise IncompleteBody(
+                f"The body ended after {len(body)} of the {size} bytes its Content-Length announced; send it whole."
+            )
+        return body
+    if PROTOCOL_KEY in environ:  # granian: a chunked body, read whole, or nothing if its framing failed
+        if "HTTP_TRANSFER_ENCODING" not in environ:
+            return b""  # no Content-Length and not chunked: HTTP/1.1 requests without a body
+        body = bytes(stream.read())
+        if not body:
+            raise IncompleteBody(
+                "The chunked body ended before its last chunk, has a malformed chunk, or is empty; send it "
+                "whole (an empty body with Content-Length: 0)."
+            )
+        if len(body) > limit:
+            raise _too_large(limit)
+        return body
     chunks: list[bytes] = []
     size = 0
     while chunk := stream.read(_CHUNK):  # a chunked body, counted as it arrives
