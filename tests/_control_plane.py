@@ -6,6 +6,7 @@ SQLite are real.
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,13 @@ from scorehost.registry import database
 
 TOKEN = "test-token-0123456789"
 GATEWAY = "http://127.0.0.1:5080"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on at the moment (for a gateway, which needs a fixed one)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 class RecordingDeployer:

@@ -221,6 +221,11 @@ class Client:
             ) from None
         return _api_result(response)
 
+    def status(self) -> dict[str, Any]:
+        """Every process the control plane owns: itself, its gateway and each deployment generation (pid, alive,
+        state, restarts, last cause)."""
+        return dict(self._call("GET", "/api/v1/status"))
+
     # endpoints
     def list_endpoints(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/api/v1/endpoints"))

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,7 +44,10 @@ def control_plane() -> Iterator[int]:
 
 def test_a_user_session(control_plane: int) -> None:
     port = control_plane
-    assert scorehost("controlplane", "status").stdout.startswith("running: API http://127.0.0.1:")
+    status = scorehost("controlplane", "status").stdout
+    assert status.startswith("running: API http://127.0.0.1:")
+    assert "control plane" in status
+    assert "gateway" in status
     assert scorehost("endpoints", "create", "mnist").stdout.splitlines() == [
         f"created mnist: http://127.0.0.1:{port}/endpoints/mnist/score",
         "keys: `scorehost endpoints keys mnist`",
@@ -119,3 +123,33 @@ def test_deployments_create_help_explains_the_backends() -> None:
     for flag in ("--backend [local|ray]", "--ray-address", "--min-replicas", "--max-queued", "--num-cpus"):
         assert flag in shown
     assert "scorehost[ray]" in shown
+
+
+def test_an_update_superseded_by_a_later_one_is_told_at_once(control_plane: int, tmp_path: Path) -> None:
+    """Issue 16.15: the update that lost waited its whole --timeout, then failed with "not ready (state ready)"."""
+    scripts = WHOAMI.parent
+    scorehost("deployments", "create", "mnist", "blue", "--script", str(WHOAMI / "score.py"), code=1)  # no endpoint
+    scorehost("endpoints", "create", "mnist", "--auth", "none")
+    scorehost("deployments", "create", "mnist", "blue", "--script", str(WHOAMI / "score.py"))
+    slow = subprocess.Popen(  # its init() waits for a file that never comes
+        [sys.executable, "-m", "scorehost", "deployments", "update", "mnist", "blue", "--timeout", "150"]
+        + ["--script", str(scripts / "waits_in_init.py"), "--code-dir", str(scripts)]
+        + ["--env", f"RELEASE_INIT={tmp_path / 'never'}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while json.loads(scorehost("deployments", "list", "mnist", "--json").stdout)[0]["generation"] != 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        winner = scorehost("deployments", "update", "mnist", "blue", "--script", str(WHOAMI / "score.py"))
+        assert winner.stdout == "mnist/blue generation 3: ready\n"
+        _, stderr = slow.communicate(timeout=30)  # at once, not after its --timeout of 150 s
+    finally:
+        slow.kill()
+    assert slow.returncode == 1
+    assert "mnist/blue generation 2 was superseded by generation 3 (a later update)" in stderr
+    [listed] = json.loads(scorehost("deployments", "list", "mnist", "--json").stdout)
+    assert (listed["generation"], listed["serving_generation"], listed["status"]["state"]) == (3, 3, "ready")

@@ -26,7 +26,7 @@ from scorehost.deploy.backends import (
     LocalBackend,
     LogSettings,
 )
-from scorehost.deploy.backends.local import serve_flags
+from scorehost.deploy.backends.local import serve_environment
 from scorehost.deploy.backends.local_generation import Generation
 from scorehost.deploy.backends.local_process import TOKEN_VARIABLE, kill_leftovers
 from scorehost.deploy.backends.logfiles import last_lines
@@ -288,13 +288,13 @@ def test_adopting_a_dead_or_foreign_process_gives_none(make_backend: Callable[..
     forged = DeploymentRecord("local", "mnist", "blue", 1, {"token": "0" * 32})
     assert after.adopt(forged) is None
     assert score(url).status_code == 200
-    # The supervisor dies while no control plane watches: its two workers live on, holding the port.
+    # The supervisor dies while no control plane watches: its workers follow it (they watch their supervisor),
+    # and adopt() kills any that are slow to, so a restart finds the socket free.
     supervisor = pid_of(handle)
     os.kill(supervisor, signal.SIGKILL)
     wait_until(lambda: supervisor not in ours())
-    assert len(ours()) == 2
     assert after.adopt(record) is None
-    wait_until(lambda: ours() == [])  # the orphaned workers were killed, so a restart finds the port free
+    wait_until(lambda: ours() == [])
     wait_until(lambda: socket_closed(url), timeout=2)
 
 
@@ -371,17 +371,30 @@ def test_wait_ready_times_out_with_a_clear_message(make_backend: Callable[..., L
     assert score(backend.targets(handle)[0]).json() == "initialised"
 
 
-def test_serve_options_become_flags_and_the_backends_own_are_refused() -> None:
-    assert serve_flags({"timeout": 5, "preload": True, "run_input": "data", "cors_origins": ["a", "b"]}) == [
-        "--timeout",
-        "5",
-        "--preload",
-        "--run-input",
-        "data",
-        "--cors-origins",
-        "a,b",
-    ]
-    assert serve_flags({"preload": False}) == ["--no-preload"]
-    for owned in ("port", "workers", "model", "home"):
-        with pytest.raises(InvalidSpec, match="set by the deployment"):
-            serve_flags({owned: 1})
+def test_serve_options_become_variables_that_no_key_can_turn_into_a_flag() -> None:
+    assert serve_environment(
+        {"timeout": 5, "preload": True, "run_input": "data", "cors_origins": ["a", "b"], "max_body_size": "1MiB"}
+    ) == {
+        "SCOREHOST_TIMEOUT": "5.0",
+        "SCOREHOST_PRELOAD": "true",
+        "SCOREHOST_RUN_INPUT": "data",
+        "SCOREHOST_CORS_ORIGINS": "a,b",
+        "SCOREHOST_MAX_BODY_SIZE": "1048576",
+    }
+    assert serve_environment({"preload": False, "scoring_timeout_ms": 100}) == {
+        "SCOREHOST_PRELOAD": "false",
+        "SCORING_TIMEOUT_MS": "100",  # the field's own variable
+    }
+    # A spec stored before options were checked at the API: refused again here, so the generation fails saying why.
+    for smuggled in ({"workers=3": True}, {"uds": "@name"}, {"port": 1}, {"timeout": "5 --workers 3"}):
+        with pytest.raises(InvalidSpec, match="serve option|is not a serve option"):
+            serve_environment(smuggled)
+
+
+def test_a_smuggled_option_in_a_stored_spec_fails_the_generation_with_the_reason(
+    make_backend: Callable[..., LocalBackend],
+) -> None:
+    backend = make_backend()
+    with pytest.raises(InvalidSpec, match="'workers=3' is not a serve option"):
+        backend.start(spec("echo.py", serve_options={"workers=3": True}), 1)
+    assert ours() == []

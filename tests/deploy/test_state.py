@@ -123,4 +123,48 @@ def test_the_deploy_tables_share_the_registry_database(tmp_path: Path) -> None:
         registry.register("m", model)
     with sqlite3.connect(home / "registry.db") as db:
         versions = dict(db.execute("SELECT key, value FROM schema_info").fetchall())
-    assert versions == {"schema_version": "2", "deploy_schema_version": "1"}
+    assert versions["deploy_schema_version"] == "2"
+    assert "schema_version" in versions  # the registry's own, kept beside ours
+
+
+def test_declared_and_serving_generations_are_kept_apart(state: DeployState, tmp_path: Path) -> None:
+    """An update declares generation 2; generation 1 serves until 2 becomes ready, and a failure of 2 is kept."""
+    state.create_endpoint(EndpointSpec("mnist"))
+    first = state.put_deployment(_spec(tmp_path), create=True)
+    assert (first.generation, first.serving_generation, first.serving_spec) == (1, None, None)
+    state.mark_serving(first.spec, 1)
+    second = state.put_deployment(_spec(tmp_path, instances=2), create=False)
+    state.mark_failed("mnist", "blue", 2, "init() raised")
+    record = state.deployment("mnist", "blue")
+    assert (record.generation, record.serving_generation, record.declared_failure) == (2, 1, "init() raised")
+    assert record.serving_spec == first.spec  # what a restart starts again, not the declared spec
+    assert record.to_json()["serving_generation"] == 1
+    assert record.to_json()["failure"] == "init() raised"
+    state.mark_serving(first.spec, 0)  # an older generation never replaces a newer one
+    state.mark_failed("mnist", "blue", 1, "too old")  # nor does the failure of one older than what serves
+    assert state.deployment("mnist", "blue").serving_generation == 1
+    state.mark_serving(second.spec, 2)
+    record = state.deployment("mnist", "blue")
+    assert (record.serving_generation, record.declared_failure, record.failure) == (2, None, None)
+    state.put_deployment(_spec(tmp_path, "green"), create=True)
+    state.set_traffic("mnist", Traffic({"blue": 100}))
+    state.delete_endpoint("mnist")
+    state.create_endpoint(EndpointSpec("mnist"))
+    assert state.put_deployment(_spec(tmp_path), create=True).serving_generation is None  # nothing left behind
+
+
+def test_a_version_1_workspace_gains_the_serving_table(tmp_path: Path) -> None:
+    from scorehost.deploy import state as module
+
+    path = tmp_path / "registry.db"
+    engine = database.connect(f"sqlite:///{path}")
+    database.migrate(engine)
+    database.migrate(engine, key="deploy_schema_version", steps=module.MIGRATIONS[:1], what="endpoints")
+    engine.dispose()
+    engine = database.connect(f"sqlite:///{path}")
+    state = DeployState(engine)
+    state.create_endpoint(EndpointSpec("mnist"))
+    record = state.put_deployment(_spec(tmp_path), create=True)
+    state.mark_serving(record.spec, 1)
+    assert state.deployment("mnist", "blue").serving_generation == 1
+    engine.dispose()

@@ -121,16 +121,29 @@ def show_endpoint(name: str, home: Path | None, as_json: bool) -> None:
         [
             d["name"],
             str(endpoint["traffic"].get(d["name"], 0)),
-            str(d["generation"]),
+            _generations(d),
             d["status"].get("state", "?"),
             ",".join(d["models"]) or "-",
-            d["status"].get("error") or "",
+            _error(d),
         ]
         for d in endpoint.get("deployments", [])
     ]
     if rows:
         click.echo("")
         _show_table(["DEPLOYMENT", "TRAFFIC %", "GENERATION", "STATE", "MODELS", "ERROR"], rows)
+
+
+def _generations(deployment: dict[str, Any]) -> str:
+    """`2`, or `2 (serving 1)` while the declared generation is not the one that serves."""
+    declared = deployment["generation"]
+    serving = deployment.get("status", {}).get("serving_generation", deployment.get("serving_generation"))
+    return str(declared) if serving in (None, declared) else f"{declared} (serving {serving})"
+
+
+def _error(deployment: dict[str, Any]) -> str:
+    """Why the declared generation cannot start: as the controller says now, else as last recorded."""
+    error = str(deployment["status"].get("error") or deployment.get("failure") or "")
+    return error.splitlines()[0] if error else ""  # the log lines that follow: `deployments show`
 
 
 @endpoints_group.command("delete")
@@ -201,7 +214,12 @@ def _wait_ready(client: Client, endpoint: str, name: str, generation: int, timeo
         while True:
             deployment = client.get_deployment(endpoint, name)
             status = deployment["status"]
-            current = status.get("generation", deployment["generation"])
+            if deployment["generation"] > generation:  # another update came after ours: we would wait forever
+                raise click.ClickException(
+                    f"{endpoint}/{name} generation {generation} was superseded by generation "
+                    f"{deployment['generation']} (a later update); `scorehost deployments show {endpoint} {name}`"
+                )
+            current = status.get("serving_generation", status.get("generation", deployment["generation"]))
             if status.get("state") == "ready" and current == generation:
                 return deployment
             if status.get("error") and (status.get("state") == "failed" or current != generation):
@@ -352,15 +370,16 @@ def list_deployments(endpoint: str, home: Path | None, as_json: bool) -> None:
     rows = [
         [
             d["name"],
-            str(d["generation"]),
+            _generations(d),
             d["status"].get("state", "?"),
             d.get("backend", "local"),
             _scale(d),
             ",".join(d["models"]) or "-",
+            _error(d),
         ]
         for d in deployments
     ]
-    _show_table(["NAME", "GENERATION", "STATE", "BACKEND", "INSTANCES", "MODELS"], rows)
+    _show_table(["NAME", "GENERATION", "STATE", "BACKEND", "INSTANCES", "MODELS", "ERROR"], rows)
 
 
 def _scale(deployment: dict[str, Any]) -> str:
@@ -377,7 +396,8 @@ def _scale(deployment: dict[str, Any]) -> str:
 @home_option
 @_errors
 def show_deployment(endpoint: str, name: str, home: Path | None) -> None:
-    """Show deployment NAME: its declaration and each instance's state (JSON)."""
+    """Show deployment NAME: its declaration (`generation`), the generation that serves (`serving_generation`),
+    why the declared one failed, if it did, and each instance's state (JSON)."""
     with _client(home) as client:
         echo_json(client.get_deployment(endpoint, name))
 

@@ -13,10 +13,26 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from scorehost.config import ServeSettings
 from scorehost.errors import InvalidSpec
 from scorehost.registry.names import parse_ref
 
-__all__ = ["BACKENDS", "AuthMode", "DeploymentSpec", "EndpointSpec", "RayOptions", "Traffic", "check_resource_name"]
+__all__ = [
+    "BACKENDS",
+    "OWNED_SERVE_OPTIONS",
+    "AuthMode",
+    "DeploymentSpec",
+    "EndpointSpec",
+    "RayOptions",
+    "Traffic",
+    "check_environment",
+    "check_resource_name",
+    "check_serve_options",
+    "serve_settings_of",
+]
 
 # Endpoint and deployment names appear in URLs, file names and process titles: Azure's own rule
 # (3-32 characters, letters, digits and '-', starting with a letter, not ending with '-').
@@ -77,6 +93,10 @@ class RayOptions:
     model_store: str | None = None  # where the nodes see the workspace's model store; default: the same path
 
     def __post_init__(self) -> None:
+        for name in ("address", "ingress", "model_store"):
+            value = getattr(self, name)
+            if not (isinstance(value, str) or (value is None and name != "address")):
+                raise InvalidSpec(f"the Ray option {name} must be a string, not {type(value).__name__}")
         if not _ADDRESS.fullmatch(self.address) or not 0 < int(self.address.rsplit(":", 1)[1]) < 65536:
             raise InvalidSpec(
                 f"{self.address!r} is not a Ray cluster address: give HOST:PORT of its head (--ray-address)"
@@ -163,9 +183,7 @@ class DeploymentSpec:
             raise InvalidSpec(f"the script {script} is outside the code folder {code_dir}; pass --code-dir")
         object.__setattr__(self, "code_dir", code_dir)
         object.__setattr__(self, "script", script)
-        for key in self.environment:
-            if not key or "=" in key or "\0" in key:
-                raise InvalidSpec(f"{key!r} is not an environment variable name")
+        check_environment(self.environment)
         if self.serve_options.get("debug_errors") or self.environment.get("SCOREHOST_DEBUG_ERRORS", "").lower() in (
             "1",
             "true",
@@ -200,11 +218,77 @@ class DeploymentSpec:
             code_dir=Path(data["code_dir"]),
             models=tuple(data.get("models", ())),
             instances=int(data.get("instances", 1)),
-            environment=dict(data.get("environment", {})),
+            environment={str(k): str(v) for k, v in (data.get("environment") or {}).items()},
             serve_options=dict(data.get("serve_options", {})),
             backend=str(data.get("backend") or "local"),
             ray=RayOptions.from_json(data["ray"]) if data.get("ray") else None,
         )
+
+
+def check_environment(environment: Mapping[str, Any]) -> None:
+    """Every name a variable name and every value a string without NUL: refused here, not at the process's start."""
+    for key, value in environment.items():
+        if not isinstance(key, str) or not key or "=" in key or "\0" in key:
+            raise InvalidSpec(f"environment: {key!r} is not an environment variable name")
+        if not isinstance(value, str):
+            raise InvalidSpec(f"environment: the value of {key} must be a string, not {type(value).__name__}")
+        if "\0" in value:
+            raise InvalidSpec(f"environment: the value of {key} holds a NUL character, which no variable can")
+
+
+# `scorehost serve` settings that the control plane sets itself: where the server listens, its size, its script,
+# models and workspace. A deployment changes them through its own fields (instances, models, script), never here.
+OWNED_SERVE_OPTIONS = frozenset({"entry_script", "home", "host", "model_dir", "models", "port", "uds", "workers"})
+
+
+class _Declared(ServeSettings):
+    """ServeSettings from the given values alone: the control plane's own environment must not leak into checks."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def check_serve_options(options: Any) -> dict[str, Any]:
+    """`options` (ServeSettings field names, `_` or `-`, to values) as `scorehost serve` would accept them, keys
+    normalised to field names; InvalidSpec naming the option that is unknown, set by the control plane, or bad."""
+    if not isinstance(options, Mapping):
+        raise InvalidSpec('serve_options must be an object of `scorehost serve` settings, like {"timeout": 30}')
+    known = set(ServeSettings.model_fields)
+    given: dict[str, Any] = {}
+    for key, value in options.items():
+        name = key.replace("-", "_") if isinstance(key, str) else ""
+        if name in OWNED_SERVE_OPTIONS:
+            raise InvalidSpec(
+                f"serve option {key!r} is set by the control plane: use the deployment's own fields "
+                "(instances, models, script, code_dir) instead"
+            )
+        if name not in known:
+            allowed = ", ".join(sorted(known - OWNED_SERVE_OPTIONS))
+            raise InvalidSpec(f"{key!r} is not a serve option; the options are: {allowed}")
+        if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+            value = ",".join(value)  # serve's list settings are comma-separated
+        if isinstance(value, str) and "\0" in value:
+            raise InvalidSpec(f"serve option {key!r} holds a NUL character")
+        try:
+            _Declared(**{name: value})  # one at a time, so the message names the option that is wrong
+        except ValidationError as error:
+            message = str(error.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise InvalidSpec(f"serve option {key!r}: {message}") from None
+        given[name] = value
+    return given
+
+
+def serve_settings_of(options: Mapping[str, Any]) -> ServeSettings:
+    """The checked options as typed settings (for rendering them, one validated field at a time)."""
+    return _Declared(**check_serve_options(options))
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,12 +69,31 @@ runtime = sa.Table(
 )
 
 
+# Declared is not serving: an update declares generation N+1 while N keeps serving until N+1 is ready, and a
+# restarted control plane must bring back N (not the declared, perhaps broken, N+1) first.
+serving = sa.Table(
+    "deployment_serving",
+    metadata,
+    sa.Column("endpoint", sa.String(32), primary_key=True),
+    sa.Column("deployment", sa.String(32), primary_key=True),
+    sa.Column("generation", sa.Integer, nullable=True),  # the last generation that became ready
+    sa.Column("spec", sa.Text, nullable=True),  # its spec, to start it again when it is gone (a reboot)
+    sa.Column("failed_generation", sa.Integer, nullable=True),  # the last generation that could not start
+    sa.Column("failure", sa.Text, nullable=True),  # and why
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+
 def _create_v1(conn: sa.Connection) -> None:
     for table in (endpoints, deployments, traffic, runtime):
         conn.execute(sa.schema.CreateTable(table))
 
 
-MIGRATIONS = (_create_v1,)
+def _create_v2(conn: sa.Connection) -> None:
+    conn.execute(sa.schema.CreateTable(serving))
+
+
+MIGRATIONS = (_create_v1, _create_v2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,15 +127,30 @@ class EndpointRecord:
 
 @dataclass(frozen=True, slots=True)
 class DeploymentRecord:
-    """A stored deployment: its declaration and generation."""
+    """A stored deployment: its declaration and generation, and the generation that serves (not always the same)."""
 
     spec: DeploymentSpec
-    generation: int
+    generation: int  # declared: the latest update's
     created_at: float
     updated_at: float
+    serving_generation: int | None = None  # the last one that became ready; None before any did
+    serving_spec: DeploymentSpec | None = None
+    failed_generation: int | None = None
+    failure: str | None = None
+
+    @property
+    def declared_failure(self) -> str | None:
+        """Why the declared generation could not start, if it could not (the serving one may be older)."""
+        return self.failure if self.failed_generation == self.generation else None
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.spec.to_json(), "generation": self.generation, "created_at": self.created_at}
+        return {
+            **self.spec.to_json(),
+            "generation": self.generation,
+            "serving_generation": self.serving_generation,
+            "failure": self.declared_failure,
+            "created_at": self.created_at,
+        }
 
 
 class DeployState:
@@ -166,7 +200,7 @@ class DeployState:
         with database.writing(self._engine) as conn:
             self._endpoint(conn, name)
             removed = self._deployments(conn, name)
-            for table in (traffic, runtime):
+            for table in (traffic, runtime, serving):
                 conn.execute(table.delete().where(table.c.endpoint == name))
             conn.execute(deployments.delete().where(deployments.c.endpoint == name))
             conn.execute(endpoints.delete().where(endpoints.c.name == name))
@@ -258,7 +292,7 @@ class DeployState:
                     f"{endpoint}/{name} takes {share}% of the traffic; move it first "
                     f"(`scorehost endpoints traffic {endpoint} {others[0]}=100`)"
                 )
-            for table in (traffic, runtime):
+            for table in (traffic, runtime, serving):
                 conn.execute(table.delete().where(table.c.endpoint == endpoint, table.c.deployment == name))
             conn.execute(deployments.delete().where(deployments.c.endpoint == endpoint, deployments.c.name == name))
             conn.execute(
@@ -267,6 +301,45 @@ class DeployState:
                 .values(mirror=None, mirror_percent=0)
             )
             return record
+
+    # -- what serves ------------------------------------------------------------------------------------
+
+    def mark_serving(self, spec: DeploymentSpec, generation: int) -> None:
+        """`generation` became ready and takes the deployment's traffic; an older one never replaces a newer."""
+        with database.writing(self._engine) as conn:
+            found = self._serving_row(conn, spec.endpoint, spec.name)
+            if found is not None and found.generation is not None and found.generation > generation:
+                return
+            values: dict[str, Any] = {"generation": generation, "spec": json.dumps(spec.to_json())}
+            if found is not None and (found.failed_generation or 0) <= generation:
+                values.update(failed_generation=None, failure=None)
+            self._upsert(conn, spec.endpoint, spec.name, found, values)
+
+    def mark_failed(self, endpoint: str, name: str, generation: int, reason: str) -> None:
+        """`generation` could not start, for `reason` (shown until a newer generation becomes ready)."""
+        with database.writing(self._engine) as conn:
+            if self._deployment_row(conn, endpoint, name) is None:
+                return  # deleted meanwhile
+            found = self._serving_row(conn, endpoint, name)
+            if found is not None and (found.generation or 0) >= generation:
+                return
+            self._upsert(conn, endpoint, name, found, {"failed_generation": generation, "failure": reason})
+
+    def _serving_row(self, conn: sa.Connection, endpoint: str, name: str) -> sa.Row[Any] | None:
+        return conn.execute(
+            sa.select(serving).where(serving.c.endpoint == endpoint, serving.c.deployment == name)
+        ).first()
+
+    def _upsert(
+        self, conn: sa.Connection, endpoint: str, name: str, found: sa.Row[Any] | None, values: dict[str, Any]
+    ) -> None:
+        values = {**values, "updated_at": time.time()}
+        if found is None:
+            conn.execute(serving.insert().values(endpoint=endpoint, deployment=name, **values))
+        else:
+            conn.execute(
+                serving.update().where(serving.c.endpoint == endpoint, serving.c.deployment == name).values(values)
+            )
 
     # -- backend records ---------------------------------------------------------------------------
 
@@ -335,9 +408,7 @@ class DeployState:
         )
 
     def _deployment_row(self, conn: sa.Connection, endpoint: str, name: str) -> sa.Row[Any] | None:
-        return conn.execute(
-            sa.select(deployments).where(deployments.c.endpoint == endpoint, deployments.c.name == name)
-        ).first()
+        return conn.execute(_DEPLOYMENTS.where(deployments.c.endpoint == endpoint, deployments.c.name == name)).first()
 
     def _deployment(self, conn: sa.Connection, endpoint: str, name: str) -> DeploymentRecord:
         self._endpoint(conn, endpoint)
@@ -350,13 +421,32 @@ class DeployState:
         return _record(row)
 
     def _deployments(self, conn: sa.Connection, endpoint: str) -> list[DeploymentRecord]:
-        rows = conn.execute(
-            sa.select(deployments).where(deployments.c.endpoint == endpoint).order_by(deployments.c.name)
-        )
+        rows = conn.execute(_DEPLOYMENTS.where(deployments.c.endpoint == endpoint).order_by(deployments.c.name))
         return [_record(row) for row in rows]
+
+
+# A deployment's row with what serves it (none before any generation became ready).
+_DEPLOYMENTS = sa.select(
+    deployments,
+    serving.c.generation.label("serving_generation"),
+    serving.c.spec.label("serving_spec"),
+    serving.c.failed_generation,
+    serving.c.failure,
+).select_from(
+    deployments.outerjoin(
+        serving, sa.and_(serving.c.endpoint == deployments.c.endpoint, serving.c.deployment == deployments.c.name)
+    )
+)
 
 
 def _record(row: sa.Row[Any]) -> DeploymentRecord:
     return DeploymentRecord(
-        DeploymentSpec.from_json(json.loads(row.spec)), row.generation, row.created_at, row.updated_at
+        DeploymentSpec.from_json(json.loads(row.spec)),
+        row.generation,
+        row.created_at,
+        row.updated_at,
+        serving_generation=row.serving_generation,
+        serving_spec=DeploymentSpec.from_json(json.loads(row.serving_spec)) if row.serving_spec else None,
+        failed_generation=row.failed_generation,
+        failure=row.failure,
     )

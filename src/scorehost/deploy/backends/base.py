@@ -45,6 +45,7 @@ class InstanceStatus:
     restarts: int = 0
     last_error: str | None = None
     started_at: float | None = None  # Unix time of the current (or last) start
+    pid: int | None = None  # the process on this machine, for the local backend
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "state": str(self.state)}

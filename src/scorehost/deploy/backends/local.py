@@ -10,6 +10,7 @@ token): enough for a restarted control plane to `adopt` it, or to start it again
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -19,6 +20,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import AliasChoices
+
+from scorehost.config import ServeSettings
 from scorehost.deploy.backends.base import DeploymentRecord, DeploymentStatus, Handle
 from scorehost.deploy.backends.local_generation import Backoff, Generation, LogSettings, read_json, write_private
 from scorehost.deploy.backends.local_process import (
@@ -30,31 +34,41 @@ from scorehost.deploy.backends.local_process import (
     probe_ready,
     runtime_dir,
 )
-from scorehost.deploy.spec import DeploymentSpec
+from scorehost.deploy.spec import DeploymentSpec, check_serve_options, serve_settings_of
 from scorehost.errors import DeploymentFailed, InvalidSpec, ResourceExists, UnknownResource
 
-__all__ = ["Backoff", "LocalBackend", "LogSettings"]
-
-# Options that belong to the backend, not to the spec: where it listens, its size, its models' workspace.
-_OWNED = frozenset(
-    {"host", "port", "uds", "workers", "worker_count", "home", "model", "models", "model_dir", "entry_script"}
-)
+__all__ = ["Backoff", "LocalBackend", "LogSettings", "serve_environment"]
 
 
-def serve_flags(options: Mapping[str, Any]) -> list[str]:
-    """`scorehost serve` flags for a spec's serve_options: {"timeout": 5, "preload": True} -> --timeout 5 --preload."""
-    flags: list[str] = []
-    for name, value in options.items():
-        if name.replace("-", "_") in _OWNED:
-            raise InvalidSpec(f"serve option {name!r} is set by the deployment itself (instances, models), not by hand")
-        flag = "--" + name.replace("_", "-")
+def serve_environment(options: Mapping[str, Any]) -> dict[str, str]:
+    """A spec's serve_options as the variables `scorehost serve` reads them from (SCOREHOST_TIMEOUT=5, ...).
+
+    Variables, not flags: a key never reaches the command line, so none can become a flag of its own, and the
+    flags the backend passes (--uds, --workers, --model, --home) win over any variable by ServeSettings' order.
+    Each key is checked again (InvalidSpec: the generation fails, saying why) for specs stored by older versions.
+    """
+    settings = serve_settings_of(options)
+    rendered: dict[str, str] = {}
+    for name in check_serve_options(options):
+        value = getattr(settings, name)
+        if value is None:
+            continue
         if isinstance(value, bool):
-            flags.append(flag if value else "--no-" + flag[2:])
-        elif isinstance(value, list | tuple):
-            flags += [flag, ",".join(map(str, value))]  # serve's list options are comma-separated
-        elif value is not None:
-            flags += [flag, str(value)]
-    return flags
+            text = "true" if value else "false"
+        elif isinstance(value, list | tuple | dict):
+            text = json.dumps(value)  # pydantic-settings reads complex fields as JSON
+        else:
+            text = str(value)
+        rendered[_variable(name)] = text
+    return rendered
+
+
+def _variable(field: str) -> str:
+    """The environment variable ServeSettings reads `field` from: its first alias, else SCOREHOST_<FIELD>."""
+    alias = ServeSettings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return alias if isinstance(alias, str) else f"SCOREHOST_{field.upper()}"
 
 
 class LocalBackend:
@@ -86,7 +100,7 @@ class LocalBackend:
 
     def start(self, spec: DeploymentSpec, generation: int) -> Generation:
         key = (spec.endpoint, spec.name, generation)
-        flags = serve_flags(spec.serve_options)
+        options = serve_environment(spec.serve_options)
         token = secrets.token_hex(16)
         # A Unix socket, not a loopback port: cheaper per request through the gateway (bench/gateway.py), and
         # private (mode 0600 in a 0700 folder), so no other user of the machine can bypass the endpoint's keys.
@@ -98,7 +112,7 @@ class LocalBackend:
         command += ["--workers", str(spec.instances), "--home", str(self.home)]
         for ref in spec.models:
             command += ["--model", ref]
-        launch = Launch(command + flags, {**spec.environment, TOKEN_VARIABLE: token}, str(spec.code_dir))
+        launch = Launch(command, {**spec.environment, **options, TOKEN_VARIABLE: token}, str(spec.code_dir))
         with self._lock:
             running = self._generations.get(key)
             if running is not None and not running.finished:

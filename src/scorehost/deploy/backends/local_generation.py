@@ -175,6 +175,7 @@ class Generation:
                 restarts=self._restarts,
                 last_error=self._last_error,
                 started_at=self._started_at,
+                pid=self._process.pid if self._process is not None else None,
             )
         return DeploymentStatus(*self.key, DeploymentStatus.summarize([instance.state]), (instance,))
 

@@ -29,6 +29,7 @@ __all__ = [
     "ChildProcess",
     "Exit",
     "Launch",
+    "carries_token",
     "is_ours",
     "kill_leftovers",
     "probe_ready",
@@ -192,6 +193,11 @@ def _read(path: str) -> bytes:
 
 def _has_token(pid: int, token: str) -> bool:
     return f"{TOKEN_VARIABLE}={token}".encode() in _read(f"/proc/{pid}/environ").split(b"\0")
+
+
+def carries_token(pid: int, token: str) -> bool:
+    """Whether `pid` is a live process started with `token` (a zombie, or a stranger reusing the pid, is not)."""
+    return bool(token) and _running(pid) and _has_token(pid, token)
 
 
 def is_ours(pid: int, token: str) -> bool:

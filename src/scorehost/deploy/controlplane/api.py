@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,7 +21,14 @@ from werkzeug.wrappers import Request, Response
 
 from scorehost import __version__
 from scorehost.deploy.keys import bearer_token, key_matches
-from scorehost.deploy.spec import DeploymentSpec, EndpointSpec, RayOptions, Traffic
+from scorehost.deploy.spec import (
+    DeploymentSpec,
+    EndpointSpec,
+    RayOptions,
+    Traffic,
+    check_environment,
+    check_serve_options,
+)
 from scorehost.deploy.state import DeploymentRecord, DeployState, EndpointRecord
 from scorehost.errors import InvalidSpec, ScorehostError
 
@@ -50,6 +58,7 @@ class Deployer(Protocol):
 _MAP = Map(
     [
         Rule("/api/v1/health", endpoint="health", methods=["GET"]),
+        Rule("/api/v1/status", endpoint="status", methods=["GET"]),
         Rule("/api/v1/endpoints", endpoint="list_endpoints", methods=["GET"]),
         Rule("/api/v1/endpoints", endpoint="create_endpoint", methods=["POST"]),
         Rule("/api/v1/endpoints/<name>", endpoint="show_endpoint", methods=["GET"]),
@@ -76,11 +85,19 @@ def _json(data: Any, status: int = 200) -> Response:
 class ControlPlaneApp:
     """The WSGI app: routes requests to the declared state and to the deployer."""
 
-    def __init__(self, state: DeployState, deployer: Deployer, token: str, gateway_url: str) -> None:
+    def __init__(
+        self,
+        state: DeployState,
+        deployer: Deployer,
+        token: str,
+        gateway_url: str,
+        processes: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.state = state
         self.deployer = deployer
         self._token = token
         self.gateway_url = gateway_url.rstrip("/")
+        self._processes = processes  # what runs: the control plane, its gateway, the deployments
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
@@ -109,9 +126,9 @@ class ControlPlaneApp:
             return _json({"error": f"{request.method} is not allowed on {request.path} (allowed: {allowed})"}, 405)
         except HTTPException as error:
             return _json({"error": error.description or error.name}, error.code or 400)
-        except Exception as error:  # a bug or a broken database: say so, keep serving
+        except Exception:  # a bug or a broken database: say so, keep serving; the details stay in the log
             logger.exception("%s %s failed", request.method, request.path)
-            return _json({"error": f"the control plane failed: {error}; its log has the details"}, 500)
+            return _json({"error": "the control plane failed; its log (controlplane/controlplane.log) says why"}, 500)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -140,6 +157,9 @@ class ControlPlaneApp:
 
     def _health(self, request: Request) -> Response:
         return _json({"status": "ok", "version": __version__})
+
+    def _status(self, request: Request) -> Response:
+        return _json(self._processes() if self._processes is not None else {})
 
     def _list_endpoints(self, request: Request) -> Response:
         return _json([self._endpoint_json(record) for record in self.state.endpoints()])
@@ -179,11 +199,16 @@ class ControlPlaneApp:
         body = self._body(request)
         split = body.get("traffic", {})
         mirror = body.get("mirror") or {}
-        if not isinstance(split, dict) or not all(isinstance(v, int) for v in split.values()):
+        if not isinstance(split, dict) or not all(_whole(v) for v in split.values()):
             raise InvalidSpec("'traffic' must map deployment names to whole percentages, e.g. {\"blue\": 90}")
         if not isinstance(mirror, dict):
             raise InvalidSpec('\'mirror\' must be {"deployment": NAME, "percent": N} or null')
-        traffic = Traffic(split, mirror=mirror.get("deployment"), mirror_percent=int(mirror.get("percent", 0)))
+        target, percent = mirror.get("deployment"), mirror.get("percent", 0)
+        if target is not None and not isinstance(target, str):
+            raise InvalidSpec("'mirror.deployment' must be the name of a deployment")
+        if not _whole(percent):
+            raise InvalidSpec(f"'mirror.percent' must be a whole number between 0 and 100, not {json.dumps(percent)}")
+        traffic = Traffic(split, mirror=target, mirror_percent=percent)
         record = self.state.set_traffic(name, traffic)
         self.deployer.routes_changed()
         return _json(self._endpoint_json(record))
@@ -192,16 +217,24 @@ class ControlPlaneApp:
 
     def _deployment_spec(self, name: str, deployment: str, body: dict[str, Any]) -> DeploymentSpec:
         for field in ("script", "code_dir"):
-            if not isinstance(body.get(field), str):
+            value = body.get(field)
+            if not isinstance(value, str) or not value or "\0" in value or len(value) > 4096:
                 raise InvalidSpec(f"give the deployment a '{field}' (a path on the control plane's machine)")
         models = body.get("models", [])
         if not isinstance(models, list) or not all(isinstance(ref, str) for ref in models):
             raise InvalidSpec("'models' must be a list of references like [\"sklearn_mnist:1\"]")
         instances = body.get("instances", 1)
-        if not isinstance(instances, int):
+        if not _whole(instances):
             raise InvalidSpec("'instances' must be a whole number")
+        environment = body.get("environment") or {}
+        if not isinstance(environment, dict):
+            raise InvalidSpec('\'environment\' must be an object of variables, like {"LOG_LEVEL": "debug"}')
+        check_environment(environment)
+        backend = body.get("backend") or ("ray" if body.get("ray") else "local")
+        if not isinstance(backend, str):
+            raise InvalidSpec("'backend' must be 'local' or 'ray'")
         code_dir = Path(body["code_dir"])
-        if not code_dir.is_dir():
+        if not _is(code_dir, "dir"):
             raise InvalidSpec(f"the code folder {code_dir} does not exist on the control plane's machine")
         spec = DeploymentSpec(
             endpoint=name,
@@ -210,12 +243,12 @@ class ControlPlaneApp:
             code_dir=code_dir,
             models=tuple(models),
             instances=instances,
-            environment=dict(body.get("environment", {})),
-            serve_options=dict(body.get("serve_options", {})),
-            backend=str(body.get("backend") or ("ray" if body.get("ray") else "local")),
+            environment=environment,
+            serve_options=check_serve_options(body.get("serve_options") or {}),
+            backend=backend,
             ray=self._ray_options(body.get("ray")),
         )
-        if not spec.script.is_file():
+        if not _is(spec.script, "file"):
             raise InvalidSpec(f"the entry script {spec.script} does not exist")
         return spec
 
@@ -264,8 +297,8 @@ class ControlPlaneApp:
 
     def _logs(self, request: Request, name: str, deployment: str) -> Response:
         lines = request.args.get("lines", "100")
-        if not lines.isdigit():
-            raise InvalidSpec("'lines' must be a whole number")
+        if not re.fullmatch(r"[0-9]{1,6}", lines):
+            raise InvalidSpec("'lines' must be a whole number up to 999999")
         follow = request.args.get("follow", "false").lower() in ("1", "true", "yes")
         record = self.state.deployment(name, deployment)
         lines_out = (
@@ -279,3 +312,16 @@ class ControlPlaneApp:
         from scorehost.deploy.controlplane.openapi import document
 
         return _json(document())
+
+
+def _whole(value: Any) -> bool:
+    """A JSON whole number (true and false are not numbers here, though Python's bool is an int)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is(path: Path, kind: str) -> bool:
+    """Whether `path` is a folder ("dir") or a file; False for a path the system refuses (too long, say)."""
+    try:
+        return path.is_dir() if kind == "dir" else path.is_file()
+    except (OSError, ValueError):
+        return False

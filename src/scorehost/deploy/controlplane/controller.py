@@ -3,10 +3,14 @@
 Rolling update, with no failed request: the new generation starts beside the old one; only once it
 is ready do the routes point at it; the old one is stopped after the gateway has had time to reload
 the routes (`RELOAD_GRACE`), and stopping drains its in-flight requests. A generation that cannot
-start is stopped and reported; the old one keeps serving.
+start is stopped and reported; the old one keeps serving. An update declared while an older one is
+still starting supersedes it: the older one is stopped at once.
 
-After a control-plane restart, `recover` adopts the generations still running (the backend checks
-they answer) and starts the declared ones that are not, so nothing declared is lost.
+Declared is not serving. The state keeps both: the declared generation (the latest update) and the
+serving one (the last that became ready), which only ever moves forward. After a control-plane
+restart, `recover` brings back the serving generation first (adopting it when it still runs and
+answers, else starting it from its stored spec), then retries a newer declared one in the
+background, as a rolling update would: a broken update never takes down what served before.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +39,29 @@ RELOAD_GRACE = 0.5  # seconds: > the gateway's routes re-check interval, so no r
 
 @dataclass
 class _Live:
-    """What runs for one declared deployment: the generation serving, and one being started."""
+    """What runs for one declared deployment: the generation serving, and those being started."""
 
+    declared: int  # the latest declared generation; older ones still starting are superseded
     serving: Handle | None = None
-    starting: Handle | None = None
-    state: str = "starting"
-    error: str | None = None
+    starting: dict[int, Handle] = field(default_factory=dict)
+    pending: set[int] = field(default_factory=set)  # generations whose rollout is under way
+    restoring: int | None = None  # the generation that served before a restart, being brought back
+    error: str | None = None  # why the declared generation (or the one restored) cannot start
+    failed: int | None = None
+
+    @property
+    def state(self) -> str:
+        """ready: the declared generation serves (or failed while an older one serves, `error` says why);
+        updating: an older one serves while a newer starts; starting, failed or stopped: none serves."""
+        busy = bool(self.pending or self.starting)
+        if self.serving is not None:
+            return "updating" if busy and self.serving.generation < self.declared else "ready"
+        if busy:
+            return "starting"
+        return "failed" if self.error else "stopped"
+
+    def handles(self) -> list[Handle]:
+        return [*([self.serving] if self.serving is not None else []), *self.starting.values()]
 
 
 class Controller:
@@ -85,38 +106,64 @@ class Controller:
         return spec
 
     def deploy(self, record: DeploymentRecord) -> None:
-        """Start `record`'s generation in the background (a rolling update when one already serves)."""
+        """Start `record`'s generation in the background (a rolling update when one already serves); an older
+        generation still starting is superseded and stopped."""
         key = (record.spec.endpoint, record.spec.name)
         with self._lock:
-            live = self._live.setdefault(key, _Live())
-            live.state = "updating" if live.serving is not None else "starting"
-            live.error = None
-        self._background(self._roll, record)
+            live = self._live.setdefault(key, _Live(declared=record.generation))
+            live.declared = max(live.declared, record.generation)
+            superseded = [h for g, h in live.starting.items() if g < record.generation and g != live.restoring]
+            for handle in superseded:
+                del live.starting[handle.generation]
+            live.pending.add(record.generation)
+            live.error = live.failed = None
+        for handle in superseded:
+            logger.info(
+                "%s/%s generation %d superseded by generation %d: stopping it",
+                *key,
+                handle.generation,
+                record.generation,
+            )
+            self._background(self._stop, handle, 0.0)
+        self._background(self._roll, record.spec, record.generation)
 
     def retire(self, record: DeploymentRecord) -> None:
         """Stop everything of a deleted deployment (in the background, draining)."""
         with self._lock:
             live = self._live.pop((record.spec.endpoint, record.spec.name), None)
         if live is not None:
-            for handle in (live.serving, live.starting):
-                if handle is not None:
-                    self._background(self._stop, handle, RELOAD_GRACE)
+            for handle in live.handles():
+                self._background(self._stop, handle, RELOAD_GRACE)
 
     def status(self, record: DeploymentRecord) -> dict[str, Any]:
-        """The deployment's state, error, and each instance's state."""
+        """The deployment's state and error, which generation is declared and which serves, and the instances of
+        the serving generation (or of the starting one while none serves)."""
         with self._lock:
             live = self._live.get((record.spec.endpoint, record.spec.name))
             if live is None:
-                return {"state": "stopped", "error": None, "instances": []}
-            handle = live.serving or live.starting
-            state, error = live.state, live.error
-        details = self.backend.status(handle).to_json() if handle is not None else {}
-        return {**details, "state": state, "error": error}  # ours win: "ready" means routed to
+                return {"state": "stopped", "error": None, "instances": [], "declared_generation": record.generation}
+            shown = live.serving or (live.starting[max(live.starting)] if live.starting else None)
+            starting = max(live.starting) if live.starting else None
+            summary = {
+                "state": live.state,
+                "error": live.error,
+                "declared_generation": live.declared,
+                "serving_generation": live.serving.generation if live.serving is not None else None,
+                "starting_generation": starting,
+            }
+        details = self.backend.status(shown).to_json() if shown is not None else {}
+        return {**details, **summary}  # ours win: "ready" means routed to
+
+    def processes(self) -> list[dict[str, Any]]:
+        """Every generation this control plane runs, with its instances' state, restarts and last cause."""
+        with self._lock:
+            handles = [(h, h is live.serving) for live in self._live.values() for h in live.handles()]
+        return [{**self.backend.status(h).to_json(), "serving": serving} for h, serving in handles]
 
     def logs(self, record: DeploymentRecord, lines: int, follow: bool = False) -> Iterable[str]:
         with self._lock:
             live = self._live.get((record.spec.endpoint, record.spec.name))
-            handle = live and (live.starting or live.serving)
+            handle = live and (live.starting[max(live.starting)] if live.starting else live.serving)
         return self.backend.logs(handle, lines=lines, follow=follow) if handle else []
 
     def routes_changed(self) -> None:
@@ -130,26 +177,66 @@ class Controller:
     # -- recovery and watching ---------------------------------------------------------------------
 
     def recover(self) -> None:
-        """Adopt what still runs from before a restart; start what is declared but not running."""
+        """After a restart: adopt what still runs and is still wanted (the serving and the declared generation),
+        stop the rest; bring back each deployment's serving generation, then retry a newer declared one."""
         declared = {
             (r.spec.endpoint, r.spec.name): r for e in self.state.endpoints() for r in self.state.deployments(e.name)
         }
+        found: dict[tuple[str, str], dict[int, Handle]] = {}
         for endpoint, name, generation, data in self.state.runtimes():
             record = declared.get((endpoint, name))
             handle = self.backend.adopt(RuntimeRecord.from_json(data))
-            if handle is not None and record is not None and generation == record.generation:
-                with self._lock:
-                    self._live[(endpoint, name)] = _Live(serving=handle, state="ready")
-                logger.info("%s/%s generation %d found running again", endpoint, name, generation)
+            wanted = record is not None and generation in (record.generation, record.serving_generation)
+            if handle is not None and wanted:
+                found.setdefault((endpoint, name), {})[generation] = handle
                 continue
             if handle is not None:  # an older generation, or of a deployment deleted meanwhile
                 self.backend.stop(handle, self.drain_seconds)
             self.state.forget_runtime(endpoint, name, generation)
         for key, record in declared.items():
-            if key not in self._live:
-                logger.info("%s/%s generation %d was not running: starting it", *key, record.generation)
-                self.deploy(record)
+            self._recover(key, record, found.get(key, {}))
         self.routes_changed()
+
+    def _recover(self, key: tuple[str, str], record: DeploymentRecord, running: dict[int, Handle]) -> None:
+        live = _Live(declared=record.generation)
+        with self._lock:
+            self._live[key] = live
+        if running:
+            newest = max(running)
+            for generation, handle in running.items():
+                if generation != newest:
+                    self._background(self._stop, handle, 0.0)
+            live.serving = running[newest]
+            spec = record.spec if newest == record.generation else record.serving_spec
+            if spec is not None and newest != record.serving_generation:
+                self.state.mark_serving(spec, newest)  # it became ready just before the last control plane died
+            logger.info("%s/%s generation %d found running again", *key, newest)
+            if newest < record.generation:
+                logger.info("%s/%s generation %d is declared: retrying it", *key, record.generation)
+                self.deploy(record)
+            return
+        if record.serving_spec is not None and record.serving_generation is not None:
+            serving = record.serving_generation
+            newer = f", then generation {record.generation}" if record.generation > serving else ""
+            logger.info("%s/%s generation %d served before and is not running: starting it%s", *key, serving, newer)
+            with self._lock:
+                live.restoring = serving
+                live.pending.add(serving)
+            self._background(self._restore, record.serving_spec, serving, record)
+            return
+        logger.info("%s/%s generation %d was not running: starting it", *key, record.generation)
+        self.deploy(record)
+
+    def _restore(self, spec: DeploymentSpec, generation: int, record: DeploymentRecord) -> None:
+        """Bring back the generation that served before the restart; then roll out the declared one if newer."""
+        self._roll(spec, generation)
+        key = (spec.endpoint, spec.name)
+        with self._lock:
+            live = self._live.get(key)
+            again = live is not None and live.declared == record.generation and record.generation > generation
+        if again:
+            logger.info("%s/%s generation %d is declared: retrying it", *key, record.generation)
+            self.deploy(record)
 
     def watch(self, interval: float = 1.0) -> None:
         """Keep the routes current as instances restart (in a thread, until `close`)."""
@@ -168,12 +255,14 @@ class Controller:
         self._stopping.set()
         if stop_deployments:
             with self._lock:
-                handles = [h for live in self._live.values() for h in (live.serving, live.starting) if h]
+                handles = [h for live in self._live.values() for h in live.handles()]
                 self._live.clear()
             for handle in handles:
                 self._stop(handle, 0.0)
         for thread in self._threads:
             thread.join(timeout=self.drain_seconds + 5)
+        with self._lock:
+            self._live.clear()  # what still runs is the next control plane's to adopt
         self.backend.close()
 
     # -- internals ---------------------------------------------------------------------------------
@@ -184,49 +273,98 @@ class Controller:
         self._threads.append(thread)
         thread.start()
 
-    def _roll(self, record: DeploymentRecord) -> None:
-        key = (record.spec.endpoint, record.spec.name)
+    def _wanted(self, live: _Live | None, generation: int) -> bool:
+        """Whether `generation` may still take over: declared (or being restored), and newer than what serves."""
+        if live is None or (live.serving is not None and live.serving.generation >= generation):
+            return False
+        return generation == live.declared or generation == live.restoring
+
+    def _roll(self, spec: DeploymentSpec, generation: int) -> None:
+        key = (spec.endpoint, spec.name)
         handle: Handle | None = None
         try:
-            handle = self.backend.start(record.spec, record.generation)
-            with self._lock:
-                self._live.setdefault(key, _Live()).starting = handle
-            self.state.save_runtime(*key, record.generation, handle.record().to_json())
-            self.backend.wait_ready(handle, self.ready_timeout)
-        except Exception as error:  # whatever it is, the generation fails and says why: nobody waits forever
-            if isinstance(error, DeployError):
-                logger.error("%s/%s generation %d cannot start: %s", *key, record.generation, error)
-                reason = str(error)
-            else:  # a bug (ours, or the backend library's): the traceback goes to the log
-                logger.exception("%s/%s generation %d cannot start", *key, record.generation)
-                reason = f"unexpected {type(error).__name__}: {error} (the control plane's log has the traceback)"
-            with self._lock:
-                failed = self._live.setdefault(key, _Live())
-                failed.starting = None
-                failed.error = reason
-                failed.state = "ready" if failed.serving is not None else "failed"
-            if handle is not None:
-                try:
+            try:
+                handle = self.backend.start(spec, generation)
+                self.state.save_runtime(*key, generation, handle.record().to_json())
+                with self._lock:
+                    live = self._live.get(key)
+                    wanted = self._wanted(live, generation)
+                    if live is not None and wanted:
+                        live.starting[generation] = handle
+                if not wanted:  # deleted, or superseded, while it was being started
                     self._stop(handle, 0.0)
-                except Exception:
-                    logger.exception("%s/%s generation %d could not be stopped", *key, record.generation)
-            return
+                    return
+                self.backend.wait_ready(handle, self.ready_timeout)
+            except Exception as error:  # whatever it is, the generation fails and says why: nobody waits forever
+                self._failed(spec, generation, handle, error)
+                return
+            self._promote(spec, handle)
+        finally:
+            self._done(key, generation)
+
+    def _failed(self, spec: DeploymentSpec, generation: int, handle: Handle | None, error: Exception) -> None:
+        key = (spec.endpoint, spec.name)
         with self._lock:
             live = self._live.get(key)
-            stale = live is None or (live.serving is not None and live.serving.generation > handle.generation)
-            if live is None or stale:  # deleted while it started, or a newer generation got there first
-                self._background(self._stop, handle, 0.0)
-                return
-            old, live.serving, live.starting = live.serving, handle, None
+            wanted = self._wanted(live, generation)
+            if live is not None:
+                live.starting.pop(generation, None)
+        if handle is not None:
+            try:
+                self._stop(handle, 0.0)
+            except Exception:
+                logger.exception("%s/%s generation %d could not be stopped", *key, generation)
+        if not wanted or live is None:
+            logger.info("%s/%s generation %d stopped before it became ready (superseded or deleted)", *key, generation)
+            return
+        if isinstance(error, DeployError):
+            logger.error("%s/%s generation %d cannot start: %s", *key, generation, error)
+            reason = str(error)
+        else:  # a bug (ours, or the backend library's): the traceback goes to the log
+            logger.exception("%s/%s generation %d cannot start", *key, generation)
+            reason = f"unexpected {type(error).__name__}: {error} (the control plane's log has the traceback)"
+        with self._lock:
+            restoring = generation == live.restoring
+            if restoring:
+                live.restoring = None
+                live.error = f"generation {generation}, which served before the restart, cannot start again: {reason}"
+            else:
+                live.error, live.failed = reason, generation
+        if not restoring:
+            self.state.mark_failed(*key, generation, reason)
+
+    def _promote(self, spec: DeploymentSpec, handle: Handle) -> None:
+        """Route traffic to the ready `handle` and stop the generation it replaces (or `handle`, come too late)."""
+        key, generation = (spec.endpoint, spec.name), handle.generation
+        old: Handle | None = None
+        with self._lock:
+            live = self._live.get(key)
+            if live is None or live.starting.pop(generation, None) is not handle:
+                return  # stopped meanwhile: superseded (deploy) or deleted (retire)
+            late = not self._wanted(live, generation)
+            if not late:
+                old, live.serving = live.serving, handle
+                if live.restoring == generation:
+                    live.restoring = None
+                if live.failed is not None and live.failed <= generation:
+                    live.error = live.failed = None
+        if late:  # a newer generation got there first
+            self._stop(handle, 0.0)
+            return
+        self.state.mark_serving(spec, generation)
         self.routes_changed()
         # "ready" means the gateway sends it traffic: it re-reads the routes within RELOAD_GRACE.
         time.sleep(RELOAD_GRACE)
-        with self._lock:
-            if self._live.get(key) is live and live.serving is handle:
-                live.state = "ready"
-        logger.info("%s/%s generation %d ready", *key, record.generation)
+        self._done(key, generation)
+        logger.info("%s/%s generation %d ready and serving", *key, generation)
         if old is not None:
             self._stop(old, 0.0)
+
+    def _done(self, key: tuple[str, str], generation: int) -> None:
+        with self._lock:
+            live = self._live.get(key)
+            if live is not None:
+                live.pending.discard(generation)
 
     def _stop(self, handle: Handle, grace: float) -> None:
         if grace:

@@ -4,12 +4,15 @@
 <SCOREHOST_HOME>/controlplane/
   token            the API's bearer token (0600), made on first start
   address.json     where the API and the gateway listen, and the control plane's pid (0600)
-  controlplane.log its log; gateway.log the gateway's
+  controlplane.log its log, rotated by size (controlplane.log.1, ...); controlplane.out what it printed
+                   outside its log (a crash before the log was set up)
+  gateway.log      the gateway's, rotated; gateway.json its pid, restarts and last cause (0600)
 ```
 
 `start` runs `scorehost controlplane run` detached, in its own session, and waits for its API to
-answer. The gateway is a separate process that outlives a crashed control plane (the routes file
-keeps it serving); a restarted control plane finds it again by its pid file.
+answer. The gateway is a process the control plane supervises (gateway_process.py): restarted with
+backoff when it dies, and left running when the control plane crashes (the routes file keeps it
+serving), for the next control plane to find again.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,8 +33,10 @@ from typing import Any
 import httpx
 
 from scorehost.client import ControlPlaneAddress
-from scorehost.config import WorkspaceSettings
+from scorehost.config import ControlPlaneSettings, WorkspaceSettings
+from scorehost.deploy.backends.local_process import carries_token
 from scorehost.errors import ServiceUnavailable
+from scorehost.registry.private import make_private
 from scorehost.registry.store import process_alive
 
 __all__ = ["control_plane_status", "run_control_plane", "start_control_plane", "stop_control_plane"]
@@ -61,6 +65,7 @@ def _token(folder: Path) -> str:
     path = folder / "token"
     if not path.exists():
         _write_private(path, secrets.token_urlsafe(32))
+    make_private(path)  # a token an older scorehost wrote with the umask's mode
     return path.read_text().strip()
 
 
@@ -109,36 +114,6 @@ def spawn_detached(argv: list[str], log: Path) -> int:
     return int(launched.stdout.strip())
 
 
-def _gateway(home: Path, folder: Path, host: str, port: int, workers: int, otlp_endpoint: str | None) -> int:
-    """The gateway's pid: the one already running for this workspace (as it was started), or a new one."""
-    pid_file = folder / "gateway.pid"
-    with contextlib.suppress(OSError, ValueError):
-        pid = int(pid_file.read_text())
-        if process_alive(pid) and _ours(pid, "gateway"):
-            logger.info("gateway (pid %d) found running", pid)
-            return pid
-    pid = spawn_detached(
-        [sys.executable, "-m", "scorehost", "gateway", "--home", str(home), "--host", host]
-        + ["--port", str(port), "--workers", str(workers)]
-        + (["--otlp-endpoint", otlp_endpoint] if otlp_endpoint else []),
-        folder / "gateway.log",
-    )
-    _write_private(pid_file, str(pid))
-    return pid
-
-
-def _wait_listening(host: str, port: int, pid: int, log: Path, timeout: float = 60.0) -> None:
-    """Return once the gateway accepts connections: the control plane is not up until scoring URIs answer."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1.0):
-            return
-        if not process_alive(pid):
-            raise ServiceUnavailable(f"the gateway exited at start-up; {log} ends with:\n{_log_tail(log)}")
-        time.sleep(0.05)
-    raise ServiceUnavailable(f"the gateway does not listen on {host}:{port} after {timeout:.0f} s; see {log}")
-
-
 def run_control_plane(
     home: Path,
     host: str,
@@ -146,28 +121,57 @@ def run_control_plane(
     gateway_port: int,
     gateway_workers: int = 1,
     otlp_endpoint: str | None = None,
+    settings: ControlPlaneSettings | None = None,
+    log_to_file: bool = False,
 ) -> int:
     """Serve the API until SIGTERM/SIGINT; then stop the deployments and the gateway (its spans to
-    `otlp_endpoint`, when given). Returns an exit code."""
+    `otlp_endpoint`, when given). Logs to the rotated controlplane.log with `log_to_file`, else to stderr.
+    Returns an exit code."""
     from werkzeug.serving import make_server
 
     from scorehost.deploy.backends.local import LocalBackend
+    from scorehost.deploy.backends.local_generation import Backoff, LogSettings
     from scorehost.deploy.backends.router import BackendRouter
     from scorehost.deploy.controlplane.api import ControlPlaneApp
     from scorehost.deploy.controlplane.controller import Controller
+    from scorehost.deploy.controlplane.gateway_process import GatewayOptions, GatewaySupervisor
+    from scorehost.deploy.controlplane.logs import AccessLog, configure_logging
     from scorehost.deploy.state import DeployState
     from scorehost.registry import database
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings or ControlPlaneSettings()
     folder = _folder(home)
     token = _token(folder)
+    log = folder / "controlplane.log" if log_to_file else None
+    configure_logging(log, settings.log_max_size, settings.log_backups, secrets=[token])
     engine = database.connect(WorkspaceSettings(home=home).database_url)
     state = DeployState(engine)
     controller = Controller(state, BackendRouter(home, LocalBackend(home)), home)
-    gateway_pid = _gateway(home, folder, host, gateway_port, gateway_workers, otlp_endpoint)
+    gateway = GatewaySupervisor(
+        GatewayOptions(home, host, gateway_port, gateway_workers, otlp_endpoint),
+        folder,
+        backoff=Backoff(cap=settings.restart_backoff_cap),
+        logs=LogSettings(max_bytes=settings.log_max_size, keep=settings.log_backups),
+    )
+    started = time.time()
+
+    def processes() -> dict[str, Any]:
+        return {
+            "control_plane": {"pid": os.getpid(), "alive": True, "state": "running", "started_at": started},
+            "gateway": gateway.status(),
+            "deployments": controller.processes(),
+        }
+
     gateway_url = f"http://{host}:{gateway_port}"
-    server = make_server(host, api_port, ControlPlaneApp(state, controller, token, gateway_url), threaded=True)
-    _wait_listening(host, gateway_port, gateway_pid, folder / "gateway.log")
+    app = ControlPlaneApp(state, controller, token, gateway_url, processes=processes)
+    server = make_server(host, api_port, app, threaded=True, request_handler=AccessLog)
+    try:
+        gateway.start()
+    except ServiceUnavailable as error:
+        logger.error("%s", error.message)
+        server.server_close()
+        engine.dispose()
+        return 1
     controller.recover()
     controller.watch()
     address = {"api": f"http://{host}:{server.server_port}", "gateway": gateway_url, "pid": os.getpid()}
@@ -185,9 +189,7 @@ def run_control_plane(
     finally:
         (folder / "address.json").unlink(missing_ok=True)
         controller.close(stop_deployments=True)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(gateway_pid, signal.SIGTERM)
-        (folder / "gateway.pid").unlink(missing_ok=True)
+        gateway.stop()
         engine.dispose()
     return 0
 
@@ -202,6 +204,7 @@ def start_control_plane(
     api_port: int = API_PORT,
     gateway_port: int = GATEWAY_PORT,
     otlp_endpoint: str | None = None,
+    settings: ControlPlaneSettings | None = None,
     wait: float = 30.0,
 ) -> ControlPlaneAddress:
     """The running control plane's address, starting it (detached) when none answers; a gateway it starts
@@ -211,12 +214,18 @@ def start_control_plane(
         address = ControlPlaneAddress.of(home)
         if _healthy(address):
             return address
-    log_path = folder / "controlplane.log"
+    log_path, printed = folder / "controlplane.log", folder / "controlplane.out"
+    printed.unlink(missing_ok=True)  # only this start's output, so it stays small
     spawn_detached(
         [sys.executable, "-m", "scorehost", "controlplane", "run", "--home", str(home), "--host", host]
-        + ["--api-port", str(api_port), "--gateway-port", str(gateway_port)]
-        + (["--otlp-endpoint", otlp_endpoint] if otlp_endpoint else []),
-        log_path,
+        + ["--api-port", str(api_port), "--gateway-port", str(gateway_port), "--log-file"]
+        + (["--otlp-endpoint", otlp_endpoint] if otlp_endpoint else [])
+        + (
+            ["--log-max-size", str(settings.log_max_size), "--log-backups", str(settings.log_backups)]
+            if settings
+            else []
+        ),
+        printed,
     )
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
@@ -225,18 +234,24 @@ def start_control_plane(
             if _healthy(address):
                 return address
         time.sleep(0.1)
+    tail = _log_tail(printed) if printed.exists() and printed.stat().st_size else _log_tail(log_path)
     raise ServiceUnavailable(
-        f"the control plane did not start within {wait:.0f} s; its log ({log_path}) ends with:\n{_log_tail(log_path)}"
+        f"the control plane did not start within {wait:.0f} s; its log ({log_path}) ends with:\n{tail}"
     )
 
 
 def stop_control_plane(home: Path, timeout: float = 60.0) -> bool:
-    """Stop the control plane (and with it the deployments and the gateway); False if none was running."""
+    """Stop the control plane (and with it the deployments and the gateway); False if none was running (a gateway
+    that a crashed control plane left running is stopped all the same)."""
+    from scorehost.deploy.controlplane.gateway_process import stop_left_gateway
+
     try:
         pid = int(json.loads((home / "controlplane" / "address.json").read_text())["pid"])
     except (OSError, ValueError, KeyError):
-        return False
-    if not process_alive(pid):
+        pid = 0
+    if not pid or not process_alive(pid) or not _ours(pid, "controlplane"):
+        if (home / "controlplane").is_dir():
+            stop_left_gateway(home / "controlplane")
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -248,14 +263,49 @@ def stop_control_plane(home: Path, timeout: float = 60.0) -> bool:
 
 
 def control_plane_status(home: Path) -> dict[str, Any]:
-    """Whether a control plane runs for the workspace, where, and its gateway."""
+    """Whether the control plane runs, where, and `processes`: the control plane, its gateway and each deployment
+    generation's (pid, alive, state, restarts, last cause), as the control plane reports them, or from the pid
+    files when it does not answer. `running`: the API answers; `healthy`: and the gateway is alive."""
+    folder = home / "controlplane"
+    report: dict[str, Any] = {"running": False, "healthy": False, "workspace": str(home)}
     try:
         address = ControlPlaneAddress.of(home)
     except ServiceUnavailable:
-        return {"running": False, "workspace": str(home)}
-    return {
-        "running": _healthy(address),
-        "workspace": str(home),
-        "api": address.api,
-        "gateway": address.gateway,
+        address = None
+    if address is not None:
+        report.update(api=address.api, gateway=address.gateway)
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            answer = httpx.get(
+                f"{address.api}/api/v1/status", headers={"Authorization": f"Bearer {address.token}"}, timeout=5.0
+            )
+            if answer.status_code == 200:
+                processes = answer.json()
+                healthy = bool(processes.get("gateway", {}).get("alive"))
+                report.update(running=True, healthy=healthy, processes=processes)
+                return report
+    saved = _read_json(folder / "address.json")
+    pid = int(saved.get("pid") or 0)
+    alive = bool(pid) and process_alive(pid) and _ours(pid, "controlplane")
+    gateway = _read_json(folder / "gateway.json")
+    gateway_pid = int(gateway.get("pid") or 0)
+    gateway_alive = bool(gateway_pid) and carries_token(gateway_pid, str(gateway.get("token") or ""))
+    report["processes"] = {
+        "control_plane": {"pid": pid or None, "alive": alive, "state": "not answering" if alive else "stopped"},
+        "gateway": {
+            "pid": gateway_pid or None,
+            "alive": gateway_alive,
+            "state": "running, unsupervised" if gateway_alive else "stopped",
+            "restarts": gateway.get("restarts", 0),
+            "last_error": gateway.get("last_error"),
+        },
+        "deployments": [],  # only the control plane knows them
     }
+    return report
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

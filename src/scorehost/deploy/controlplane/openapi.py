@@ -49,6 +49,13 @@ def document() -> dict[str, Any]:
         "security": [{"token": []}],
         "paths": {
             "/api/v1/health": {"get": {"summary": "Liveness and version", "responses": _ok(_ref("Health"))}},
+            "/api/v1/status": {
+                "get": {
+                    "summary": "Every process the control plane owns: itself, the gateway, each deployment's "
+                    "generations (pid, alive, state, restarts, last cause)",
+                    "responses": _ok({"type": "object"}),
+                }
+            },
             "/api/v1/endpoints": {
                 "get": {"summary": "List endpoints", "responses": _ok({"type": "array", "items": _ref("Endpoint")})},
                 "post": {
@@ -191,7 +198,13 @@ def document() -> dict[str, Any]:
                             "description": "Worker processes (local, at most 64), or replicas (ray, no autoscaling)",
                         },
                         "environment": {"type": "object", "additionalProperties": {"type": "string"}},
-                        "serve_options": {"type": "object"},
+                        "serve_options": {
+                            "type": "object",
+                            "description": "`scorehost serve` settings by field name (timeout, preload, run_input, "
+                            "max_body_size, ...); those the control plane sets (host, port, uds, workers, models, "
+                            "model_dir, home, entry_script) are refused",
+                            "examples": [{"timeout": 30, "preload": True}],
+                        },
                         "backend": {"type": "string", "enum": ["local", "ray"], "default": "local"},
                         "ray": {"oneOf": [_ref("RayOptions"), {"type": "null"}]},
                     },
@@ -233,7 +246,15 @@ def document() -> dict[str, Any]:
                         "instances": {"type": "integer"},
                         "backend": {"type": "string", "enum": ["local", "ray"]},
                         "ray": {"oneOf": [_ref("RayOptions"), {"type": "null"}]},
-                        "generation": {"type": "integer"},
+                        "generation": {"type": "integer", "description": "Declared: the latest update's"},
+                        "serving_generation": {
+                            "type": ["integer", "null"],
+                            "description": "The last generation that became ready: the one that serves",
+                        },
+                        "failure": {
+                            "type": ["string", "null"],
+                            "description": "Why the declared generation could not start (an older one serves)",
+                        },
                         "status": {"type": "object"},
                     },
                 },
