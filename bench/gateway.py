@@ -5,17 +5,21 @@ Two identical `scorehost serve` processes of bench/scripts/sklearn_lr (2 workers
 the direct figures, one on a Unix socket, as the local backend runs deployments; and one gateway (an
 endpoint with key auth, the routing table written by this script) in front of the socket one, and of the
 TCP one as a second endpoint (what loopback TCP upstream would cost). wrk drives each route in turn (-t1,
-1 and 16 connections, 1-row bodies, after a warm-up), round after round. `--clients` also measures
+1 and 16 connections, 1-row bodies, after a warm-up), round after round, in a new (seeded) order each
+round; the gateway's CPU per request is read from /proc around each run. `--clients` also measures
 minimal proxies that differ only in their upstream client (httpx, aiohttp, scorehost's httptools pool:
-servers/proxy_app.py). Prints a markdown table and the issue's targets
-as PASS/FAIL. See bench/README.md. Exit status: 0 all good, 1 a target or a server failed, 2 a tool is
-missing, 130 interrupted.
+servers/proxy_app.py). `--baseline SRC` also measures the gateway of another source tree (a worktree's
+src/) in the same rounds: a before/after comparison on equal terms. Prints a markdown table and the
+issue's targets as PASS/FAIL. See bench/README.md. Exit status: 0 all good, 1 a target or a server
+failed, 2 a tool is missing, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import shlex
 import shutil
 import statistics
@@ -57,9 +61,23 @@ class Row:
     route: str
     conns: int
     loads: list[Load] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)  # the gateway's CPU per request, in each run
 
     def median(self, attr: str) -> float:
         return statistics.median(getattr(load, attr) for load in self.loads)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of `pid` and its children (a gateway's workers) so far."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def write_table(home: Path, socket: Path, backend_port: int) -> None:
@@ -121,6 +139,13 @@ def bench(args: argparse.Namespace) -> int:
             "gateway": (gateway.port, PATH),
             "gateway, TCP upstream": (gateway.port, PATH.replace("/bench/", "/bench-tcp/")),
         }
+        pids = {"gateway": gateway.pid, "gateway, TCP upstream": gateway.pid}  # CPU per request measured
+        if args.baseline:
+            env = (("PYTHONPATH", str(args.baseline.resolve())),)
+            server = Server("gateway baseline", "scorehost", args.gateway_workers, gateway_cmd, env=env)
+            baseline = stack.enter_context(started(server, work / "gateway-baseline.log", 60))
+            routes["baseline gateway"] = (baseline.port, PATH)
+            pids["baseline gateway"] = baseline.pid
         if args.clients:
             for client in CLIENTS:
                 env = (
@@ -139,15 +164,27 @@ def bench(args: argparse.Namespace) -> int:
         for port, path in routes.values():
             check_answer(port, body, path, {"Authorization": f"Bearer {KEY}"})
             wrk(port, body, 16, WARMUP_S, path)
+        for name in routes:  # the table's rows in this order, whatever order the rounds take
+            for conns in (1, 16):
+                rows[(name, conns)] = Row(name, conns)
         for round_ in range(1, args.repeat + 1):
-            for name, (port, path) in routes.items():
+            order = list(routes.items())
+            random.Random(round_).shuffle(order)  # a new order each round: drift must not favour one route
+            for name, (port, path) in order:
                 for conns in (1, 16):
+                    pid = pids.get(name)
+                    cpu = cpu_seconds(pid) if pid else 0.0
                     load = wrk(port, body, conns, args.duration, path)
-                    rows.setdefault((name, conns), Row(name, conns)).loads.append(load)
+                    row = rows[(name, conns)]
+                    row.loads.append(load)
+                    used = ""
+                    if pid and load.requests:
+                        row.cpu_us.append((cpu_seconds(pid) - cpu) / load.requests * 1e6)
+                        used = f"  gateway CPU {row.cpu_us[-1]:.0f} us/req"
                     flag = f"  ERRORS: {load.errors}" if load.errors else ""
                     say(
                         f"[round {round_}/{args.repeat}] {name:<21} c={conns:<2} {load.rps:6.0f} req/s  "
-                        f"p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms{flag}"
+                        f"p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms{used}{flag}"
                     )
     return report(rows, failures, args)
 
@@ -160,6 +197,9 @@ def report(rows: dict[tuple[str, int], Row], failures: list[str], args: argparse
         ratio, added = rps / direct.median("rps"), p50 - direct.median("p50_ms")
         spread = f" ({min(x.rps for x in row.loads):.0f}–{max(x.rps for x in row.loads):.0f})" * (len(row.loads) > 1)
         errors = sum(x.errors for x in row.loads)
+        cpu = f"{statistics.median(row.cpu_us):.0f}" if row.cpu_us else ""
+        if len(row.cpu_us) > 1:
+            cpu += f" ({min(row.cpu_us):.0f}–{max(row.cpu_us):.0f})"
         table.append(
             [
                 name,
@@ -169,6 +209,7 @@ def report(rows: dict[tuple[str, int], Row], failures: list[str], args: argparse
                 f"{p99:.2f}",
                 fmt(ratio),
                 f"{added:+.2f}",
+                cpu,
                 "ERRORS" if errors else "",
             ]
         )
@@ -177,7 +218,7 @@ def report(rows: dict[tuple[str, int], Row], failures: list[str], args: argparse
         f"{args.gateway_workers}, 1-row bodies; medians of {args.repeat} round(s); gateway: to a Unix socket "
         "as deployments run, TCP upstream: to a loopback port, for comparison)\n"
     )
-    print(markdown("route|conns|req/s|p50 ms|p99 ms|req/s / direct|p50 added ms|flag", table))
+    print(markdown("route|conns|req/s|p50 ms|p99 ms|req/s / direct|p50 added ms|gateway CPU us/req|flag", table))
     added = rows[("gateway", 1)].median("p50_ms") - rows[("direct", 1)].median("p50_ms")
     ratio = rows[("gateway", 16)].median("rps") / rows[("direct", 16)].median("rps")
     targets = [
@@ -206,6 +247,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--workers", type=int, default=2, help="scorehost serve workers (default 2)")
     add("--gateway-workers", type=int, default=1, help="gateway workers (default 1)")
     add("--clients", action="store_true", help="also measure minimal proxies per upstream client")
+    add(
+        "--baseline",
+        type=Path,
+        metavar="SRC",
+        help="also measure the gateway of this source tree (e.g. a worktree's src/), same rounds",
+    )
     add("--json", type=Path, metavar="PATH", help="also write every result to PATH as JSON")
     args = parser.parse_args(argv)
     if args.quick:

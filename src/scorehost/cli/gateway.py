@@ -19,6 +19,40 @@ __all__ = ["gateway_command"]
 @click.option(
     "--max-body-size", default=100 * 1024 * 1024, show_default=True, type=click.IntRange(min=0), help="Bytes."
 )
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Seconds from a request's first byte to its last header; then 408 and closed.",
+)
+@click.option(
+    "--body-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Seconds a request body may go without a byte (or wait for --max-buffered); then 408 (503) and closed.",
+)
+@click.option(
+    "--idle-timeout",
+    default=75.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Seconds a keep-alive connection may wait for its next request; then closed.",
+)
+@click.option(
+    "--max-connections",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Open client connections per worker; new ones past it are closed at once (and logged).",
+)
+@click.option(
+    "--max-buffered",
+    type=click.IntRange(min=1),
+    help="Bytes of request bodies a worker holds at once; larger bodies wait their turn.  "
+    "[default: 256 MiB, or --max-body-size if larger]",
+)
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), help="Workspace (SCOREHOST_HOME).")
 @click.option(
     "--otlp-endpoint",
@@ -34,19 +68,26 @@ def gateway_command(
     workers: int,
     timeout: float,
     max_body_size: int,
+    header_timeout: float,
+    body_timeout: float,
+    idle_timeout: float,
+    max_connections: int,
+    max_buffered: int | None,
     home: Path | None,
     otlp_endpoint: str | None,
 ) -> None:
     """Route /endpoints/<name>/score to deployments, as <home>/gateway/routes.json says."""
-    from scorehost.deploy.gateway import serve_gateway
+    from scorehost.deploy.gateway import Limits, serve_gateway
     from scorehost.errors import ScorehostError
     from scorehost.telemetry.logs import configure_logging
 
+    try:
+        limits = Limits(max_body_size, header_timeout, body_timeout, idle_timeout, max_connections, max_buffered)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     configure_logging()
     workspace = WorkspaceSettings(home=home).workspace if home else WorkspaceSettings().workspace
     try:
-        serve_gateway(
-            workspace, host, port, workers, timeout=timeout, max_body_size=max_body_size, otlp_endpoint=otlp_endpoint
-        )
+        serve_gateway(workspace, host, port, workers, timeout=timeout, limits=limits, otlp_endpoint=otlp_endpoint)
     except ScorehostError as error:  # the port is taken, or not ours to bind
         raise click.ClickException(error.message) from None

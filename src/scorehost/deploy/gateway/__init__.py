@@ -12,11 +12,13 @@ from scorehost.deploy.gateway.routes import (
     write_routes,
 )
 from scorehost.deploy.gateway.server import serve_gateway
+from scorehost.deploy.gateway.worker import Limits
 
 __all__ = [
     "DeploymentRoute",
     "EndpointRoute",
     "GatewayApp",
+    "Limits",
     "RouteFile",
     "RouteTable",
     "Target",

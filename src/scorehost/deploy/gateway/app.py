@@ -1,11 +1,12 @@
 """What the gateway does with one request: `/endpoints/<name>/{score,swagger.json,docs}` to a deployment.
 
-Find the endpoint in the current routing table, check its key, pick a deployment (the
-`azureml-model-deployment` header, else a weighted draw) and its next instance, forward with the path
-rewritten, and pass the answer back as it came (status, headers, body). Answers of its own are JSON
-`{"error": ...}`: 401 key, 404 endpoint or deployment, 502 unreachable, 503 no instance, 504 deadline
-(413 is the server's: it answers a body past the limit at once and drops the rest). A copy of mirror_percent
-of the requests goes to the mirror, fire-and-forget. Headers stay bytes end to end: no decoding on the request path.
+From the request's headers alone (`decide`, before a byte of the body is read): find the endpoint in the
+current routing table, check its key, pick a deployment (the `azureml-model-deployment` header, else a
+weighted draw) and its next instance. Once the body is in (`seal`), forward with the path rewritten, and
+pass the answer back as it came (status, headers, body). Answers of its own are JSON `{"error": ...}`:
+401 key, 404 endpoint or deployment, 502 unreachable, 503 no instance, 504 deadline (413, 408 and 431 are
+the server's, `protocol.py`). A copy of mirror_percent of the requests goes to the mirror, fire-and-forget.
+Headers stay bytes end to end: no decoding on the request path.
 With an OTLP endpoint, each forwarded request is also a span (`scorehost.telemetry.spans`), its id the parent
 id the gateway forwards in `traceparent`.
 """
@@ -19,7 +20,7 @@ import time
 import orjson
 
 from scorehost.deploy.gateway.metrics import GatewayMetrics
-from scorehost.deploy.gateway.routes import DeploymentRoute, EndpointRoute, RouteFile, Target
+from scorehost.deploy.gateway.routes import DeploymentRoute, RouteFile, Target
 from scorehost.deploy.gateway.upstream import UpstreamError, UpstreamPool, UpstreamTimeout
 from scorehost.deploy.keys import bearer_token, key_matches
 from scorehost.deploy.spec import AuthMode
@@ -28,7 +29,7 @@ from scorehost.telemetry.request_ids import new_request_id
 from scorehost.telemetry.spans import SpanExporter
 from scorehost.telemetry.tracecontext import TraceContext
 
-__all__ = ["Answer", "Forward", "GatewayApp", "Request", "error_answer"]
+__all__ = ["Answer", "Forward", "GatewayApp", "error_answer"]
 
 logger = logging.getLogger("scorehost.gateway")
 
@@ -56,37 +57,34 @@ _DROP = frozenset(
     }
 )
 _MAX_MIRRORS_IN_FLIGHT = 64  # beyond this, copies are dropped: a slow mirror must not pile up memory
+_MAX_MIRROR_BYTES = 64 * 1024 * 1024  # nor the bodies of the copies in flight
 _CHALLENGE = b"www-authenticate: Bearer\r\n"
 _RETRY = b"retry-after: 1\r\n"
 
 
-class Request:
-    """One parsed request, as the server hands it over."""
-
-    __slots__ = ("body", "client", "headers", "method", "target")
-
-    def __init__(self, method: bytes, target: bytes, headers: Headers, body: bytes, client: bytes) -> None:
-        self.method, self.target, self.headers, self.body, self.client = method, target, headers, body, client
-
-
 class Forward:
-    """A request routed to an instance: its pool, the bytes to send, names for error messages and spans, the
-    request's trace context, and what followed `/endpoints/<name>/` (`score`, `docs/...`)."""
+    """A request routed to an instance: its pool, its head as forwarded (the request line and headers, but
+    for host and content-length) and, once sealed, the bytes to send; names for error messages and spans,
+    the request's trace context, what followed `/endpoints/<name>/` (`score`, `docs/...`), the deployment
+    that gets a copy (or None) and the body bytes the connection reserved for it (`protocol.py`)."""
 
-    __slots__ = ("data", "deployment", "endpoint", "pool", "request_id", "rest", "trace")
+    __slots__ = ("data", "deployment", "endpoint", "head", "mirror", "pool", "request_id", "reserved", "rest", "trace")
 
     def __init__(
         self,
         pool: UpstreamPool,
-        data: bytes,
+        head: bytes,
         endpoint: str,
         deployment: str,
         request_id: bytes,
         trace: TraceContext,
         rest: bytes,
+        mirror: DeploymentRoute | None,
     ) -> None:
-        self.pool, self.data, self.endpoint, self.deployment = pool, data, endpoint, deployment
-        self.request_id, self.trace, self.rest = request_id, trace, rest
+        self.pool, self.head, self.endpoint, self.deployment = pool, head, endpoint, deployment
+        self.request_id, self.trace, self.rest, self.mirror = request_id, trace, rest, mirror
+        self.data = b""
+        self.reserved = 0
 
 
 def error_answer(status: int, message: str, request_id: bytes, *extra: bytes) -> Answer:
@@ -113,16 +111,7 @@ class GatewayApp:
         self._pools: dict[Target, UpstreamPool] = {}
         self._table = routes.table
         self._mirrors: set[asyncio.Task[None]] = set()
-
-    async def handle(self, request: Request) -> Answer:
-        """The answer to `request`: the deployment's, or the gateway's own."""
-        routed = self.route(request)
-        if isinstance(routed, tuple):
-            return routed
-        try:
-            return await routed.pool.request(routed.data, self.timeout)
-        except (UpstreamError, UpstreamTimeout) as error:
-            return self.failed(routed, error)
+        self._mirror_bytes = 0
 
     def failed(self, forward: Forward, error: Exception) -> Answer:
         """The answer when the instance could not be reached (502) or did not answer in time (504)."""
@@ -160,9 +149,9 @@ class GatewayApp:
         except Exception:  # a span lost is no reason to fail the connection: the answer has gone out already
             logger.exception("could not record the request's span")
 
-    def route(self, request: Request) -> Answer | Forward:
-        """The gateway's own answer, or where and what to forward."""
-        path, _, query = request.target.partition(b"?")
+    def decide(self, method: bytes, url: bytes, headers: Headers, client: bytes) -> Answer | Forward:
+        """From a request's line and headers: the gateway's own answer, or where to forward it."""
+        path, _, query = url.partition(b"?")
         if path == b"/":  # liveness, as the scoring server answers it
             return 200, b"content-type: text/plain; charset=utf-8\r\n", b"Healthy"
         if path == b"/metrics" and self.metrics is not None:
@@ -172,8 +161,8 @@ class GatewayApp:
         forwarded_for = b""
         traceparent: bytes | None = None
         # HEAD goes upstream as GET: the answer parser cannot know that a HEAD answer has no body
-        lines = [b"GET " if request.method == b"HEAD" else b"%s " % request.method]  # path filled in below
-        for key, value in request.headers:
+        lines = [b"GET " if method == b"HEAD" else b"%s " % method]  # path filled in below
+        for key, value in headers:
             if key in _DROP:
                 if key == b"authorization":
                     authorization = value
@@ -190,7 +179,7 @@ class GatewayApp:
         if not request_id:
             request_id = new_request_id().encode()
             lines.append(b"x-request-id: %s\r\n" % request_id)
-        lines.append(b"x-forwarded-for: %s%s\r\n" % (forwarded_for, request.client))
+        lines.append(b"x-forwarded-for: %s%s\r\n" % (forwarded_for, client))
         trace = TraceContext.continued(traceparent.decode("latin-1") if traceparent else None)
         lines.append(b"traceparent: %s\r\n" % trace.header().encode())
         if not path.startswith(_PREFIX):
@@ -228,12 +217,16 @@ class GatewayApp:
             message = f"deployment {deployment.name!r} of endpoint {name!r} has no ready instance"
             return error_answer(503, message, request_id, _RETRY)
         lines[0] += target.prefix.encode() + b"/" + rest + (b"?" + query if query else b"") + b" HTTP/1.1\r\n"
-        head = b"".join(lines)
-        body = request.body
-        if endpoint.mirror is not None and deployment_header is None and endpoint.mirrors_now():
-            self._mirror(endpoint, endpoint.mirror, head, body)
+        mirror = endpoint.mirror if deployment_header is None and endpoint.mirrors_now() else None
         pool = self._pool(target)
-        return Forward(pool, _finish(head, pool, body) + body, name, deployment.name, request_id, trace, rest)
+        return Forward(pool, b"".join(lines), name, deployment.name, request_id, trace, rest, mirror)
+
+    def seal(self, forward: Forward, body: list[bytes], size: int) -> None:
+        """The body (`size` bytes in pieces) is in: make the bytes to send, in one piece, and the copy."""
+        tail = b"host: %s\r\ncontent-length: %d\r\n\r\n" % (forward.pool.host_bytes, size)
+        forward.data = b"".join([forward.head, tail, *body])
+        if forward.mirror is not None:
+            self._mirror(forward, forward.mirror, forward.data[len(forward.data) - size :])
 
     def close(self) -> None:
         for pool in self._pools.values():
@@ -256,27 +249,28 @@ class GatewayApp:
             pool = self._pools[target] = UpstreamPool(target.host, target.port, path=target.path)
         return pool
 
-    def _mirror(self, endpoint: EndpointRoute, mirror: DeploymentRoute, head: bytes, body: bytes) -> None:
+    def _mirror(self, forward: Forward, mirror: DeploymentRoute, body: bytes) -> None:
         target = mirror.next_target()
-        if target is None or len(self._mirrors) >= _MAX_MIRRORS_IN_FLIGHT:
+        full = len(self._mirrors) >= _MAX_MIRRORS_IN_FLIGHT or self._mirror_bytes + len(body) > _MAX_MIRROR_BYTES
+        if target is None or full:
             return
-        task = asyncio.get_running_loop().create_task(self._send_copy(endpoint, mirror, target, head, body))
+        self._mirror_bytes += len(body)
+        copy = self._send_copy(forward.endpoint, mirror, target, forward.head, body)  # not `forward`: its data
+        task = asyncio.get_running_loop().create_task(copy)
         self._mirrors.add(task)
         task.add_done_callback(self._mirrors.discard)
 
     async def _send_copy(
-        self, endpoint: EndpointRoute, mirror: DeploymentRoute, target: Target, head: bytes, body: bytes
+        self, endpoint: str, mirror: DeploymentRoute, target: Target, head: bytes, body: bytes
     ) -> None:
         pool = self._pool(target)
+        data = b"%shost: %s\r\ncontent-length: %d\r\n\r\n%s" % (head, pool.host_bytes, len(body), body)
         try:
-            await pool.request(_finish(head, pool, body) + body, self.timeout)
+            await pool.request(data, self.timeout)
         except (UpstreamError, UpstreamTimeout) as error:  # the copy's fate never reaches the caller
-            logger.debug("mirror copy to %s/%s failed: %s", endpoint.name, mirror.name, error)
-
-
-def _finish(head: bytes, pool: UpstreamPool, body: bytes) -> bytes:
-    """`head` completed for one instance: its host header, the body's length, the blank line."""
-    return b"%shost: %s\r\ncontent-length: %d\r\n\r\n" % (head, pool.host_bytes, len(body))
+            logger.debug("mirror copy to %s/%s failed: %s", endpoint, mirror.name, error)
+        finally:
+            self._mirror_bytes -= len(body)
 
 
 def _route_template(rest: bytes) -> str:

@@ -1,6 +1,6 @@
 """Run the gateway: N worker processes, each an event loop (uvloop when installed) on its own SO_REUSEPORT
 socket, each reading the routing table from the workspace. The gateway keeps no state of its own, so the
-parent only restarts workers that die and passes SIGTERM on.
+parent only restarts workers that die and passes SIGTERM on; workers exit when the parent dies.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from scorehost.deploy.gateway.app import GatewayApp
 from scorehost.deploy.gateway.metrics import GatewayMetrics
 from scorehost.deploy.gateway.protocol import GatewayProtocol
 from scorehost.deploy.gateway.routes import RouteFile, routes_path
+from scorehost.deploy.gateway.system import die_with_parent, raise_descriptor_limit
+from scorehost.deploy.gateway.worker import Limits, Worker
 from scorehost.sockets import bind_sockets
 from scorehost.telemetry.prometheus import prepare_multiprocess, remove_multiprocess
 from scorehost.telemetry.spans import SpanExporter, require_otel
@@ -28,6 +30,7 @@ __all__ = ["serve_gateway"]
 
 logger = logging.getLogger("scorehost.gateway")
 _DRAIN_S = 5.0  # seconds in-flight requests get after SIGTERM
+_SPARE_DESCRIPTORS = 256  # beside client connections: those to instances (mostly idle, pooled), files
 SERVICE_NAME = "scorehost-gateway"  # the gateway's spans' service.name
 
 
@@ -38,15 +41,26 @@ def serve_gateway(
     workers: int = 1,
     *,
     timeout: float = 60.0,
-    max_body_size: int = 100 * 1024 * 1024,
+    limits: Limits | None = None,
     otlp_endpoint: str | None = None,
     on_ready: Callable[[int], None] | None = None,
 ) -> None:
     """Serve the endpoints of workspace `home` on host:port until SIGINT/SIGTERM; `on_ready(port)` is called
-    once the sockets listen (port 0 picks a free port). With `otlp_endpoint` (an OTLP/HTTP traces URL), each
-    forwarded request's span goes there."""
+    once the sockets listen (port 0 picks a free port). `limits`: what a client may hold (the defaults of
+    `Limits`). With `otlp_endpoint` (an OTLP/HTTP traces URL), each forwarded request's span goes there."""
+    limits = limits or Limits()
     if otlp_endpoint:
         require_otel()  # here, not in each worker: a worker failing on it would be restarted again and again
+    descriptors = raise_descriptor_limit()  # before the fork: the workers inherit it
+    needed = limits.max_connections + _SPARE_DESCRIPTORS
+    if descriptors < needed:
+        logger.warning(
+            "the descriptor limit (%d) is below what --max-connections %d needs (%d per worker): past it, "
+            "connections fail at accept(); raise the limit (ulimit -n, LimitNOFILE=) or lower --max-connections",
+            descriptors,
+            limits.max_connections,
+            needed,
+        )
     sockets = bind_sockets(host, port, workers)
     metrics_folder = prepare_multiprocess() if workers > 1 else None  # workers' counts, summed at /metrics
     bound = sockets[0].getsockname()[1]
@@ -57,8 +71,8 @@ def serve_gateway(
     if on_ready is not None:
         on_ready(bound)
 
-    def run(sock: socket.socket) -> None:
-        _run_worker(sock, routes_path(home), timeout, max_body_size, otlp_endpoint)
+    def run(sock: socket.socket, parent: int | None = None) -> None:
+        _run_worker(sock, routes_path(home), timeout, limits, otlp_endpoint, parent)
 
     if workers == 1:
         run(sockets[0])
@@ -71,7 +85,12 @@ def serve_gateway(
 
 
 def _run_worker(
-    sock: socket.socket, routes: os.PathLike[str], timeout: float, max_body_size: int, otlp_endpoint: str | None
+    sock: socket.socket,
+    routes: os.PathLike[str],
+    timeout: float,
+    limits: Limits,
+    otlp_endpoint: str | None,
+    parent: int | None,
 ) -> None:
     # Made in the worker, after the fork: the exporter's thread would not survive it.
     spans = SpanExporter(otlp_endpoint, SERVICE_NAME) if otlp_endpoint else None
@@ -82,8 +101,11 @@ def _run_worker(
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        server = await loop.create_server(lambda: GatewayProtocol(app, max_body_size), sock=sock, backlog=2048)
+        worker = Worker(limits, upstream_timeout=timeout, parent=parent, on_orphaned=stop.set)
+        worker.start()
+        server = await loop.create_server(lambda: GatewayProtocol(app, worker), sock=sock, backlog=2048)
         await stop.wait()
+        worker.stop()
         server.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(server.wait_closed(), _DRAIN_S)
@@ -104,7 +126,7 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
     return uvloop.run
 
 
-def _supervise(sockets: list[socket.socket], run: Callable[[socket.socket], None]) -> None:
+def _supervise(sockets: list[socket.socket], run: Callable[[socket.socket, int], None]) -> None:
     children: dict[int, socket.socket] = {}
     stopping = False
 
@@ -115,14 +137,17 @@ def _supervise(sockets: list[socket.socket], run: Callable[[socket.socket], None
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    parent = os.getpid()
+
     def spawn(sock: socket.socket) -> None:
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                for signum in (signal.SIGTERM, signal.SIGINT):
+                for signum in (signal.SIGTERM, signal.SIGINT):  # not the parent's handler: it signals workers
                     signal.signal(signum, signal.SIG_DFL)
-                run(sock)
+                die_with_parent(parent)
+                run(sock, parent)
             except BaseException:
                 logger.exception("gateway worker crashed")
                 code = 1
