@@ -76,5 +76,34 @@ def test_replicas_starting_together_on_one_node_share_one_copy(home: Path, tmp_p
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(set(found)) == 1
-    assert [entry.name for entry in (tmp_path / "node").iterdir()] == [found[0].parent.name]  # no scratch left
+    assert len(set(found)) == 4  # a tree of its own each (the threads stand for replicas)...
+    verified = [entry.name for entry in (tmp_path / "node").iterdir() if entry.name != "replicas"]
+    assert len(verified) == 1  # ...of one verified copy, with no scratch left
+    for model_dir in found:
+        assert (model_dir / "labels" / "1" / "labels.json").is_file()
+
+
+def test_what_one_replica_writes_no_other_replica_sees(home: Path, tmp_path: Path) -> None:
+    """A script that appends to its model file and writes beside it changes its own tree only."""
+    described = manifest(home, ["labels:1"])
+    first = materialize(described, tmp_path / "node")
+    model = first / "labels.json"
+    model.chmod(0o644)  # as root, modes would not stop it anyway
+    with model.open("a") as appending:
+        appending.write("tampered")
+    (first / "model.joblib").write_bytes(b"trained at init")
+    second = materialize(described, tmp_path / "node")
+    assert json.loads((second / "labels.json").read_text()) == {"labels": ["a", "b"]}
+    assert not (second / "model.joblib").exists()
+    stored = blob_path(Path(described["store"]), described["versions"][0]["files"][0]["sha256"])
+    assert json.loads(stored.read_text()) == {"labels": ["a", "b"]}
+
+
+def test_the_trees_of_replicas_that_died_are_removed(home: Path, tmp_path: Path) -> None:
+    described = manifest(home, ["labels:1"])
+    materialize(described, tmp_path / "node")
+    replicas = tmp_path / "node" / "replicas"
+    dead = replicas / "999999999.0badcafe"  # no such pid
+    (dead / "models").mkdir(parents=True)
+    materialize(described, tmp_path / "node")
+    assert not dead.exists()

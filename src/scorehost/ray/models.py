@@ -5,11 +5,13 @@ sha256 it was registered with, and where the workspace's model store is. On each
 `materialize` copies the files from that store (shared storage every node mounts: NFS, EFS, a volume)
 to the node's own disk, hashing every byte on the way, and refuses a file whose sha256 or size differ
 from the registered ones. What a replica serves is then what was registered, whatever happens later to
-the shared copy. Copies are kept per node by content, so replicas on one node copy once.
+the shared copy. Copies are kept per node by content, so replicas on one node copy and hash once; each
+replica then serves its own reflinks or copies of them, so a script cannot change what the others see.
 """
 
 from __future__ import annotations
 
+import atexit
 import errno
 import hashlib
 import json
@@ -25,7 +27,8 @@ from typing import Any
 from scorehost.errors import CorruptModel
 from scorehost.registry.copying import copy_hashing
 from scorehost.registry.layout import safe_join
-from scorehost.registry.store import blob_path
+from scorehost.registry.serving import clone
+from scorehost.registry.store import blob_path, process_alive
 
 __all__ = ["manifest", "materialize", "model_cache"]
 
@@ -69,8 +72,30 @@ def materialize(described: Mapping[str, Any], cache: Path | None = None) -> Path
     final = root / key
     if not (final / _COMPLETE).is_file():
         _copy_verified(Path(described["store"]), versions, root, final)
-    models = final / "models"
+    models = _own_copy(final / "models", root / "replicas") / "models"
     return models / versions[0]["name"] / str(versions[0]["version"]) if len(versions) == 1 else models
+
+
+def _own_copy(verified: Path, replicas: Path) -> Path:
+    """This replica's own tree of the node's verified copy, each file a reflink or a copy (as `serve --model` lays
+    out its folder), so what a script writes beside or into its model reaches neither the node's copy nor another
+    replica. Removed when the process exits; those of replicas that died are removed by the next one."""
+    replicas.mkdir(mode=0o700, exist_ok=True)
+    for stale in replicas.iterdir():
+        pid = stale.name.partition(".")[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    own = replicas / f"{os.getpid()}.{secrets.token_hex(4)}"
+    atexit.register(shutil.rmtree, own, ignore_errors=True)
+    for source in sorted(verified.rglob("*")):
+        target = own / "models" / source.relative_to(verified)
+        if source.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        clone(source, target)
+        target.chmod(0o444)
+    return own
 
 
 def _copy_verified(store: Path, versions: list[Mapping[str, Any]], root: Path, final: Path) -> None:
