@@ -252,3 +252,8 @@ class ControlPlaneSettings(BaseSettings):
     restart_backoff_cap: float = Field(default=30.0, gt=0, le=3600)
     """Most seconds between restarts of a gateway that keeps dying: the delay starts at 1 s and doubles up to
     this (`SCOREHOST_CONTROLPLANE_RESTART_BACKOFF_CAP`)."""
+
+    gateway_probe_timeout: float = Field(default=30.0, ge=0, le=3600)
+    """Seconds the gateway may go without answering `GET /` (asked every few seconds) before it is killed and
+    restarted: a stopped or stuck gateway still accepts connections, so its exit alone does not show it; 0 = never
+    (`SCOREHOST_CONTROLPLANE_GATEWAY_PROBE_TIMEOUT`)."""

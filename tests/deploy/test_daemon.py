@@ -189,6 +189,25 @@ def test_a_killed_gateway_is_restarted_and_status_tells_the_truth(home: Path) ->
     assert "killed by SIGKILL; restarting it in 1 s" in log
 
 
+def test_a_stopped_gateway_is_killed_and_restarted(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gateway stopped with SIGSTOP still accepts connections (the kernel does) but answers nothing: its exit alone
+    never shows it. The control plane asks it GET / and replaces it when it stays silent."""
+    monkeypatch.setenv("SCOREHOST_CONTROLPLANE_GATEWAY_PROBE_TIMEOUT", "3")
+    with _start(home, free_port()) as client:
+        client.create_endpoint("mnist", auth="none")
+        client.create_deployment("mnist", "blue", script="score.py", code_dir=WHOAMI)
+        _until(lambda: client.invoke("mnist", 0), what="the deployment answering")
+        gateway = control_plane_status(home)["processes"]["gateway"]
+        os.kill(gateway["pid"], signal.SIGSTOP)
+        _until(lambda: client.invoke("mnist", 0), timeout=60, what="a new gateway answering")
+        after = _until(lambda: (s := control_plane_status(home))["healthy"] and s)["processes"]["gateway"]
+        assert after["pid"] != gateway["pid"]
+        assert after["restarts"] == 1
+        assert after["last_error"].startswith("killed by SIGKILL: it is stopped (SIGSTOP/SIGTSTP)")
+    log = (home / "controlplane" / "controlplane.log").read_text()
+    assert f"gateway (pid {gateway['pid']}) is stopped (SIGSTOP/SIGTSTP): no answer to GET / for " in log
+
+
 def test_the_log_is_rotated_and_holds_no_token(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 16.18: controlplane.log grew forever, and a token sent in a query string was written to it."""
     monkeypatch.setenv("SCOREHOST_CONTROLPLANE_LOG_MAX_SIZE", "8KiB")

@@ -152,6 +152,7 @@ def run_control_plane(
         folder,
         backoff=Backoff(cap=settings.restart_backoff_cap),
         logs=LogSettings(max_bytes=settings.log_max_size, keep=settings.log_backups),
+        probe_timeout=settings.gateway_probe_timeout,
     )
     started = time.time()
 

@@ -40,6 +40,8 @@ logger = logging.getLogger("scorehost.controlplane")
 
 STATE_FILE = "gateway.json"
 LOG_FILE = "gateway.log"
+_PROBE_EVERY_S = 5.0  # GET / this often (or a third of the probe timeout, if shorter)
+_PROBE_ANSWER_S = 3.0  # and give each answer this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ class GatewaySupervisor:
         backoff: Backoff | None = None,
         logs: LogSettings | None = None,
         listen_timeout: float = 60.0,
+        probe_timeout: float = 30.0,
     ) -> None:
         self.options = options
         self.command = gateway_command(options)
@@ -83,6 +86,7 @@ class GatewaySupervisor:
         self._backoff = backoff or Backoff()
         self._logs = logs or LogSettings()
         self._listen_timeout = listen_timeout
+        self._probe_timeout = probe_timeout
         self._lock = threading.Lock()
         self._process: ChildProcess | AdoptedProcess | None = None
         self._token = ""
@@ -149,6 +153,7 @@ class GatewaySupervisor:
 
     def _watch(self) -> None:
         delay = self._backoff.initial
+        answered = next_probe = time.monotonic()
         while not self._stopping.is_set():
             with self._lock:
                 process = self._process
@@ -156,10 +161,38 @@ class GatewaySupervisor:
                 return
             exit = process.wait(0.2)
             if exit is None:
+                now = time.monotonic()
+                if self._probe_timeout and now >= next_probe:
+                    next_probe = now + min(_PROBE_EVERY_S, self._probe_timeout / 3)
+                    if self._answers():
+                        answered = now
+                    elif now - answered > self._probe_timeout:
+                        self._kill_unanswering(process, now - answered)
                 continue
             if self._stopping.is_set():
                 return
             delay = self._restart(process, exit, delay)
+            answered = next_probe = time.monotonic()
+
+    def _answers(self) -> bool:
+        """Whether the gateway answers `GET /` (its own liveness answer) within a few seconds."""
+        timeout = min(_PROBE_ANSWER_S, max(0.5, self._probe_timeout / 3))
+        try:
+            with socket.create_connection((self.options.host, self.options.port), timeout=timeout) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: scorehost-controlplane\r\nConnection: close\r\n\r\n")
+                return sock.recv(16).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+
+    def _kill_unanswering(self, process: ChildProcess | AdoptedProcess, silent: float) -> None:
+        """A gateway that is alive but answers nothing (SIGSTOP, a loop that never yields): kill it, so the watch
+        sees it exit and restarts it, with this as the cause."""
+        state = _process_state(process.pid)
+        why = "is stopped (SIGSTOP/SIGTSTP)" if state in ("T", "t") else "is stuck"
+        logger.error("gateway (pid %d) %s: no answer to GET / for %.0f s; killing it", process.pid, why, silent)
+        self._set(last_error=f"{why}: no answer to GET / for {silent:.0f} s")
+        process.send(signal.SIGKILL)
+        process.send(signal.SIGCONT)
 
     def _restart(self, process: ChildProcess | AdoptedProcess, exit: Exit, delay: float) -> float:
         """Record why the gateway died, wait out the backoff and start it again; the next delay."""
@@ -169,6 +202,9 @@ class GatewaySupervisor:
         if uptime >= self._backoff.reset_after:
             delay = self._backoff.initial
         cause = exit.describe()
+        with self._lock:
+            if self._last_error and self._last_error.startswith(("is stopped", "is stuck")):
+                cause = f"{cause}: it {self._last_error}"  # killed by _kill_unanswering
         logger.error("gateway (pid %d, up %.1f s) %s; restarting it in %g s", process.pid, uptime, cause, delay)
         self._set(process=None, state="restarting", restarts=self._restarts + 1, last_error=cause)
         self._save()
@@ -269,6 +305,15 @@ def stop_left_gateway(folder: Path, timeout: float = 10.0) -> bool:
     kill_leftovers(pid, token)
     (folder / STATE_FILE).unlink(missing_ok=True)
     return True
+
+
+def _process_state(pid: int) -> str:
+    """The one-letter state /proc gives (T: stopped), or "" where it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[0]
 
 
 def _wait_gone(pid: int, timeout: float) -> None:
