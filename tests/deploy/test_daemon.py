@@ -105,7 +105,8 @@ def _failed_again(client: Client) -> dict[str, Any]:
 
     def failed() -> dict[str, Any] | None:
         deployment = client.get_deployment("mnist", "blue")
-        return deployment if "model file is corrupt" in str(deployment["status"].get("error")) else None
+        settled = deployment["status"]["state"] != "updating"  # a restarted control plane is retrying generation 2
+        return deployment if settled and "model file is corrupt" in str(deployment["status"].get("error")) else None
 
     deployment: dict[str, Any] = _until(failed, what="generation 2 failed")
     return deployment

@@ -24,7 +24,7 @@ from pydantic import AliasChoices
 
 from scorehost.config import ServeSettings
 from scorehost.deploy.backends.base import DeploymentRecord, DeploymentStatus, Handle
-from scorehost.deploy.backends.local_generation import Backoff, Generation, LogSettings, read_json, write_private
+from scorehost.deploy.backends.local_generation import Backoff, Generation, LogSettings, read_json, write_json_private
 from scorehost.deploy.backends.local_process import (
     TOKEN_VARIABLE,
     AdoptedProcess,
@@ -119,7 +119,7 @@ class LocalBackend:
                 raise ResourceExists(f"{spec.endpoint}/{spec.name} generation {generation} is running already")
             folder = self._folder(*key)
             folder.mkdir(parents=True, exist_ok=True)
-            write_private(
+            write_json_private(
                 folder / "launch.json",
                 {"command": launch.command, "environment": launch.environment, "cwd": launch.cwd},
             )

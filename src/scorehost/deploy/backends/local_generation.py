@@ -30,8 +30,9 @@ from scorehost.deploy.backends.local_process import (
 )
 from scorehost.deploy.backends.logfiles import follow, last_lines
 from scorehost.errors import DeploymentFailed, DeploymentTimeout
+from scorehost.private_files import write_private
 
-__all__ = ["Backoff", "Generation", "LogSettings", "read_json", "write_private"]
+__all__ = ["Backoff", "Generation", "LogSettings", "read_json", "write_json_private"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +310,7 @@ class Generation:
                 "restarts": self._restarts,
                 "last_error": self._last_error,
             }
-        write_private(self.folder / "process.json", state)
+        write_json_private(self.folder / "process.json", state)
 
     def _note(self, message: str) -> None:
         """A line of our own in serve.log (appended: safe beside the writer, which appends too)."""
@@ -336,13 +337,9 @@ def _startup_reason(tail: list[str]) -> str:
     return tail[-1].strip() if tail else ""
 
 
-def write_private(path: Path, value: Mapping[str, Any]) -> None:
+def write_json_private(path: Path, value: Mapping[str, Any]) -> None:
     """Write JSON atomically, readable by the owner only (the environment may hold secrets)."""
-    temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump(value, file)
-    os.replace(temporary, path)
+    write_private(path, json.dumps(value).encode())
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from scorehost.client import ControlPlaneAddress
 from scorehost.config import ControlPlaneSettings, WorkspaceSettings
 from scorehost.deploy.backends.local_process import carries_token
 from scorehost.errors import ServiceUnavailable
+from scorehost.private_files import write_private
 from scorehost.registry.private import make_private
 from scorehost.registry.store import process_alive
 
@@ -53,18 +54,10 @@ def _folder(home: Path) -> Path:
     return folder
 
 
-def _write_private(path: Path, text: str) -> None:
-    scratch = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(scratch, path)
-
-
 def _token(folder: Path) -> str:
     path = folder / "token"
     if not path.exists():
-        _write_private(path, secrets.token_urlsafe(32))
+        write_private(path, secrets.token_urlsafe(32).encode())
     make_private(path)  # a token an older scorehost wrote with the umask's mode
     return path.read_text().strip()
 
@@ -176,7 +169,7 @@ def run_control_plane(
     controller.recover()
     controller.watch()
     address = {"api": f"http://{host}:{server.server_port}", "gateway": gateway_url, "pid": os.getpid()}
-    _write_private(folder / "address.json", json.dumps(address))
+    write_private(folder / "address.json", json.dumps(address).encode())
     logger.info("control plane on %s, gateway on %s (workspace %s)", address["api"], gateway_url, home)
 
     def shut_down(signum: int, _frame: Any) -> None:

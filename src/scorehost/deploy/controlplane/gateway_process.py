@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scorehost.deploy.backends.local_generation import Backoff, LogSettings, read_json, write_private
+from scorehost.deploy.backends.local_generation import Backoff, LogSettings, read_json, write_json_private
 from scorehost.deploy.backends.local_process import (
     TOKEN_VARIABLE,
     AdoptedProcess,
@@ -290,7 +290,7 @@ class GatewaySupervisor:
                 "last_error": self._last_error,
                 "started_at": self._started_at,
             }
-        write_private(self.folder / STATE_FILE, state)
+        write_json_private(self.folder / STATE_FILE, state)
 
 
 def stop_left_gateway(folder: Path, timeout: float = 10.0) -> bool:

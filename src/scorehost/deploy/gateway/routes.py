@@ -22,13 +22,11 @@ empty `targets` list exists (the header can name it) but has no ready instance: 
 from __future__ import annotations
 
 import bisect
-import contextlib
 import itertools
 import logging
 import os
 import random
 import re
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +38,7 @@ import orjson
 
 from scorehost.deploy.spec import AuthMode, check_resource_name
 from scorehost.errors import InvalidSpec
+from scorehost.private_files import write_private
 
 __all__ = [
     "DeploymentRoute",
@@ -234,17 +233,7 @@ def write_routes(path: str | os.PathLike[str], table: RouteTable | Mapping[str, 
     parse_routes(document)  # never publish a table the gateway would refuse
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".routes-", suffix=".tmp", dir=target.parent)  # created 0600
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_private(target, orjson.dumps(document, option=orjson.OPT_INDENT_2))
 
 
 class RouteFile:
