@@ -346,3 +346,17 @@ def test_invoke_reports_script_errors_and_timeouts(home: Path) -> None:
             assert time.monotonic() < deadline, status
             time.sleep(0.1)
         assert "init" in status["error"]
+
+
+def test_ready_means_the_gateway_routes_to_it(home: Path) -> None:
+    """A deployment reported "ready" is already routed to: a request sent the moment the state says so is answered
+    by it, not 503 "sends no traffic" (the state once turned ready before the gateway re-read its routes)."""
+    with _start(home) as client:
+        client.create_endpoint("mnist", auth="none")
+        for name in ("blue", "green", "red"):
+            client.create_deployment("mnist", name, script="score.py", code_dir=WHOAMI)
+            deadline = time.monotonic() + 60
+            while client.get_deployment("mnist", name)["status"]["state"] != "ready":
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            assert client.invoke("mnist", 0, deployment=name)["deployment"] == "?"

@@ -48,11 +48,14 @@ class _Live:
     restoring: int | None = None  # the generation that served before a restart, being brought back
     error: str | None = None  # why the declared generation (or the one restored) cannot start
     failed: int | None = None
+    routing: str | None = None  # "starting"/"updating" while the gateway re-reads the routes to a promoted one
 
     @property
     def state(self) -> str:
         """ready: the declared generation serves (or failed while an older one serves, `error` says why);
         updating: an older one serves while a newer starts; starting, failed or stopped: none serves."""
+        if self.routing is not None:  # "ready" means the gateway sends it traffic: not before it re-read the routes
+            return self.routing
         busy = bool(self.pending or self.starting)
         if self.serving is not None:
             return "updating" if busy and self.serving.generation < self.declared else "ready"
@@ -344,6 +347,7 @@ class Controller:
             late = not self._wanted(live, generation)
             if not late:
                 old, live.serving = live.serving, handle
+                live.routing = "updating" if old is not None else "starting"
                 if live.restoring == generation:
                     live.restoring = None
                 if live.failed is not None and live.failed <= generation:
@@ -355,6 +359,9 @@ class Controller:
         self.routes_changed()
         # "ready" means the gateway sends it traffic: it re-reads the routes within RELOAD_GRACE.
         time.sleep(RELOAD_GRACE)
+        with self._lock:
+            if live.serving is handle:
+                live.routing = None
         self._done(key, generation)
         logger.info("%s/%s generation %d ready and serving", *key, generation)
         if old is not None:
