@@ -22,6 +22,7 @@ from granian import _futures, _granian
 from granian.http import HTTP1Settings
 
 from scorehost.http.body_watch import PROTOCOL_KEY
+from scorehost.system import raise_descriptor_limit
 
 __all__ = ["GranianFront", "LaterResponder", "Responder"]
 
@@ -99,15 +100,10 @@ class GranianFront:
 def connection_limit() -> int:
     """How many connections a worker holds open at once: what the descriptor limit allows, raised to its hard
     limit first (a common soft limit of 1024 would otherwise cap it)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, MAX_CONNECTIONS + _SPARE_DESCRIPTORS)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-            soft = wanted
-        except (ValueError, OSError):
-            pass
-    return max(64, min(MAX_CONNECTIONS, soft - _SPARE_DESCRIPTORS))
+    limit = raise_descriptor_limit()
+    if limit == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(64, min(MAX_CONNECTIONS, limit - _SPARE_DESCRIPTORS))
 
 
 def _worker_arguments(

@@ -8,21 +8,19 @@ the run gate's own watchdog cannot run either), stops bumping it, and the superv
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import mmap
 import os
-import signal
 import struct
 import threading
 import time
 from collections.abc import Callable
 
+from scorehost.system import die_with_parent
+
 __all__ = ["HEARTBEAT_INTERVAL", "HeartbeatBoard", "Lifeline"]
 
 HEARTBEAT_INTERVAL = 1.0  # seconds between beats
 _CELL = struct.Struct("Q")
-_PR_SET_PDEATHSIG = 1
 
 
 class HeartbeatBoard:
@@ -49,11 +47,7 @@ class Lifeline:
     def tie(self) -> None:
         """In the worker, right after the fork: be sent SIGTERM when the supervisor dies (Linux), and leave now if
         it already has. The supervisor is single-threaded, so "the thread that forked us" is the supervisor."""
-        with contextlib.suppress(OSError, AttributeError):  # not Linux: the heartbeat's own check is the fallback
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != self.supervisor:  # it died between the fork and the prctl
-            os._exit(1)
+        die_with_parent(self.supervisor)  # not Linux: the heartbeat's own check is the fallback
 
     def start_heartbeat(self, orphaned: Callable[[], None]) -> None:
         """Bump the slot's counter every second from a daemon thread; call `orphaned()` once if the supervisor

@@ -10,22 +10,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+from scorehost.system import process_state
+
 __all__ = ["oom_kills", "process_state", "resident_bytes"]
 
 _PROC = Path("/proc")
 _CGROUPS = Path("/sys/fs/cgroup")
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def process_state(pid: int, proc: Path = _PROC) -> str | None:
-    """The state letter of /proc/PID/stat (R running, S sleeping, T stopped, t traced, Z zombie, ...)."""
-    try:
-        stat = (proc / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    # The command name, in parentheses, may hold spaces and parentheses itself: the state follows the last ")".
-    fields = stat.rpartition(")")[2].split()
-    return fields[0] if fields else None
 
 
 def resident_bytes(pid: int, proc: Path = _PROC) -> int | None:

@@ -33,6 +33,7 @@ from scorehost.deploy.backends.local_process import (
 )
 from scorehost.deploy.backends.logfiles import last_lines
 from scorehost.errors import ServiceUnavailable
+from scorehost.system import process_state
 
 __all__ = ["GatewayOptions", "GatewaySupervisor", "gateway_command", "stop_left_gateway"]
 
@@ -187,7 +188,7 @@ class GatewaySupervisor:
     def _kill_unanswering(self, process: ChildProcess | AdoptedProcess, silent: float) -> None:
         """A gateway that is alive but answers nothing (SIGSTOP, a loop that never yields): kill it, so the watch
         sees it exit and restarts it, with this as the cause."""
-        state = _process_state(process.pid)
+        state = process_state(process.pid)
         why = "is stopped (SIGSTOP/SIGTSTP)" if state in ("T", "t") else "is stuck"
         logger.error("gateway (pid %d) %s: no answer to GET / for %.0f s; killing it", process.pid, why, silent)
         self._set(last_error=f"{why}: no answer to GET / for {silent:.0f} s")
@@ -305,15 +306,6 @@ def stop_left_gateway(folder: Path, timeout: float = 10.0) -> bool:
     kill_leftovers(pid, token)
     (folder / STATE_FILE).unlink(missing_ok=True)
     return True
-
-
-def _process_state(pid: int) -> str:
-    """The one-letter state /proc gives (T: stopped), or "" where it cannot be read."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rpartition(")")[2].split()[0]
 
 
 def _wait_gone(pid: int, timeout: float) -> None:

@@ -20,9 +20,9 @@ from scorehost.deploy.gateway.app import GatewayApp
 from scorehost.deploy.gateway.metrics import GatewayMetrics
 from scorehost.deploy.gateway.protocol import GatewayProtocol
 from scorehost.deploy.gateway.routes import RouteFile, routes_path
-from scorehost.deploy.gateway.system import die_with_parent, raise_descriptor_limit
 from scorehost.deploy.gateway.worker import Limits, Worker
 from scorehost.sockets import bind_sockets
+from scorehost.system import die_with_parent, raise_descriptor_limit
 from scorehost.telemetry.prometheus import prepare_multiprocess, remove_multiprocess
 from scorehost.telemetry.spans import SpanExporter, require_otel
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from scorehost.deploy.gateway.budget import Budget
-from scorehost.deploy.gateway.system import release_free_memory
+from scorehost.system import release_free_memory
 
 __all__ = ["Limits", "Worker"]
 

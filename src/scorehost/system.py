@@ -1,5 +1,6 @@
-"""What the gateway asks of the operating system: descriptors enough for its connections, workers that
-die with their parent, and freed body memory handed back."""
+"""What the servers ask of the operating system: descriptors enough for their connections, workers that die
+with their parent, freed memory handed back, and a process's state as /proc gives it. Shared by the scoring
+server and the gateway (which imports nothing of `scorehost.http`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import os
 import resource
 import signal
 import sys
+from pathlib import Path
 
-__all__ = ["die_with_parent", "raise_descriptor_limit", "release_free_memory"]
+__all__ = ["die_with_parent", "process_state", "raise_descriptor_limit", "release_free_memory"]
 
-logger = logging.getLogger("scorehost.gateway")
+logger = logging.getLogger("scorehost")
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -70,3 +72,14 @@ def _find_malloc_trim() -> ctypes._NamedFuncPointer | None:
 
 
 _malloc_trim = _find_malloc_trim()
+
+
+def process_state(pid: int, proc: Path = Path("/proc")) -> str | None:
+    """The state letter of /proc/PID/stat (R running, S sleeping, T stopped, t traced, Z zombie, ...)."""
+    try:
+        stat = (proc / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    # The command name, in parentheses, may hold spaces and parentheses itself: the state follows the last ")".
+    fields = stat.rpartition(")")[2].split()
+    return fields[0] if fields else None
