@@ -40,6 +40,11 @@
     - ResourceExists                  409: the name is taken
     - DeploymentFailed                502: a deployment cannot start (init() raised, it exits); its log's end
       - DeploymentTimeout(TimeoutError)  504: it did not become ready in time
+  + EnvironmentProblem                a deployment's Python environment (`scorehost environments`)
+    - InvalidEnvironment(ValueError)  400: a conda or requirements file that cannot be used as written
+    - PythonNotFound(LookupError)     400: no interpreter of the Python version the environment asks for
+    - EnvironmentBuildFailed          502: uv could not build it (its message names the package)
+  + ProjectFileError(ValueError)      400: an Azure ML YAML file that cannot be used (its file, line and fix)
 ```
 """
 
@@ -53,9 +58,12 @@ __all__ = [
     "DeployError",
     "DeploymentFailed",
     "DeploymentTimeout",
+    "EnvironmentBuildFailed",
+    "EnvironmentProblem",
     "HeaderFieldsTooLarge",
     "IncompleteBody",
     "InitFailed",
+    "InvalidEnvironment",
     "InvalidJSON",
     "InvalidModelReference",
     "InvalidParameter",
@@ -65,6 +73,8 @@ __all__ = [
     "ModelInUse",
     "PayloadTooLarge",
     "PortInUse",
+    "ProjectFileError",
+    "PythonNotFound",
     "QueueTimeout",
     "RegistryError",
     "RegistrySchemaError",
@@ -81,8 +91,8 @@ __all__ = [
     "ScriptNotFound",
     "ServiceUnavailable",
     "StorageFull",
-    "UnknownModel",
     "URITooLong",
+    "UnknownModel",
     "UnknownResource",
     "UnsupportedMediaType",
 ]
@@ -301,3 +311,31 @@ class DeploymentTimeout(DeploymentFailed, TimeoutError):
     """A deployment did not become ready in time (init() still running, or stuck)."""
 
     status_code = 504
+
+
+class EnvironmentProblem(ScorehostError):
+    """A deployment's Python environment cannot be read, found or built."""
+
+
+class InvalidEnvironment(EnvironmentProblem, ValueError):
+    """A conda or requirements file that cannot be used as written."""
+
+    status_code = 400
+
+
+class PythonNotFound(EnvironmentProblem, LookupError):
+    """No interpreter of the Python version an environment asks for (the message names those that exist)."""
+
+    status_code = 400
+
+
+class EnvironmentBuildFailed(EnvironmentProblem):
+    """uv could not build the environment; the message is uv's own (the package it could not resolve)."""
+
+    status_code = 502
+
+
+class ProjectFileError(ScorehostError, ValueError):
+    """An Azure ML YAML file (endpoint, deployment, model, environment) that cannot be used: file, line, fix."""
+
+    status_code = 400

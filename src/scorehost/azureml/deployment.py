@@ -1,0 +1,273 @@
+"""A deployment YAML file (`managedOnlineDeployment`, `kubernetesOnlineDeployment`), checked and read.
+
+Only reading happens here: paths are resolved against the file's folder (as `az ml` does) and checked to
+exist; registering an inline model or building an environment is `azureml.apply`'s work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scorehost.azureml.document import Document, FieldPath, read_document
+from scorehost.azureml.fields import DEPLOYMENT, check_document
+from scorehost.azureml.references import AssetReference, parse_asset_reference
+from scorehost.azureml.values import boolean, integer, text, text_map
+from scorehost.deploy.spec import check_resource_name
+from scorehost.errors import InvalidSpec
+
+__all__ = [
+    "DeploymentFile",
+    "InlineEnvironment",
+    "InlineModel",
+    "Probe",
+    "RequestSettings",
+    "ScaleSettings",
+    "read_deployment_file",
+]
+
+_TYPES = {"managed": "managed", "kubernetes": "kubernetes"}
+
+
+@dataclass(frozen=True, slots=True)
+class InlineModel:
+    """`model: {path: ...}`: files to register (content-addressed) before the deployment starts."""
+
+    path: Path
+    name: str | None = None
+    version: str | None = None
+    description: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InlineEnvironment:
+    """`environment: {conda_file: ..., image: ...}`."""
+
+    conda_file: Path | None  # None: an image alone, which scorehost cannot build
+    image: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSettings:
+    request_timeout_ms: int | None = None
+    max_concurrent_requests_per_instance: int | None = None
+    max_queue_wait_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A liveness or readiness probe, Azure's defaults filled in."""
+
+    initial_delay: int = 10
+    period: int = 10
+    timeout: int = 2
+    success_threshold: int = 1
+    failure_threshold: int = 30
+
+    @property
+    def budget_seconds(self) -> int:
+        """How long Azure waits before it gives up on a container that fails this probe."""
+        return self.initial_delay + self.period * self.failure_threshold
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleSettings:
+    type: str = "default"  # or "target_utilization"
+    min_instances: int | None = None
+    max_instances: int | None = None
+    polling_interval: int | None = None
+    target_utilization_percentage: int | None = None
+
+
+@dataclass(slots=True)
+class DeploymentFile:
+    """What a deployment YAML declares, checked, paths absolute."""
+
+    document: Document
+    endpoint: str
+    name: str
+    kind: str  # managed or kubernetes
+    code_dir: Path
+    script: Path  # relative to code_dir
+    model: AssetReference | InlineModel | None = None
+    environment: AssetReference | InlineEnvironment | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    instances: int = 1
+    request: RequestSettings = field(default_factory=RequestSettings)
+    liveness: Probe | None = None
+    readiness: Probe | None = None
+    scale: ScaleSettings | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    app_insights: bool = False
+    data_collector: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_deployment_file(path: Path, overrides: Sequence[str] = ()) -> DeploymentFile:
+    """Read and check `path`; ProjectFileError names the file, the line and the fix."""
+    document = read_document(path, overrides)
+    warnings = check_document(document, DEPLOYMENT, "online deployment")
+    data = document.data
+    kind = _kind(document)
+    names = []
+    for key, what in (("name", "deployment"), ("endpoint_name", "endpoint")):
+        value = text(data.get(key))
+        if not value:
+            raise document.error((), f"the deployment has no {key}: add `{key}: ...` (or --set {key}=...)")
+        try:
+            names.append(check_resource_name(what, value))
+        except InvalidSpec as error:
+            raise document.error((key,), error.message) from None
+    code_dir, script = _code(document)
+    deployment = DeploymentFile(document, names[1], names[0], kind, code_dir, script, warnings=warnings)
+    deployment.model = _model(document)
+    deployment.environment = _environment(document, deployment.warnings)
+    deployment.variables = text_map(data.get("environment_variables"))
+    if data.get("instance_count") is not None:
+        deployment.instances = integer(document, ("instance_count",), data["instance_count"], 1, 1024)
+    deployment.request = RequestSettings(
+        **{
+            key: integer(document, ("request_settings", key), value, 1, 24 * 3600 * 1000)
+            for key, value in (data.get("request_settings") or {}).items()
+            if value is not None
+        }
+    )
+    deployment.liveness = _probe(document, "liveness_probe")
+    deployment.readiness = _probe(document, "readiness_probe")
+    deployment.scale = _scale(document)
+    deployment.resources = dict(data.get("resources") or {})
+    deployment.description = text(data.get("description"))
+    deployment.tags = text_map(data.get("tags"))
+    deployment.app_insights = boolean(data.get("app_insights_enabled") or False)
+    collector = data.get("data_collector")
+    deployment.data_collector = dict(collector) if isinstance(collector, dict) else None
+    return deployment
+
+
+def _kind(document: Document) -> str:
+    declared = text(document.data.get("type")).lower()
+    if declared:
+        if declared not in _TYPES:
+            raise document.error(("type",), f"type must be managed or kubernetes, not {declared!r}")
+        return declared
+    schema = text(document.data.get("$schema")).lower()
+    return "kubernetes" if "kubernetesonlinedeployment" in schema else "managed"
+
+
+def _code(document: Document) -> tuple[Path, Path]:
+    data = document.data
+    configuration = data.get("code_configuration") or {}
+    code = configuration.get("code", data.get("code_path"))
+    script = configuration.get("scoring_script", data.get("scoring_script"))
+    at: FieldPath = ("code_configuration",) if configuration else ()
+    if code is None or script is None:
+        raise document.error(
+            at,
+            "the deployment has no scoring script: add code_configuration with code (the folder) and "
+            "scoring_script (the file in it, e.g. score.py)",
+        )
+    code_dir = (document.folder / text(code)).resolve()
+    if not code_dir.is_dir():
+        raise document.error((*at, "code"), f"the code folder {code_dir} does not exist")
+    script_path = (code_dir / text(script)).resolve()
+    if not script_path.is_relative_to(code_dir):
+        raise document.error((*at, "scoring_script"), f"the scoring script {script_path} is outside {code_dir}")
+    if not script_path.is_file():
+        raise document.error((*at, "scoring_script"), f"the scoring script {script_path} does not exist")
+    return code_dir, script_path.relative_to(code_dir)
+
+
+def _reference(document: Document, at: FieldPath, value: str) -> AssetReference:
+    try:
+        return parse_asset_reference(value)
+    except ValueError as error:
+        raise document.error(at, str(error)) from None
+
+
+def _model(document: Document) -> AssetReference | InlineModel | None:
+    value = document.data.get("model")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _reference(document, ("model",), value)
+    if value.get("path") is None:
+        raise document.error(("model",), "an inline model needs a path: (the file or folder to register)")
+    path = (document.folder / text(value["path"])).resolve()
+    if not path.exists():
+        raise document.error(("model", "path"), f"the model path {path} does not exist")
+    version = value.get("version")
+    return InlineModel(
+        path,
+        text(value.get("name")) or None,
+        None if version is None else text(version),
+        text(value.get("description")),
+        text_map(value.get("tags")),
+    )
+
+
+def _environment(document: Document, warnings: list[str]) -> AssetReference | InlineEnvironment | None:
+    value = document.data.get("environment")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _reference(document, ("environment",), value)
+    image = text(value.get("image")) or None
+    conda = value.get("conda_file")
+    if conda is None:
+        if image is not None:
+            warnings.append(
+                f"{document.path.name}: environment.image {image} is a container image, which scorehost does not "
+                "run: the deployment runs in scorehost's own Python environment (add a conda_file to pin libraries)"
+            )
+        return InlineEnvironment(None, image, text(value.get("name")) or None)
+    if not isinstance(conda, str):
+        raise document.error(("environment", "conda_file"), "conda_file must be the path of a conda YAML file")
+    conda_path = (document.folder / conda).resolve()
+    if not conda_path.is_file():
+        raise document.error(("environment", "conda_file"), f"the conda file {conda_path} does not exist")
+    if image is not None:
+        warnings.append(
+            f"{document.path.name}: environment.image {image} is not used: scorehost builds the conda_file's "
+            "packages into a Python environment of their own, without a container"
+        )
+    return InlineEnvironment(conda_path, image, text(value.get("name")) or None)
+
+
+def _probe(document: Document, key: str) -> Probe | None:
+    value = document.data.get(key)
+    if not value:
+        return None
+    fields = {
+        name: integer(document, (key, name), number, 0 if name == "initial_delay" else 1, 3600)
+        for name, number in value.items()
+        if name in Probe.__dataclass_fields__ and number is not None
+    }
+    return Probe(**fields)
+
+
+def _scale(document: Document) -> ScaleSettings | None:
+    value = document.data.get("scale_settings")
+    if not value:
+        return None
+    kind = text(value.get("type") or "default").lower()
+    if kind not in ("default", "target_utilization"):
+        raise document.error(("scale_settings", "type"), f"type must be default or target_utilization, not {kind!r}")
+    numbers = {
+        name: integer(document, ("scale_settings", name), number, 0 if name == "min_instances" else 1, 100_000)
+        for name, number in value.items()
+        if name != "type" and number is not None
+    }
+    scale = ScaleSettings(kind, **numbers)
+    if (
+        scale.min_instances is not None
+        and scale.max_instances is not None
+        and scale.min_instances > scale.max_instances
+    ):
+        raise document.error(("scale_settings",), "min_instances is above max_instances")
+    return scale

@@ -1,0 +1,31 @@
+"""Typed reads of checked fields: Azure ML's schemas take `"2"` for 2 and `'True'` for true, and so do we."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scorehost.azureml.document import Document, FieldPath, dotted
+
+__all__ = ["boolean", "integer", "text", "text_map"]
+
+
+def text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def integer(document: Document, at: FieldPath, value: Any, low: int, high: int) -> int:
+    number = int(str(value).strip())
+    if not low <= number <= high:
+        raise document.error(at, f"{dotted(at)} must be between {low} and {high}, not {number}")
+    return number
+
+
+def boolean(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() == "true"
+
+
+def text_map(value: Any) -> dict[str, str]:
+    """Tags and variables: YAML may hold numbers or booleans there; Azure stores their text."""
+    if not value:
+        return {}
+    return {str(k): ("" if v is None else str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
