@@ -151,8 +151,9 @@ def _deployment_body(
     serve_options: Mapping[str, Any] | None,
     backend: str | None = None,
     ray: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {}
+    body: dict[str, Any] = dict(extra or {})
     if name is not None:
         body["name"] = name
     if code_dir is not None:
@@ -265,10 +266,14 @@ class Client:
         serve_options: Mapping[str, Any] | None = None,
         backend: str = "local",
         ray: Mapping[str, Any] | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
         """Create and start a deployment. `backend="ray"` runs it on a Ray cluster; `ray` holds `RayOptions`
-        fields (`address` at least: HOST:PORT of the cluster's head)."""
-        body = _deployment_body(name, script, code_dir, models, instances, environment, serve_options, backend, ray)
+        fields (`address` at least: HOST:PORT of the cluster's head). `extra` holds the other fields of the API's
+        NewDeployment (`python_environment`, `description`, `tags`, `azureml`)."""
+        body = _deployment_body(
+            name, script, code_dir, models, instances, environment, serve_options, backend, ray, extra
+        )
         return dict(self._call("POST", f"/api/v1/endpoints/{endpoint}/deployments", body))
 
     def update_deployment(
@@ -284,9 +289,13 @@ class Client:
         serve_options: Mapping[str, Any] | None = None,
         backend: str | None = None,
         ray: Mapping[str, Any] | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
-        """Roll out a new generation with what is given changed; `ray` options are merged into the current ones."""
-        body = _deployment_body(None, script, code_dir, models, instances, environment, serve_options, backend, ray)
+        """Roll out a new generation with what is given changed; `ray` options are merged into the current ones.
+        `extra`: other fields of the API's DeploymentChange (`python_environment`, `description`, `tags`, ...)."""
+        body = _deployment_body(
+            None, script, code_dir, models, instances, environment, serve_options, backend, ray, extra
+        )
         return dict(self._call("PUT", f"/api/v1/endpoints/{endpoint}/deployments/{name}", body))
 
     def get_deployment(self, endpoint: str, name: str) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def read_model_file(path: Path, overrides: Sequence[str] = ()) -> ModelFile:
     model_path = (document.folder / text(data["path"])).resolve()
     if not model_path.exists():
         raise document.error(("path",), f"the model path {model_path} does not exist")
-    kind = text(data.get("type") or "custom_model")
+    kind = text(data.get("type") or "custom_model").lower()
     if kind not in MODEL_TYPES:
         raise document.error(("type",), f"type must be one of {', '.join(MODEL_TYPES)}, not {kind!r}")
     version = data.get("version")
@@ -76,6 +76,13 @@ def read_model_file(path: Path, overrides: Sequence[str] = ()) -> ModelFile:
 
 def read_environment_yaml(path: Path, overrides: Sequence[str] = ()) -> EnvironmentFile:
     document = read_document(path, overrides)
+    if "dependencies" in document.data or "channels" in document.data:
+        raise document.error(
+            ("dependencies" if "dependencies" in document.data else "channels",),
+            "this is a conda file, and -f takes an Azure ML environment definition: write an environment.yml with "
+            f"`name: ...` and `conda_file: {path.name}`, or build the conda file alone with "
+            f"`scorehost environments build {path.name}`",
+        )
     warnings = check_document(document, ENVIRONMENT, "environment")
     data = document.data
     name = _name(document, "environment")

@@ -121,6 +121,9 @@ _MODEL_FIELDS: dict[str, Field] = {
     "job_name": _ignored(_TEXT, "Azure ML jobs"),
     "datastore": _ignored(_TEXT, "Azure storage"),
     "intellectual_property": _ignored(_ANY),
+    "system_metadata": _ignored(_ANY),
+    "default_deployment_template": _ignored(_ANY, "Azure ML registries"),
+    "allowed_deployment_templates": _ignored(_ANY, "Azure ML registries"),
 }
 MODEL: Mapping[str, Field] = _MODEL_FIELDS
 
@@ -147,6 +150,7 @@ _ENVIRONMENT_FIELDS: dict[str, Field] = {
     ),
     "datastore": _ignored(_TEXT, "Azure storage"),
     "intellectual_property": _ignored(_ANY),
+    "auto_delete_setting": _ignored(_ANY, "cached environments are removed by `scorehost environments prune`"),
 }
 ENVIRONMENT: Mapping[str, Field] = _ENVIRONMENT_FIELDS
 

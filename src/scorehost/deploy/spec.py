@@ -159,6 +159,13 @@ class DeploymentSpec:
     serve_options: Mapping[str, Any] = field(default_factory=dict)  # `scorehost serve` settings (timeout, ...)
     backend: str = "local"  # one of BACKENDS
     ray: RayOptions | None = None  # the Ray backend's settings; required with it, refused without it
+    # The Python environment its script runs in (an `environments.EnvironmentSpec`'s JSON); None: scorehost's own.
+    python_environment: Mapping[str, Any] | None = None
+    description: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    # Azure ML settings kept as declared in a deployment YAML (probes, request and scale settings, resources,
+    # data_collector, app_insights_enabled): the features that read them take them from here.
+    azureml: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -184,6 +191,12 @@ class DeploymentSpec:
         object.__setattr__(self, "code_dir", code_dir)
         object.__setattr__(self, "script", script)
         check_environment(self.environment)
+        _check_text_pairs("tags", self.tags)
+        if not isinstance(self.description, str) or len(self.description) > 10_000:
+            raise InvalidSpec("description must be text of at most 10000 characters")
+        for name, value in (("python_environment", self.python_environment), ("azureml", self.azureml)):
+            if value is not None and not isinstance(value, Mapping):
+                raise InvalidSpec(f"{name} must be an object, not {type(value).__name__}")
         if self.serve_options.get("debug_errors") or self.environment.get("SCOREHOST_DEBUG_ERRORS", "").lower() in (
             "1",
             "true",
@@ -207,6 +220,10 @@ class DeploymentSpec:
             "serve_options": dict(self.serve_options),
             "backend": self.backend,
             "ray": self.ray.to_json() if self.ray is not None else None,
+            "python_environment": dict(self.python_environment) if self.python_environment is not None else None,
+            "description": self.description,
+            "tags": dict(self.tags),
+            "azureml": dict(self.azureml),
         }
 
     @classmethod
@@ -222,7 +239,16 @@ class DeploymentSpec:
             serve_options=dict(data.get("serve_options", {})),
             backend=str(data.get("backend") or "local"),
             ray=RayOptions.from_json(data["ray"]) if data.get("ray") else None,
+            python_environment=data.get("python_environment"),
+            description=str(data.get("description") or ""),
+            tags=dict(data.get("tags") or {}),
+            azureml=dict(data.get("azureml") or {}),
         )
+
+
+def _check_text_pairs(what: str, pairs: Any) -> None:
+    if not isinstance(pairs, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs.items()):
+        raise InvalidSpec(f'{what} must map names to strings, like {{"team": "vision"}}')
 
 
 def check_environment(environment: Mapping[str, Any]) -> None:

@@ -114,8 +114,11 @@ class Registry:
         tags: Mapping[str, str] | None = None,
         properties: Mapping[str, str] | None = None,
         progress: TransferProgress | None = None,
+        reuse_identical: bool = False,
     ) -> ModelVersion:
-        """Store a file or folder as the next version of `name` (created on first use)."""
+        """Store a file or folder as the next version of `name` (created on first use). With `reuse_identical`, a
+        version of `name` holding the same files under the same paths is returned instead of a new one (Azure ML's
+        registration of a deployment's inline model: content-addressed)."""
         check_name(name)
         tag_values, property_values = _check_pairs("tag", tags), _check_pairs("property", properties)
         _text("the description", description)
@@ -136,36 +139,57 @@ class Registry:
             now = time.time()
             size = sum(item.size for item in stored)
             manifest = _manifest_digest(stored)
+            existing: int | None = None
             with database.writing(self._engine) as conn:
-                version = self._next_version(conn, name, now)
-                conn.execute(
-                    t.versions.insert().values(
-                        name=name,
-                        version=version,
-                        kind=kind,
-                        root=root,
-                        digest=manifest,
-                        size=size,
-                        file_count=len(stored),
-                        description=description,
-                        created_at=now,
-                    )
-                )
-                conn.execute(
-                    t.files.insert(),
-                    [
-                        {"name": name, "version": version, "path": s.path, "digest": s.digest, "size": s.size}
-                        for s in stored
-                    ],
-                )
-                for table, values in ((t.tags, tag_values), (t.properties, property_values)):
-                    if values:
-                        rows = [{"name": name, "version": version, "key": k, "value": v} for k, v in values.items()]
-                        conn.execute(table.insert(), rows)
+                if reuse_identical:
+                    same = conn.execute(
+                        sa.select(t.versions.c.version)
+                        .where(t.versions.c.name == name, t.versions.c.digest == manifest)
+                        .order_by(t.versions.c.version.desc())
+                    ).scalar()
+                    if same is not None:
+                        existing = int(same)
+                if existing is None:
+                    version = self._next_version(conn, name, now)
+                    self._insert_version(conn, name, version, kind, root, manifest, stored, description, now)
+                    for table, values in ((t.tags, tag_values), (t.properties, property_values)):
+                        if values:
+                            rows = [{"name": name, "version": version, "key": k, "value": v} for k, v in values.items()]
+                            conn.execute(table.insert(), rows)
+        if existing is not None:
+            return self.get(f"{name}:{existing}")
         # Built from what was just written (a new version has no aliases yet): no query back.
         return ModelVersion(
             name, version, kind, root, manifest, size, len(stored), description, now, tag_values, property_values
         )
+
+    @staticmethod
+    def _insert_version(
+        conn: sa.Connection,
+        name: str,
+        version: int,
+        kind: str,
+        root: str,
+        manifest: str,
+        stored: list[StoredFile],
+        description: str,
+        now: float,
+    ) -> None:
+        conn.execute(
+            t.versions.insert().values(
+                name=name,
+                version=version,
+                kind=kind,
+                root=root,
+                digest=manifest,
+                size=sum(item.size for item in stored),
+                file_count=len(stored),
+                description=description,
+                created_at=now,
+            )
+        )
+        rows = [{"name": name, "version": version, "path": s.path, "digest": s.digest, "size": s.size} for s in stored]
+        conn.execute(t.files.insert(), rows)
 
     def _next_version(self, conn: sa.Connection, name: str, now: float) -> int:
         last = conn.execute(

@@ -247,6 +247,10 @@ class ControlPlaneApp:
             serve_options=check_serve_options(body.get("serve_options") or {}),
             backend=backend,
             ray=self._ray_options(body.get("ray")),
+            python_environment=body.get("python_environment"),
+            description=body.get("description") or "",
+            tags=body.get("tags") or {},
+            azureml=body.get("azureml") or {},
         )
         if not _is(spec.script, "file"):
             raise InvalidSpec(f"the entry script {spec.script} does not exist")

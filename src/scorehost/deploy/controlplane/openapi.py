@@ -207,6 +207,19 @@ def document() -> dict[str, Any]:
                         },
                         "backend": {"type": "string", "enum": ["local", "ray"], "default": "local"},
                         "ray": {"oneOf": [_ref("RayOptions"), {"type": "null"}]},
+                        "python_environment": {
+                            "type": ["object", "null"],
+                            "description": "The Python environment the script runs in (an environment "
+                            "specification, as `scorehost environments build` reads it from a conda or "
+                            "requirements file); null: scorehost's own",
+                        },
+                        "description": {"type": "string"},
+                        "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "azureml": {
+                            "type": "object",
+                            "description": "Azure ML settings kept as a deployment YAML declared them (probes, "
+                            "request and scale settings, resources, data_collector)",
+                        },
                     },
                 },
                 "RayOptions": {
@@ -246,6 +259,10 @@ def document() -> dict[str, Any]:
                         "instances": {"type": "integer"},
                         "backend": {"type": "string", "enum": ["local", "ray"]},
                         "ray": {"oneOf": [_ref("RayOptions"), {"type": "null"}]},
+                        "python_environment": {"type": ["object", "null"]},
+                        "description": {"type": "string"},
+                        "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "azureml": {"type": "object"},
                         "generation": {"type": "integer", "description": "Declared: the latest update's"},
                         "serving_generation": {
                             "type": ["integer", "null"],
