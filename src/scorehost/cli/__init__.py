@@ -6,7 +6,8 @@ import click
 
 from scorehost import __version__
 from scorehost.cli.controlplane import controlplane_group
-from scorehost.cli.endpoints import deployments_group, endpoints_group, invoke_command
+from scorehost.cli.deployments import deployments_group
+from scorehost.cli.endpoints import endpoints_group, invoke_command
 from scorehost.cli.gateway import gateway_command
 from scorehost.cli.k8s import k8s_command
 from scorehost.cli.models import models_group

@@ -1,0 +1,54 @@
+"""What the control plane's commands share: the client (starting the control plane when none runs), errors as
+one line naming the fix, tables and `--json`."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from scorehost.cli.controlplane import workspace_of
+from scorehost.cli.output import new_table, print_renderable
+
+if TYPE_CHECKING:
+    from scorehost.client import Client
+
+__all__ = ["client_of", "cli_errors", "json_option", "show_table"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def cli_errors(command: F) -> F:
+    """Print a ScorehostError as one line (exit 1) instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from scorehost.errors import ScorehostError
+
+        try:
+            return command(*args, **kwargs)
+        except ScorehostError as error:
+            raise click.ClickException(error.message) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def show_table(columns: list[str], rows: list[list[str]]) -> None:
+    shown = new_table(*columns)
+    for row in rows:
+        shown.add_row(*row)
+    print_renderable(shown)
+
+
+def client_of(home: Path | None) -> Client:
+    """A client of the workspace's control plane, started first if it is not running."""
+    from scorehost.client import Client
+    from scorehost.deploy.controlplane.daemon import start_control_plane
+
+    return Client(address=start_control_plane(workspace_of(home)))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
