@@ -231,8 +231,22 @@ class Client:
     def list_endpoints(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/api/v1/endpoints"))
 
-    def create_endpoint(self, name: str, *, auth: str = "key", description: str = "") -> dict[str, Any]:
-        return dict(self._call("POST", "/api/v1/endpoints", {"name": name, "auth": auth, "description": description}))
+    def create_endpoint(
+        self, name: str, *, auth: str = "key", description: str = "", tags: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        body = {"name": name, "auth": auth, "description": description, "tags": dict(tags or {})}
+        return dict(self._call("POST", "/api/v1/endpoints", body))
+
+    def describe_endpoint(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Change an endpoint's description or tags (what is None stays)."""
+        body: dict[str, Any] = {}
+        if description is not None:
+            body["description"] = description
+        if tags is not None:
+            body["tags"] = dict(tags)
+        return dict(self._call("PATCH", f"/api/v1/endpoints/{name}", body))
 
     def get_endpoint(self, name: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/api/v1/endpoints/{name}"))

@@ -90,93 +90,216 @@ def _environment(pairs: tuple[str, ...]) -> dict[str, str] | None:
     return found
 
 
+def _file_options(command: F) -> F:
+    for option in reversed(
+        [
+            click.option(
+                "-f",
+                "--file",
+                "yaml_file",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="An Azure ML deployment YAML (managedOnlineDeployment, kubernetesOnlineDeployment); its "
+                "relative paths start from its folder. ENDPOINT and NAME then default to its endpoint_name and name.",
+            ),
+            click.option(
+                "--set",
+                "overrides",
+                multiple=True,
+                metavar="KEY.PATH=VALUE",
+                help="Change a field of the -f file, as `az ml --set` does (repeatable).",
+            ),
+            click.option(
+                "--environment",
+                "environment_file",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="A conda YAML or requirements.txt: the script runs in a Python environment built from it "
+                "(cached: `scorehost environments list`).",
+            ),
+            click.option(
+                "--nearest-python",
+                is_flag=True,
+                help="If the environment asks for a Python that is not installed, build it with the nearest one.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _echo_warnings(warnings: list[str]) -> None:
+    for warning in dict.fromkeys(warnings):  # once each, in order
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+
+
+def _build_environment(spec: dict[str, Any] | None, home: Path | None) -> None:
+    """Build the environment here, with progress, so the control plane finds it cached (it would build it
+    itself otherwise, silently)."""
+    if spec is None:
+        return
+    from scorehost.cli.controlplane import workspace_of
+    from scorehost.cli.progress import LineStatus
+    from scorehost.environments import EnvironmentSpec, ensure_environment
+
+    with LineStatus("building the Python environment") as status:
+        built = ensure_environment(EnvironmentSpec.from_json(spec), workspace_of(home), progress=status)
+    click.echo(f"environment {built.key}: Python {built.python_version}, {len(built.packages)} packages", err=True)
+
+
+def _from_file(
+    yaml_file: Path,
+    overrides: tuple[str, ...],
+    endpoint: str | None,
+    name: str | None,
+    home: Path | None,
+    nearest_python: bool,
+) -> tuple[str, str, dict[str, Any]]:
+    from scorehost.azureml.apply import deployment_request
+    from scorehost.azureml.deployment import read_deployment_file
+    from scorehost.cli.controlplane import workspace_of
+    from scorehost.cli.progress import BarProgress
+
+    # ENDPOINT and NAME on the command line win over the file, as `az ml`'s --endpoint-name and --name do.
+    given = [f"endpoint_name={endpoint}"] if endpoint else []
+    given += [f"name={name}"] if name else []
+    deployment = read_deployment_file(yaml_file, (*overrides, *given))
+    request = deployment_request(deployment, workspace_of(home), nearest_python=nearest_python, progress=BarProgress())
+    _echo_warnings(request.warnings)
+    return request.endpoint, request.name, request.fields
+
+
+def _flag_fields(
+    script: Path | None,
+    code_dir: Path | None,
+    models: tuple[str, ...],
+    instances: int | None,
+    environment: tuple[str, ...],
+    environment_file: Path | None,
+    nearest_python: bool,
+    *,
+    creating: bool,
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if creating:
+        if script is None:
+            raise click.UsageError("give --script (or -f deployment.yml)")
+        folder = code_dir or script.parent
+        fields["script"] = (
+            script.resolve().relative_to(folder.resolve()) if script.is_absolute() or code_dir else script.name
+        )
+        fields["code_dir"] = folder
+        fields["instances"] = instances or 1
+    else:
+        fields.update(script=script, code_dir=code_dir, instances=instances)
+    fields["models"] = models or (() if creating else None)
+    fields["environment"] = _environment(environment)
+    if environment_file is not None:
+        from scorehost.azureml.apply import environment_of_file
+
+        warnings: list[str] = []
+        fields["python_environment"] = environment_of_file(
+            environment_file, nearest_python=nearest_python, warnings=warnings
+        )
+        _echo_warnings(warnings)
+    return fields
+
+
+def _declare(
+    creating: bool,
+    endpoint: str | None,
+    name: str | None,
+    options: dict[str, Any],
+    ray_flags: dict[str, Any],
+) -> None:
+    """What `create` and `update` share: the fields from the file or the flags, the environment built, the call,
+    the wait, and --all-traffic."""
+    home, backend = options["home"], options["backend"]
+    yaml_file, environment_file = options["yaml_file"], options["environment_file"]
+    flags_given = [flag for flag in ("script", "code_dir", "instances") if options[flag] is not None]
+    flags_given += [flag for flag in ("models", "environment") if options[flag]]
+    if yaml_file is not None:
+        if flags_given or environment_file is not None:
+            shown = ", ".join(f"--{flag.replace('_', '-')}" for flag in flags_given) or "--environment"
+            raise click.UsageError(f"{shown} cannot be combined with -f: change the file's fields with --set")
+        endpoint, name, fields = _from_file(yaml_file, options["overrides"], endpoint, name, home, options["nearest"])
+    else:
+        if options["overrides"]:
+            raise click.UsageError("--set changes the fields of a -f file; give -f deployment.yml")
+        if endpoint is None or name is None:
+            raise click.UsageError("give ENDPOINT and NAME (or -f deployment.yml)")
+        fields = _flag_fields(
+            options["script"],
+            options["code_dir"],
+            options["models"],
+            options["instances"],
+            options["environment"],
+            environment_file,
+            options["nearest"],
+            creating=creating,
+        )
+    ray = ray_options(backend, ray_flags, creating=creating)
+    _build_environment(fields.get("python_environment"), home)
+    wait = options["wait"] or options["all_traffic"]
+    with client_of(home) as client:
+        if creating:
+            result = client.create_deployment(endpoint, name, backend=backend or "local", ray=ray, **fields)
+        else:
+            result = client.update_deployment(endpoint, name, backend=backend, ray=ray, **fields)
+        if wait:
+            result = _wait_ready(client, endpoint, name, result["generation"], options["timeout"])
+        if options["all_traffic"]:
+            client.set_traffic(endpoint, {name: 100})
+    click.echo(f"{endpoint}/{name} generation {result['generation']}: {result['status'].get('state')}")
+    if options["all_traffic"]:
+        click.echo(f"{endpoint}: {name}=100")
+
+
+_all_traffic = click.option(
+    "--all-traffic", is_flag=True, help="Once ready, send all of the endpoint's traffic to it (implies --wait)."
+)
+
+
 @deployments_group.command("create")
-@click.argument("endpoint")
-@click.argument("name")
+@click.argument("endpoint", required=False)
+@click.argument("name", required=False)
 @_deployment_options
+@_file_options
+@_all_traffic
 @home_option
 @cli_errors
 def create_deployment(
-    endpoint: str,
-    name: str,
-    script: Path | None,
-    code_dir: Path | None,
-    models: tuple[str, ...],
-    instances: int | None,
-    environment: tuple[str, ...],
-    wait: bool,
-    timeout: float,
-    home: Path | None,
-    backend: str | None,
-    **ray_flags: Any,
+    endpoint: str | None, name: str | None, nearest_python: bool, all_traffic: bool, **options: Any
 ) -> None:
     """Create deployment NAME behind ENDPOINT and start it (the first deployment gets 100% of the traffic).
 
-    With --backend ray it runs as Ray Serve replicas on the cluster at --ray-address; the script, its folder
-    and the model store must be at the same paths on every node (docs/ray.md).
+    From flags (--script, --model, ...) or from an Azure ML deployment YAML (-f blue-deployment.yml), with an
+    environment of its own from its conda_file or --environment. With --backend ray it runs as Ray Serve replicas
+    on the cluster at --ray-address; the script, its folder and the model store must be at the same paths on
+    every node (docs/ray.md).
     """
-    ray = ray_options(backend, ray_flags, creating=True)
-    if script is None:
-        raise click.UsageError("--script is required")
-    folder = code_dir or script.parent
-    relative = script.resolve().relative_to(folder.resolve()) if script.is_absolute() or code_dir else script.name
-    with client_of(home) as client:
-        created = client.create_deployment(
-            endpoint,
-            name,
-            script=relative,
-            code_dir=folder,
-            models=models,
-            instances=instances or 1,
-            environment=_environment(environment),
-            backend=backend or "local",
-            ray=ray,
-        )
-        if wait:
-            created = _wait_ready(client, endpoint, name, created["generation"], timeout)
-    click.echo(f"{endpoint}/{name} generation {created['generation']}: {created['status'].get('state')}")
+    ray_flags = {key: options.pop(key) for key in list(options) if key.startswith("ray_")}
+    options.update(nearest=nearest_python, all_traffic=all_traffic)
+    _declare(True, endpoint, name, options, ray_flags)
 
 
 @deployments_group.command("update")
-@click.argument("endpoint")
-@click.argument("name")
+@click.argument("endpoint", required=False)
+@click.argument("name", required=False)
 @_deployment_options
+@_file_options
+@_all_traffic
 @home_option
 @cli_errors
 def update_deployment(
-    endpoint: str,
-    name: str,
-    script: Path | None,
-    code_dir: Path | None,
-    models: tuple[str, ...],
-    instances: int | None,
-    environment: tuple[str, ...],
-    wait: bool,
-    timeout: float,
-    home: Path | None,
-    backend: str | None,
-    **ray_flags: Any,
+    endpoint: str | None, name: str | None, nearest_python: bool, all_traffic: bool, **options: Any
 ) -> None:
     """Change deployment NAME with no downtime: the new generation starts, then takes over, then the old stops.
 
-    Options not given keep their values; --backend moves the deployment between local processes and Ray.
+    Options not given keep their values; -f replaces the declaration with the file's. --backend moves the
+    deployment between local processes and Ray.
     """
-    ray = ray_options(backend, ray_flags, creating=False)
-    with client_of(home) as client:
-        updated = client.update_deployment(
-            endpoint,
-            name,
-            script=script,
-            code_dir=code_dir,
-            models=models or None,
-            instances=instances,
-            environment=_environment(environment),
-            backend=backend,
-            ray=ray,
-        )
-        if wait:
-            updated = _wait_ready(client, endpoint, name, updated["generation"], timeout)
-    click.echo(f"{endpoint}/{name} generation {updated['generation']}: {updated['status'].get('state')}")
+    ray_flags = {key: options.pop(key) for key in list(options) if key.startswith("ray_")}
+    options.update(nearest=nearest_python, all_traffic=all_traffic)
+    _declare(False, endpoint, name, options, ray_flags)
 
 
 @deployments_group.command("list")

@@ -29,23 +29,115 @@ def endpoints_group() -> None:
     """Stable scoring URIs with keys, routing traffic to deployments."""
 
 
+_file_option = click.option(
+    "-f",
+    "--file",
+    "yaml_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An Azure ML endpoint YAML (managedOnlineEndpoint); NAME then defaults to its name.",
+)
+_set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+    help="Change a field of the -f file, as `az ml --set` does (repeatable).",
+)
+
+
+def _endpoint_file(yaml_file: Path, overrides: tuple[str, ...], name: str | None) -> Any:
+    from scorehost.azureml.endpoint import read_endpoint_file
+
+    endpoint = read_endpoint_file(yaml_file, (*overrides, *([f"name={name}"] if name else [])))
+    for warning in endpoint.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    return endpoint
+
+
 @endpoints_group.command("create")
-@click.argument("name")
-@click.option("--auth", type=click.Choice(["key", "none"]), default="key", show_default=True, help="Callers' auth.")
-@click.option("--description", "-d", default="", help="What the endpoint is for.")
+@click.argument("name", required=False)
+@click.option("--auth", type=click.Choice(["key", "none"]), help="Callers' auth.  [default: key]")
+@click.option("--description", "-d", help="What the endpoint is for.")
+@_file_option
+@_set_option
 @home_option
 @json_option
 @cli_errors
-def create_endpoint(name: str, auth: str, description: str, home: Path | None, as_json: bool) -> None:
-    """Create endpoint NAME (3-32 letters, digits, '-'); its scoring URI never changes."""
+def create_endpoint(
+    name: str | None,
+    auth: str | None,
+    description: str | None,
+    yaml_file: Path | None,
+    overrides: tuple[str, ...],
+    home: Path | None,
+    as_json: bool,
+) -> None:
+    """Create endpoint NAME (3-32 letters, digits, '-'); its scoring URI never changes.
+
+    With -f endpoint.yml, from an Azure ML endpoint file: auth_mode key (aml_token and aad_token become keys, with
+    a warning), description and tags; its traffic is set by `endpoints update -f` once the deployments exist.
+    """
+    tags: dict[str, str] = {}
+    if yaml_file is not None:
+        if auth is not None or description is not None:
+            raise click.UsageError("--auth and --description cannot be combined with -f: use --set auth_mode=...")
+        declared = _endpoint_file(yaml_file, overrides, name)
+        name, auth, description, tags = declared.name, declared.auth, declared.description, declared.tags
+        if declared.traffic or declared.mirror:
+            click.secho(
+                f"warning: {yaml_file.name}: traffic applies once the deployments exist (as on Azure ML): "
+                f"`scorehost endpoints update -f {yaml_file.name}` after `scorehost deployments create`",
+                fg="yellow",
+                err=True,
+            )
+    elif overrides:
+        raise click.UsageError("--set changes the fields of a -f file; give -f endpoint.yml")
+    if name is None:
+        raise click.UsageError("give NAME (or -f endpoint.yml)")
     with client_of(home) as client:
-        endpoint = client.create_endpoint(name, auth=auth, description=description)
+        endpoint = client.create_endpoint(name, auth=auth or "key", description=description or "", tags=tags)
     if as_json:
         echo_json(endpoint)
     else:
         click.echo(f"created {name}: {endpoint['scoring_uri']}")
-        if auth == "key":
+        if endpoint["auth"] == "key":
             click.echo(f"keys: `scorehost endpoints keys {name}`")
+
+
+@endpoints_group.command("update")
+@click.argument("name", required=False)
+@_file_option
+@_set_option
+@home_option
+@json_option
+@cli_errors
+def update_endpoint(
+    name: str | None, yaml_file: Path | None, overrides: tuple[str, ...], home: Path | None, as_json: bool
+) -> None:
+    """Apply an endpoint YAML (-f) to endpoint NAME: description, tags, traffic and mirror_traffic.
+
+    Its auth_mode cannot change (as on Azure ML): delete and create the endpoint for that.
+    """
+    if yaml_file is None:
+        raise click.UsageError("give -f endpoint.yml (traffic alone: `scorehost endpoints traffic`)")
+    declared = _endpoint_file(yaml_file, overrides, name)
+    with client_of(home) as client:
+        current = client.get_endpoint(declared.name)
+        if current["auth"] != declared.auth:
+            raise click.ClickException(
+                f"{declared.name} has auth {current['auth']}, the file says {declared.auth}: auth cannot change; "
+                "delete the endpoint and create it again"
+            )
+        endpoint = client.describe_endpoint(declared.name, description=declared.description, tags=declared.tags)
+        if declared.traffic or declared.mirror:
+            mirror, percent = declared.mirror or (None, 0)
+            traffic = declared.traffic or dict(current["traffic"])
+            endpoint = client.set_traffic(declared.name, traffic, mirror=mirror, mirror_percent=percent)
+    if as_json:
+        echo_json(endpoint)
+    else:
+        split = " ".join(f"{d}={p}" for d, p in endpoint["traffic"].items()) or "no traffic"
+        click.echo(f"updated {declared.name}: {split}")
 
 
 @endpoints_group.command("list")

@@ -43,13 +43,13 @@ def _registry_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from scorehost.errors import RegistryError, UnknownModel
+        from scorehost.errors import ScorehostError, UnknownModel
 
         try:
             return command(*args, **kwargs)
         except UnknownModel as error:
             raise click.ClickException(error.message + _alias_hint(error.message)) from None
-        except RegistryError as error:
+        except ScorehostError as error:  # the registry's, and an Azure ML model file's (file, line, fix)
             raise click.ClickException(error.message) from None
         except OSError as error:  # e.g. a DESTINATION under a file: the path and the reason
             from scorehost.registry.space import NO_ROOM, no_room
@@ -195,8 +195,16 @@ def models_group(ctx: click.Context, home: Path | None) -> None:
 
 
 @models_group.command("register", short_help="Store a file or folder as a model's next version.")
-@click.argument("name", type=NAME)
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("name", type=NAME, required=False)
+@click.argument("path", type=click.Path(path_type=Path), required=False)
+@click.option(
+    "-f",
+    "--file",
+    "yaml_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An Azure ML model YAML (name, path, type, description, tags, properties) instead of NAME PATH.",
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Change a field of the -f file.")
 @click.option("--description", "-d", default="", help="What this version is.")
 @click.option("--tag", "-t", "tags", multiple=True, callback=_pairs, help="KEY=VALUE label (repeatable).")
 @click.option("--property", "-p", "properties", multiple=True, callback=_pairs, help="KEY=VALUE fact (repeatable).")
@@ -206,8 +214,10 @@ def models_group(ctx: click.Context, home: Path | None) -> None:
 @_registry_errors
 def register_command(
     ctx: click.Context,
-    name: str,
-    path: Path,
+    name: str | None,
+    path: Path | None,
+    yaml_file: Path | None,
+    overrides: tuple[str, ...],
     description: str,
     tags: dict[str, str],
     properties: dict[str, str],
@@ -220,17 +230,38 @@ def register_command(
     first registration is version 1. PATH is a file, or a folder with every file under it: it is copied
     into the registry (identical files are stored once) and keeps its own name, so `download` and
     `serve --model` give back PATH's file or folder as it was.
+
+    With -f model.yml (Azure ML's model file), its name, path (relative to the file), description, tags and
+    properties; a `version:` that already holds the same files is reused, not registered again.
     """
     from scorehost.cli.progress import BarProgress
 
-    version = _open(ctx).register(
-        name, path, description=description, tags=tags, properties=properties, progress=BarProgress(progress)
-    )
+    if yaml_file is not None:
+        if name or path or description or tags or properties:
+            raise click.UsageError("-f takes the model's fields from the file: change them with --set")
+        version = _register_file(ctx, yaml_file, overrides, BarProgress(progress))
+    elif name is None or path is None:
+        raise click.UsageError("give NAME and PATH (or -f model.yml)")
+    else:
+        version = _open(ctx).register(
+            name, path, description=description, tags=tags, properties=properties, progress=BarProgress(progress)
+        )
     if as_json:
         echo_json(version.to_json())
     else:
         summary = f"{_count(version.file_count, 'file')}, {_size(version.size)}, digest {version.digest[:12]}"
         click.echo(f"registered {version.ref} ({version.root}: {summary})")
+
+
+def _register_file(ctx: click.Context, yaml_file: Path, overrides: tuple[str, ...], progress: Any) -> Any:
+    from scorehost.azureml.apply import register_model_file
+    from scorehost.azureml.assets import read_model_file
+
+    model = read_model_file(yaml_file, overrides)
+    version = register_model_file(model, _open(ctx).home, progress=progress)
+    for warning in model.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    return version
 
 
 @models_group.command("list", short_help="List models, or the versions of one model.")

@@ -1,8 +1,9 @@
-"""Progress bars for long copies (registrations, downloads, verification), on stderr."""
+"""Progress on stderr: bars for long copies (registrations, downloads, verification), a status line for builds."""
 
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -12,8 +13,9 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.status import Status
 
-__all__ = ["BarProgress"]
+__all__ = ["BarProgress", "LineStatus"]
 
 SHOWN_FROM = 8_000_000
 """Copies smaller than this finish before a bar would help. Decimal, as the "8 MB" of the help and the bar's sizes."""
@@ -54,3 +56,29 @@ class BarProgress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+class LineStatus:
+    """A spinner with the latest line of a long step (uv building an environment), on stderr of a terminal only;
+    called with each line. `enabled=True` draws on any stderr."""
+
+    def __init__(self, title: str, enabled: bool | None = None) -> None:
+        self._console = Console(stderr=True, force_terminal=True if enabled else None)
+        self._enabled = enabled if enabled is not None else self._console.is_terminal
+        self._title = title
+        self._status: Status | None = None
+
+    def __enter__(self) -> LineStatus:
+        if self._enabled:
+            self._status = self._console.status(self._title)
+            self._status.start()
+        return self
+
+    def __call__(self, line: str) -> None:
+        if self._status is not None and line.strip():
+            self._status.update(f"{self._title}: {escape(line.strip()[:120])}")
+
+    def __exit__(self, *_: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None

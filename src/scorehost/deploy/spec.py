@@ -31,6 +31,7 @@ __all__ = [
     "check_environment",
     "check_resource_name",
     "check_serve_options",
+    "check_text_pairs",
     "serve_settings_of",
 ]
 
@@ -63,9 +64,11 @@ class EndpointSpec:
     name: str
     auth: AuthMode = AuthMode.KEY
     description: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_resource_name("endpoint", self.name)
+        check_text_pairs("tags", self.tags)
         try:
             object.__setattr__(self, "auth", AuthMode(self.auth))
         except ValueError:
@@ -191,7 +194,7 @@ class DeploymentSpec:
         object.__setattr__(self, "code_dir", code_dir)
         object.__setattr__(self, "script", script)
         check_environment(self.environment)
-        _check_text_pairs("tags", self.tags)
+        check_text_pairs("tags", self.tags)
         if not isinstance(self.description, str) or len(self.description) > 10_000:
             raise InvalidSpec("description must be text of at most 10000 characters")
         for name, value in (("python_environment", self.python_environment), ("azureml", self.azureml)):
@@ -246,7 +249,8 @@ class DeploymentSpec:
         )
 
 
-def _check_text_pairs(what: str, pairs: Any) -> None:
+def check_text_pairs(what: str, pairs: Any) -> None:
+    """Tags: names to strings, or InvalidSpec."""
     if not isinstance(pairs, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs.items()):
         raise InvalidSpec(f'{what} must map names to strings, like {{"team": "vision"}}')
 

@@ -9,13 +9,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from scorehost.deploy.keys import new_key
-from scorehost.deploy.spec import AuthMode, DeploymentSpec, EndpointSpec, Traffic, check_resource_name
+from scorehost.deploy.spec import (
+    AuthMode,
+    DeploymentSpec,
+    EndpointSpec,
+    Traffic,
+    check_resource_name,
+    check_text_pairs,
+)
 from scorehost.errors import InvalidSpec, ResourceExists, UnknownResource
 from scorehost.registry import database
 from scorehost.registry.database import metadata
@@ -36,6 +43,7 @@ endpoints = sa.Table(
     sa.Column("mirror_percent", sa.Integer, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("tags", sa.Text, nullable=False, server_default="{}"),  # JSON object; added by migration 3
 )
 
 deployments = sa.Table(
@@ -93,7 +101,13 @@ def _create_v2(conn: sa.Connection) -> None:
     conn.execute(sa.schema.CreateTable(serving))
 
 
-MIGRATIONS = (_create_v1, _create_v2)
+def _add_v3(conn: sa.Connection) -> None:
+    if "tags" in {column["name"] for column in sa.inspect(conn).get_columns("endpoints")}:
+        return  # made by this version's _create_v1, which already has the column
+    conn.execute(sa.text("ALTER TABLE endpoints ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'"))
+
+
+MIGRATIONS = (_create_v1, _create_v2, _add_v3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +123,7 @@ class EndpointRecord:
     mirror: str | None
     mirror_percent: int
     created_at: float
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self, *, keys: bool = False) -> dict[str, Any]:
         """Keys only when asked for: listings and logs never carry them."""
@@ -116,6 +131,7 @@ class EndpointRecord:
             "name": self.name,
             "auth": str(self.auth),
             "description": self.description,
+            "tags": dict(self.tags),
             "traffic": dict(self.traffic),
             "mirror": {"deployment": self.mirror, "percent": self.mirror_percent} if self.mirror else None,
             "created_at": self.created_at,
@@ -174,6 +190,7 @@ class DeployState:
                     name=spec.name,
                     auth=str(spec.auth),
                     description=spec.description,
+                    tags=json.dumps(dict(spec.tags)),
                     primary_key=new_key(),
                     secondary_key=new_key(),
                     mirror=None,
@@ -183,6 +200,21 @@ class DeployState:
                 )
             )
             return self._endpoint(conn, spec.name)
+
+    def describe_endpoint(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> EndpointRecord:
+        """Change what an endpoint says about itself (its description, its tags); nothing that routes."""
+        check_text_pairs("tags", tags or {})
+        values: dict[str, Any] = {"updated_at": time.time()}
+        if description is not None:
+            values["description"] = description
+        if tags is not None:
+            values["tags"] = json.dumps(dict(tags))
+        with database.writing(self._engine) as conn:
+            self._endpoint(conn, name)
+            conn.execute(endpoints.update().where(endpoints.c.name == name).values(**values))
+            return self._endpoint(conn, name)
 
     def endpoint(self, name: str) -> EndpointRecord:
         """The endpoint `name`; UnknownResource lists the ones that exist."""
@@ -405,6 +437,7 @@ class DeployState:
             mirror=row.mirror,
             mirror_percent=row.mirror_percent,
             created_at=row.created_at,
+            tags=json.loads(row.tags or "{}"),
         )
 
     def _deployment_row(self, conn: sa.Connection, endpoint: str, name: str) -> sa.Row[Any] | None:

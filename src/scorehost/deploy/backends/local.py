@@ -108,11 +108,13 @@ class LocalBackend:
             socket_path = runtime_dir() / f"{token[:24]}.sock"
         except OSError as error:
             raise DeploymentFailed(f"cannot make a private folder for the deployment's socket: {error}") from None
-        command = [sys.executable, "-m", "scorehost", "serve", str(spec.script), "--uds", str(socket_path)]
+        python, isolation = self._python(spec)
+        command = [python, "-m", "scorehost", "serve", str(spec.script), "--uds", str(socket_path)]
         command += ["--workers", str(spec.instances), "--home", str(self.home)]
         for ref in spec.models:
             command += ["--model", ref]
-        launch = Launch(command, {**spec.environment, **options, TOKEN_VARIABLE: token}, str(spec.code_dir))
+        variables = {**spec.environment, **options, **isolation, TOKEN_VARIABLE: token}
+        launch = Launch(command, variables, str(spec.code_dir))
         with self._lock:
             running = self._generations.get(key)
             if running is not None and not running.finished:
@@ -127,6 +129,23 @@ class LocalBackend:
             self._generations[key] = handle
         handle.begin()
         return handle
+
+    def _python(self, spec: DeploymentSpec) -> tuple[str, dict[str, str]]:
+        """The interpreter that runs the deployment (its environment's, built now unless cached; else ours), and
+        the variables that keep anything else off its import path."""
+        if spec.python_environment is None:
+            return sys.executable, {}
+        from scorehost.environments import EnvironmentSpec, ensure_environment
+        from scorehost.errors import EnvironmentProblem
+
+        try:
+            built = ensure_environment(EnvironmentSpec.from_json(spec.python_environment), self.home)
+        except EnvironmentProblem as error:
+            raise DeploymentFailed(f"its Python environment cannot be built: {error.message}") from None
+        # Whatever PYTHONPATH or user site the control plane was started with must not shadow the environment's
+        # libraries: the script sees the versions its environment declares, and nothing else.
+        isolation = {"PYTHONPATH": "", "PYTHONNOUSERSITE": "1", "VIRTUAL_ENV": str(built.python.parent.parent)}
+        return str(built.python), isolation
 
     def _own(self, handle: Handle) -> Generation:
         if not isinstance(handle, Generation) or self._generations.get(handle.key) is not handle:

@@ -63,6 +63,7 @@ _MAP = Map(
         Rule("/api/v1/endpoints", endpoint="create_endpoint", methods=["POST"]),
         Rule("/api/v1/endpoints/<name>", endpoint="show_endpoint", methods=["GET"]),
         Rule("/api/v1/endpoints/<name>", endpoint="delete_endpoint", methods=["DELETE"]),
+        Rule("/api/v1/endpoints/<name>", endpoint="describe_endpoint", methods=["PATCH"]),
         Rule("/api/v1/endpoints/<name>/keys", endpoint="keys", methods=["GET"]),
         Rule("/api/v1/endpoints/<name>/keys/regenerate", endpoint="regenerate", methods=["POST"]),
         Rule("/api/v1/endpoints/<name>/traffic", endpoint="traffic", methods=["PUT"]),
@@ -169,10 +170,23 @@ class ControlPlaneApp:
         name = body.get("name")
         if not isinstance(name, str):
             raise InvalidSpec("give the endpoint a 'name'")
-        spec = EndpointSpec(name, auth=body.get("auth", "key"), description=str(body.get("description", "")))
+        spec = EndpointSpec(
+            name,
+            auth=body.get("auth", "key"),
+            description=str(body.get("description", "")),
+            tags=body.get("tags") or {},
+        )
         record = self.state.create_endpoint(spec)
         self.deployer.routes_changed()
         return _json(self._endpoint_json(record), 201)
+
+    def _describe_endpoint(self, request: Request, name: str) -> Response:
+        body = self._body(request)
+        description = body.get("description")
+        if description is not None and not isinstance(description, str):
+            raise InvalidSpec("'description' must be text")
+        record = self.state.describe_endpoint(name, description=description, tags=body.get("tags"))
+        return _json(self._endpoint_json(record))
 
     def _show_endpoint(self, request: Request, name: str) -> Response:
         record = self.state.endpoint(name)

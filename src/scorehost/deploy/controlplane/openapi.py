@@ -68,6 +68,19 @@ def document() -> dict[str, Any]:
                 "parameters": endpoint_params,
                 "get": {"summary": "An endpoint with its deployments", "responses": _ok(_ref("Endpoint"))},
                 "delete": {"summary": "Delete an endpoint and stop its deployments", "responses": no_content},
+                "patch": {
+                    "summary": "Change an endpoint's description or tags",
+                    "requestBody": _body(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "description": {"type": "string"},
+                                "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                            },
+                        }
+                    ),
+                    "responses": _ok(_ref("Endpoint")),
+                },
             },
             "/api/v1/endpoints/{name}/keys": {
                 "parameters": endpoint_params,
@@ -147,6 +160,7 @@ def document() -> dict[str, Any]:
                         "name": _NAME,
                         "auth": {"enum": ["key", "none"], "default": "key"},
                         "description": {"type": "string"},
+                        "tags": {"type": "object", "additionalProperties": {"type": "string"}},
                     },
                 },
                 "Endpoint": {
@@ -155,6 +169,7 @@ def document() -> dict[str, Any]:
                         "name": _NAME,
                         "auth": {"enum": ["key", "none"]},
                         "description": {"type": "string"},
+                        "tags": {"type": "object", "additionalProperties": {"type": "string"}},
                         "traffic": {"type": "object", "additionalProperties": {"type": "integer"}},
                         "mirror": {"oneOf": [_ref("Mirror"), {"type": "null"}]},
                         "scoring_uri": {"type": "string", "format": "uri"},
