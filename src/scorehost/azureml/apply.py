@@ -155,6 +155,7 @@ def deployment_request(
     except ScorehostError as error:
         raise deployment.document.error(("model",), error.message) from None
     fields["models"] = [request.model] if request.model else []
+    fields["follow_models"] = deployment.follow_model
     fields["python_environment"] = _environment(home, deployment, nearest_python)
     fields["serve_options"] = _serve_options(deployment)
     fields["azureml"] = _kept(deployment)

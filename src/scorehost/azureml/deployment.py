@@ -106,6 +106,7 @@ class DeploymentFile:
     tags: dict[str, str] = field(default_factory=dict)
     app_insights: bool = False
     data_collector: dict[str, Any] | None = None
+    follow_model: bool = False  # scorehost's own field: scorehost.follow_model
     warnings: list[str] = field(default_factory=list)
 
 
@@ -147,6 +148,12 @@ def read_deployment_file(path: Path, overrides: Sequence[str] = ()) -> Deploymen
     deployment.app_insights = boolean(data.get("app_insights_enabled") or False)
     collector = data.get("data_collector")
     deployment.data_collector = dict(collector) if isinstance(collector, dict) else None
+    deployment.follow_model = boolean((data.get("scorehost") or {}).get("follow_model") or False)
+    if deployment.follow_model and not (isinstance(deployment.model, AssetReference) and deployment.model.follows):
+        raise document.error(
+            ("scorehost", "follow_model"),
+            "follow_model needs a model given by a label (model: azureml:NAME@latest or azureml:NAME@ALIAS)",
+        )
     return deployment
 
 

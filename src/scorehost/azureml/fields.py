@@ -188,6 +188,9 @@ DEPLOYMENT: Mapping[str, Field] = {
     "egress_public_network_access": _ignored(_TEXT, "Azure networking"),
     "private_network_connection": _ignored(_BOOL, "Azure networking"),
     "with_package": _ignored(_BOOL, "Azure's model packaging"),
+    # scorehost's own settings (not Azure ML's: `az ml` refuses this field). follow_model: roll to the version a
+    # model label (azureml:NAME@ALIAS, @latest) names whenever it moves.
+    "scorehost": _used(Kind.MAPPING, follow_model=_used(_BOOL)),
     "code_path": _used(_TEXT),  # the v2 preview's spelling of code_configuration.code
     "scoring_script": _used(_TEXT),  # ... and of code_configuration.scoring_script
 }

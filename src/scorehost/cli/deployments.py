@@ -69,6 +69,11 @@ def _deployment_options(command: F) -> F:
                 type=click.IntRange(1, 1024),
                 help="Worker processes (local, up to 64), or replicas (ray, without --min/--max-replicas).",
             ),
+            click.option(
+                "--follow-model/--no-follow-model",
+                default=None,
+                help="Roll to the version a --model label (NAME:ALIAS, NAME:latest) names whenever it moves.",
+            ),
             click.option("--env", "environment", multiple=True, help="NAME=VALUE for the script (repeatable)."),
             click.option("--wait/--no-wait", default=True, help="Wait until ready.  [default: wait]"),
             click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for ready."),
@@ -175,6 +180,7 @@ def _flag_fields(
     environment: tuple[str, ...],
     environment_file: Path | None,
     nearest_python: bool,
+    follow_model: bool | None,
     *,
     creating: bool,
 ) -> dict[str, Any]:
@@ -191,6 +197,8 @@ def _flag_fields(
     else:
         fields.update(script=script, code_dir=code_dir, instances=instances)
     fields["models"] = models or (() if creating else None)
+    if follow_model is not None:
+        fields["follow_models"] = follow_model
     fields["environment"] = _environment(environment)
     if environment_file is not None:
         from scorehost.azureml.apply import environment_of_file
@@ -216,6 +224,7 @@ def _declare(
     yaml_file, environment_file = options["yaml_file"], options["environment_file"]
     flags_given = [flag for flag in ("script", "code_dir", "instances") if options[flag] is not None]
     flags_given += [flag for flag in ("models", "environment") if options[flag]]
+    flags_given += ["follow_model"] if options["follow_model"] is not None else []
     if yaml_file is not None:
         if flags_given or environment_file is not None:
             shown = ", ".join(f"--{flag.replace('_', '-')}" for flag in flags_given) or "--environment"
@@ -234,6 +243,7 @@ def _declare(
             options["environment"],
             environment_file,
             options["nearest"],
+            options["follow_model"],
             creating=creating,
         )
     ray = ray_options(backend, ray_flags, creating=creating)

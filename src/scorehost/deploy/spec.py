@@ -169,6 +169,8 @@ class DeploymentSpec:
     # Azure ML settings kept as declared in a deployment YAML (probes, request and scale settings, resources,
     # data_collector, app_insights_enabled): the features that read them take them from here.
     azureml: Mapping[str, Any] = field(default_factory=dict)
+    # Model labels (NAME:ALIAS, NAME:latest) it follows: when one moves, the control plane rolls it to that version.
+    follow: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -184,8 +186,11 @@ class DeploymentSpec:
         most = 1024 if self.backend == "ray" else 64  # processes on one machine, or replicas across a cluster
         if not 1 <= self.instances <= most:
             raise InvalidSpec(f"instances must be between 1 and {most}, not {self.instances}")
-        for ref in self.models:
+        for ref in (*self.models, *self.follow):
             parse_ref(ref)  # InvalidModelReference names the problem
+        for ref in self.follow:
+            if parse_ref(ref).version is not None:
+                raise InvalidSpec(f"{ref} names one version: a deployment follows a label (NAME:ALIAS or NAME:latest)")
         code_dir = self.code_dir.expanduser().resolve()
         script = self.script if self.script.is_absolute() else code_dir / self.script
         script = script.resolve()
@@ -227,6 +232,7 @@ class DeploymentSpec:
             "description": self.description,
             "tags": dict(self.tags),
             "azureml": dict(self.azureml),
+            "follow": list(self.follow),
         }
 
     @classmethod
@@ -246,6 +252,7 @@ class DeploymentSpec:
             description=str(data.get("description") or ""),
             tags=dict(data.get("tags") or {}),
             azureml=dict(data.get("azureml") or {}),
+            follow=tuple(data.get("follow") or ()),
         )
 
 

@@ -139,7 +139,7 @@ class LocalBackend:
         from scorehost.errors import EnvironmentProblem
 
         try:
-            built = ensure_environment(EnvironmentSpec.from_json(spec.python_environment), self.home)
+            built = ensure_environment(EnvironmentSpec.from_json(dict(spec.python_environment)), self.home)
         except EnvironmentProblem as error:
             raise DeploymentFailed(f"its Python environment cannot be built: {error.message}") from None
         # Whatever PYTHONPATH or user site the control plane was started with must not shadow the environment's

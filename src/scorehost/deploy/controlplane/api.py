@@ -20,6 +20,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from scorehost import __version__
+from scorehost.deploy.controlplane.following import followed_models
 from scorehost.deploy.keys import bearer_token, key_matches
 from scorehost.deploy.spec import (
     DeploymentSpec,
@@ -31,6 +32,7 @@ from scorehost.deploy.spec import (
 )
 from scorehost.deploy.state import DeploymentRecord, DeployState, EndpointRecord
 from scorehost.errors import InvalidSpec, ScorehostError
+from scorehost.registry.names import parse_ref
 
 __all__ = ["ControlPlaneApp", "Deployer"]
 
@@ -265,10 +267,26 @@ class ControlPlaneApp:
             description=body.get("description") or "",
             tags=body.get("tags") or {},
             azureml=body.get("azureml") or {},
+            follow=self._follow(body, models),
         )
         if not _is(spec.script, "file"):
             raise InvalidSpec(f"the entry script {spec.script} does not exist")
         return spec
+
+    @staticmethod
+    def _follow(body: dict[str, Any], models: list[str]) -> tuple[str, ...]:
+        """`follow_models: true` follows the labels among the declared models; else the stored `follow` list, less
+        models no longer deployed."""
+        wanted = body.get("follow_models")
+        if wanted is not None and not isinstance(wanted, bool):
+            raise InvalidSpec("'follow_models' must be true or false")
+        if wanted is not None:
+            return followed_models(tuple(models)) if wanted else ()
+        follow = body.get("follow") or []
+        if not isinstance(follow, list) or not all(isinstance(ref, str) for ref in follow):
+            raise InvalidSpec("'follow' must be a list of model labels like [\"sklearn_mnist:production\"]")
+        names = {parse_ref(ref).name for ref in models}
+        return tuple(ref for ref in follow if parse_ref(ref).name in names)
 
     @staticmethod
     def _ray_options(value: Any) -> RayOptions | None:

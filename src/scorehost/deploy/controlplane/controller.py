@@ -25,6 +25,7 @@ from typing import Any
 
 from scorehost.deploy.backends.base import Backend, Handle
 from scorehost.deploy.backends.base import DeploymentRecord as RuntimeRecord
+from scorehost.deploy.controlplane.following import ModelFollower
 from scorehost.deploy.gateway.routes import routes_path, write_routes
 from scorehost.deploy.spec import DeploymentSpec
 from scorehost.deploy.state import DeploymentRecord, DeployState
@@ -90,6 +91,7 @@ class Controller:
         self._last_routes: dict[str, Any] | None = None
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._follower = ModelFollower(state, home, self.deploy)
 
     # -- the API's Deployer ------------------------------------------------------------------------
 
@@ -250,12 +252,17 @@ class Controller:
                     self.routes_changed()
                 except Exception:  # one failed pass must not end the watching
                     logger.exception("could not refresh the gateway's routes")
+                try:
+                    self._follower.check()
+                except Exception:
+                    logger.exception("could not check the model labels that deployments follow")
 
         self._background(loop)
 
     def close(self, *, stop_deployments: bool) -> None:
         """Stop watching; with `stop_deployments`, stop every generation (else they keep running for adoption)."""
         self._stopping.set()
+        self._follower.close()
         if stop_deployments:
             with self._lock:
                 handles = [h for live in self._live.values() for h in live.handles()]

@@ -230,6 +230,11 @@ def document() -> dict[str, Any]:
                         },
                         "description": {"type": "string"},
                         "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "follow_models": {
+                            "type": "boolean",
+                            "description": "Follow the model labels among `models` (NAME:ALIAS, NAME:latest): when one "
+                            "moves, the deployment rolls to the version it names",
+                        },
                         "azureml": {
                             "type": "object",
                             "description": "Azure ML settings kept as a deployment YAML declared them (probes, "
@@ -278,6 +283,7 @@ def document() -> dict[str, Any]:
                         "description": {"type": "string"},
                         "tags": {"type": "object", "additionalProperties": {"type": "string"}},
                         "azureml": {"type": "object"},
+                        "follow": {"type": "array", "items": {"type": "string"}},
                         "generation": {"type": "integer", "description": "Declared: the latest update's"},
                         "serving_generation": {
                             "type": ["integer", "null"],
