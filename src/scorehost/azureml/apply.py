@@ -8,7 +8,7 @@ changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +47,10 @@ def environment_of_file(conda_or_requirements: Path, *, nearest_python: bool, wa
     spec = read_environment_file(conda_or_requirements)
     warnings.extend(spec.warnings())
     chosen = choose_python(spec.python, nearest=nearest_python)
-    if spec.python is not None and chosen.minor_version != spec.python:
+    asked = spec.python
+    if asked is not None and asked[:1].isdigit() and not f"{chosen.version}.".startswith(f"{asked}."):
         warnings.append(
-            f"{conda_or_requirements.name}: asks for Python {spec.python}; built with {chosen.minor_version} "
-            "(--nearest-python)"
+            f"{conda_or_requirements.name}: asks for Python {asked}; built with {chosen.version} (--nearest-python)"
         )
     data = spec.to_json()
     data["python"] = chosen.minor_version
@@ -186,18 +186,20 @@ def _serve_options(deployment: DeploymentFile) -> dict[str, Any]:
 
 
 def _kept(deployment: DeploymentFile) -> dict[str, Any]:
+    """The settings as checked and typed (a `--set` gives text; Azure stores numbers), for the features that read
+    them: probes, request and scale settings, resources, data collection."""
     data = deployment.document.data
-    kept: dict[str, Any] = {"type": deployment.kind}
-    for key in (
-        "request_settings",
-        "liveness_probe",
-        "readiness_probe",
-        "scale_settings",
-        "resources",
-        "data_collector",
-        "app_insights_enabled",
-        "properties",
-    ):
+    kept: dict[str, Any] = {"type": deployment.kind, "app_insights_enabled": deployment.app_insights}
+    typed = {
+        "request_settings": deployment.request,
+        "liveness_probe": deployment.liveness,
+        "readiness_probe": deployment.readiness,
+        "scale_settings": deployment.scale,
+    }
+    for key, value in typed.items():
+        if value is not None and data.get(key) is not None:
+            kept[key] = {name: number for name, number in asdict(value).items() if number is not None}
+    for key in ("resources", "data_collector", "properties"):
         if data.get(key) is not None:
             kept[key] = data[key]
     for key in ("model", "environment"):

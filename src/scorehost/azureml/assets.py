@@ -8,7 +8,7 @@ from pathlib import Path
 
 from scorehost.azureml.document import Document, read_document
 from scorehost.azureml.fields import ENVIRONMENT, MODEL, check_document
-from scorehost.azureml.values import text, text_map
+from scorehost.azureml.values import choice, text, text_map
 
 __all__ = ["EnvironmentFile", "ModelFile", "read_environment_yaml", "read_model_file"]
 
@@ -57,9 +57,7 @@ def read_model_file(path: Path, overrides: Sequence[str] = ()) -> ModelFile:
     model_path = (document.folder / text(data["path"])).resolve()
     if not model_path.exists():
         raise document.error(("path",), f"the model path {model_path} does not exist")
-    kind = text(data.get("type") or "custom_model").lower()
-    if kind not in MODEL_TYPES:
-        raise document.error(("type",), f"type must be one of {', '.join(MODEL_TYPES)}, not {kind!r}")
+    kind = choice(document, ("type",), data.get("type") or "custom_model", MODEL_TYPES)
     version = data.get("version")
     return ModelFile(
         document,

@@ -14,7 +14,7 @@ from typing import Any
 from scorehost.azureml.document import Document, FieldPath, read_document
 from scorehost.azureml.fields import DEPLOYMENT, check_document
 from scorehost.azureml.references import AssetReference, parse_asset_reference
-from scorehost.azureml.values import boolean, integer, text, text_map
+from scorehost.azureml.values import boolean, choice, integer, text, text_map
 from scorehost.deploy.spec import check_resource_name
 from scorehost.errors import InvalidSpec
 
@@ -28,7 +28,7 @@ __all__ = [
     "read_deployment_file",
 ]
 
-_TYPES = {"managed": "managed", "kubernetes": "kubernetes"}
+_TYPES = ("managed", "kubernetes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +158,9 @@ def read_deployment_file(path: Path, overrides: Sequence[str] = ()) -> Deploymen
 
 
 def _kind(document: Document) -> str:
-    declared = text(document.data.get("type")).lower()
+    declared = document.data.get("type")
     if declared:
-        if declared not in _TYPES:
-            raise document.error(("type",), f"type must be managed or kubernetes, not {declared!r}")
-        return declared
+        return choice(document, ("type",), declared, _TYPES)
     schema = text(document.data.get("$schema")).lower()
     return "kubernetes" if "kubernetesonlinedeployment" in schema else "managed"
 
@@ -262,9 +260,9 @@ def _scale(document: Document) -> ScaleSettings | None:
     value = document.data.get("scale_settings")
     if not value:
         return None
-    kind = text(value.get("type") or "default").lower()
-    if kind not in ("default", "target_utilization"):
-        raise document.error(("scale_settings", "type"), f"type must be default or target_utilization, not {kind!r}")
+    kind = choice(
+        document, ("scale_settings", "type"), value.get("type") or "default", ("default", "target_utilization")
+    )
     numbers = {
         name: integer(document, ("scale_settings", name), number, 0 if name == "min_instances" else 1, 100_000)
         for name, number in value.items()

@@ -74,7 +74,7 @@ def read_document(path: Path, overrides: Sequence[str] = ()) -> Document:
         if node is None:
             raise ProjectFileError(f"{path}: the file is empty; it needs at least a name")
         document = Document(path, {}, {})
-        value = _construct(loader, node, (), document)
+        value = _Builder(loader, document).build(node, ())
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = f", line {mark.line + 1}" if mark is not None else ""
@@ -90,30 +90,66 @@ def read_document(path: Path, overrides: Sequence[str] = ()) -> Document:
     return document
 
 
-def _construct(loader: yaml.SafeLoader, node: yaml.Node, at: FieldPath, document: Document) -> Any:
-    document.lines[at] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
+_MAX_NODES = 100_000  # a project file has dozens; aliases can multiply a small file into millions ("billion laughs")
+
+
+@dataclass(slots=True)
+class _Builder:
+    """Builds the values of a composed document, recording each field's line."""
+
+    loader: yaml.SafeLoader
+    document: Document
+    nodes: int = 0
+    open: set[int] = field(default_factory=set)  # the mappings and lists being built: an alias back to one loops
+
+    def build(self, node: yaml.Node, at: FieldPath) -> Any:
+        self.nodes += 1
+        if self.nodes > _MAX_NODES:
+            raise ProjectFileError(
+                f"{self.document.path}: more than {_MAX_NODES} values once its aliases (*name) are expanded; "
+                "this is not a project file"
+            )
+        self.document.lines[at] = node.start_mark.line + 1
+        if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            return self.loader.construct_object(node, deep=True)
+        if id(node) in self.open:
+            raise ProjectFileError(
+                f"{self.document.path}, line {node.start_mark.line + 1}: an alias (*name) refers to the mapping "
+                "or list that holds it"
+            )
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(item, (*at, index)) for index, item in enumerate(node.value)]
+            return self._mapping(node, at)
+        finally:
+            self.open.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, at: FieldPath) -> dict[str, Any]:
+        explicit = sum(1 for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge")
+        self.loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor): merged pairs come first
+        merged = len(node.value) - explicit
         result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+        written: dict[str, int] = {}  # explicit keys and their lines: a merged key may be overridden, not these
+        path = self.document.path
+        for index, (key_node, value_node) in enumerate(node.value):
+            key = self.loader.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if not isinstance(key, str):
-                raise ProjectFileError(f"{document.path}, line {line}: field names are text, not {key!r}")
-            if key in result:
-                raise ProjectFileError(
-                    f"{document.path}, line {line}: {dotted((*at, key))} is given twice "
-                    f"(first on line {document.lines[(*at, key)]}); keep one"
-                )
-            result[key] = _construct(loader, value_node, (*at, key), document)
-            document.lines[(*at, key)] = line
+                raise ProjectFileError(f"{path}, line {line}: field names are text, not {key!r}")
+            if index >= merged:
+                if key in written:
+                    raise ProjectFileError(
+                        f"{path}, line {line}: {dotted((*at, key))} is given twice (first on line {written[key]}); "
+                        "keep one"
+                    )
+                written[key] = line
+            result[key] = self.build(value_node, (*at, key))
+            self.document.lines[(*at, key)] = line
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, item, (*at, index), document) for index, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
 
 
-_PART = re.compile(r"([^.\[\]]+)((?:\[\d+\])*)")
+_PART = re.compile(r"([^.\[\]]+)((?:\[[0-9]+\])*)")
 
 
 def _parse_path(text: str) -> FieldPath:
@@ -124,29 +160,38 @@ def _parse_path(text: str) -> FieldPath:
         if match is None:
             raise ProjectFileError(f"--set {text!r}: give a field path like request_settings.request_timeout_ms=3000")
         name, indexes = match.groups()
-        parts.append(int(name) if name.isdigit() else name)
-        parts.extend(int(index) for index in re.findall(r"\d+", indexes))
+        parts.append(int(name) if re.fullmatch(r"[0-9]+", name) else name)
+        parts.extend(int(index) for index in re.findall(r"[0-9]+", indexes))
     return tuple(parts)
 
 
 def apply_overrides(document: Document, overrides: Sequence[str]) -> None:
-    """`--set a.b=value` as `az ml` has it: the value is read as YAML (`2` a number, `true` a boolean, `[1, 2]` a
-    list); missing mappings on the way are created."""
+    """`--set a.b=value` as `az ml` has it: the value is text (the checks read `2` as a number where the schema
+    wants one, as Azure's do), or a mapping or list in YAML's flow style (`{a: 1}`, `[x, y]`); missing mappings
+    on the way are created; a field under a reference string is refused, as `az ml` refuses it."""
     for override in overrides:
         key, sep, text = override.partition("=")
         if not sep or not key.strip():
             raise ProjectFileError(f"--set {override!r} is not KEY=VALUE (e.g. --set instance_count=2)")
         at = _parse_path(key.strip())
-        try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            value = text
+        value: Any = text
+        if text.lstrip().startswith(("{", "[")):  # a whole mapping or list, in YAML's flow style
+            try:
+                value = yaml.safe_load(text)
+            except yaml.YAMLError:
+                raise ProjectFileError(f"--set {override!r}: the value is not a YAML mapping or list") from None
         target: Any = document.data
         for index, part in enumerate(at[:-1]):
             following = at[index + 1]
             if isinstance(target, dict) and isinstance(part, str):
-                if not isinstance(target.get(part), dict | list):
+                if target.get(part) is None:
                     target[part] = [] if isinstance(following, int) else {}
+                elif not isinstance(target[part], dict | list):
+                    whole = dotted(at[: index + 1])
+                    raise ProjectFileError(
+                        f"--set {override!r}: {whole} is {target[part]!r}, not a mapping; --set cannot change "
+                        f"fields inside it (set the whole field: --set {whole}=...)"
+                    )
                 target = target[part]
             elif isinstance(target, list) and isinstance(part, int) and part < len(target):
                 target = target[part]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scorehost.azureml.document import Document, read_document
 from scorehost.azureml.fields import ENDPOINT, check_document
-from scorehost.azureml.values import text, text_map
+from scorehost.azureml.values import choice, text, text_map
 from scorehost.deploy.spec import Traffic, check_resource_name
 from scorehost.errors import InvalidSpec
 
@@ -52,15 +53,13 @@ def read_endpoint_file(path: Path, overrides: Sequence[str] = ()) -> EndpointFil
         check_resource_name("endpoint", name)
     except InvalidSpec as error:
         raise document.error(("name",), error.message) from None
-    auth = text(data.get("auth_mode") or "key").lower()
+    auth = choice(document, ("auth_mode",), data.get("auth_mode") or "key", ("key", *_TOKEN_MODES))
     if auth in _TOKEN_MODES:
         warnings.append(
             f"{path.name}: auth_mode {auth} needs Azure's token service; the endpoint uses keys instead "
             f"(`scorehost endpoints keys {name}`, sent as `Authorization: Bearer KEY`, as Azure's keys are)"
         )
         auth = "key"
-    elif auth != "key":
-        raise document.error(("auth_mode",), f"auth_mode must be key, aml_token or aad_token, not {auth!r}")
     endpoint = EndpointFile(
         document, name, auth, text(data.get("description")), text_map(data.get("tags")), warnings=warnings
     )
@@ -71,9 +70,13 @@ def read_endpoint_file(path: Path, overrides: Sequence[str] = ()) -> EndpointFil
     if mirror:
         endpoint.mirror = next(iter(mirror.items()))
     try:
-        endpoint.traffic_spec()
+        Traffic(endpoint.traffic)
     except InvalidSpec as error:
         raise document.error(("traffic",), error.message) from None
+    try:
+        endpoint.traffic_spec()
+    except InvalidSpec as error:
+        raise document.error(("mirror_traffic",), error.message) from None
     return endpoint
 
 
@@ -81,7 +84,7 @@ def _percentages(document: Document, key: str) -> dict[str, int]:
     found: dict[str, int] = {}
     for deployment, value in (document.data.get(key) or {}).items():
         number = str(value).strip()
-        if not number.isdigit() or int(number) > 100:
+        if not re.fullmatch(r"[0-9]{1,3}", number) or int(number) > 100:
             raise document.error((key, deployment), f"{key}.{deployment} must be a percentage (0-100), not {value!r}")
         found[deployment] = int(number)
     return found

@@ -8,6 +8,7 @@ schema is an error naming the file and line, as `az ml` refuses it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -107,8 +108,8 @@ _PROBE = _used(
     path=_ignored(_TEXT, "custom containers only"),
     port=_ignored(_INT, "custom containers only"),
 )
-_RESOURCE_AMOUNTS = Field(
-    Kind.MAPPING, Use.USED, {"cpu": _used(_ANY), "memory": _used(_ANY), "nvidia.com/gpu": _used(_ANY)}
+_RESOURCE_AMOUNTS = _used(
+    Kind.MAPPING, cpu=_used(_TEXT), memory=_used(_TEXT), gpu=_used(_TEXT), **{"nvidia.com/gpu": _used(_TEXT)}
 )
 
 _MODEL_FIELDS: dict[str, Field] = {
@@ -133,7 +134,7 @@ _INFERENCE_ROUTE = Field(
 _ENVIRONMENT_FIELDS: dict[str, Field] = {
     **_COMMON,
     "version": _used(_ANY),
-    "conda_file": _used(_ANY),  # a path, or the conda environment written inline
+    "conda_file": _used(_TEXT),  # the path of a conda YAML file
     "image": _used(_TEXT),
     "build": Field(
         Kind.MAPPING,
@@ -201,7 +202,7 @@ def _kind_ok(kind: Kind, value: Any) -> bool:
         return isinstance(value, str | int | float) and not isinstance(value, bool)
     if kind is Kind.INTEGER:
         return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, str) and value.strip().lstrip("-").isdigit()
+            isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value) is not None
         )
     if kind is Kind.NUMBER:
         return isinstance(value, int | float) and not isinstance(value, bool)
@@ -229,7 +230,10 @@ def check_document(document: Document, schema: Mapping[str, Field], what: str) -
             here = (*at, name)
             spec = fields.get(name)
             if spec is None:
-                unknown.append(f"  {document.where(here)}: {dotted(here)}")
+                known = ", ".join(sorted(fields))
+                unknown.append(
+                    f"  {document.where(here)}: {dotted(here)}" + (f" (fields there: {known})" if at else "")
+                )
                 continue
             if value is None:
                 continue  # `field:` with nothing after it: as if absent, as az ml reads it

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from scorehost.azureml.document import Document, FieldPath, dotted
 
-__all__ = ["boolean", "integer", "text", "text_map"]
+__all__ = ["boolean", "choice", "integer", "text", "text_map"]
 
 
 def text(value: Any) -> str:
@@ -14,7 +16,10 @@ def text(value: Any) -> str:
 
 
 def integer(document: Document, at: FieldPath, value: Any, low: int, high: int) -> int:
-    number = int(str(value).strip())
+    written = str(value).strip()
+    if not re.fullmatch(r"-?[0-9]+", written):  # ASCII digits: "²".isdigit() is true, int("²") is not
+        raise document.error(at, f"{dotted(at)} must be a whole number, not {value!r}")
+    number = int(written)
     if not low <= number <= high:
         raise document.error(at, f"{dotted(at)} must be between {low} and {high}, not {number}")
     return number
@@ -29,3 +34,13 @@ def text_map(value: Any) -> dict[str, str]:
     if not value:
         return {}
     return {str(k): ("" if v is None else str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
+
+
+def choice(document: Document, at: FieldPath, value: Any, allowed: Iterable[str]) -> str:
+    """One of `allowed` (snake_case), written as Azure accepts it: `aml_token`, `AMLToken` or `AmlToken`."""
+    options = list(allowed)
+    folded = {option.replace("_", "").lower(): option for option in options}
+    found = folded.get(text(value).replace("_", "").lower())
+    if found is None:
+        raise document.error(at, f"{dotted(at)} must be one of {', '.join(options)}, not {value!r}")
+    return found

@@ -8,6 +8,7 @@ from scorehost import __version__
 from scorehost.cli.controlplane import controlplane_group
 from scorehost.cli.deployments import deployments_group
 from scorehost.cli.endpoints import endpoints_group, invoke_command
+from scorehost.cli.environments import environments_group
 from scorehost.cli.gateway import gateway_command
 from scorehost.cli.k8s import k8s_command
 from scorehost.cli.models import models_group
@@ -27,6 +28,7 @@ cli.add_command(serve_command)
 cli.add_command(models_group)
 cli.add_command(endpoints_group)
 cli.add_command(deployments_group)
+cli.add_command(environments_group)
 cli.add_command(invoke_command)
 cli.add_command(controlplane_group)
 cli.add_command(gateway_command)
