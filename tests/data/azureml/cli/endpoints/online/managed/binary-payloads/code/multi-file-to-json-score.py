@@ -10,5 +10,5 @@ def init():
 
 @rawhttp
 def run(req: AMLRequest):
-    sizes = [{"filename": upload.filename, "size": Image.open(upload.stream).size} for upload in req.files.getlist("file[]")]
-    return {"response": sizes}
+    uploads = req.files.getlist("file[]")
+    return {"response": [{"filename": upload.filename, "size": Image.open(upload.stream).size} for upload in uploads]}
