@@ -38,13 +38,20 @@ def make_private(path: Path) -> None:
 
 
 def private_database(path: Path) -> None:
-    """Create the SQLite database file `path` 0600 when missing, and make it and its companions 0600."""
+    """Create the SQLite database file `path` 0600 when missing, and make it and its companions 0600.
+
+    An existing database is never opened here: SQLite's locks are POSIX record locks, which a process loses on
+    every descriptor of the file when it closes any one of them. Opening and closing the file in a process that
+    already had it open (a control plane connecting a second time) would drop that process's locks, and the next
+    process to close its last connection would take itself for the last one and delete the -wal file that the
+    first still writes to: its later commits would be lost.
+    """
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE)
     except FileNotFoundError:
         return  # no such folder: SQLite says so, with the path, when it opens it
     except OSError:
-        fd = -1  # read-only or not ours: the companions may still be fixable, and SQLite reports the rest
+        fd = -1  # it exists (made private below, by path), or read-only or not ours: SQLite reports the rest
     if fd >= 0:
         try:
             if os.fstat(fd).st_size == 0:  # just created: the umask may have taken the owner's write bit too
