@@ -85,10 +85,13 @@ def test_model_and_environment_schemas_have_every_azure_field() -> None:
 def test_uses() -> None:
     assert DEPLOYMENT["instance_type"].use is Use.IGNORED
     assert DEPLOYMENT["egress_public_network_access"].use is Use.IGNORED
-    assert DEPLOYMENT["$schema"].use is Use.IGNORED
+    assert DEPLOYMENT["$schema"].use is Use.DROPPED
+    assert DEPLOYMENT["provisioning_state"].use is Use.DROPPED
     assert DEPLOYMENT["data_collector"].use is Use.KEPT
     assert DEPLOYMENT["request_settings"].use is Use.USED
     assert ENDPOINT["identity"].use is Use.IGNORED
+    for name in ("kind", "scoring_uri", "openapi_uri", "swagger_uri", "id"):
+        assert ENDPOINT[name].use is Use.DROPPED
 
 
 # -- unknown fields --------------------------------------------------------------------------------------------------
@@ -185,8 +188,9 @@ def test_ignored_fields_give_exactly_one_warning_line_naming_them(yaml_file: Yam
     assert len(warnings) == 1
     assert "\n" not in warnings[0]
     assert warnings[0].startswith("blue.yml: ")
-    for name in ("$schema", "instance_type", "egress_public_network_access", "model_mount_path"):
+    for name in ("instance_type", "egress_public_network_access", "model_mount_path"):
         assert name in warnings[0]
+    assert "$schema" not in warnings[0]
 
 
 def test_endpoint_identity_is_ignored_with_one_warning(yaml_file: YamlFile) -> None:
@@ -204,8 +208,9 @@ def test_endpoint_identity_is_ignored_with_one_warning(yaml_file: YamlFile) -> N
     )
     warnings = read_endpoint_file(path).warnings
     assert len(warnings) == 1
-    for name in ("identity", "$schema", "public_network_access"):
+    for name in ("identity", "public_network_access"):
         assert name in warnings[0]
+    assert "$schema" not in warnings[0]
 
 
 def test_no_ignored_fields_no_warning(yaml_file: YamlFile) -> None:
@@ -239,7 +244,7 @@ def test_kept_data_collector_accepts_arbitrary_nested_content(yaml_file: YamlFil
     assert _check(path) == []
 
 
-def test_server_set_fields_pasted_from_az_ml_show_are_ignored(yaml_file: YamlFile) -> None:
+def test_server_set_fields_pasted_from_az_ml_show_are_dropped_silently(yaml_file: YamlFile) -> None:
     path = yaml_file(
         """\
         name: blue
@@ -248,10 +253,24 @@ def test_server_set_fields_pasted_from_az_ml_show_are_ignored(yaml_file: YamlFil
         provisioning_state: Succeeded
         """
     )
-    warnings = _check(path)
-    assert len(warnings) == 1
-    assert "id" in warnings[0]
-    assert "provisioning_state" in warnings[0]
+    assert _check(path) == []
+
+
+def test_endpoint_fields_pasted_from_az_ml_show_are_dropped_silently(yaml_file: YamlFile) -> None:
+    path = yaml_file(
+        """\
+        $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
+        name: my-endpoint
+        auth_mode: key
+        kind: Managed
+        provisioning_state: Succeeded
+        scoring_uri: https://my-endpoint.eastus.inference.ml.azure.com/score
+        openapi_uri: https://my-endpoint.eastus.inference.ml.azure.com/swagger.json
+        swagger_uri: https://my-endpoint.eastus.inference.ml.azure.com/swagger.json
+        """,
+        "endpoint.yml",
+    )
+    assert read_endpoint_file(path).warnings == []
 
 
 def test_an_empty_field_is_as_if_absent(yaml_file: YamlFile) -> None:

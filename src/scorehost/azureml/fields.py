@@ -43,6 +43,7 @@ class Use(Enum):
     USED = "used"
     KEPT = "kept"
     IGNORED = "ignored"
+    DROPPED = "dropped"  # read-only fields that `az ml show` prints and Azure drops without a word: so do we
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +66,19 @@ def _kept(kind: Kind) -> Field:
     return Field(kind, Use.KEPT)
 
 
+def _dropped(kind: Kind) -> Field:
+    return Field(kind, Use.DROPPED)
+
+
 _TEXT, _INT, _NUMBER, _BOOL, _ANY = Kind.TEXT, Kind.INTEGER, Kind.NUMBER, Kind.BOOLEAN, Kind.ANY
 
-# Read-only fields that `az ml ... show` prints and people paste back: harmless, ignored.
+# Read-only fields that `az ml ... show` prints and people paste back: Azure drops them silently.
 _SERVER_SET = {
-    name: _ignored(_ANY, "set by Azure")
+    name: _dropped(_ANY)
     for name in ("id", "provisioning_state", "creation_context", "latest_version", "utc_time_created")
 }
 _COMMON = {
-    "$schema": _ignored(_TEXT, "the schema URL"),
+    "$schema": _dropped(_TEXT),
     "name": _used(_TEXT),
     "description": _used(_TEXT),
     "tags": _used(Kind.TEXT_MAP),
@@ -89,11 +94,11 @@ ENDPOINT: Mapping[str, Field] = {
     "identity": _ignored(_ANY, "Azure managed identities"),
     "public_network_access": _ignored(_TEXT, "Azure networking; bind with `controlplane start --host`"),
     "location": _ignored(_TEXT, "an Azure region"),
-    "kind": _ignored(_TEXT),
+    "kind": _dropped(_TEXT),
     "compute": _ignored(_TEXT, "a Kubernetes compute attached to Azure"),
-    "scoring_uri": _ignored(_TEXT, "set by scorehost"),
-    "openapi_uri": _ignored(_TEXT, "set by scorehost"),
-    "swagger_uri": _ignored(_TEXT, "set by scorehost"),
+    "scoring_uri": _dropped(_TEXT),
+    "openapi_uri": _dropped(_TEXT),
+    "swagger_uri": _dropped(_TEXT),
 }
 
 _PROBE = _used(
@@ -239,6 +244,8 @@ def check_document(document: Document, schema: Mapping[str, Field], what: str) -
                 continue  # `field:` with nothing after it: as if absent, as az ml reads it
             if not _kind_ok(spec.kind, value):
                 raise document.error(here, f"{dotted(here)} must be {spec.kind.value}, not {value!r}")
+            if spec.use is Use.DROPPED:
+                continue
             if spec.use is Use.IGNORED:
                 ignored.append(f"{dotted(here)}" + (f" ({spec.why})" if spec.why else ""))
             elif isinstance(value, dict) and spec.children:
