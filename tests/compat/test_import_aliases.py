@@ -204,21 +204,31 @@ def test_a_real_azureml_package_wins(tmp_path: Path) -> None:
     assert result == ["real sdk", True, True]
 
 
-def test_a_real_aml_request_module_wins(tmp_path: Path) -> None:
+def test_the_request_and_response_modules_are_scorehosts_even_when_real_ones_are_installed(tmp_path: Path) -> None:
+    # AMLRequest, AMLResponse and @rawhttp are the server's side of the contract: under scorehost they must be
+    # scorehost's, or the script would expect request objects that scorehost never passes.
     site = tmp_path / "site"
     services = site / "azureml" / "contrib" / "services"
-    services.mkdir(parents=True)
-    for package in (site / "azureml", site / "azureml" / "contrib", services):
-        (package / "__init__.py").write_text("")
-    (services / "aml_request.py").write_text("MARKER = 'real contrib'\n")
+    api = site / "azureml_inference_server_http" / "api"
+    for folder in (services, api):
+        folder.mkdir(parents=True)
+    for package in (site / "azureml", site / "azureml" / "contrib", services, api.parent, api):
+        (package / "__init__.py").write_text("MARKER = 'real package'\n")
+    for folder in (services, api):
+        for name in ("aml_request", "aml_response"):
+            (folder / f"{name}.py").write_text("MARKER = 'real module'\ndef rawhttp(f):\n    return f\n")
     result, _ = python(
         """
-        from azureml.contrib.services.aml_request import MARKER
+        import azureml.contrib.services as services
+        from azureml.contrib.services.aml_request import AMLRequest, rawhttp
         from azureml.contrib.services.aml_response import AMLResponse
+        from azureml_inference_server_http.api import aml_request as api_request
         import scorehost
-        print(json.dumps([MARKER, AMLResponse is scorehost.AMLResponse]))
+        print(json.dumps([services.MARKER, AMLRequest is scorehost.AMLRequest, rawhttp is scorehost.rawhttp,
+                          AMLResponse is scorehost.AMLResponse, api_request.AMLRequest is scorehost.AMLRequest,
+                          hasattr(api_request, "MARKER")]))
         """,
         tmp_path,
         pythonpath=site,
     )
-    assert result == ["real contrib", True]
+    assert result == ["real package", True, True, True, True, False]

@@ -1,7 +1,10 @@
 """Make the `azureml.*` names entry scripts import resolve to scorehost's own, without touching the disk.
 
 A finder at the END of `sys.meta_path` answers only for names no other finder found, so an installed
-`azureml` SDK (or any real package of the same name) always wins. It resolves:
+`azureml` SDK (or any real package of the same name) wins, except for the request and response modules:
+`AMLRequest`, `AMLResponse` and `@rawhttp` are the server's contract with the script, and under scorehost the
+server is scorehost, so a finder at the FRONT answers those (an installed `azureml-inference-server-http` or
+`azureml-contrib-services` would otherwise hand the script classes that scorehost never passes). It resolves:
 
 * `azureml`, `azureml.contrib`, `azureml.contrib.services`, `azureml.core`, `azureml_inference_server_http`,
   `azureml_inference_server_http.api`: empty packages (`azureml.core` also offers `Model`, for
@@ -115,27 +118,40 @@ class _AliasFinder(MetaPathFinder):
         return ModuleSpec(fullname, _Alias(aliased), origin=aliased)
 
 
-class _JoblibSubmoduleFinder(_AliasFinder):
+# The server's side of the contract: always scorehost's, installed packages or not.
+_SERVER_MODULES = frozenset(name for name in _MODULES if name.rsplit(".", 1)[-1] in ("aml_request", "aml_response"))
+
+
+class _FrontFinder(_AliasFinder):
+    """Answers, before any other finder, the server's modules and joblib's submodules under sklearn.externals."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname in _SERVER_MODULES:
+            return super().find_spec(fullname, path, target)
+        return _joblib_submodule(self, fullname, path, target)
+
+
+def _joblib_submodule(
+    finder: _AliasFinder, fullname: str, path: Sequence[str] | None, target: ModuleType | None
+) -> ModuleSpec | None:
     """Resolves `sklearn.externals.joblib.X` to `joblib.X` once the parent is our alias of joblib.
 
     It must run before the path finder, which would otherwise load a second copy of `joblib/X.py` from the
     aliased parent's `__path__`, with classes that joblib's own isinstance checks reject (old pickles name
     `sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper`). A real vendored joblib is left alone.
     """
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> ModuleSpec | None:
-        if not fullname.startswith(_JOBLIB + "."):
-            return None
-        joblib = sys.modules.get("joblib")
-        if joblib is None or sys.modules.get(_JOBLIB) is not joblib:
-            return None
-        return super().find_spec(fullname, path, target)
+    if not fullname.startswith(_JOBLIB + "."):
+        return None
+    joblib = sys.modules.get("joblib")
+    if joblib is None or sys.modules.get(_JOBLIB) is not joblib:
+        return None
+    return _AliasFinder.find_spec(finder, fullname, path, target)
 
 
 _finder = _AliasFinder()
-_front_finder = _JoblibSubmoduleFinder()
+_front_finder = _FrontFinder()
 
 
 def install_import_aliases() -> None:
