@@ -117,9 +117,12 @@ def wait_for_line(lines: list[str], pattern: str, timeout: float) -> str:
     raise AssertionError(f"no log line matched {pattern!r}; log so far:\n{log}")
 
 
-def start_server(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Server:
-    """Start `scorehost serve ARGS` (port 0 unless given) and return at once, reading its log in a thread."""
-    command = [sys.executable, "-m", "scorehost", "serve", *args]
+def start_server(
+    args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None, python: Path | None = None
+) -> Server:
+    """Start `scorehost serve ARGS` (port 0 unless given; with `python`, another environment's interpreter) and
+    return at once, reading its log in a thread."""
+    command = [str(python or sys.executable), "-m", "scorehost", "serve", *args]
     if "--port" not in args and not {"SERVER_PORT", "SCOREHOST_PORT"} & set(env or {}):
         command += ["--port", "0"]
     # Only the variables the test names: module-scoped servers start before `clean_environ` runs.

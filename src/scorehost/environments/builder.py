@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from scorehost.environments.interpreters import choose_python
 from scorehost.environments.pep508 import parse_requirement
-from scorehost.environments.runtime import PTH_NAME, runtime_folder
+from scorehost.environments.runtime import OVERRIDES, PTH_NAME, runtime_folder
 from scorehost.environments.spec import EnvironmentSpec
 from scorehost.environments.uvtool import error_text, run_uv
 from scorehost.errors import EnvironmentBuildFailed, PythonNotFound
@@ -189,7 +189,9 @@ def _build(
             # the folder, and the next build must wait for it to end before removing what it left.
             uv = functools.partial(_uv, spec, cwd=folder, log=log, lock=lock)
             uv(["venv", "--python", str(interpreter.path), str(folder / "venv")], progress=progress)
+            (folder / "overrides.txt").write_text("\n".join(OVERRIDES) + "\n", encoding="utf-8")
             install = ["pip", "install", "--python", str(python), "-r", str(folder / "requirements.txt")]
+            install += ["--override", str(folder / "overrides.txt")]
             uv([*install, *spec.index_options], progress=progress)
             major_minor = ".".join(interpreter.version.split(".")[:2])
             site_packages = folder / "venv" / "lib" / f"python{major_minor}" / "site-packages"

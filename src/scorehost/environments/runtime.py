@@ -18,7 +18,12 @@ from pathlib import Path
 from scorehost.environments.pep508 import Requirement, parse_requirement
 from scorehost.errors import EnvironmentProblem
 
-__all__ = ["PTH_NAME", "package_folder", "runtime_folder", "runtime_requirements"]
+__all__ = ["OVERRIDES", "PTH_NAME", "package_folder", "runtime_folder", "runtime_requirements"]
+
+# Versions forced over whatever a package pins (uv's --override). inference-schema before 1.6 pins wrapt 1.12,
+# whose import needs inspect.formatargspec, gone since Python 3.11 (every interpreter scorehost runs on): with
+# wrapt 1.14 or newer (the same API) every release of inference-schema works, as environments need.
+OVERRIDES = ("wrapt>=1.14",)
 
 PTH_NAME = "_scorehost_runtime.pth"
 # Core requirements that only the side building environments uses, never the scoring worker inside one.

@@ -12,7 +12,7 @@ from typing import Any
 
 from scorehost.environments.pep508 import parse_requirement
 from scorehost.environments.reqfile import PipLines, read_pip_lines, read_requirements_file
-from scorehost.environments.runtime import package_folder, runtime_requirements
+from scorehost.environments.runtime import OVERRIDES, package_folder, runtime_requirements
 
 __all__ = ["PROVIDED_BY_SCOREHOST", "EnvironmentSpec", "read_environment_file"]
 
@@ -90,6 +90,7 @@ class EnvironmentSpec:
             "requirements": sorted(set(self.requirements)),
             "index_options": list(self.index_options),
             "runtime": list(self.runtime_requirements()),
+            "overrides": list(OVERRIDES),
             "scorehost": str(package_folder()),  # the runtime symlink each environment's .pth leads to
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

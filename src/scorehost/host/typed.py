@@ -111,7 +111,8 @@ def forget_registered_schemas(module_name: str) -> None:
     """
     from inference_schema import schema_util  # type: ignore[import-untyped]
 
-    for registry in (schema_util.__functions_schema__, schema_util.__versions__):
+    # Older releases (before 1.4) keep no __versions__; an environment may pin any release.
+    for registry in (getattr(schema_util, "__functions_schema__", {}), getattr(schema_util, "__versions__", {})):
         for name in [name for name in registry if name.rpartition(".")[0] == module_name]:
             del registry[name]
 
@@ -274,13 +275,14 @@ def _input_decorator(wrapper: Any) -> InputDecorator:
         return InputDecorator(
             param_name=values["param_name"],
             param_type=values["param_type"],
-            convert=bool(values["convert_to_provided_type"]),
-            optional=bool(values["optional"]),
+            # Releases before 1.4 had neither argument: they always converted, and every parameter was required.
+            convert=bool(values.get("convert_to_provided_type", True)),
+            optional=bool(values.get("optional", False)),
         )
     except KeyError as missing:
         raise BadSchema(
             f"This inference-schema release stores @input_schema differently ({missing} not found); "
-            "scorehost supports inference-schema 1.x as of 1.8."
+            "scorehost reads the decorators of inference-schema 1.x."
         ) from None
 
 

@@ -61,7 +61,10 @@ def supported_versions(schema: RunSchema, output: JSON) -> tuple[str, ...]:
     """
     versions = set(ALL_VERSIONS)
     for decorator in schema.inputs:
-        versions &= {_VERSION_NAMES[v] for v in decorator.param_type.supported_versions() if v in _VERSION_NAMES}
+        offered = getattr(decorator.param_type, "supported_versions", None)
+        if offered is None:  # releases before 1.4 describe every type the same way in each version
+            continue
+        versions &= {_VERSION_NAMES[v] for v in offered() if v in _VERSION_NAMES}
     if schema.has_output and not _single_typed_arrays(output.get("example")):
         versions.discard("2")
     return tuple(v for v in ALL_VERSIONS if v in versions)
