@@ -247,9 +247,11 @@ def _declare(
             creating=creating,
         )
     ray = ray_options(backend, ray_flags, creating=creating)
-    _build_environment(fields.get("python_environment"), home)
     wait = options["wait"] or options["all_traffic"]
     with client_of(home) as client:
+        runs_on = backend or ("local" if creating else client.get_deployment(endpoint, name).get("backend", "local"))
+        if runs_on == "local":  # on Ray, each node builds it (Ray's uv runtime_env): nothing to build here
+            _build_environment(fields.get("python_environment"), home)
         if creating:
             result = client.create_deployment(endpoint, name, backend=backend or "local", ray=ray, **fields)
         else:

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
-__all__ = ["k8s_command"]
+if TYPE_CHECKING:
+    from scorehost.azureml.deployment import DeploymentFile, Probe
+    from scorehost.k8s.manifests import ProbeTiming
+
+__all__ = ["AZUREML_APP_ROOT", "k8s_command"]
+
+# Where Azure ML mounts a deployment's code folder in the container (its AML_APP_ROOT)
+AZUREML_APP_ROOT = "/var/azureml-app"
+
+_UNUSED_REQUEST_SETTINGS = {
+    "max_concurrent_requests_per_instance": "a pod runs --workers run() calls at once; others wait, within --timeout",
+    "max_queue_wait_ms": "Azure ML deprecates it; a request may wait within --timeout",
+}
 
 _EPILOG = """
 \b
-Example:
+Examples:
   scorehost k8s /app/score.py --image registry.example.com/mnist:3 --model-dir /models/mnist \\
       --model-claim mnist-models --min-replicas 2 --max-replicas 10 > manifests.yaml
+  scorehost k8s -f kubernetes-blue-deployment.yml --image registry.example.com/model-1:3 > manifests.yaml
   kubectl apply -f manifests.yaml
 
 \b
@@ -21,10 +36,34 @@ Service listens on port 80 inside the cluster; expose it with your Ingress or Ga
 """
 
 
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether the user wrote the option (a default is not a choice, so the -f file may replace it)."""
+    return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
 @click.command("k8s", epilog=_EPILOG)
-@click.argument("script")
+@click.argument("script", required=False)
+@click.option(
+    "-f",
+    "--file",
+    "yaml_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An Azure ML deployment YAML (kubernetesOnlineDeployment or managedOnlineDeployment): its name, "
+    "instance_count, scale_settings, resources, probes, request_timeout_ms and environment_variables set the "
+    "manifests; options given here win. SCRIPT then defaults to /var/azureml-app/<code folder's name>/"
+    "<scoring_script>, where Azure ML mounts the code: copy the code folder there in the image.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+    help="Change a field of the -f file, as `az ml --set` does (repeatable).",
+)
 @click.option("--image", required=True, help="The container image holding SCRIPT and scorehost.")
-@click.option("--name", help="Name of every object (a DNS label).  [default: SCRIPT's folder name, else 'score']")
+@click.option(
+    "--name", help="Name of every object (a DNS label).  [default: -f's name, else SCRIPT's folder name, else 'score']"
+)
 @click.option("--namespace", help="Namespace of every object.  [default: none, kubectl's current one]")
 @click.option("--model-dir", help="AZUREML_MODEL_DIR inside the container.")
 @click.option("--model-claim", help="A PersistentVolumeClaim with the model, mounted read-only at --model-dir.")
@@ -35,17 +74,65 @@ Service listens on port 80 inside the cluster; expose it with your Ingress or Ga
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="serve workers per pod.")
 @click.option("--cpu", default="1", show_default=True, help="CPU requested per pod.")
 @click.option("--memory", default="1Gi", show_default=True, help="Memory per pod (request and limit).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a request may take (serve's --timeout).  [default: serve's, 60]",
+)
 @click.option("--init-timeout", default=600.0, show_default=True, type=click.FloatRange(min=1), help="Seconds.")
 @click.option("--graceful-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0), help="Seconds.")
-def k8s_command(script: str, **options: Any) -> None:
-    """Print a Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget that run SCRIPT."""
+@click.pass_context
+def k8s_command(
+    ctx: click.Context, /, script: str | None, yaml_file: Path | None, overrides: tuple[str, ...], **options: Any
+) -> None:
+    """Print a Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget that run SCRIPT.
+
+    \b
+    With -f deployment.yml (options given on the command line win):
+      name                     --name (lower-cased)
+      instance_count           --replicas; scale_settings default: also --min/--max-replicas
+      scale_settings           target_utilization: min/max_instances, target_utilization_percentage
+                               as --min-replicas, --max-replicas, --cpu-target
+      resources                requests cpu/memory, limits cpu/memory, gpu as nvidia.com/gpu
+      readiness_probe          the readinessProbe on /ready; liveness_probe: the livenessProbe on /live
+      request_timeout_ms       --timeout
+      environment_variables    the container's env
+    """
     import yaml
 
     from scorehost.k8s.manifests import KubernetesApp
 
+    extra: dict[str, Any] = {}
+    if yaml_file is not None:
+        from scorehost.errors import ProjectFileError
+
+        try:
+            from_file = _from_file(yaml_file, overrides)
+        except ProjectFileError as error:
+            raise click.ClickException(error.message) from None
+        for key, value in from_file.items():
+            if key == "script":
+                script = script or value
+            elif key in options:
+                if not _given(ctx, key):
+                    options[key] = value
+            elif not (key == "memory_limit" and _given(ctx, "memory")):  # --memory is request and limit
+                extra[key] = value
+    elif overrides:
+        raise click.UsageError("--set changes the fields of a -f file; give -f deployment.yml")
+    if script is None:
+        raise click.UsageError("give SCRIPT (the entry script's path inside the image) or -f deployment.yml")
     name = options["name"] or _default_name(script)
     if options["min_replicas"] > options["max_replicas"]:
-        raise click.UsageError("--min-replicas must not exceed --max-replicas.")
+        raise click.UsageError(
+            "--min-replicas must not exceed --max-replicas."
+            + (
+                f" (From {yaml_file.name} and the command line: min {options['min_replicas']}, max "
+                f"{options['max_replicas']}.)"
+                if yaml_file is not None
+                else ""
+            )
+        )
     try:
         app = KubernetesApp(
             name=name,
@@ -54,19 +141,25 @@ def k8s_command(script: str, **options: Any) -> None:
             model_dir=options["model_dir"],
             model_claim=options["model_claim"],
             namespace=options["namespace"],
-            replicas=max(options["replicas"], options["min_replicas"]),
+            # at least the autoscaler's floor, at most its ceiling: it would change any other count at once
+            replicas=min(max(options["replicas"], options["min_replicas"]), options["max_replicas"]),
             min_replicas=options["min_replicas"],
             max_replicas=options["max_replicas"],
             cpu_target_percent=options["cpu_target"],
             workers=options["workers"],
             cpu=options["cpu"],
             memory=options["memory"],
+            timeout_s=options["timeout"],
             init_timeout_s=options["init_timeout"],
             graceful_timeout_s=options["graceful_timeout"],
+            **extra,
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    click.echo(f"# Kubernetes manifests for {script}, written by `scorehost k8s`; kubectl apply -f this-file.yaml\n")
+    source = f" (from {yaml_file.name})" if yaml_file is not None else ""
+    click.echo(
+        f"# Kubernetes manifests for {script}{source}, written by `scorehost k8s`; kubectl apply -f this-file.yaml\n"
+    )
     click.echo(yaml.safe_dump_all(app.manifests(), sort_keys=False), nl=False)
 
 
@@ -74,3 +167,122 @@ def _default_name(script: str) -> str:
     parts = [part for part in script.replace("\\", "/").split("/")[:-1] if part not in ("", ".", "..")]
     candidate = parts[-1].lower().replace("_", "-") if parts else "score"
     return candidate if candidate and candidate[0].isalnum() else "score"
+
+
+def _warn(message: str) -> None:
+    click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
+def _from_file(yaml_file: Path, overrides: tuple[str, ...]) -> dict[str, Any]:
+    """The k8s options (and KubernetesApp fields without an option) that the deployment file sets."""
+    from scorehost.azureml.deployment import read_deployment_file
+    from scorehost.k8s.manifests import check_name
+
+    deployment = read_deployment_file(yaml_file, overrides)
+    for warning in dict.fromkeys(deployment.warnings):
+        _warn(warning)
+    document, shown = deployment.document, yaml_file.name
+    try:
+        name = check_name(deployment.name.lower())
+    except ValueError as error:
+        raise document.error(("name",), f"{error}; or give --name") from None
+    found: dict[str, Any] = {
+        "name": name,
+        "script": str(PurePosixPath(AZUREML_APP_ROOT, deployment.code_dir.name, deployment.script.as_posix())),
+        **_scale(deployment),
+        **_resources(deployment),
+    }
+    if deployment.request.request_timeout_ms is not None:
+        found["timeout"] = deployment.request.request_timeout_ms / 1000
+    for key, why in _UNUSED_REQUEST_SETTINGS.items():
+        if getattr(deployment.request, key) is not None:
+            _warn(f"{shown}: request_settings.{key} is not used: {why}")
+    if deployment.readiness is not None:
+        found["readiness"] = _timing(deployment.readiness)
+    if deployment.liveness is not None:
+        if deployment.liveness.success_threshold != 1:
+            _warn(
+                f"{shown}: liveness_probe.success_threshold is 1 on Kubernetes (as on Azure ML), not "
+                f"{deployment.liveness.success_threshold}"
+            )
+        found["liveness"] = _timing(deployment.liveness, success_threshold=1)
+    if deployment.variables:
+        found["env"] = dict(deployment.variables)
+    return found
+
+
+def _timing(probe: Probe, *, success_threshold: int | None = None) -> ProbeTiming:
+    from scorehost.k8s.manifests import ProbeTiming
+
+    return ProbeTiming(
+        initial_delay_s=probe.initial_delay,
+        period_s=probe.period,
+        timeout_s=probe.timeout,
+        success_threshold=probe.success_threshold if success_threshold is None else success_threshold,
+        failure_threshold=probe.failure_threshold,
+    )
+
+
+def _scale(deployment: DeploymentFile) -> dict[str, Any]:
+    scale, shown = deployment.scale, deployment.document.path.name
+    if scale is None or scale.type == "default":
+        # Azure's default scale settings: instance_count pods, never more or fewer
+        count = deployment.instances
+        return {"replicas": count, "min_replicas": count, "max_replicas": count}
+    low = 1 if scale.min_instances is None else scale.min_instances  # Azure's defaults: min 1, max 1
+    if low == 0:
+        _warn(f"{shown}: scale_settings.min_instances 0 becomes 1: a HorizontalPodAutoscaler keeps one pod at least")
+        low = 1
+    high = max(low, 1) if scale.max_instances is None else scale.max_instances
+    found: dict[str, Any] = {"replicas": deployment.instances, "min_replicas": low, "max_replicas": high}
+    if scale.target_utilization_percentage is not None:
+        found["cpu_target"] = scale.target_utilization_percentage
+    if scale.polling_interval is not None:
+        _warn(
+            f"{shown}: scale_settings.polling_interval is not used: the cluster sets how often autoscalers look "
+            "(kube-controller-manager --horizontal-pod-autoscaler-sync-period, 15 s by default)"
+        )
+    return found
+
+
+def _resources(deployment: DeploymentFile) -> dict[str, Any]:
+    """requests/limits as Kubernetes takes them: a request defaults to its limit, a memory limit to its request."""
+    from scorehost.k8s.manifests import parse_quantity
+
+    document = deployment.document
+    amounts: dict[tuple[str, str], tuple[str, Any]] = {}  # (requests|limits, cpu|memory|gpu) -> (text, number)
+    for part in ("requests", "limits"):
+        for key, value in (deployment.resources.get(part) or {}).items():
+            if value is None:
+                continue
+            at = ("resources", part, key)
+            try:
+                amounts[part, "gpu" if key == "nvidia.com/gpu" else key] = (str(value), parse_quantity(str(value)))
+            except ValueError as error:
+                raise document.error(at, str(error)) from None
+    found: dict[str, Any] = {}
+    for what, option in (("cpu", "cpu"), ("memory", "memory")):
+        request, limit = amounts.get(("requests", what)), amounts.get(("limits", what))
+        if request is not None and limit is not None and request[1] > limit[1]:
+            raise document.error(
+                ("resources", "limits", what),
+                f"resources.requests.{what} {request[0]} is above resources.limits.{what} {limit[0]}: "
+                "Kubernetes refuses it; raise the limit or lower the request",
+            )
+        chosen = request or limit
+        if chosen is not None:
+            found[option] = chosen[0]
+        if limit is not None:
+            found[f"{what}_limit"] = limit[0]
+    gpus = {part: amounts[part, "gpu"] for part in ("requests", "limits") if (part, "gpu") in amounts}
+    if gpus:
+        numbers = {number for _, number in gpus.values()}
+        part = "limits" if "limits" in gpus else "requests"
+        if len(numbers) > 1 or not all(number == int(number) for number in numbers):
+            raise document.error(
+                ("resources", part, "gpu"),
+                "GPUs are whole devices, and Kubernetes needs the same count in requests and limits: give one "
+                'whole number (e.g. gpu: "1")',
+            )
+        found["gpus"] = int(numbers.pop())
+    return found

@@ -11,14 +11,30 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-__all__ = ["KubernetesApp", "check_name"]
+__all__ = ["KubernetesApp", "ProbeTiming", "check_name", "parse_quantity"]
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # an RFC 1123 label: what a Service may be named
 CONTAINER_PORT = 5001
 _STARTUP_PERIOD_S = 5
+_READINESS = {"periodSeconds": 5, "failureThreshold": 2}
+_LIVENESS = {"periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 6}
+# Kubernetes' resource.Quantity: a decimal number, then a binary (Ki..Ei) or decimal (n..E) suffix or an exponent
+_QUANTITY = re.compile(
+    r"^\+?(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$"
+)
+_SUFFIXES = {
+    **{f"{letter}i": Decimal(1024) ** (power + 1) for power, letter in enumerate("KMGTPE")},
+    **{letter: Decimal(1000) ** (power + 1) for power, letter in enumerate("kMGTPE")},
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+}
 
 
 def check_name(name: str) -> str:
@@ -29,6 +45,40 @@ def check_name(name: str) -> str:
             "a letter or digit, at most 63 characters"
         )
     return name
+
+
+def parse_quantity(quantity: str) -> Decimal:
+    """A Kubernetes quantity (`500m`, `0.1`, `200Mi`, `1e3`) as a number, else ValueError naming the forms."""
+    found = _QUANTITY.match(quantity.strip())
+    if not found:
+        raise ValueError(
+            f"{quantity!r} is not a Kubernetes quantity: a number, optionally followed by m (thousandths), "
+            "k/M/G/T/P/E or Ki/Mi/Gi/Ti/Pi/Ei, e.g. 500m, 0.5, 2, 512Mi, 1Gi"
+        )
+    suffix = found["suffix"] or ""
+    if suffix[:1] in ("e", "E"):
+        return Decimal(found["number"]) * Decimal(10) ** int(suffix[1:])
+    return Decimal(found["number"]) * _SUFFIXES[suffix]
+
+
+@dataclass(frozen=True)
+class ProbeTiming:
+    """When a probe runs and how many results change its verdict (the kubelet's fields, in seconds)."""
+
+    initial_delay_s: int = 0
+    period_s: int = 10
+    timeout_s: int = 1
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+    def fields(self) -> dict[str, int]:
+        return {
+            "initialDelaySeconds": self.initial_delay_s,
+            "periodSeconds": self.period_s,
+            "timeoutSeconds": self.timeout_s,
+            "successThreshold": self.success_threshold,
+            "failureThreshold": self.failure_threshold,
+        }
 
 
 @dataclass(frozen=True)
@@ -48,6 +98,13 @@ class KubernetesApp:
     workers: int = 1
     cpu: str = "1"
     memory: str = "1Gi"
+    cpu_limit: str | None = None  # none by default: CFS throttling would only add latency
+    memory_limit: str | None = None  # None: the same as `memory`
+    gpus: int = 0  # nvidia.com/gpu per pod
+    env: Mapping[str, str] = field(default_factory=dict)
+    readiness: ProbeTiming | None = None  # None: scorehost's own timing
+    liveness: ProbeTiming | None = None
+    timeout_s: float | None = None  # serve --timeout; None: serve's default
     service_port: int = 80
     init_timeout_s: float = 600.0
     graceful_timeout_s: float = 30.0
@@ -59,6 +116,15 @@ class KubernetesApp:
             raise ValueError("a model volume claim needs --model-dir: the path it is mounted at")
         if not 1 <= self.min_replicas <= self.max_replicas:
             raise ValueError("replicas must satisfy 1 <= min <= max")
+        if self.liveness is not None and self.liveness.success_threshold != 1:
+            raise ValueError("a liveness probe's success threshold must be 1 (Kubernetes refuses any other)")
+        for what, request, limit in (
+            ("CPU", self.cpu, self.cpu_limit),
+            ("memory", self.memory, self.memory_limit or self.memory),
+        ):
+            asked = parse_quantity(request)  # a malformed one is refused here, not by kubectl apply
+            if limit is not None and asked > parse_quantity(limit):
+                raise ValueError(f"the {what} request {request} is above its limit {limit}: Kubernetes refuses it")
 
     def manifests(self) -> list[dict[str, Any]]:
         """Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget, in the order to apply them."""
@@ -109,6 +175,8 @@ class KubernetesApp:
         args = ["serve", self.script, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT)]
         args += ["--workers", str(self.workers), "--init-timeout", f"{self.init_timeout_s:g}"]
         args += ["--graceful-timeout", f"{self.graceful_timeout_s:g}"]
+        if self.timeout_s is not None:
+            args += ["--timeout", f"{self.timeout_s:g}"]
         if self.model_dir is not None:
             args += ["--model-dir", self.model_dir]
         args += list(self.extra_args)
@@ -119,27 +187,34 @@ class KubernetesApp:
             "command": ["scorehost"],
             "args": args,
             "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
-            "readinessProbe": {"httpGet": {"path": "/ready", **http}, "periodSeconds": 5, "failureThreshold": 2},
-            "livenessProbe": {
-                "httpGet": {"path": "/live", **http},
-                "periodSeconds": 10,
-                "timeoutSeconds": 5,
-                "failureThreshold": 6,
-            },
+            "readinessProbe": {"httpGet": {"path": "/ready", **http}, **self._timing(self.readiness, _READINESS)},
+            "livenessProbe": {"httpGet": {"path": "/live", **http}, **self._timing(self.liveness, _LIVENESS)},
             "startupProbe": {
                 "httpGet": {"path": "/ready", **http},
                 "periodSeconds": _STARTUP_PERIOD_S,
                 "failureThreshold": math.ceil(self.init_timeout_s / _STARTUP_PERIOD_S) + 1,
             },
-            "resources": {
-                "requests": {"cpu": self.cpu, "memory": self.memory},
-                "limits": {"memory": self.memory},  # no CPU limit: throttling would only add latency
-            },
+            "resources": self._resources(),
             "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
         }
+        if self.env:
+            container["env"] = [{"name": name, "value": value} for name, value in self.env.items()]
         if self.model_claim is not None:
             container["volumeMounts"] = [{"name": "models", "mountPath": self.model_dir, "readOnly": True}]
         return container
+
+    @staticmethod
+    def _timing(timing: ProbeTiming | None, default: dict[str, int]) -> dict[str, int]:
+        return default if timing is None else timing.fields()
+
+    def _resources(self) -> dict[str, Any]:
+        # Memory is limited (a leak is killed, not the node's neighbours); CPU only when asked (see cpu_limit).
+        limits: dict[str, str] = {"memory": self.memory_limit or self.memory}
+        if self.cpu_limit is not None:
+            limits["cpu"] = self.cpu_limit
+        if self.gpus:
+            limits["nvidia.com/gpu"] = str(self.gpus)  # an extended resource: its request defaults to the limit
+        return {"requests": {"cpu": self.cpu, "memory": self.memory}, "limits": limits}
 
     def service(self) -> dict[str, Any]:
         return {

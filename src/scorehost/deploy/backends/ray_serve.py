@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -89,9 +90,34 @@ def deployment_options(spec: DeploymentSpec) -> dict[str, Any]:
     )
     options = config.deployment_options()
     del options["name"]  # the application names it
+    runtime_env: dict[str, Any] = {}
     if spec.environment:
-        options["ray_actor_options"]["runtime_env"] = {"env_vars": dict(spec.environment)}
+        runtime_env["env_vars"] = dict(spec.environment)
+    if spec.python_environment is not None:
+        runtime_env["uv"] = python_packages(spec)
+    if runtime_env:
+        options["ray_actor_options"]["runtime_env"] = runtime_env
     return options
+
+
+def python_packages(spec: DeploymentSpec) -> dict[str, Any]:
+    """The deployment's Python environment as Ray's `uv` runtime_env: each node builds a virtual environment with
+    these packages over the cluster's own (where Ray and scorehost are), so the replicas import the versions the
+    environment pins. Ray cannot change a replica's Python: a different version is refused."""
+    from scorehost.environments import EnvironmentSpec
+
+    assert spec.python_environment is not None
+    environment = EnvironmentSpec.from_json(dict(spec.python_environment))
+    ours = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if environment.python is not None and environment.python != ours:
+        raise InvalidSpec(
+            f"the environment of {spec.endpoint}/{spec.name} asks for Python {environment.python}, but Ray replicas "
+            f"run the cluster's Python ({ours}); pin python={ours} in the environment, or deploy it locally"
+        )
+    packages: dict[str, Any] = {"packages": list(environment.requirements)}
+    if environment.index_options:
+        packages["uv_pip_install_options"] = list(environment.index_options)
+    return packages
 
 
 def reachable(address: str, timeout: float = 5.0) -> None:
@@ -162,6 +188,8 @@ class RayBackend:
             )
         if spec.models and self.home is None:
             raise InvalidSpec("this Ray backend has no workspace to take registered models from")
+        if spec.python_environment is not None:
+            python_packages(spec)  # refuses a Python version the replicas cannot have, before anything is stored
         replicas = spec.ray.min_replicas if spec.ray.autoscaling else spec.instances
         needed, total = (replicas or 1) * spec.ray.num_cpus, self._ray.cluster_resources().get("CPU", 0.0)
         if needed > total:
