@@ -13,6 +13,7 @@ from scorehost.cli.controlplane import home_option
 from scorehost.cli.controlplane_client import cli_errors, client_of, json_option, show_table
 from scorehost.cli.output import echo_json
 from scorehost.cli.placement import placement_options, ray_options
+from scorehost.cli.project_options import echo_warnings, file_option, set_option
 
 if TYPE_CHECKING:
     from scorehost.client import Client
@@ -98,21 +99,11 @@ def _environment(pairs: tuple[str, ...]) -> dict[str, str] | None:
 def _file_options(command: F) -> F:
     for option in reversed(
         [
-            click.option(
-                "-f",
-                "--file",
-                "yaml_file",
-                type=click.Path(dir_okay=False, path_type=Path),
-                help="An Azure ML deployment YAML (managedOnlineDeployment, kubernetesOnlineDeployment); its "
-                "relative paths start from its folder. ENDPOINT and NAME then default to its endpoint_name and name.",
+            file_option(
+                "An Azure ML deployment YAML (managedOnlineDeployment, kubernetesOnlineDeployment); its relative "
+                "paths start from its folder. ENDPOINT and NAME then default to its endpoint_name and name."
             ),
-            click.option(
-                "--set",
-                "overrides",
-                multiple=True,
-                metavar="KEY.PATH=VALUE",
-                help="Change a field of the -f file, as `az ml --set` does (repeatable).",
-            ),
+            set_option,
             click.option(
                 "--environment",
                 "environment_file",
@@ -129,11 +120,6 @@ def _file_options(command: F) -> F:
     ):
         command = option(command)
     return command
-
-
-def _echo_warnings(warnings: list[str]) -> None:
-    for warning in dict.fromkeys(warnings):  # once each, in order
-        click.secho(f"warning: {warning}", fg="yellow", err=True)
 
 
 def _build_environment(spec: dict[str, Any] | None, home: Path | None) -> None:
@@ -168,7 +154,7 @@ def _from_file(
     given += [f"name={name}"] if name else []
     deployment = read_deployment_file(yaml_file, (*overrides, *given))
     request = deployment_request(deployment, workspace_of(home), nearest_python=nearest_python, progress=BarProgress())
-    _echo_warnings(request.warnings)
+    echo_warnings(request.warnings)
     return request.endpoint, request.name, request.fields
 
 
@@ -207,7 +193,7 @@ def _flag_fields(
         fields["python_environment"] = environment_of_file(
             environment_file, nearest_python=nearest_python, warnings=warnings
         )
-        _echo_warnings(warnings)
+        echo_warnings(warnings)
     return fields
 
 

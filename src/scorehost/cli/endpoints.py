@@ -17,6 +17,7 @@ from scorehost.cli.controlplane import home_option
 from scorehost.cli.controlplane_client import cli_errors, client_of, json_option, show_table
 from scorehost.cli.deployments import failure_text, generations_text
 from scorehost.cli.output import echo_json
+from scorehost.cli.project_options import echo_warnings, file_option, set_option
 
 __all__ = ["endpoints_group", "invoke_command"]
 
@@ -29,28 +30,14 @@ def endpoints_group() -> None:
     """Stable scoring URIs with keys, routing traffic to deployments."""
 
 
-_file_option = click.option(
-    "-f",
-    "--file",
-    "yaml_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="An Azure ML endpoint YAML (managedOnlineEndpoint); NAME then defaults to its name.",
-)
-_set_option = click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY.PATH=VALUE",
-    help="Change a field of the -f file, as `az ml --set` does (repeatable).",
-)
+_file_option = file_option("An Azure ML endpoint YAML (managedOnlineEndpoint); NAME then defaults to its name.")
 
 
 def _endpoint_file(yaml_file: Path, overrides: tuple[str, ...], name: str | None) -> Any:
     from scorehost.azureml.endpoint import read_endpoint_file
 
     endpoint = read_endpoint_file(yaml_file, (*overrides, *([f"name={name}"] if name else [])))
-    for warning in endpoint.warnings:
-        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    echo_warnings(endpoint.warnings)
     return endpoint
 
 
@@ -59,7 +46,7 @@ def _endpoint_file(yaml_file: Path, overrides: tuple[str, ...], name: str | None
 @click.option("--auth", type=click.Choice(["key", "none"]), help="Callers' auth.  [default: key]")
 @click.option("--description", "-d", help="What the endpoint is for.")
 @_file_option
-@_set_option
+@set_option
 @home_option
 @json_option
 @cli_errors
@@ -84,11 +71,11 @@ def create_endpoint(
         declared = _endpoint_file(yaml_file, overrides, name)
         name, auth, description, tags = declared.name, declared.auth, declared.description, declared.tags
         if declared.traffic or declared.mirror:
-            click.secho(
-                f"warning: {yaml_file.name}: traffic applies once the deployments exist (as on Azure ML): "
-                f"`scorehost endpoints update -f {yaml_file.name}` after `scorehost deployments create`",
-                fg="yellow",
-                err=True,
+            echo_warnings(
+                [
+                    f"{yaml_file.name}: traffic applies once the deployments exist (as on Azure ML): "
+                    f"`scorehost endpoints update -f {yaml_file.name}` after `scorehost deployments create`"
+                ]
             )
     elif overrides:
         raise click.UsageError("--set changes the fields of a -f file; give -f endpoint.yml")
@@ -107,7 +94,7 @@ def create_endpoint(
 @endpoints_group.command("update")
 @click.argument("name", required=False)
 @_file_option
-@_set_option
+@set_option
 @home_option
 @json_option
 @cli_errors

@@ -12,6 +12,7 @@ import click
 
 from scorehost.cli.controlplane import home_option, workspace_of
 from scorehost.cli.output import echo_json, new_table, print_renderable
+from scorehost.cli.project_options import echo_warnings, file_option, set_option
 
 if TYPE_CHECKING:
     from scorehost.environments import BuiltEnvironment
@@ -82,11 +83,6 @@ def _errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _warn(lines: list[str] | tuple[str, ...]) -> None:
-    for line in dict.fromkeys(lines):
-        click.secho(f"warning: {line}", fg="yellow", err=True)
-
-
 def _size(count: int) -> str:
     from rich.filesize import decimal
 
@@ -119,12 +115,12 @@ def build_command(file: Path, home: Path | None, nearest_python: bool, as_json: 
     from scorehost.environments import ensure_environment, find_environment, read_environment_file
 
     spec = read_environment_file(file)
-    _warn(spec.warnings())
+    echo_warnings(spec.warnings())
     workspace = workspace_of(home)
     cached = find_environment(workspace, spec.key()) is not None
     with LineStatus(f"building the environment of {file.name}") as status:
         built = ensure_environment(spec, workspace, nearest_python=nearest_python, progress=status)
-    _warn([line for line in built.warnings if line not in spec.warnings()])
+    echo_warnings([line for line in built.warnings if line not in spec.warnings()])
     if as_json:
         echo_json({**built.to_json(), "cached": cached})
         return
@@ -136,15 +132,11 @@ def build_command(file: Path, home: Path | None, nearest_python: bool, as_json: 
 
 
 @environments_group.command("create", short_help="Register an Azure ML environment YAML (and build it).")
-@click.option(
-    "-f",
-    "--file",
-    "yaml_file",
+@file_option(
+    "An Azure ML environment YAML: name, version, conda_file (relative to it), image, description, tags.",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="An Azure ML environment YAML: name, version, conda_file (relative to it), image, description, tags.",
 )
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Change a field of the file.")
+@set_option
 @click.option("--build/--no-build", default=True, help="Build it now (else on first use).  [default: build]")
 @click.option("--nearest-python", is_flag=True, help="Build with the nearest Python if the one asked for is absent.")
 @home_option
@@ -163,7 +155,7 @@ def create_command(
     declared = read_environment_yaml(yaml_file, overrides)
     workspace = workspace_of(home)
     registered = register_environment_file(declared, workspace, nearest_python=nearest_python)
-    _warn(declared.warnings)
+    echo_warnings(declared.warnings)
     key = None
     if build and registered.spec is not None:
         spec = EnvironmentSpec.from_json(dict(registered.spec))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from scorehost.cli.output import echo_json, new_table, print_renderable
+from scorehost.cli.project_options import echo_warnings, file_option, set_option
 
 if TYPE_CHECKING:
     from scorehost.registry import ModelVersion, Registry, StoredFile
@@ -197,14 +198,8 @@ def models_group(ctx: click.Context, home: Path | None) -> None:
 @models_group.command("register", short_help="Store a file or folder as a model's next version.")
 @click.argument("name", type=NAME, required=False)
 @click.argument("path", type=click.Path(path_type=Path), required=False)
-@click.option(
-    "-f",
-    "--file",
-    "yaml_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="An Azure ML model YAML (name, path, type, description, tags, properties) instead of NAME PATH.",
-)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Change a field of the -f file.")
+@file_option("An Azure ML model YAML (name, path, type, description, tags, properties) instead of NAME PATH.")
+@set_option
 @click.option("--description", "-d", default="", help="What this version is.")
 @click.option("--tag", "-t", "tags", multiple=True, callback=_pairs, help="KEY=VALUE label (repeatable).")
 @click.option("--property", "-p", "properties", multiple=True, callback=_pairs, help="KEY=VALUE fact (repeatable).")
@@ -259,8 +254,7 @@ def _register_file(ctx: click.Context, yaml_file: Path, overrides: tuple[str, ..
 
     model = read_model_file(yaml_file, overrides)
     version = register_model_file(model, _open(ctx).home, progress=progress)
-    for warning in model.warnings:
-        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    echo_warnings(model.warnings)
     return version
 
 
