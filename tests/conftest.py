@@ -241,3 +241,27 @@ def write_script(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return _write
+
+
+# -- Azure ML project files (tests/azureml) ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def online(tmp_path: Path) -> Any:
+    """azureml-examples' cli/endpoints/online: managed/sample/{endpoint,blue-deployment}.yml and model-1/."""
+    from _azureml_samples import make_online_samples
+
+    return make_online_samples(tmp_path)
+
+
+@pytest.fixture
+def yaml_file(tmp_path: Path) -> Callable[..., Path]:
+    """Write `text` (dedented) to tmp_path/`name` and return its path."""
+    import textwrap
+
+    from _azureml_samples import write_file
+
+    def write(text: str, name: str = "file.yml") -> Path:
+        return write_file(tmp_path / name, textwrap.dedent(text))
+
+    return write

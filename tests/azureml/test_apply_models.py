@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from _samples import OnlineSamples, write_file
+from _azureml_samples import OnlineSamples, write_file
 
 from scorehost.azureml.apply import DeploymentRequest, deployment_request
 from scorehost.azureml.deployment import read_deployment_file

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _samples import write_file
+from _azureml_samples import write_file
 
 from scorehost.azureml.assets import read_environment_yaml, read_model_file
 from scorehost.errors import ProjectFileError

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from _samples import OnlineSamples, write_file
+from _azureml_samples import OnlineSamples, write_file
 
 from scorehost.azureml.deployment import (
     DeploymentFile,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _samples import OnlineSamples
+from _azureml_samples import OnlineSamples
 
 from scorehost.azureml.deployment import (
     DeploymentFile,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _samples import OnlineSamples
+from _azureml_samples import OnlineSamples
 
 from scorehost.azureml.endpoint import EndpointFile, read_endpoint_file
 from scorehost.deploy.spec import Traffic

@@ -67,7 +67,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def online(tmp_path: Path) -> Path:
+def project(tmp_path: Path) -> Path:
     """A copy of the project folders: `cli/endpoints/online/` with managed/sample, model-1, model-2, ..."""
     shutil.copytree(DATA, tmp_path / "cli")
     return tmp_path / "cli" / "endpoints" / "online"
@@ -112,11 +112,11 @@ def score(gateway: str, endpoint: str, body: Any = None, *, deployment: str | No
     return answer
 
 
-def test_the_managed_sample_runs_from_its_own_files(online: Path, gateway: str) -> None:
-    sample = online / "managed" / "sample"
-    python = environment_python(online / "model-1" / "environment" / "conda.yaml")
+def test_the_managed_sample_runs_from_its_own_files(project: Path, gateway: str) -> None:
+    sample = project / "managed" / "sample"
+    python = environment_python(project / "model-1" / "environment" / "conda.yaml")
     for model in ("model-1", "model-2"):
-        train(python, _LINEAR, online / model / "model" / "sklearn_regression_model.pkl")
+        train(python, _LINEAR, project / model / "model" / "sklearn_regression_model.pkl")
     request = json.loads((sample / "sample-request.json").read_text())
 
     created = scorehost("endpoints", "create", "-f", "endpoint.yml", cwd=sample)
@@ -172,8 +172,8 @@ def test_two_deployments_each_see_their_own_scikit_learn(tmp_path: Path, gateway
         assert answer["location"].startswith(os.environ["SCOREHOST_HOME"])  # the environment's, not ours
 
 
-def test_the_inference_schema_sample_answers_each_of_its_inputs(online: Path, gateway: str) -> None:
-    folder = online / "managed" / "inference-schema"
+def test_the_inference_schema_sample_answers_each_of_its_inputs(project: Path, gateway: str) -> None:
+    folder = project / "managed" / "inference-schema"
     train(environment_python(folder / "env.yml"), _IRIS, folder / "models" / "iris.pkl")
     registered = scorehost("models", "register", "-f", "model.yml", cwd=folder)
     assert registered.stdout.startswith("registered azureml-infschema:1 (models: 1 file")
@@ -186,10 +186,10 @@ def test_the_inference_schema_sample_answers_each_of_its_inputs(online: Path, ga
         assert answer == {"Category": ["Virginica", "Setosa"]}, kind
 
 
-def test_the_binary_payloads_sample_takes_files(online: Path, gateway: str) -> None:
+def test_the_binary_payloads_sample_takes_files(project: Path, gateway: str) -> None:
     from PIL import Image
 
-    folder = online / "managed" / "binary-payloads"
+    folder = project / "managed" / "binary-payloads"
     picture = io.BytesIO()
     Image.new("RGB", (300, 200), (200, 30, 30)).save(picture, format="JPEG")
     (folder / "input.jpg").write_bytes(picture.getvalue())
@@ -255,3 +255,23 @@ def test_a_following_deployment_rolls_when_its_alias_moves_and_no_request_fails(
     assert set(answers) == {"model 1", "model 2"}, answers  # no status but 200, ever
     shown = json.loads(scorehost("endpoints", "show", "follow", "--json").stdout)["deployments"][0]
     assert (shown["generation"], shown["models"], shown["follow"]) == (2, ["marker:2"], ["marker:production"])
+
+
+def test_an_environment_that_cannot_be_built_fails_the_update_and_the_old_generation_serves(gateway: str) -> None:
+    from scorehost.client import Client
+    from scorehost.environments import EnvironmentSpec
+
+    scorehost("endpoints", "create", "broken")
+    scorehost("deployments", "create", "broken", "blue", "--script", str(SCRIPTS / "whoami" / "score.py"),
+              "--env", "DEPLOYMENT_NAME=blue-1", "--all-traffic")  # fmt: skip
+    # Through the API, as a script or the console would: the control plane builds the environment itself.
+    impossible = EnvironmentSpec.from_requirements(["scorehost-no-such-package-anywhere==1.0"]).to_json()
+    with Client() as client:
+        client.update_deployment("broken", "blue", python_environment=impossible)
+        deadline = time.monotonic() + 300
+        while (shown := client.get_deployment("broken", "blue"))["failure"] is None:
+            assert time.monotonic() < deadline, shown
+            time.sleep(0.2)
+    assert "scorehost-no-such-package-anywhere" in shown["failure"]  # uv's own words name the package
+    assert (shown["generation"], shown["serving_generation"]) == (2, 1)
+    assert score(gateway, "broken", [1]).json()["deployment"] == "blue-1"

@@ -4,7 +4,6 @@ scorehost's virtual environment; one build per key however many ask at once; fai
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SCRIPTS, Server, kill, wait_ready
+from conftest import SCRIPTS, kill, start_server, wait_ready
 
 import scorehost
 from scorehost.environments import BuiltEnvironment, EnvironmentSpec, ensure_environment, find_environment
@@ -92,23 +91,7 @@ def test_an_environment_holds_its_libraries_and_scorehosts_runtime_only(home: Pa
 
 def test_the_scoring_worker_runs_in_the_environment(home: Path) -> None:
     built = ensure_environment(EnvironmentSpec.from_requirements(SIX), home)
-    process = subprocess.Popen(
-        [str(built.python), "-m", "scorehost", "serve", str(SCRIPTS / "environment_versions.py"), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "PYTHONNOUSERSITE": "1"},
-    )
-    server = Server(process)
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            server.lines.append(line.rstrip("\n"))
-
-    server.reader = threading.Thread(target=pump, daemon=True)
-    server.reader.start()
+    server = start_server([str(SCRIPTS / "environment_versions.py")], {"PYTHONNOUSERSITE": "1"}, python=built.python)
     try:
         wait_ready(server)
         answer = httpx.post(f"{server.url}/score", json={"data": 1}, timeout=30)
