@@ -147,6 +147,10 @@ class ServeSettings(BaseSettings):
     scoring_timeout_ms: int | None = Field(default=None, gt=0, validation_alias="SCORING_TIMEOUT_MS")
     """The reference server's variable for the same deadline, in milliseconds; `--timeout` wins."""
 
+    max_queue_wait: float | None = Field(default=None, gt=0, le=3600)
+    """Seconds a request may wait for its turn at run() before it is answered 429, unrun (`--max-queue-wait`;
+    Azure ML's request_settings.max_queue_wait_ms); default: it may wait its whole deadline."""
+
     init_timeout: float = Field(default=600.0, gt=0)
     """Seconds init() may take before start-up is abandoned (`--init-timeout`)."""
 

@@ -25,6 +25,7 @@
   + ResultNotSerializable             500: run() returned something we cannot send
   + ScoringTimeout(TimeoutError)      504: the deadline passed while run() ran
     - QueueTimeout                    504: the deadline passed while the request waited; run() never ran
+  + TooManyRequests                   429: it waited its longest for its turn (--max-queue-wait); run() never ran
   + ServiceUnavailable                503: the worker cannot take the request now
   + PortInUse(OSError)                the port or Unix socket to listen on is taken or refused
   + RegistryError                     the model registry (`scorehost models`, `Registry`)
@@ -91,6 +92,7 @@ __all__ = [
     "ScriptNotFound",
     "ServiceUnavailable",
     "StorageFull",
+    "TooManyRequests",
     "URITooLong",
     "UnknownModel",
     "UnknownResource",
@@ -221,6 +223,12 @@ class ScoringTimeout(ScorehostError, TimeoutError):
 
 class QueueTimeout(ScoringTimeout):
     """The request waited past its deadline and was never run: not a failed run."""
+
+
+class TooManyRequests(ScorehostError):
+    """The request waited `--max-queue-wait` for its turn and was sent away unrun (Azure ML's max_queue_wait_ms)."""
+
+    status_code = 429
 
 
 class ServiceUnavailable(ScorehostError):

@@ -208,6 +208,25 @@ def test_deadline_covers_run_and_waiting() -> None:
         assert after.json()["pid"] == client.post("/score", json={"data": 0}).json()["pid"]
 
 
+def test_a_request_that_waits_past_max_queue_wait_is_a_429_and_never_runs() -> None:
+    # Azure ML's request_settings.max_queue_wait_ms: B waits 300 ms behind A, then is sent away, unrun.
+    args = ("--timeout", "10", "--spare-threads", "1", "--max-queue-wait", "0.3")
+    with served("slow.py", *args) as server, server.client() as client, ThreadPoolExecutor(2) as pool:
+        first = pool.submit(client.post, "/score", json={"data": 1.5}, headers={"x-request-id": "first"})
+        server.wait_for_log(r"\[first\] sleeping 1.5 s")
+        queued = client.post("/score", json={"data": 0}, headers={"x-request-id": "second"})
+        assert queued.status_code == 429
+        assert queued.json() == {
+            "message": "The request waited 300 ms for its turn and was not run (--max-queue-wait): the deployment is "
+            "busy; retry later, or add instances."
+        }
+        assert (queued.headers["retry-after"], queued.headers["x-ms-run-function-failed"]) == ("1", "False")
+        assert queued.headers["x-request-id"] == "second"
+        assert first.result().status_code == 200
+        assert "[second] sleeping" not in server.log
+        assert client.post("/score", json={"data": 0}).status_code == 200  # alone, it does not wait at all
+
+
 def test_spare_thread_answers_probes_while_run_is_busy() -> None:
     with served("slow.py", "--spare-threads", "1") as server, server.client() as client, ThreadPoolExecutor(1) as pool:
         assert "run() threads per worker: 1, spare threads: 1" in server.log

@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 Progress = Callable[[str], None]
+_QUEUE_THREADS = 4  # spare threads per worker that hold requests waiting under max_queue_wait_ms
 
 
 @dataclass(slots=True)
@@ -175,6 +176,11 @@ def _serve_options(deployment: DeploymentFile) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if deployment.request.request_timeout_ms is not None:
         options["timeout"] = deployment.request.request_timeout_ms / 1000
+    if deployment.request.max_queue_wait_ms is not None:
+        options["max_queue_wait"] = deployment.request.max_queue_wait_ms / 1000
+        # Waiting requests are timed only on a thread of their own: without spare threads they would wait in the
+        # HTTP layer, untimed, and never be sent away.
+        options["spare_threads"] = _QUEUE_THREADS
     if deployment.readiness is not None:
         # Azure gives a container initial_delay + period x failure_threshold to become ready: init()'s budget.
         options["init_timeout"] = float(max(deployment.readiness.budget_seconds, 1))

@@ -108,6 +108,12 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
     type=float,
     help="Seconds a request may take, waiting and run() together; then 504.  [default: 60]",
 )
+@click.option(
+    "--max-queue-wait",
+    type=float,
+    help="Seconds a request may wait for its turn at run(); then 429, unrun (Azure ML's max_queue_wait_ms).  "
+    "[default: its whole --timeout]",
+)
 @click.option("--init-timeout", type=float, help="Seconds init() may take before start-up fails.  [default: 600]")
 @click.option("--max-body-size", help="Largest request body, e.g. 100MiB or 10MB; larger gets 413.  [default: 100MiB]")
 @click.option(

@@ -28,7 +28,9 @@ def run_gate_for(settings: ServeSettings, on_stuck: Callable[[str], None]) -> Ru
     # A job that starts while the watchdog sleeps has a whole timeout ahead of it: ticks of a twentieth of
     # the timeout (at most a second) still catch every deadline on time, with few wake-ups.
     tick = min(1.0, max(0.01, settings.request_timeout / 20))
-    return RunGate(settings.threads, stuck_grace=grace, on_stuck=on_stuck, tick=tick)
+    return RunGate(
+        settings.threads, stuck_grace=grace, on_stuck=on_stuck, tick=tick, max_queue_wait=settings.max_queue_wait
+    )
 
 
 def scoring_app_for(settings: ServeSettings, gate: RunGate, access_log: AccessLog) -> ScoringApp:

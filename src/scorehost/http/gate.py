@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from scorehost.errors import QueueTimeout, ScoringTimeout, ServiceUnavailable
+from scorehost.errors import QueueTimeout, ScoringTimeout, ServiceUnavailable, TooManyRequests
 from scorehost.http.slots import FifoSlots
 from scorehost.telemetry.logs import request_id_var
 
@@ -50,9 +50,16 @@ class RunGate:
     """`run(function, ...)` calls `function` on the current thread when a slot is free, within a deadline."""
 
     def __init__(
-        self, slots: int = 1, *, stuck_grace: float = 5.0, on_stuck: Callable[[str], None], tick: float = _TICK
+        self,
+        slots: int = 1,
+        *,
+        stuck_grace: float = 5.0,
+        on_stuck: Callable[[str], None],
+        tick: float = _TICK,
+        max_queue_wait: float | None = None,
     ) -> None:
         self._capacity = slots
+        self._max_queue_wait = max_queue_wait
         self._slots = FifoSlots(slots)
         self._stuck_grace = stuck_grace
         # Every wake-up of the watchdog takes the GIL from the request thread; on a busy machine getting it back
@@ -129,12 +136,22 @@ class RunGate:
         return self._closed is not None
 
     def _enter(self, deadline: float, started: float) -> None:
-        if self._closed is None and self._slots.acquire(timeout=deadline - time.monotonic()):
+        wait = deadline - time.monotonic()
+        capped = self._max_queue_wait is not None and self._max_queue_wait < wait
+        if capped:
+            assert self._max_queue_wait is not None
+            wait = self._max_queue_wait
+        if self._closed is None and self._slots.acquire(timeout=wait):
             if self._closed is None:
                 return
             self._slots.release()
         if self._closed is not None:
             raise ServiceUnavailable(self._closed)
+        if capped:
+            raise TooManyRequests(
+                f"The request waited {wait * 1000:.0f} ms for its turn and was not run (--max-queue-wait): "
+                "the deployment is busy; retry later, or add instances."
+            )
         raise QueueTimeout(
             f"The request waited {(deadline - started) * 1000:.0f} ms behind other requests and was not run "
             "(--timeout / SCORING_TIMEOUT_MS); retry later, or add workers."

@@ -27,6 +27,7 @@ from scorehost.errors import (
     ScorehostError,
     ScoringTimeout,
     ServiceUnavailable,
+    TooManyRequests,
     URITooLong,
 )
 from scorehost.host.inputs import ScoreRequest
@@ -175,7 +176,7 @@ class Pipeline:
         extra: Headers = []
         if isinstance(error, _CLOSES):  # what is left of the body on the connection is not read
             extra.append(("connection", "close"))
-        elif isinstance(error, ServiceUnavailable):
+        elif isinstance(error, ServiceUnavailable | TooManyRequests):
             extra.append(("retry-after", "1"))
         return json_answer(error.status_code, {"message": message}, extra)
 
