@@ -123,7 +123,7 @@ def test_the_deploy_tables_share_the_registry_database(tmp_path: Path) -> None:
         registry.register("m", model)
     with sqlite3.connect(home / "registry.db") as db:
         versions = dict(db.execute("SELECT key, value FROM schema_info").fetchall())
-    assert versions["deploy_schema_version"] == "2"
+    assert versions["deploy_schema_version"] == "3"
     assert "schema_version" in versions  # the registry's own, kept beside ours
 
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from scorehost.azureml.deployment import DeploymentFile, Probe
     from scorehost.k8s.manifests import ProbeTiming
 
-__all__ = ["AZUREML_APP_ROOT", "k8s_command"]
+__all__ = ["AZUREML_APP_ROOT", "echo_file_warnings", "k8s_command"]
 
 # Where Azure ML mounts a deployment's code folder in the container (its AML_APP_ROOT)
 AZUREML_APP_ROOT = "/var/azureml-app"
@@ -173,14 +173,30 @@ def _warn(message: str) -> None:
     click.secho(f"warning: {message}", fg="yellow", err=True)
 
 
+def echo_file_warnings(deployment: DeploymentFile, environment_note: str) -> None:
+    """The file's warnings on stderr; those about building its environment here become `environment_note`:
+    manifests and Serve configs build nothing, the image or the nodes must hold the packages."""
+    shown = deployment.document.path.name
+    about_environment = f"{shown}: environment."
+    warnings = [line for line in deployment.warnings if not line.startswith(about_environment)]
+    if deployment.environment is not None:
+        warnings.append(f"{shown}: environment is not built: {environment_note}")
+    if deployment.app_insights:
+        warnings.append(
+            f"{shown}: app_insights_enabled has no Application Insights here: set OTEL_EXPORTER_OTLP_TRACES_ENDPOINT "
+            "in environment_variables to export traces (docs/observability.md)"
+        )
+    for warning in dict.fromkeys(warnings):  # once each, in order
+        _warn(warning)
+
+
 def _from_file(yaml_file: Path, overrides: tuple[str, ...]) -> dict[str, Any]:
     """The k8s options (and KubernetesApp fields without an option) that the deployment file sets."""
     from scorehost.azureml.deployment import read_deployment_file
     from scorehost.k8s.manifests import check_name
 
     deployment = read_deployment_file(yaml_file, overrides)
-    for warning in dict.fromkeys(deployment.warnings):
-        _warn(warning)
+    echo_file_warnings(deployment, "the pods run --image, which must hold its packages and scorehost")
     document, shown = deployment.document, yaml_file.name
     try:
         name = check_name(deployment.name.lower())

@@ -196,8 +196,8 @@ def models_group(ctx: click.Context, home: Path | None) -> None:
 
 
 @models_group.command("register", short_help="Store a file or folder as a model's next version.")
-@click.argument("name", type=NAME, required=False)
-@click.argument("path", type=click.Path(path_type=Path), required=False)
+@click.argument("name", type=NAME, required=False, metavar="NAME")
+@click.argument("path", type=click.Path(path_type=Path), required=False, metavar="PATH")
 @file_option("An Azure ML model YAML (name, path, type, description, tags, properties) instead of NAME PATH.")
 @set_option
 @click.option("--description", "-d", default="", help="What this version is.")

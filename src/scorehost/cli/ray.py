@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 __all__ = ["ray_group"]
 
@@ -21,13 +22,34 @@ _HEADER = """\
 """
 
 
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether the user wrote the option (a default is not a choice, so the -f file may replace it)."""
+    return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
 @click.group("ray")
 def ray_group() -> None:
     """Run entry scripts on a Ray Serve cluster (pip install 'scorehost[ray]')."""
 
 
 @ray_group.command("config", epilog="See docs/ray.md for running the file and for what each setting does.")
-@click.argument("script", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("script", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-f",
+    "--file",
+    "yaml_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An Azure ML deployment YAML: SCRIPT, the name and the settings below come from it; options given here "
+    "win. SCRIPT then defaults to the file's code folder / scoring_script (absolute), and --working-dir to that "
+    "code folder.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+    help="Change a field of the -f file, as `az ml --set` does (repeatable).",
+)
 @click.option(
     "--working-dir-uri",
     help="Where the nodes fetch the code: a zip at a remote URI (s3://bucket/code.zip, https://...) or "
@@ -60,19 +82,59 @@ def ray_group() -> None:
 )
 @click.option("--request-timeout", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--num-cpus", default=1.0, show_default=True, type=click.FloatRange(min=0), help="CPUs per replica.")
+@click.option("--num-gpus", default=0.0, show_default=True, type=click.FloatRange(min=0), help="GPUs per replica.")
 @click.option("--run-input", type=click.Choice(["auto", "data", "body"]), help="As for `scorehost serve`.")
 @click.option("--threads", type=click.IntRange(1, 256), help="Concurrent run() calls per replica.")
-def ray_config_command(script: Path, **options: Any) -> None:
-    """Print a Serve config file that runs SCRIPT on a Ray cluster."""
+@click.pass_context
+def ray_config_command(
+    ctx: click.Context, /, script: Path | None, yaml_file: Path | None, overrides: tuple[str, ...], **options: Any
+) -> None:
+    """Print a Serve config file that runs SCRIPT on a Ray cluster.
+
+    \b
+    With -f deployment.yml (options given on the command line win):
+      instance_count             --replicas (a fixed count), unless scale_settings is target_utilization:
+      scale_settings             min_instances, max_instances as --min-replicas, --max-replicas, and
+                                 --target-ongoing = target_utilization_percentage / 100 x --max-ongoing
+                                 (at least 1): Azure scales on busy capacity, Serve on requests in progress
+      request_timeout_ms         --request-timeout (the app's timeout and http_options.request_timeout_s)
+      max_concurrent_requests_per_instance   --max-ongoing
+      resources.requests         cpu as --num-cpus (500m = 0.5), gpu as --num-gpus
+      readiness/liveness_probe   period as the deployment's health_check_period_s (readiness's first)
+      environment_variables      the application's runtime_env env_vars
+      name                       --name
+    """
     import yaml
 
     from scorehost.ray.config import ServeConfig
 
+    given = {name for name in options if _given(ctx, name)}
+    extra: dict[str, Any] = {}
+    code_dir: Path | None = None
+    if yaml_file is not None:
+        from scorehost.errors import ProjectFileError
+
+        try:
+            found = _from_file(yaml_file, overrides, given, options["max_ongoing"])
+        except ProjectFileError as error:
+            raise click.ClickException(error.message) from None
+        if script is None:
+            script, code_dir = found.pop("script"), found["code_dir"]
+        found.pop("script", None)
+        found.pop("code_dir")
+        for key in ("env_vars", "health_check_period_s"):
+            if key in found:
+                extra[key] = found.pop(key)
+        options.update(found)
+    elif overrides:
+        raise click.UsageError("--set changes the fields of a -f file; give -f deployment.yml")
+    if script is None:
+        raise click.UsageError("give SCRIPT (the entry script) or -f deployment.yml")
     if options["replicas"] is None and options["min_replicas"] > options["max_replicas"]:
         raise click.UsageError("--min-replicas must not exceed --max-replicas.")
     entry = str(script.resolve())
     if options["working_dir_uri"]:
-        working_dir = (options["working_dir"] or script.parent).resolve()
+        working_dir = (options["working_dir"] or code_dir or script.parent).resolve()
         if working_dir not in script.resolve().parents:
             raise click.UsageError(f"{script} is not inside the working dir {working_dir}.")
         entry = os.path.relpath(script.resolve(), working_dir)
@@ -99,6 +161,66 @@ def ray_config_command(script: Path, **options: Any) -> None:
         max_queued_requests=options["max_queued"],
         request_timeout_s=options["request_timeout"],
         num_cpus=options["num_cpus"],
+        num_gpus=options["num_gpus"],
+        **extra,
     )
-    header = _HEADER.format(script=script, where=where)
+    source = f" (from {yaml_file.name})" if yaml_file is not None else ""
+    header = _HEADER.format(script=f"{script}{source}", where=where)
     click.echo(header + yaml.safe_dump(config.to_dict(), sort_keys=False), nl=False)
+
+
+def _from_file(yaml_file: Path, overrides: tuple[str, ...], given: set[str], max_ongoing: int) -> dict[str, Any]:
+    """The config options the deployment file sets, less those `given` on the command line; also `script`,
+    `code_dir`, and the ServeConfig fields without an option (`env_vars`, `health_check_period_s`)."""
+    from scorehost.azureml.deployment import read_deployment_file
+    from scorehost.cli.k8s import echo_file_warnings
+    from scorehost.ray.config import cpu_count
+
+    deployment = read_deployment_file(yaml_file, overrides)
+    echo_file_warnings(deployment, "every node's Python must hold its packages and scorehost[ray]")
+    document = deployment.document
+    found: dict[str, Any] = {"name": deployment.name, "script": deployment.code_dir / deployment.script}
+    found["code_dir"] = deployment.code_dir
+    request = deployment.request
+    if request.request_timeout_ms is not None:
+        found["request_timeout"] = request.request_timeout_ms / 1000
+    if request.max_concurrent_requests_per_instance is not None:
+        found["max_ongoing"] = request.max_concurrent_requests_per_instance
+    if "max_ongoing" not in given:
+        max_ongoing = found.get("max_ongoing", max_ongoing)
+    scale = deployment.scale
+    if scale is not None and scale.type == "target_utilization":
+        low = 1 if scale.min_instances is None else scale.min_instances  # Azure's defaults: min 1, max 1, 70 %
+        found.update(replicas=None, min_replicas=low)
+        found["max_replicas"] = max(low, 1) if scale.max_instances is None else scale.max_instances
+        percent = 70 if scale.target_utilization_percentage is None else scale.target_utilization_percentage
+        # Azure's target is a share of each instance's busy capacity; Serve's, requests in progress per replica
+        found["target_ongoing"] = max(1.0, round(percent / 100 * max_ongoing, 2))
+    elif given.isdisjoint({"min_replicas", "max_replicas", "target_ongoing"}):
+        found["replicas"] = deployment.instances  # default scale settings: a fixed count
+    resources = {part: deployment.resources.get(part) or {} for part in ("requests", "limits")}
+    for key, option in (("cpu", "num_cpus"), ("gpu", "num_gpus"), ("nvidia.com/gpu", "num_gpus")):
+        part = "requests" if resources["requests"].get(key) is not None else "limits"
+        value = resources[part].get(key)
+        if value is not None:
+            try:
+                found[option] = cpu_count(str(value))
+            except ValueError as error:
+                raise document.error(("resources", part, key), str(error)) from None
+    probe = deployment.readiness or deployment.liveness
+    if probe is not None:
+        found["health_check_period_s"] = float(probe.period)
+    if deployment.variables:
+        found["env_vars"] = dict(deployment.variables)
+    unused = [f"request_settings.{key}" for key in ("max_queue_wait_ms",) if getattr(request, key) is not None]
+    unused += ["scale_settings.polling_interval"] if scale is not None and scale.polling_interval else []
+    unused += [f"resources.{part}.memory" for part in ("requests", "limits") if resources[part].get("memory")]
+    unused += ["resources.limits.cpu"] if resources["limits"].get("cpu") and resources["requests"].get("cpu") else []
+    if unused:
+        click.secho(
+            f"warning: {yaml_file.name}: not used by a Serve config: {', '.join(unused)} (Serve reserves CPUs and "
+            "GPUs, queues by count with --max-queued, and scales on requests in progress)",
+            fg="yellow",
+            err=True,
+        )
+    return {key: value for key, value in found.items() if key not in given}

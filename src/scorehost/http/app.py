@@ -106,7 +106,6 @@ class ScoringApp:
         self.docs = docs
         self._make_swagger = swagger
         self.swagger: SwaggerDocs | None = None
-        self._swagger_failed = False
         self.script: EntryScript | None = None
         self._score_methods: tuple[str, ...] = _SCORE_METHODS
 
@@ -121,14 +120,7 @@ class ScoringApp:
     def attach(self, script: EntryScript) -> None:
         """Serve `script` from now on (loaded, and initialised unless a test wants otherwise)."""
         if self._make_swagger is not None:
-            try:
-                self.swagger = self._make_swagger(script)
-            except Exception:  # a decorator release we cannot describe must not stop /score
-                logger.exception(
-                    "the API documents (GET /swagger.json) cannot be made from run()'s inference-schema decorators; "
-                    "scoring is not affected"
-                )
-                self._swagger_failed = True
+            self.swagger = self._make_swagger(script)
         self._score_methods = RAW_METHODS if script.mode is RunMode.RAW else _SCORE_METHODS
         self.pipeline.cors = CorsPolicy.parse(self._cors_origins, methods=self._score_methods)
         self._attach_batcher(script)
@@ -283,8 +275,6 @@ class ScoringApp:
         return json_answer(503, {"status": "loading", "message": "init() has not finished yet."})
 
     def _swagger(self, exchange: Exchange) -> Answer:
-        if self._swagger_failed:
-            return json_answer(500, {"message": "The API document could not be made; the server's log says why."})
         if self.swagger is None:
             return json_answer(
                 503, {"message": "The entry script is still loading; its API document comes once it has."}

@@ -260,12 +260,19 @@ class Supervisor:
         self.steering.serve_only(serving)
 
     def _watch_workers(self) -> None:
-        """Once a second: heartbeats, memory, recycling and graceful replacements that overran."""
+        """Recycling as soon as it is due; once a second: heartbeats, memory and replacements that overran."""
         now = time.monotonic()
         for slot in self.slots:
             if slot.retiring and slot.stop_at and now >= slot.stop_at:
                 slot.stop_at, slot.retire_by = 0.0, now + self.settings.graceful_timeout + 5
                 _signal(slot.pid, signal.SIGTERM)
+        # Recycling waits while any worker is starting or being replaced: never all at once. Checked on every
+        # wake-up (a worker's report wakes the loop), not once a second, or a fast worker would serve on far past
+        # its --max-requests.
+        if all(slot.pid and slot.ready and not slot.retiring for slot in self.slots):
+            due = next((slot for slot in self.slots if slot.recycle_due), None)
+            if due is not None:
+                self._retire(due, "recycle", due.retire_note)
         if now - self.sampled_at < 1.0:
             return
         self.sampled_at = now
@@ -281,11 +288,6 @@ class Supervisor:
                 _signal(slot.pid, signal.SIGKILL)
             self._check_heartbeat(slot, now)
             self._check_memory(slot)
-        # Recycling waits while any worker is starting or being replaced: never all at once.
-        if all(slot.pid and slot.ready and not slot.retiring for slot in self.slots):
-            due = next((slot for slot in self.slots if slot.recycle_due), None)
-            if due is not None:
-                self._retire(due, "recycle", due.retire_note)
 
     def _check_heartbeat(self, slot: _Slot, now: float) -> None:
         limit = self.settings.heartbeat_timeout

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -11,12 +12,20 @@ from typing import Any
 
 from scorehost.ray.serve_app import DEPLOYMENT_NAME
 
-__all__ = ["HIGH_THROUGHPUT_ENVIRONMENT", "ServeConfig"]
+__all__ = ["HIGH_THROUGHPUT_ENVIRONMENT", "ServeConfig", "cpu_count"]
 
 IMPORT_PATH = "scorehost.ray.serve_app:app_builder"
 # Serve's HAProxy ingress and throughput-optimized replicas: ~10x the requests/s of its default Python proxy on
 # two cores (docs/ray.md). Ray reads them from the environment of `ray start` on every node, and of the driver.
 HIGH_THROUGHPUT_ENVIRONMENT = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+
+
+def cpu_count(quantity: str) -> float:
+    """A Kubernetes CPU amount as Ray counts CPUs: `500m` -> 0.5, `2` -> 2.0; ValueError names the forms."""
+    found = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m?)\s*", quantity)
+    if not found:
+        raise ValueError(f"{quantity!r} is not a CPU amount: a number of CPUs (0.5, 2) or of thousandths (500m)")
+    return float(found[1]) / (1000 if found[2] else 1)
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,8 @@ class ServeConfig:
     max_queued_requests: int = 64
     request_timeout_s: float = 60.0
     num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    env_vars: Mapping[str, str] = field(default_factory=dict)  # the application's runtime_env
     health_check_period_s: float = 10.0
     graceful_shutdown_timeout_s: float = 20.0
 
@@ -54,6 +65,8 @@ class ServeConfig:
             "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
             "ray_actor_options": {"num_cpus": self.num_cpus},
         }
+        if self.num_gpus:
+            options["ray_actor_options"]["num_gpus"] = self.num_gpus
         if self.replicas is not None:
             options["num_replicas"] = self.replicas
         else:
@@ -73,8 +86,13 @@ class ServeConfig:
             "args": {"entry_script": str(PurePosixPath(self.entry_script)), **self.app_options},
             "deployments": [self.deployment_options()],
         }
+        runtime_env: dict[str, Any] = {}
         if self.working_dir_uri is not None:
-            application["runtime_env"] = {"working_dir": self.working_dir_uri}
+            runtime_env["working_dir"] = self.working_dir_uri
+        if self.env_vars:
+            runtime_env["env_vars"] = dict(self.env_vars)
+        if runtime_env:
+            application["runtime_env"] = runtime_env
         return {
             "proxy_location": self.proxy_location,
             "http_options": {"host": self.host, "port": self.port, "request_timeout_s": self.request_timeout_s},

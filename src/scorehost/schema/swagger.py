@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from scorehost.schema.documents import Mode, Service, openapi2, openapi3
 from scorehost.schema.service import ALL_VERSIONS, UNDECORATED, service_input, service_output, supported_versions
 
 __all__ = ["SwaggerDocs"]
+
+logger = logging.getLogger("scorehost.worker")
 
 # The `version` query values the reference accepts, and the document each names.
 _ALIASES = {"2": "2", "2.0": "2", "3": "3", "3.0": "3", "3.1": "3.1"}
@@ -38,14 +41,21 @@ class SwaggerDocs:
             version: self._user_document(app_root, version) for version in _USER_FILES
         }
         schema = read_schema(run_function)
-        output = service_output(schema, run_function) if schema.decorated else dict(UNDECORATED)
-        generated: tuple[str, ...]
-        if mode == "raw":
-            generated, inputs = ALL_VERSIONS, dict(UNDECORATED)
-        elif schema.decorated:
-            generated, inputs = supported_versions(schema, output), service_input(schema)
-        else:
-            generated, inputs = ALL_VERSIONS, dict(UNDECORATED)
+        try:
+            output = service_output(schema, run_function) if schema.decorated else dict(UNDECORATED)
+            generated: tuple[str, ...]
+            if mode == "raw":
+                generated, inputs = ALL_VERSIONS, dict(UNDECORATED)
+            elif schema.decorated:
+                generated, inputs = supported_versions(schema, output), service_input(schema)
+            else:
+                generated, inputs = ALL_VERSIONS, dict(UNDECORATED)
+        except Exception:  # a decorator release we cannot describe: scoring goes on, without generated documents
+            logger.exception(
+                "the API documents (GET /swagger.json) cannot be made from run()'s inference-schema decorators; "
+                "scoring is not affected"
+            )
+            generated, inputs, output = (), dict(UNDECORATED), dict(UNDECORATED)
         self.versions: tuple[str, ...] = tuple(v for v in ALL_VERSIONS if documents[v] is not None or v in generated)
         """The versions that answer 200."""
         service = Service(service_name, service_version, path_prefix, mode, inputs, output, self.versions)
