@@ -168,3 +168,25 @@ def test_a_version_1_workspace_gains_the_serving_table(tmp_path: Path) -> None:
     state.mark_serving(record.spec, 1)
     assert state.deployment("mnist", "blue").serving_generation == 1
     engine.dispose()
+
+
+def test_an_endpoints_table_from_before_tags_gains_them(tmp_path: Path) -> None:
+    """Migration 3 adds endpoint tags to a workspace made by an older scorehost (its endpoints kept, tags empty)."""
+    from scorehost.deploy.state import MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    engine = database.connect(url)
+    database.migrate(engine)
+    database.migrate(engine, key="deploy_schema_version", steps=MIGRATIONS[:2], what="endpoints")
+    with engine.begin() as conn:  # the table as version 2 made it: no tags column
+        conn.exec_driver_sql("ALTER TABLE endpoints DROP COLUMN tags")
+        conn.exec_driver_sql(
+            "INSERT INTO endpoints (name, auth, description, primary_key, secondary_key, mirror, mirror_percent, "
+            "created_at, updated_at) VALUES ('old', 'key', '', 'a', 'b', NULL, 0, 0, 0)"
+        )
+    state = DeployState(engine)
+    assert state.endpoint("old").tags == {}
+    assert state.describe_endpoint("old", tags={"team": "vision"}).tags == {"team": "vision"}
+    state.create_endpoint(EndpointSpec("new-one", tags={"a": "b"}))
+    assert state.endpoint("new-one").tags == {"a": "b"}
+    engine.dispose()
