@@ -18,6 +18,7 @@ from scorehost.azureml.references import AssetReference
 from scorehost.errors import ScorehostError, UnknownResource
 
 __all__ = [
+    "QUEUE_THREADS",
     "DeploymentRequest",
     "deployment_request",
     "environment_of_file",
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 Progress = Callable[[str], None]
-_QUEUE_THREADS = 4  # spare threads per worker that hold requests waiting under max_queue_wait_ms
+QUEUE_THREADS = 4  # spare threads per worker that hold requests waiting under max_queue_wait_ms
 
 
 @dataclass(slots=True)
@@ -118,7 +119,9 @@ def _environment(home: Path, deployment: DeploymentFile, nearest_python: bool) -
     if isinstance(environment, InlineEnvironment):
         if environment.conda_file is None:
             return None
-        return environment_of_file(environment.conda_file, nearest_python=nearest_python, warnings=deployment.warnings)
+        return environment_of_file(
+            environment.conda_file, nearest_python=nearest_python, warnings=deployment.environment_warnings
+        )
     from scorehost.environments.registered import EnvironmentRegistry
 
     with EnvironmentRegistry(home) as registry:
@@ -127,7 +130,7 @@ def _environment(home: Path, deployment: DeploymentFile, nearest_python: bool) -
         except UnknownResource as error:
             raise deployment.document.error(("environment",), error.message) from None
     if registered.spec is None:
-        deployment.warnings.append(
+        deployment.environment_warnings.append(
             f"environment {environment} is only an image ({registered.image}): the deployment runs in "
             "scorehost's own Python environment"
         )
@@ -150,7 +153,8 @@ def deployment_request(
         "description": deployment.description,
         "tags": dict(deployment.tags),
     }
-    request = DeploymentRequest(deployment.endpoint, deployment.name, fields, deployment.warnings)
+    warnings = [*deployment.warnings, *deployment.environment_warnings]
+    request = DeploymentRequest(deployment.endpoint, deployment.name, fields, warnings)
     try:
         request.model = _model(home, deployment, progress)
     except ScorehostError as error:
@@ -180,7 +184,7 @@ def _serve_options(deployment: DeploymentFile) -> dict[str, Any]:
         options["max_queue_wait"] = deployment.request.max_queue_wait_ms / 1000
         # Waiting requests are timed only on a thread of their own: without spare threads they would wait in the
         # HTTP layer, untimed, and never be sent away.
-        options["spare_threads"] = _QUEUE_THREADS
+        options["spare_threads"] = QUEUE_THREADS
     if deployment.readiness is not None:
         # Azure gives a container initial_delay + period x failure_threshold to become ready: init()'s budget.
         options["init_timeout"] = float(max(deployment.readiness.budget_seconds, 1))

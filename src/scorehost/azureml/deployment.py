@@ -108,6 +108,8 @@ class DeploymentFile:
     data_collector: dict[str, Any] | None = None
     follow_model: bool = False  # scorehost's own field: scorehost.follow_model
     warnings: list[str] = field(default_factory=list)
+    # About building the environment on this machine: what `deployments create -f` tells, not `scorehost k8s -f`.
+    environment_warnings: list[str] = field(default_factory=list)
 
 
 def read_deployment_file(path: Path, overrides: Sequence[str] = ()) -> DeploymentFile:
@@ -128,7 +130,7 @@ def read_deployment_file(path: Path, overrides: Sequence[str] = ()) -> Deploymen
     code_dir, script = _code(document)
     deployment = DeploymentFile(document, names[1], names[0], kind, code_dir, script, warnings=warnings)
     deployment.model = _model(document)
-    deployment.environment = _environment(document, deployment.warnings)
+    deployment.environment = _environment(document, deployment.environment_warnings)
     deployment.variables = text_map(data.get("environment_variables"))
     if data.get("instance_count") is not None:
         deployment.instances = integer(document, ("instance_count",), data["instance_count"], 1, 1024)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
+from scorehost.cli.project_options import echo_warning, echo_warnings, file_option, set_option
+
 if TYPE_CHECKING:
     from scorehost.azureml.deployment import DeploymentFile, Probe
     from scorehost.k8s.manifests import ProbeTiming
@@ -17,10 +19,7 @@ __all__ = ["AZUREML_APP_ROOT", "echo_file_warnings", "k8s_command"]
 # Where Azure ML mounts a deployment's code folder in the container (its AML_APP_ROOT)
 AZUREML_APP_ROOT = "/var/azureml-app"
 
-_UNUSED_REQUEST_SETTINGS = {
-    "max_concurrent_requests_per_instance": "a pod runs --workers run() calls at once; others wait, within --timeout",
-    "max_queue_wait_ms": "Azure ML deprecates it; a request may wait within --timeout",
-}
+# Spare threads per worker that hold requests waiting under --max-queue-wait (as `deployments create -f` gives)
 
 _EPILOG = """
 \b
@@ -43,23 +42,13 @@ def _given(ctx: click.Context, name: str) -> bool:
 
 @click.command("k8s", epilog=_EPILOG)
 @click.argument("script", required=False)
-@click.option(
-    "-f",
-    "--file",
-    "yaml_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="An Azure ML deployment YAML (kubernetesOnlineDeployment or managedOnlineDeployment): its name, "
+@file_option(
+    "An Azure ML deployment YAML (kubernetesOnlineDeployment or managedOnlineDeployment): its name, "
     "instance_count, scale_settings, resources, probes, request_timeout_ms and environment_variables set the "
     "manifests; options given here win. SCRIPT then defaults to /var/azureml-app/<code folder's name>/"
-    "<scoring_script>, where Azure ML mounts the code: copy the code folder there in the image.",
+    "<scoring_script>, where Azure ML mounts the code: copy the code folder there in the image."
 )
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY.PATH=VALUE",
-    help="Change a field of the -f file, as `az ml --set` does (repeatable).",
-)
+@set_option
 @click.option("--image", required=True, help="The container image holding SCRIPT and scorehost.")
 @click.option(
     "--name", help="Name of every object (a DNS label).  [default: -f's name, else SCRIPT's folder name, else 'score']"
@@ -95,7 +84,7 @@ def k8s_command(
                                as --min-replicas, --max-replicas, --cpu-target
       resources                requests cpu/memory, limits cpu/memory, gpu as nvidia.com/gpu
       readiness_probe          the readinessProbe on /ready; liveness_probe: the livenessProbe on /live
-      request_timeout_ms       --timeout
+      request_timeout_ms       --timeout; max_queue_wait_ms: serve's --max-queue-wait
       environment_variables    the container's env
     """
     import yaml
@@ -124,15 +113,11 @@ def k8s_command(
         raise click.UsageError("give SCRIPT (the entry script's path inside the image) or -f deployment.yml")
     name = options["name"] or _default_name(script)
     if options["min_replicas"] > options["max_replicas"]:
-        raise click.UsageError(
-            "--min-replicas must not exceed --max-replicas."
-            + (
-                f" (From {yaml_file.name} and the command line: min {options['min_replicas']}, max "
-                f"{options['max_replicas']}.)"
-                if yaml_file is not None
-                else ""
-            )
-        )
+        message = "--min-replicas must not exceed --max-replicas."
+        if yaml_file is not None:
+            message += f" {yaml_file.name} and the options give min {options['min_replicas']}, "
+            message += f"max {options['max_replicas']}."
+        raise click.UsageError(message)
     try:
         app = KubernetesApp(
             name=name,
@@ -155,7 +140,12 @@ def k8s_command(
             **extra,
         )
     except ValueError as error:
-        raise click.UsageError(str(error)) from None
+        hint = (
+            " (the limit is the -f file's resources.limits: --set changes it)"
+            if yaml_file and "limit" in str(error)
+            else ""
+        )
+        raise click.UsageError(f"{error}{hint}") from None
     source = f" (from {yaml_file.name})" if yaml_file is not None else ""
     click.echo(
         f"# Kubernetes manifests for {script}{source}, written by `scorehost k8s`; kubectl apply -f this-file.yaml\n"
@@ -169,16 +159,11 @@ def _default_name(script: str) -> str:
     return candidate if candidate and candidate[0].isalnum() else "score"
 
 
-def _warn(message: str) -> None:
-    click.secho(f"warning: {message}", fg="yellow", err=True)
-
-
 def echo_file_warnings(deployment: DeploymentFile, environment_note: str) -> None:
     """The file's warnings on stderr; those about building its environment here become `environment_note`:
     manifests and Serve configs build nothing, the image or the nodes must hold the packages."""
     shown = deployment.document.path.name
-    about_environment = f"{shown}: environment."
-    warnings = [line for line in deployment.warnings if not line.startswith(about_environment)]
+    warnings = list(deployment.warnings)  # not environment_warnings: they are about building it on this machine
     if deployment.environment is not None:
         warnings.append(f"{shown}: environment is not built: {environment_note}")
     if deployment.app_insights:
@@ -186,8 +171,7 @@ def echo_file_warnings(deployment: DeploymentFile, environment_note: str) -> Non
             f"{shown}: app_insights_enabled has no Application Insights here: set OTEL_EXPORTER_OTLP_TRACES_ENDPOINT "
             "in environment_variables to export traces (docs/observability.md)"
         )
-    for warning in dict.fromkeys(warnings):  # once each, in order
-        _warn(warning)
+    echo_warnings(warnings)
 
 
 def _from_file(yaml_file: Path, overrides: tuple[str, ...]) -> dict[str, Any]:
@@ -210,14 +194,22 @@ def _from_file(yaml_file: Path, overrides: tuple[str, ...]) -> dict[str, Any]:
     }
     if deployment.request.request_timeout_ms is not None:
         found["timeout"] = deployment.request.request_timeout_ms / 1000
-    for key, why in _UNUSED_REQUEST_SETTINGS.items():
-        if getattr(deployment.request, key) is not None:
-            _warn(f"{shown}: request_settings.{key} is not used: {why}")
+    if deployment.request.max_queue_wait_ms is not None:
+        # Waiting requests are timed only on threads of their own: without spare ones they would wait untimed
+        wait = f"{deployment.request.max_queue_wait_ms / 1000:g}"
+        from scorehost.azureml.apply import QUEUE_THREADS
+
+        found["extra_args"] = ("--max-queue-wait", wait, "--spare-threads", str(QUEUE_THREADS))
+    if deployment.request.max_concurrent_requests_per_instance is not None:
+        echo_warning(
+            f"{shown}: request_settings.max_concurrent_requests_per_instance is not used: a pod runs --workers "
+            "run() calls at once; others wait, within --timeout"
+        )
     if deployment.readiness is not None:
         found["readiness"] = _timing(deployment.readiness)
     if deployment.liveness is not None:
         if deployment.liveness.success_threshold != 1:
-            _warn(
+            echo_warning(
                 f"{shown}: liveness_probe.success_threshold is 1 on Kubernetes (as on Azure ML), not "
                 f"{deployment.liveness.success_threshold}"
             )
@@ -247,14 +239,16 @@ def _scale(deployment: DeploymentFile) -> dict[str, Any]:
         return {"replicas": count, "min_replicas": count, "max_replicas": count}
     low = 1 if scale.min_instances is None else scale.min_instances  # Azure's defaults: min 1, max 1
     if low == 0:
-        _warn(f"{shown}: scale_settings.min_instances 0 becomes 1: a HorizontalPodAutoscaler keeps one pod at least")
+        echo_warning(
+            f"{shown}: scale_settings.min_instances 0 becomes 1: a HorizontalPodAutoscaler keeps one pod at least"
+        )
         low = 1
     high = max(low, 1) if scale.max_instances is None else scale.max_instances
     found: dict[str, Any] = {"replicas": deployment.instances, "min_replicas": low, "max_replicas": high}
     if scale.target_utilization_percentage is not None:
         found["cpu_target"] = scale.target_utilization_percentage
     if scale.polling_interval is not None:
-        _warn(
+        echo_warning(
             f"{shown}: scale_settings.polling_interval is not used: the cluster sets how often autoscalers look "
             "(kube-controller-manager --horizontal-pod-autoscaler-sync-period, 15 s by default)"
         )

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["echo_warnings", "file_option", "set_option"]
+__all__ = ["echo_warning", "echo_warnings", "file_option", "set_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,3 +39,8 @@ def echo_warnings(warnings: Iterable[str]) -> None:
     """`warning: ...` on stderr, once each, in order."""
     for warning in dict.fromkeys(warnings):
         click.secho(f"warning: {warning}", fg="yellow", err=True)
+
+
+def echo_warning(warning: str) -> None:
+    """One `warning: ...` line on stderr."""
+    echo_warnings([warning])

@@ -9,6 +9,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from scorehost.cli.project_options import file_option, set_option
+
 __all__ = ["ray_group"]
 
 _HEADER = """\
@@ -34,22 +36,12 @@ def ray_group() -> None:
 
 @ray_group.command("config", epilog="See docs/ray.md for running the file and for what each setting does.")
 @click.argument("script", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "-f",
-    "--file",
-    "yaml_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="An Azure ML deployment YAML: SCRIPT, the name and the settings below come from it; options given here "
-    "win. SCRIPT then defaults to the file's code folder / scoring_script (absolute), and --working-dir to that "
-    "code folder.",
+@file_option(
+    "An Azure ML deployment YAML: SCRIPT, the name and the settings listed above come from it; options given "
+    "here win. SCRIPT then defaults to the file's code folder / scoring_script (absolute), and --working-dir to that "
+    "code folder."
 )
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY.PATH=VALUE",
-    help="Change a field of the -f file, as `az ml --set` does (repeatable).",
-)
+@set_option
 @click.option(
     "--working-dir-uri",
     help="Where the nodes fetch the code: a zip at a remote URI (s3://bucket/code.zip, https://...) or "
@@ -62,7 +54,7 @@ def ray_group() -> None:
     "[default: SCRIPT's folder]",
 )
 @click.option("--model-dir", help="AZUREML_MODEL_DIR on the replicas: a path on every node, or inside the working dir.")
-@click.option("--name", default="score", show_default=True, help="The Serve application's name.")
+@click.option("--name", default="score", help="The Serve application's name.  [default: -f's name, else score]")
 @click.option("--route-prefix", default="/", show_default=True, help="Where the app's routes start.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Serve's HTTP host; 0.0.0.0 to be reached.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Serve's HTTP port.")
@@ -118,10 +110,9 @@ def ray_config_command(
             found = _from_file(yaml_file, overrides, given, options["max_ongoing"])
         except ProjectFileError as error:
             raise click.ClickException(error.message) from None
-        if script is None:
-            script, code_dir = found.pop("script"), found["code_dir"]
-        found.pop("script", None)
-        found.pop("code_dir")
+        file_script, file_code_dir = found.pop("script"), found.pop("code_dir")
+        if script is None:  # an explicit SCRIPT wins, and its folder is then the working dir by default
+            script, code_dir = file_script, file_code_dir
         for key in ("env_vars", "health_check_period_s"):
             if key in found:
                 extra[key] = found.pop(key)

@@ -42,7 +42,8 @@ def rendered(*args: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
 
 def container_of(objects: dict[str, dict[str, Any]]) -> dict[str, Any]:
     [container] = objects["Deployment"]["spec"]["template"]["spec"]["containers"]
-    return container
+    found: dict[str, Any] = container
+    return found
 
 
 def option(container: dict[str, Any], flag: str) -> str:
@@ -66,10 +67,11 @@ def test_the_blue_sample_fixed_size_with_its_resources_and_timeout(files: dict[s
     }
     assert "env" not in container
     # no probes in the file: scorehost's own timing
-    assert container["readinessProbe"] == {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5,
-                                           "failureThreshold": 2}  # fmt: skip
+    default_readiness = {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5, "failureThreshold": 2}
+    assert container["readinessProbe"] == default_readiness
     assert container["livenessProbe"]["httpGet"]["path"] == "/live"
-    assert any("max_queue_wait_ms is not used" in line for line in warnings)
+    # max_queue_wait_ms 3000: sent away (429) after 3 s in line, spare threads holding the waiting requests
+    assert container["args"][-4:] == ["--max-queue-wait", "3", "--spare-threads", "4"]
     assert any("environment is not built: the pods run --image" in line for line in warnings)
 
 
@@ -154,28 +156,31 @@ def test_defaults_do_not_hide_the_file_and_set_changes_it(files: dict[str, Path]
 
 
 @pytest.mark.parametrize(
-    ("override", "message"),
+    ("written", "changed", "message"),
     [
-        ("resources.requests.cpu=lots", "line 18: 'lots' is not a Kubernetes quantity"),
-        ("resources.limits.memory=50Mi", "resources.requests.memory 0.1Gi is above resources.limits.memory 50Mi"),
-        ("code_configuration.scoring_script=missing.py", "line 9: the scoring script"),
-        ("request_settings.request_timeout=5", "request_settings.request_timeout"),
+        ('cpu: "0.1"', 'cpu: "lots"', "line 18: 'lots' is not a Kubernetes quantity"),
+        ('"200Mi"', '"50Mi"', "line 22: resources.requests.memory 0.1Gi is above resources.limits.memory 50Mi"),
+        ("scoring_script: score.py", "scoring_script: missing.py", "line 9: the scoring script"),
+        ("request_timeout_ms:", "request_timeout:", "line 14: request_settings.request_timeout"),
+        ("name: blue", "name: blue_1", "line 2: "),
     ],
 )
-def test_a_bad_file_exits_1_naming_the_file_and_line(files: dict[str, Path], override: str, message: str) -> None:
-    done = k8s("-f", str(files["blue"]), "--image", IMAGE, "--set", override)
+def test_a_bad_file_exits_1_naming_the_file_and_line(
+    files: dict[str, Path], written: str, changed: str, message: str
+) -> None:
+    files["blue"].write_text(files["blue"].read_text().replace(written, changed))
+    done = k8s("-f", str(files["blue"]), "--image", IMAGE)
     assert done.returncode == 1, done.stdout
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
-    assert str(files["blue"].name) in done.stderr
-    assert message in done.stderr
+    assert "Error: " in done.stderr
+    assert f"{files['blue']}, {message}" in done.stderr
 
 
-def test_a_file_error_without_overrides_names_the_line(files: dict[str, Path]) -> None:
-    files["blue"].write_text(files["blue"].read_text().replace('cpu: "0.2"', 'cpu: "two"'))
-    done = k8s("-f", str(files["blue"]), "--image", IMAGE)
+def test_a_bad_override_or_a_missing_file_exits_1(files: dict[str, Path]) -> None:
+    done = k8s("-f", str(files["blue"]), "--image", IMAGE, "--set", "resources.limits.cpu=0.05")
     assert done.returncode == 1
-    assert f"{files['blue']}, line 21: 'two' is not a Kubernetes quantity" in done.stderr
+    assert "(--set resources.limits.cpu): resources.requests.cpu 0.1 is above resources.limits.cpu 0.05" in done.stderr
     assert "Traceback" not in done.stderr
     missing = k8s("-f", str(files["blue"].with_name("nope.yml")), "--image", IMAGE)
     assert missing.returncode == 1
