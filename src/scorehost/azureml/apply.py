@@ -153,8 +153,8 @@ def deployment_request(
         "description": deployment.description,
         "tags": dict(deployment.tags),
     }
-    warnings = [*deployment.warnings, *deployment.environment_warnings]
-    request = DeploymentRequest(deployment.endpoint, deployment.name, fields, warnings)
+    # The warnings list is the file's own: what reading the environment and the scale settings add lands in it.
+    request = DeploymentRequest(deployment.endpoint, deployment.name, fields, deployment.warnings)
     try:
         request.model = _model(home, deployment, progress)
     except ScorehostError as error:
@@ -162,6 +162,7 @@ def deployment_request(
     fields["models"] = [request.model] if request.model else []
     fields["follow_models"] = deployment.follow_model
     fields["python_environment"] = _environment(home, deployment, nearest_python)
+    request.warnings = [*deployment.warnings, *deployment.environment_warnings]
     fields["serve_options"] = _serve_options(deployment)
     fields["azureml"] = _kept(deployment)
     scale = deployment.scale
