@@ -189,7 +189,19 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
 )
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines for people or machines.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
-def serve_command(script: Path | None, **options: Any) -> None:
+@click.option(
+    "--environment",
+    "environment_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A conda YAML or requirements.txt: serve in a Python environment built from it (with uv, cached in the "
+    "workspace: `scorehost environments list`), so the script imports the versions it pins.",
+)
+@click.option(
+    "--nearest-python",
+    is_flag=True,
+    help="With --environment: if it asks for a Python that is not installed, build it with the nearest one.",
+)
+def serve_command(script: Path | None, environment_file: Path | None, nearest_python: bool, **options: Any) -> None:
     """Serve SCRIPT (a score.py with init() and run()) on http://127.0.0.1:5001.
 
     init() runs once per worker (or once in all with --preload); each POST /score calls run() with the
@@ -198,6 +210,8 @@ def serve_command(script: Path | None, **options: Any) -> None:
     """
     from scorehost.http.server import serve
 
+    if environment_file is not None:
+        _serve_in_environment(environment_file, nearest_python, options.get("home"))  # does not return
     # An option not given (None, or no --model at all) leaves the field to the environment.
     given = {name: value for name, value in options.items() if value is not None and value != ()}
     if script is not None:
@@ -210,6 +224,43 @@ def serve_command(script: Path | None, **options: Any) -> None:
     if conflict is not None:
         raise click.UsageError(conflict)
     sys.exit(serve(settings))
+
+
+def _serve_in_environment(environment_file: Path, nearest_python: bool, home: Path | None) -> None:
+    """Build (or find) the environment, then become `scorehost serve` on its interpreter, with the same arguments
+    less --environment: the script then sees that environment's libraries and nothing of ours but scorehost."""
+    from scorehost.azureml.apply import environment_of_file
+    from scorehost.cli.progress import LineStatus
+    from scorehost.cli.project_options import echo_warnings
+    from scorehost.config import WorkspaceSettings
+    from scorehost.environments import EnvironmentSpec, ensure_environment
+    from scorehost.errors import ScorehostError
+
+    workspace = WorkspaceSettings().workspace if home is None else WorkspaceSettings(home=home).workspace
+    warnings: list[str] = []
+    try:
+        declared = environment_of_file(environment_file, nearest_python=nearest_python, warnings=warnings)
+        echo_warnings(warnings)
+        with LineStatus("building the Python environment") as status:
+            built = ensure_environment(EnvironmentSpec.from_json(declared), workspace, progress=status)
+    except ScorehostError as error:
+        raise click.UsageError(error.message) from None
+    if "serve" not in sys.argv:
+        raise click.UsageError("--environment works from the scorehost command line (scorehost serve ...)")
+    arguments: list[str] = []
+    skip = False
+    for argument in sys.argv[sys.argv.index("serve") + 1 :]:
+        if skip:
+            skip = False
+        elif argument == "--environment":
+            skip = True
+        elif not argument.startswith("--environment=") and argument != "--nearest-python":
+            arguments.append(argument)
+    python = str(built.python)
+    variables = {**os.environ, "PYTHONPATH": "", "PYTHONNOUSERSITE": "1", "VIRTUAL_ENV": str(built.python.parents[1])}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(python, [python, "-m", "scorehost", "serve", *arguments], variables)
 
 
 def _model_dir_source(given: dict[str, Any]) -> str:
