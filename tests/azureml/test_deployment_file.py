@@ -364,6 +364,22 @@ def test_a_conda_file_without_image(online: OnlineSamples) -> None:
     assert deployment.warnings == []
 
 
-def test_an_inline_conda_mapping_is_refused_with_its_line(online: OnlineSamples) -> None:
-    message = _refused(online, HEAD + "environment:\n  conda_file:\n    dependencies: [python=3.12]\n")
-    assert "d.yml, line 7: environment.conda_file must be a string" in message
+def test_a_conda_file_written_inline_is_read_as_a_file_would_be(online: OnlineSamples) -> None:
+    inline = "environment:\n  conda_file:\n    dependencies: [python=3.11, scikit-learn=1.7.0, {pip: [joblib]}]\n"
+    deployment = _read(online, HEAD + inline)
+    assert isinstance(deployment.environment, InlineEnvironment)
+    written = deployment.environment.conda_file
+    assert written is not None
+    assert written.stat().st_mode & 0o777 == 0o600
+    from scorehost.environments import read_environment_file
+
+    spec = read_environment_file(written)
+    assert (spec.python, spec.requirements) == ("3.11", ("scikit-learn==1.7.0.*", "joblib"))
+    again = _read(online, HEAD + inline)  # the same mapping, the same file (named by its digest)
+    assert isinstance(again.environment, InlineEnvironment)
+    assert again.environment.conda_file == written
+
+
+def test_a_conda_file_that_is_neither_a_path_nor_a_mapping_is_refused_with_its_line(online: OnlineSamples) -> None:
+    message = _refused(online, HEAD + "environment:\n  conda_file: [python=3.12]\n")
+    assert "d.yml, line 7: environment.conda_file must be a string or a mapping" in message

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from scorehost.azureml.document import Document, read_document
 from scorehost.azureml.fields import ENVIRONMENT, MODEL, check_document
-from scorehost.azureml.values import choice, text, text_map
+from scorehost.azureml.values import choice, conda_file, text, text_map
 
 __all__ = ["EnvironmentFile", "ModelFile", "read_environment_yaml", "read_model_file"]
 
@@ -88,11 +88,7 @@ def read_environment_yaml(path: Path, overrides: Sequence[str] = ()) -> Environm
     conda = data.get("conda_file")
     conda_path: Path | None = None
     if conda is not None:
-        if not isinstance(conda, str):
-            raise document.error(("conda_file",), "conda_file must be the path of a conda YAML file")
-        conda_path = (document.folder / conda).resolve()
-        if not conda_path.is_file():
-            raise document.error(("conda_file",), f"the conda file {conda_path} does not exist")
+        conda_path = conda_file(document, ("conda_file",), conda)
     elif image is not None:
         warnings.append(
             f"{path.name}: the environment is only an image ({image}), which scorehost does not run: deployments "

@@ -14,7 +14,7 @@ from typing import Any
 from scorehost.azureml.document import Document, FieldPath, read_document
 from scorehost.azureml.fields import DEPLOYMENT, check_document
 from scorehost.azureml.references import AssetReference, parse_asset_reference
-from scorehost.azureml.values import boolean, choice, integer, text, text_map
+from scorehost.azureml.values import boolean, choice, conda_file, integer, text, text_map
 from scorehost.deploy.spec import check_resource_name
 from scorehost.errors import InvalidSpec
 
@@ -233,11 +233,7 @@ def _environment(document: Document, warnings: list[str]) -> AssetReference | In
                 "run: the deployment runs in scorehost's own Python environment (add a conda_file to pin libraries)"
             )
         return InlineEnvironment(None, image, text(value.get("name")) or None)
-    if not isinstance(conda, str):
-        raise document.error(("environment", "conda_file"), "conda_file must be the path of a conda YAML file")
-    conda_path = (document.folder / conda).resolve()
-    if not conda_path.is_file():
-        raise document.error(("environment", "conda_file"), f"the conda file {conda_path} does not exist")
+    conda_path = conda_file(document, ("environment", "conda_file"), conda)
     if image is not None:
         warnings.append(
             f"{document.path.name}: environment.image {image} is not used: scorehost builds the conda_file's "

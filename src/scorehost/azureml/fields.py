@@ -36,7 +36,7 @@ class Kind(Enum):
     MAPPING = "a mapping of fields"
     TEXT_MAP = "a mapping of names to strings"
     ANY = "any value"
-    TEXT_OR_MAPPING = "a reference (azureml:NAME:VERSION) or a mapping of fields"
+    TEXT_OR_MAPPING = "a string or a mapping of fields"
 
 
 class Use(Enum):
@@ -139,7 +139,7 @@ _INFERENCE_ROUTE = Field(
 _ENVIRONMENT_FIELDS: dict[str, Field] = {
     **_COMMON,
     "version": _used(_ANY),
-    "conda_file": _used(_TEXT),  # the path of a conda YAML file
+    "conda_file": _used(Kind.TEXT_OR_MAPPING),  # the path of a conda YAML file, or one written inline
     "image": _used(_TEXT),
     "build": Field(
         Kind.MAPPING,

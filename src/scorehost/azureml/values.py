@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from scorehost.azureml.document import Document, FieldPath, dotted
+import yaml
 
-__all__ = ["boolean", "choice", "integer", "text", "text_map"]
+from scorehost.azureml.document import Document, FieldPath, dotted
+from scorehost.private_files import write_private
+
+__all__ = ["boolean", "choice", "conda_file", "integer", "text", "text_map"]
 
 
 def text(value: Any) -> str:
@@ -44,3 +51,23 @@ def choice(document: Document, at: FieldPath, value: Any, allowed: Iterable[str]
     if found is None:
         raise document.error(at, f"{dotted(at)} must be one of {', '.join(options)}, not {value!r}")
     return found
+
+
+def conda_file(document: Document, at: FieldPath, value: Any) -> Path:
+    """The conda file a `conda_file:` names, relative to the YAML's folder; one written inline (a mapping, as Azure's
+    SDK accepts) is saved, by its digest, to a private folder of the temporary directory and read from there."""
+    if isinstance(value, dict):
+        written = yaml.safe_dump(value, sort_keys=False).encode()
+        folder = Path(tempfile.gettempdir()) / f"scorehost-{os.getuid()}" / "conda"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = folder / f"{document.path.stem}-{hashlib.sha256(written).hexdigest()[:16]}.yml"
+        write_private(path, written)
+        return path
+    if not isinstance(value, str):
+        raise document.error(
+            at, f"{dotted(at)} must be the path of a conda YAML file, or the conda file written inline"
+        )
+    path = (document.folder / value).resolve()
+    if not path.is_file():
+        raise document.error(at, f"the conda file {path} does not exist")
+    return path
