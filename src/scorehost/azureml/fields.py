@@ -37,6 +37,7 @@ class Kind(Enum):
     TEXT_MAP = "a mapping of names to strings"
     ANY = "any value"
     TEXT_OR_MAPPING = "a string or a mapping of fields"
+    REFERENCE_OR_MAPPING = "a reference (azureml:NAME:VERSION) or a mapping of fields"
 
 
 class Use(Enum):
@@ -164,10 +165,10 @@ DEPLOYMENT: Mapping[str, Field] = {
     **_COMMON,
     "type": _used(_TEXT),
     "endpoint_name": _used(_TEXT),
-    "model": Field(Kind.TEXT_OR_MAPPING, Use.USED, _MODEL_FIELDS),
+    "model": Field(Kind.REFERENCE_OR_MAPPING, Use.USED, _MODEL_FIELDS),
     "model_mount_path": _ignored(_TEXT, "AZUREML_MODEL_DIR is a folder of the server's own"),
     "code_configuration": _used(Kind.MAPPING, code=_used(_TEXT), scoring_script=_used(_TEXT)),
-    "environment": Field(Kind.TEXT_OR_MAPPING, Use.USED, _ENVIRONMENT_FIELDS),
+    "environment": Field(Kind.REFERENCE_OR_MAPPING, Use.USED, _ENVIRONMENT_FIELDS),
     "environment_variables": _used(Kind.TEXT_MAP),
     "instance_count": _used(_INT),
     "instance_type": _ignored(_TEXT, "an Azure VM size; instances run on this machine"),
@@ -219,7 +220,7 @@ def _kind_ok(kind: Kind, value: Any) -> bool:
         return isinstance(value, dict) and all(
             isinstance(v, str | int | float | bool) or v is None for v in value.values()
         )
-    if kind is Kind.TEXT_OR_MAPPING:
+    if kind in (Kind.TEXT_OR_MAPPING, Kind.REFERENCE_OR_MAPPING):
         return isinstance(value, str | dict)
     return True
 
