@@ -79,7 +79,7 @@ def test_model_and_environment_schemas_have_every_azure_field() -> None:
     assert environment <= set(ENVIRONMENT)
     assert set(DEPLOYMENT["model"].children) == set(MODEL)
     assert set(DEPLOYMENT["environment"].children) == set(ENVIRONMENT)
-    assert DEPLOYMENT["model"].kind is Kind.TEXT_OR_MAPPING
+    assert DEPLOYMENT["model"].kind is Kind.REFERENCE_OR_MAPPING
 
 
 def test_uses() -> None:
