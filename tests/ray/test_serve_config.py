@@ -48,3 +48,18 @@ def test_serve_run_deploys_the_rendered_file(ray_cluster: Cluster, tmp_path: Pat
     from ray import serve
 
     serve.delete("cfg", _blocking=False)
+
+
+def test_configs_from_azure_ml_deployment_files_pass_serves_schema(tmp_path: Path) -> None:
+    """`scorehost ray config -f` for each sample deployment file (tests/cli/test_ray_cli.py checks what they hold):
+    Serve's own schema, which Ray is installed for here, accepts every one."""
+    import yaml
+    from _kubernetes_samples import write_project
+    from ray.serve.schema import ServeDeploySchema
+
+    files = write_project(tmp_path)
+    assert set(files) == {"blue", "green", "probes"}
+    for file in files.values():
+        done = subprocess.run([str(SCOREHOST), "ray", "config", "-f", str(file)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        ServeDeploySchema.model_validate(yaml.safe_load(done.stdout))
