@@ -8,6 +8,7 @@ own scikit-learn, so the pickles match the versions that load them.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -100,6 +101,12 @@ def train(python: Path, program: str, destination: Path) -> None:
 
 
 def key_of(endpoint: str) -> str:
+    return _key(os.environ["SCOREHOST_HOME"], endpoint)
+
+
+@functools.cache
+def _key(home: str, endpoint: str) -> str:
+    """Asked once per workspace and endpoint: each ask is a CLI process."""
     return str(json.loads(scorehost("endpoints", "keys", endpoint, "--json").stdout)["primary"])
 
 
