@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from scorehost.cli.controlplane import home_option, workspace_of
+from scorehost.cli.controlplane_client import cli_errors, json_option
 from scorehost.cli.output import echo_json, new_table, print_renderable
 from scorehost.cli.project_options import echo_warnings, file_option, set_option
 
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["environments_group", "environments_in_use", "environments_table"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 _NOBODY: Mapping[str, list[str]] = MappingProxyType({})
 
 _EPILOG = """
@@ -34,8 +33,6 @@ Examples:
 FILE is an Azure ML conda file (.yml, .yaml) or a requirements.txt. Each environment is built once with uv,
 into SCOREHOST_HOME/environments/KEY, and shared by every deployment that declares the same packages.
 """
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 def environments_in_use(home: Path) -> dict[str, list[str]]:
@@ -68,21 +65,6 @@ def environments_in_use(home: Path) -> dict[str, list[str]]:
     return users
 
 
-def _errors(command: F) -> F:
-    """Environment problems as one clear message and exit 1, not a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from scorehost.errors import ScorehostError
-
-        try:
-            return command(*args, **kwargs)
-        except ScorehostError as error:  # the environment's, and an Azure ML YAML file's (file, line, fix)
-            raise click.ClickException(error.message) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 def _size(count: int) -> str:
     from rich.filesize import decimal
 
@@ -104,7 +86,7 @@ def environments_group() -> None:
     "build with the nearest one 3.11 or newer.",
 )
 @json_option
-@_errors
+@cli_errors
 def build_command(file: Path, home: Path | None, nearest_python: bool, as_json: bool) -> None:
     """Build the environment FILE declares (nothing happens if it is built already) and say where it is.
 
@@ -141,7 +123,7 @@ def build_command(file: Path, home: Path | None, nearest_python: bool, as_json: 
 @click.option("--nearest-python", is_flag=True, help="Build with the nearest Python if the one asked for is absent.")
 @home_option
 @json_option
-@_errors
+@cli_errors
 def create_command(
     yaml_file: Path, overrides: tuple[str, ...], build: bool, nearest_python: bool, home: Path | None, as_json: bool
 ) -> None:
@@ -172,7 +154,7 @@ def create_command(
 @click.option("--registered", is_flag=True, help="List the registered environments (NAME:VERSION) instead.")
 @home_option
 @json_option
-@_errors
+@cli_errors
 def list_command(registered: bool, home: Path | None, as_json: bool) -> None:
     """List the built environments: key, Python, package count, size, when built, from which file, used by
     which deployments; or, with --registered, the environments registered by name."""
@@ -243,7 +225,7 @@ def environments_table(environments: list[BuiltEnvironment], users: Mapping[str,
 @click.argument("key")
 @home_option
 @json_option
-@_errors
+@cli_errors
 def show_command(key: str, home: Path | None, as_json: bool) -> None:
     """Show environment KEY (or a unique start of it): where it is, what it was built from, and each package
     with its version."""
@@ -292,7 +274,7 @@ def _one(home: Path, key: str) -> BuiltEnvironment:
 @home_option
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 @json_option
-@_errors
+@cli_errors
 def prune_command(home: Path | None, dry_run: bool, as_json: bool) -> None:
     """Remove the built environments that no deployment runs in, and what killed builds left behind."""
     from scorehost.environments import prune
