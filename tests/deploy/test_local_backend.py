@@ -398,3 +398,17 @@ def test_a_smuggled_option_in_a_stored_spec_fails_the_generation_with_the_reason
     with pytest.raises(InvalidSpec, match="'workers=3' is not a serve option"):
         backend.start(spec("echo.py", serve_options={"workers=3": True}), 1)
     assert ours() == []
+
+
+def test_a_python_environment_the_backend_cannot_build_is_refused_at_check(
+    make_backend: Callable[..., LocalBackend],
+) -> None:
+    """Before anything is stored (the API answers 400): a specification uv must not see, a Python not installed."""
+    from scorehost.errors import InvalidEnvironment, PythonNotFound
+
+    backend = make_backend()
+    backend.check(spec("echo.py", python_environment={"requirements": ["six==1.16.0"]}))  # fine
+    with pytest.raises(InvalidEnvironment, match="is not a requirement"):
+        backend.check(spec("echo.py", python_environment={"requirements": ["--index-url http://elsewhere"]}))
+    with pytest.raises(PythonNotFound, match="3.9"):
+        backend.check(spec("echo.py", python_environment={"python": "3.9", "requirements": []}))

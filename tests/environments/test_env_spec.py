@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -145,3 +146,34 @@ def test_scorehosts_runtime_is_installed_beside_the_users_requirements() -> None
     # The user's inference-schema wins: scorehost copes with any version.
     pinned = EnvironmentSpec.from_requirements(["inference-schema==1.5.1"]).runtime_requirements()
     assert "inference-schema" not in {parse_requirement(line).name for line in pinned}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("six", "must be an object"),
+        ({"python": 3.11}, "python must be a version"),
+        ({"python": "3.11; rm -rf /"}, "python must be a version"),
+        ({"requirements": "six"}, "requirements must be a list of strings"),
+        ({"requirements": ["six\n--index-url http://evil"]}, "line break"),
+        ({"requirements": ["--index-url http://evil"]}, "is not a requirement"),
+        ({"requirements": ["-e relative/folder"]}, "absolute folder"),
+        ({"index_options": ["--index-url"]}, "--index-url needs a value"),
+        ({"index_options": ["--index-url", "--no-index"]}, "--index-url needs a value"),
+        ({"index_options": ["--config-file", "/etc/x"]}, "'--config-file' is not one of"),
+    ],
+)
+def test_a_specification_from_json_is_checked_before_uv_sees_it(data: object, message: str) -> None:
+    with pytest.raises(InvalidEnvironment, match=re.escape(message)):
+        EnvironmentSpec.from_json(data)
+
+
+def test_what_the_readers_write_reads_back(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    requirements = _write(
+        tmp_path / "requirements.txt",
+        f"six==1.16.0\n-e {tmp_path / 'pkg'}\nhttps://example.com/x-1.0-py3-none-any.whl\n"
+        "--extra-index-url https://example.com/simple\n--pre\n--no-index\n",
+    )
+    spec = read_environment_file(requirements)
+    assert EnvironmentSpec.from_json(spec.to_json()) == spec

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 from scorehost.environments.pep508 import parse_requirement
 from scorehost.environments.reqfile import PipLines, read_pip_lines, read_requirements_file
 from scorehost.environments.runtime import OVERRIDES, package_folder, runtime_requirements
+from scorehost.errors import InvalidEnvironment
 
 __all__ = ["PROVIDED_BY_SCOREHOST", "EnvironmentSpec", "read_environment_file"]
 
@@ -119,16 +122,85 @@ class EnvironmentSpec:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> EnvironmentSpec:
+    def from_json(cls, data: Any) -> EnvironmentSpec:
+        """The specification `to_json()` wrote, checked: it reaches uv as a requirements file and command-line
+        options, so anything but requirements and the index options the readers produce is InvalidEnvironment."""
+        if not isinstance(data, Mapping):
+            raise InvalidEnvironment("python_environment must be an object, as `scorehost environments build` reads it")
+        python = data.get("python")
+        if python is not None and not (isinstance(python, str) and _PYTHON.fullmatch(python)):
+            raise InvalidEnvironment(f"python_environment.python must be a version like 3.11, not {python!r}")
+        lists = {name: _texts(data, name) for name in ("requirements", "index_options", "skipped", "provided", "notes")}
+        for requirement in lists["requirements"]:
+            _check_requirement(requirement)
+        _check_index_options(lists["index_options"])
         return cls(
-            python=data.get("python"),
-            requirements=tuple(data.get("requirements", ())),
-            index_options=tuple(data.get("index_options", ())),
-            skipped=tuple(data.get("skipped", ())),
-            provided=tuple(data.get("provided", ())),
+            python=python,
+            requirements=lists["requirements"],
+            index_options=lists["index_options"],
+            skipped=lists["skipped"],
+            provided=lists["provided"],
             source=str(data.get("source", "")),
-            notes=tuple(data.get("notes", ())),
+            notes=lists["notes"],
         )
+
+
+_PYTHON = re.compile(r"3(\.[0-9]{1,3}){1,2}")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
+# uv's options, as the readers write them (reqfile.py): with a value, or alone.
+_VALUE_OPTIONS = frozenset(
+    {
+        "--index-url",
+        "--extra-index-url",
+        "--find-links",
+        "--allow-insecure-host",
+        "--no-binary",
+        "--only-binary",
+        "--prerelease",
+    }
+)
+_FLAG_OPTIONS = frozenset({"--no-index"})
+
+
+def _texts(data: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = data.get(name, ())
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        raise InvalidEnvironment(f"python_environment.{name} must be a list of strings")
+    if any("\n" in item or "\r" in item or "\0" in item for item in value):
+        raise InvalidEnvironment(f"python_environment.{name}: an entry holds a line break or NUL")
+    return tuple(value)
+
+
+def _check_requirement(text: str) -> None:
+    """A normalized requirement, a URL, an absolute path, or `-e /absolute/folder`: what the readers produce."""
+    if text.startswith("-e "):
+        if not Path(text[3:]).is_absolute():
+            raise InvalidEnvironment(f"python_environment.requirements: {text!r} must name an absolute folder")
+        return
+    if _URL.match(text) or (Path(text).is_absolute() and not text.startswith("-")):
+        return
+    try:
+        parse_requirement(text)
+    except ValueError as error:
+        raise InvalidEnvironment(f"python_environment.requirements: {text!r} is not a requirement ({error})") from None
+
+
+def _check_index_options(words: tuple[str, ...]) -> None:
+    expecting: str | None = None
+    for word in words:
+        if expecting is not None:
+            if word.startswith("-"):
+                raise InvalidEnvironment(f"python_environment.index_options: {expecting} needs a value")
+            expecting = None
+        elif word in _VALUE_OPTIONS:
+            expecting = word
+        elif word not in _FLAG_OPTIONS:
+            raise InvalidEnvironment(
+                f"python_environment.index_options: {word!r} is not one of "
+                f"{', '.join(sorted(_VALUE_OPTIONS | _FLAG_OPTIONS))}"
+            )
+    if expecting is not None:
+        raise InvalidEnvironment(f"python_environment.index_options: {expecting} needs a value")
 
 
 def read_environment_file(path: Path) -> EnvironmentSpec:

@@ -97,6 +97,13 @@ class LocalBackend:
     def check(self, spec: DeploymentSpec) -> None:
         if spec.backend != self.name:
             raise InvalidSpec(f"{spec.endpoint}/{spec.name} is for the {spec.backend} backend, not the local one")
+        if spec.python_environment is not None:
+            # Refused now (400), not when the generation starts: a specification uv cannot take, or a Python
+            # that is not installed here.
+            from scorehost.environments import EnvironmentSpec, choose_python
+
+            environment = EnvironmentSpec.from_json(dict(spec.python_environment))
+            choose_python(environment.python, nearest=False)
 
     def start(self, spec: DeploymentSpec, generation: int) -> Generation:
         key = (spec.endpoint, spec.name, generation)
