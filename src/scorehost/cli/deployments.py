@@ -202,10 +202,10 @@ def _declare(
     endpoint: str | None,
     name: str | None,
     options: dict[str, Any],
-    ray_flags: dict[str, Any],
 ) -> None:
     """What `create` and `update` share: the fields from the file or the flags, the environment built, the call,
     the wait, and --all-traffic."""
+    ray_flags = {key: options.pop(key) for key in list(options) if key.startswith("ray_")}
     home, backend = options["home"], options["backend"]
     yaml_file, environment_file = options["yaml_file"], options["environment_file"]
     flags_given = [flag for flag in ("script", "code_dir", "instances") if options[flag] is not None]
@@ -215,7 +215,9 @@ def _declare(
         if flags_given or environment_file is not None:
             shown = ", ".join(f"--{flag.replace('_', '-')}" for flag in flags_given) or "--environment"
             raise click.UsageError(f"{shown} cannot be combined with -f: change the file's fields with --set")
-        endpoint, name, fields = _from_file(yaml_file, options["overrides"], endpoint, name, home, options["nearest"])
+        endpoint, name, fields = _from_file(
+            yaml_file, options["overrides"], endpoint, name, home, options["nearest_python"]
+        )
     else:
         if options["overrides"]:
             raise click.UsageError("--set changes the fields of a -f file; give -f deployment.yml")
@@ -228,7 +230,7 @@ def _declare(
             options["instances"],
             options["environment"],
             environment_file,
-            options["nearest"],
+            options["nearest_python"],
             options["follow_model"],
             creating=creating,
         )
@@ -264,9 +266,7 @@ _all_traffic = click.option(
 @_all_traffic
 @home_option
 @cli_errors
-def create_deployment(
-    endpoint: str | None, name: str | None, nearest_python: bool, all_traffic: bool, **options: Any
-) -> None:
+def create_deployment(endpoint: str | None, name: str | None, **options: Any) -> None:
     """Create deployment NAME behind ENDPOINT and start it (the first deployment gets 100% of the traffic).
 
     From flags (--script, --model, ...) or from an Azure ML deployment YAML (-f blue-deployment.yml), with an
@@ -274,9 +274,7 @@ def create_deployment(
     on the cluster at --ray-address; the script, its folder and the model store must be at the same paths on
     every node (docs/ray.md).
     """
-    ray_flags = {key: options.pop(key) for key in list(options) if key.startswith("ray_")}
-    options.update(nearest=nearest_python, all_traffic=all_traffic)
-    _declare(True, endpoint, name, options, ray_flags)
+    _declare(True, endpoint, name, options)
 
 
 @deployments_group.command("update")
@@ -287,17 +285,13 @@ def create_deployment(
 @_all_traffic
 @home_option
 @cli_errors
-def update_deployment(
-    endpoint: str | None, name: str | None, nearest_python: bool, all_traffic: bool, **options: Any
-) -> None:
+def update_deployment(endpoint: str | None, name: str | None, **options: Any) -> None:
     """Change deployment NAME with no downtime: the new generation starts, then takes over, then the old stops.
 
     Options not given keep their values; -f replaces the declaration with the file's. --backend moves the
     deployment between local processes and Ray.
     """
-    ray_flags = {key: options.pop(key) for key in list(options) if key.startswith("ray_")}
-    options.update(nearest=nearest_python, all_traffic=all_traffic)
-    _declare(False, endpoint, name, options, ray_flags)
+    _declare(False, endpoint, name, options)
 
 
 @deployments_group.command("list")
