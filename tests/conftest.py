@@ -118,10 +118,15 @@ def wait_for_line(lines: list[str], pattern: str, timeout: float) -> str:
 
 
 def start_server(
-    args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None, python: Path | None = None
+    args: list[str],
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    python: Path | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Server:
-    """Start `scorehost serve ARGS` (port 0 unless given; with `python`, another environment's interpreter) and
-    return at once, reading its log in a thread."""
+    """Start `scorehost serve ARGS` (port 0 unless given; with `python`, another environment's interpreter;
+    `preexec_fn` runs in the child before it starts, to set limits) and return at once, reading its log in a
+    thread."""
     command = [str(python or sys.executable), "-m", "scorehost", "serve", *args]
     if "--port" not in args and not {"SERVER_PORT", "SCOREHOST_PORT"} & set(env or {}):
         command += ["--port", "0"]
@@ -135,6 +140,7 @@ def start_server(
         env={**base, **(env or {})},
         cwd=cwd,
         start_new_session=True,
+        preexec_fn=preexec_fn,
     )
     server = Server(process)
 

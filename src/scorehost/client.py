@@ -20,6 +20,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -341,6 +342,31 @@ class Client:
         if response.status_code >= 400:
             _api_result(response)
         return response.text
+
+    def deployment_data(
+        self,
+        endpoint: str,
+        name: str,
+        *,
+        collections: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[bytes]:
+        """The deployment's collected rows (docs/data-collection.md), one JSON line each, oldest first, as they
+        are read: a large collection is never held whole."""
+        params: list[tuple[str, str | int | float | bool | None]] = [("collection", name) for name in collections]
+        params += [(key, value.isoformat()) for key, value in (("since", since), ("until", until)) if value]
+        path = f"/api/v1/endpoints/{endpoint}/deployments/{name}/data"
+        try:
+            with self._api.stream("GET", path, params=params, timeout=httpx.Timeout(30.0, read=None)) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _api_result(response)
+                for line in response.iter_lines():
+                    if line:
+                        yield line.encode()
+        except httpx.TransportError as error:
+            raise ServiceUnavailable(f"the control plane at {self.address.api} does not answer ({error})") from None
 
     # scoring
     def invoke(

@@ -17,7 +17,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from scorehost.host.run_input import RunInput
 
-__all__ = ["ControlPlaneSettings", "ServeSettings", "WorkspaceSettings", "parse_models", "parse_size", "parse_workers"]
+__all__ = [
+    "ControlPlaneSettings",
+    "ServeSettings",
+    "WorkspaceSettings",
+    "parse_duration",
+    "parse_models",
+    "parse_size",
+    "parse_workers",
+]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 
@@ -50,9 +58,24 @@ def parse_workers(value: object) -> int:
 
 
 def parse_models(value: object) -> tuple[str, ...]:
-    """Model references from `a:1,b:production` (SCOREHOST_MODELS) or from repeated `--model` values."""
+    """Model references from `a:1,b:production` (SCOREHOST_MODELS) or from repeated `--model` values; any
+    comma-separated list of a variable, or a repeated flag, the same way."""
     items = value if isinstance(value, list | tuple) else [value]
     return tuple(ref.strip() for item in items for ref in str(item).split(",") if ref.strip())
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from `3600`, `90s`, `30m`, `12h` or `7d`."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration; write e.g. 7d, 12h, 30m or 3600 (seconds)")
+    return float(match.group(1)) * _SECONDS[match.group(2).lower()]
 
 
 class WorkspaceSettings(BaseSettings):
@@ -222,6 +245,39 @@ class ServeSettings(BaseSettings):
     """`text` for people, `json` (one object per line) for log collectors (`--log-format`)."""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Data collection (docs/data-collection.md): off unless `collect_dir` is set.
+    collect_dir: Path | None = None
+    """Collect scoring data under this folder: the request and response payloads and what the script's
+    `azureml.ai.monitoring.Collector`s collect (`--collect-dir`)."""
+
+    collect: Annotated[tuple[str, ...], NoDecode, BeforeValidator(parse_models)] = ()
+    """The collections to write, NAME or NAME=RATE each (`--collect`, repeatable; comma-separated in
+    `SCOREHOST_COLLECT`); none named: every one (request, response and each name a script collects)."""
+
+    collect_sampling_rate: float = Field(default=1.0, ge=0, le=1)
+    """The share of requests collected, over all collections (`--collect-sampling-rate`)."""
+
+    collect_headers: Annotated[tuple[str, ...], NoDecode, BeforeValidator(parse_models)] = ()
+    """Request and response headers logged with the payloads (`--collect-header`); never credentials."""
+
+    collect_rolling_rate: Literal["Minute", "Hour", "Day", "Month", "Year"] = "Hour"
+    """How finely the files are partitioned by time (`--collect-rolling-rate`)."""
+
+    collect_max_age: Annotated[float, BeforeValidator(parse_duration)] = Field(default=30 * 86400, ge=0)
+    """Collected files older than this are deleted, e.g. 7d; 0 keeps them (`--collect-max-age`)."""
+
+    collect_max_size: Annotated[int, BeforeValidator(parse_size)] = Field(default=5 * 1024**3, ge=0)
+    """The oldest collected files go once the folder passes this size, e.g. 5GiB; 0 = no cap (`--collect-max-size`)."""
+
+    collect_max_payload: Annotated[int, BeforeValidator(parse_size)] = Field(default=256 * 1024, ge=1024)
+    """Payloads past this size are cut to it and marked truncated (`--collect-max-payload`)."""
+
+    collect_source: str = ""
+    """The rows' `source` (the control plane sets /endpoints/E/deployments/D); default /serve/HOSTNAME."""
+
+    collect_model_version: str = ""
+    """The rows' `modelversion` (the control plane sets the deployment's models); default: the --model refs."""
 
     def model_source_conflict(self, model_dir_source: str = "--model-dir / AZUREML_MODEL_DIR") -> str | None:
         """Why `models` and `model_dir` cannot both be set, naming where `model_dir` came from; None if they are not."""

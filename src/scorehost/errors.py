@@ -46,6 +46,7 @@
     - PythonNotFound(LookupError)     400: no interpreter of the Python version the environment asks for
     - EnvironmentBuildFailed          502: uv could not build it (its message names the package)
   + ProjectFileError(ValueError)      400: an Azure ML YAML file that cannot be used (its file, line and fix)
+  + CollectionError                   data collection: a row that cannot be encoded, a missing Parquet writer
 ```
 """
 
@@ -55,6 +56,7 @@ __all__ = [
     "BadRunSignature",
     "BadSchema",
     "BodyNotUTF8",
+    "CollectionError",
     "CorruptModel",
     "DeployError",
     "DeploymentFailed",
@@ -347,3 +349,7 @@ class ProjectFileError(ScorehostError, ValueError):
     """An Azure ML YAML file (endpoint, deployment, model, environment) that cannot be used: file, line, fix."""
 
     status_code = 400
+
+
+class CollectionError(ScorehostError):
+    """Data collection cannot do what was asked: a row it cannot encode (dropped and counted), a missing writer."""

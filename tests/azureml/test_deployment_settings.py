@@ -179,4 +179,4 @@ data_collector:
     assert deployment.description == "the blue one"
     assert deployment.tags == {"stage": "1"}
     assert deployment.variables == {"WORKERS": "4", "DEBUG": "true", "NAME": "blue"}
-    assert deployment.data_collector == {"collections": {"model_inputs": {"enabled": "True"}}, "sampling_rate": 0.5}
+    assert deployment.collection == {"collect": ["model_inputs"], "collect_sampling_rate": 0.5}

@@ -87,7 +87,7 @@ def test_uses() -> None:
     assert DEPLOYMENT["egress_public_network_access"].use is Use.IGNORED
     assert DEPLOYMENT["$schema"].use is Use.DROPPED
     assert DEPLOYMENT["provisioning_state"].use is Use.DROPPED
-    assert DEPLOYMENT["data_collector"].use is Use.KEPT
+    assert DEPLOYMENT["data_collector"].use is Use.USED
     assert DEPLOYMENT["request_settings"].use is Use.USED
     assert ENDPOINT["identity"].use is Use.IGNORED
     for name in ("kind", "scoring_uri", "openapi_uri", "swagger_uri", "id"):
@@ -217,7 +217,7 @@ def test_no_ignored_fields_no_warning(yaml_file: YamlFile) -> None:
     assert _check(yaml_file("name: blue\nendpoint_name: my-endpoint\ninstance_count: 1\n")) == []
 
 
-def test_kept_data_collector_accepts_arbitrary_nested_content(yaml_file: YamlFile) -> None:
+def test_data_collector_accepts_azures_fields_and_any_collection_name(yaml_file: YamlFile) -> None:
     path = yaml_file(
         """\
         name: blue
@@ -236,12 +236,18 @@ def test_kept_data_collector_accepts_arbitrary_nested_content(yaml_file: YamlFil
           sampling_rate: 0.5
           request_logging:
             capture_headers: [x-request-id, x-client]
-          anything_new_azure_adds: {deeply: {nested: [1, 2, {x: y}]}}
         properties:
           owner: search
         """
     )
     assert _check(path) == []
+
+
+def test_data_collector_refuses_a_field_outside_azures_schema(yaml_file: YamlFile) -> None:
+    path = yaml_file("name: blue\nendpoint_name: e\ndata_collector:\n  sampling_rate: 1\n  sample_rate: 0.5\n")
+    with pytest.raises(ProjectFileError) as refused:
+        _check(path)
+    assert "line 5: data_collector.sample_rate" in refused.value.message
 
 
 def test_server_set_fields_pasted_from_az_ml_show_are_dropped_silently(yaml_file: YamlFile) -> None:

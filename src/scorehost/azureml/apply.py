@@ -178,7 +178,7 @@ def deployment_request(
 
 def _serve_options(deployment: DeploymentFile) -> dict[str, Any]:
     """Azure ML's request settings and probes as `scorehost serve` settings (docs/azureml.md has the table)."""
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = dict(deployment.collection)
     if deployment.request.request_timeout_ms is not None:
         options["timeout"] = deployment.request.request_timeout_ms / 1000
     if deployment.request.max_queue_wait_ms is not None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scorehost.azureml.collector import collection_options
 from scorehost.azureml.document import Document, FieldPath, read_document
 from scorehost.azureml.fields import DEPLOYMENT, check_document
 from scorehost.azureml.references import AssetReference, parse_asset_reference
@@ -105,7 +106,7 @@ class DeploymentFile:
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     app_insights: bool = False
-    data_collector: dict[str, Any] | None = None
+    collection: dict[str, Any] = field(default_factory=dict)  # data_collector as serve options (collect, ...)
     follow_model: bool = False  # scorehost's own field: scorehost.follow_model
     warnings: list[str] = field(default_factory=list)
     # About building the environment on this machine: what `deployments create -f` tells, not `scorehost k8s -f`.
@@ -148,8 +149,7 @@ def read_deployment_file(path: Path, overrides: Sequence[str] = ()) -> Deploymen
     deployment.description = text(data.get("description"))
     deployment.tags = text_map(data.get("tags"))
     deployment.app_insights = boolean(data.get("app_insights_enabled") or False)
-    collector = data.get("data_collector")
-    deployment.data_collector = dict(collector) if isinstance(collector, dict) else None
+    deployment.collection = collection_options(document, deployment.warnings)
     deployment.follow_model = boolean((data.get("scorehost") or {}).get("follow_model") or False)
     if deployment.follow_model and not (isinstance(deployment.model, AssetReference) and deployment.model.follows):
         raise document.error(

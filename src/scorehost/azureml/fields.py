@@ -1,7 +1,7 @@
 """The fields of Azure ML's CLI v2 YAML schemas, what each does here, and the check of a file against them.
 
 Every field Azure ML accepts is accepted. A field is *used* (it changes what runs), *kept* (stored for a
-feature that reads it later, such as `data_collector`), or *ignored* (it has no meaning off Azure:
+feature that reads it later, such as a model's `flavors`), or *ignored* (it has no meaning off Azure:
 `instance_type`, networking, identities); ignored fields are listed in one warning. A field outside the
 schema is an error naming the file and line, as `az ml` refuses it.
 """
@@ -191,7 +191,13 @@ DEPLOYMENT: Mapping[str, Field] = {
         target_utilization_percentage=_used(_INT),
     ),
     "resources": _used(Kind.MAPPING, requests=_RESOURCE_AMOUNTS, limits=_RESOURCE_AMOUNTS),
-    "data_collector": _kept(_ANY),
+    "data_collector": _used(
+        Kind.MAPPING,
+        collections=_used(Kind.MAPPING),  # names chosen by the script: azureml/collector.py checks each
+        sampling_rate=_used(_TEXT),
+        rolling_rate=_used(_TEXT),
+        request_logging=_used(Kind.MAPPING, capture_headers=_used(_ANY)),
+    ),
     "egress_public_network_access": _ignored(_TEXT, "Azure networking"),
     "private_network_connection": _ignored(_BOOL, "Azure networking"),
     "with_package": _ignored(_BOOL, "Azure's model packaging"),

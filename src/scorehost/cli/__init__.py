@@ -6,6 +6,7 @@ import click
 
 from scorehost import __version__
 from scorehost.cli.controlplane import controlplane_group
+from scorehost.cli.deployment_data import data_command
 from scorehost.cli.deployments import deployments_group
 from scorehost.cli.endpoints import endpoints_group, invoke_command
 from scorehost.cli.environments import environments_group
@@ -28,6 +29,7 @@ cli.add_command(serve_command)
 cli.add_command(models_group)
 cli.add_command(endpoints_group)
 cli.add_command(deployments_group)
+deployments_group.add_command(data_command)
 cli.add_command(environments_group)
 cli.add_command(invoke_command)
 cli.add_command(controlplane_group)

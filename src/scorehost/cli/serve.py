@@ -190,6 +190,53 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines for people or machines.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option(
+    "--collect-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data collection: write request and response payloads, and what the script's azureml.ai.monitoring "
+    "Collectors collect, under this folder as hourly JSON-lines files (docs/data-collection.md).  [default: off]",
+)
+@click.option(
+    "--collect",
+    metavar="NAME[=RATE]",
+    multiple=True,
+    help="With --collect-dir: a collection to write (request, response, model_inputs, ...), with its own sampling "
+    "rate (0-1); repeatable.  [default: every one]",
+)
+@click.option(
+    "--collect-sampling-rate",
+    type=float,
+    metavar="RATE",
+    help="With --collect-dir: the share of requests collected (0-1), over all collections.  [default: 1]",
+)
+@click.option(
+    "--collect-header",
+    "collect_headers",
+    metavar="NAME",
+    multiple=True,
+    help="A request or response header logged with the payloads (repeatable); credentials (Authorization, "
+    "cookies, keys, tokens) never are.",
+)
+@click.option(
+    "--collect-rolling-rate",
+    type=click.Choice(["Minute", "Hour", "Day", "Month", "Year"]),
+    help="One folder of files per this much time.  [default: Hour]",
+)
+@click.option(
+    "--collect-max-age",
+    metavar="AGE",
+    help="Delete collected files older than AGE, e.g. 7d; 0 keeps them.  [default: 30d]",
+)
+@click.option(
+    "--collect-max-size",
+    metavar="SIZE",
+    help="Delete the oldest collected files past SIZE, e.g. 5GiB; 0 = no cap.  [default: 5GiB]",
+)
+@click.option(
+    "--collect-max-payload",
+    metavar="SIZE",
+    help="Cut payloads past SIZE, marked truncated.  [default: 256KiB]",
+)
+@click.option(
     "--environment",
     "environment_file",
     type=click.Path(dir_okay=False, path_type=Path),

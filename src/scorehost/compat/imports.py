@@ -6,11 +6,13 @@ A finder at the END of `sys.meta_path` answers only for names no other finder fo
 server is scorehost, so a finder at the FRONT answers those (an installed `azureml-inference-server-http` or
 `azureml-contrib-services` would otherwise hand the script classes that scorehost never passes). It resolves:
 
-* `azureml`, `azureml.contrib`, `azureml.contrib.services`, `azureml.core`, `azureml_inference_server_http`,
-  `azureml_inference_server_http.api`: empty packages (`azureml.core` also offers `Model`, for
-  `from azureml.core import Model`);
+* `azureml`, `azureml.ai`, `azureml.contrib`, `azureml.contrib.services`, `azureml.core`,
+  `azureml_inference_server_http`, `azureml_inference_server_http.api`: empty packages (`azureml.core` also
+  offers `Model`, for `from azureml.core import Model`);
 * `azureml.contrib.services.aml_request` and `azureml_inference_server_http.api.aml_request` →
   `scorehost.compat.aml_request`; the same for `aml_response`; `azureml.core.model` → `scorehost.compat.model`;
+  `azureml.ai.monitoring` (and its `context`) → `scorehost.compat.monitoring`, answered at the front like the
+  request and response modules: the data collector's rows must reach scorehost's store;
 * `sklearn.externals.joblib` (and its submodules, which old pickles name) → the `joblib` package, with a
   warning: scikit-learn 0.23 removed it, yet the documentation's example still imports it.
 
@@ -36,6 +38,7 @@ logger = logging.getLogger("scorehost.compat")
 _PACKAGES = frozenset(
     {
         "azureml",
+        "azureml.ai",
         "azureml.contrib",
         "azureml.contrib.services",
         "azureml.core",
@@ -46,6 +49,8 @@ _PACKAGES = frozenset(
 # Names a package offers lazily, as `from azureml.core import Model` expects.
 _PACKAGE_EXPORTS = {"azureml.core": {"Model": "scorehost.compat.model"}}
 _MODULES = {
+    "azureml.ai.monitoring": "scorehost.compat.monitoring",
+    "azureml.ai.monitoring.context": "scorehost.compat.monitoring.context",
     "azureml.contrib.services.aml_request": "scorehost.compat.aml_request",
     "azureml.contrib.services.aml_response": "scorehost.compat.aml_response",
     "azureml.core.model": "scorehost.compat.model",
@@ -118,8 +123,11 @@ class _AliasFinder(MetaPathFinder):
         return ModuleSpec(fullname, _Alias(aliased), origin=aliased)
 
 
-# The server's side of the contract: always scorehost's, installed packages or not.
-_SERVER_MODULES = frozenset(name for name in _MODULES if name.rsplit(".", 1)[-1] in ("aml_request", "aml_response"))
+# The server's side of the contract: always scorehost's, installed packages or not. The data collector too: the
+# real package sends to an Azure agent that is not there, so its rows would be lost.
+_SERVER_MODULES = frozenset(
+    name for name in _MODULES if name.rsplit(".", 1)[-1] in ("aml_request", "aml_response") or ".monitoring" in name
+)
 
 
 class _FrontFinder(_AliasFinder):

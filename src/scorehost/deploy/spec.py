@@ -275,7 +275,22 @@ def check_environment(environment: Mapping[str, Any]) -> None:
 
 # `scorehost serve` settings that the control plane sets itself: where the server listens, its size, its script,
 # models and workspace. A deployment changes them through its own fields (instances, models, script), never here.
-OWNED_SERVE_OPTIONS = frozenset({"entry_script", "home", "host", "model_dir", "models", "port", "uds", "workers"})
+# collect_dir, collect_source and collect_model_version follow from the deployment (deploy/collected.py).
+OWNED_SERVE_OPTIONS = frozenset(
+    {
+        "collect_dir",
+        "collect_model_version",
+        "collect_source",
+        "entry_script",
+        "home",
+        "host",
+        "model_dir",
+        "models",
+        "port",
+        "uds",
+        "workers",
+    }
+)
 
 
 class _Declared(ServeSettings):
@@ -293,16 +308,17 @@ class _Declared(ServeSettings):
         return (init_settings,)
 
 
-def check_serve_options(options: Any) -> dict[str, Any]:
+def check_serve_options(options: Any, *, owned: bool = False) -> dict[str, Any]:
     """`options` (ServeSettings field names, `_` or `-`, to values) as `scorehost serve` would accept them, keys
-    normalised to field names; InvalidSpec naming the option that is unknown, set by the control plane, or bad."""
+    normalised to field names; InvalidSpec naming the option that is unknown, set by the control plane (unless
+    `owned`: the control plane's own), or bad."""
     if not isinstance(options, Mapping):
         raise InvalidSpec('serve_options must be an object of `scorehost serve` settings, like {"timeout": 30}')
     known = set(ServeSettings.model_fields)
     given: dict[str, Any] = {}
     for key, value in options.items():
         name = key.replace("-", "_") if isinstance(key, str) else ""
-        if name in OWNED_SERVE_OPTIONS:
+        if name in OWNED_SERVE_OPTIONS and not owned:
             raise InvalidSpec(
                 f"serve option {key!r} is set by the control plane: use the deployment's own fields "
                 "(instances, models, script, code_dir) instead"
@@ -323,9 +339,9 @@ def check_serve_options(options: Any) -> dict[str, Any]:
     return given
 
 
-def serve_settings_of(options: Mapping[str, Any]) -> ServeSettings:
+def serve_settings_of(options: Mapping[str, Any], *, owned: bool = False) -> ServeSettings:
     """The checked options as typed settings (for rendering them, one validated field at a time)."""
-    return _Declared(**check_serve_options(options))
+    return _Declared(**check_serve_options(options, owned=owned))
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from scorehost.http.batching.calls import BatchCalls
 from scorehost.http.batching.loop import LoopBatcher
 from scorehost.http.batching.threads import ThreadBatcher
 from scorehost.http.body_watch import BodyWatch
+from scorehost.http.collecting import PayloadCollection
 from scorehost.http.cors import CorsPolicy
 from scorehost.http.docs_page import DocsPage
 from scorehost.http.gate import RunGate
@@ -81,6 +82,7 @@ class ScoringApp:
         debug_errors: bool = False,
         nan_as_null: bool = False,
         body_watch: BodyWatch | None = None,
+        collection: PayloadCollection | None = None,
     ) -> None:
         self.gate = gate
         self.body_watch = body_watch  # ends body reads past the body timeout (granian's reader has none)
@@ -101,6 +103,7 @@ class ScoringApp:
             metrics=metrics,
             spans=spans,
             debug_errors=debug_errors,
+            collection=collection,
         )
         self.nan_as_null = nan_as_null
         self.docs = docs
@@ -116,6 +119,16 @@ class ScoringApp:
     @property
     def spans(self) -> SpanExporter | None:
         return self.pipeline.spans
+
+    def close(self) -> None:
+        """Flush what this worker still holds: its access log, metrics, spans and collected rows."""
+        self.access_log.flush()
+        if self.metrics is not None:
+            self.metrics.flush()
+        if self.spans is not None:
+            self.spans.close()
+        if self.pipeline.collection is not None:
+            self.pipeline.collection.close()
 
     def attach(self, script: EntryScript) -> None:
         """Serve `script` from now on (loaded, and initialised unless a test wants otherwise)."""

@@ -11,6 +11,7 @@ from scorehost.config import ServeSettings
 from scorehost.host.entry import EntryScript
 from scorehost.http.app import ScoringApp
 from scorehost.http.body_watch import BodyWatch
+from scorehost.http.collecting import collection_for
 from scorehost.http.docs_page import DocsPage
 from scorehost.http.gate import RunGate
 from scorehost.http.metrics import ServerMetrics
@@ -35,6 +36,7 @@ def run_gate_for(settings: ServeSettings, on_stuck: Callable[[str], None]) -> Ru
 
 def scoring_app_for(settings: ServeSettings, gate: RunGate, access_log: AccessLog) -> ScoringApp:
     """The HTTP surface of one host (a worker process, or a Ray Serve replica), as `settings` describe it."""
+    metrics = ServerMetrics() if settings.metrics else None
     return ScoringApp(
         gate,
         timeout=settings.request_timeout,
@@ -45,11 +47,12 @@ def scoring_app_for(settings: ServeSettings, gate: RunGate, access_log: AccessLo
         swagger=lambda loaded: swagger_for(settings, loaded),
         batch_size=settings.max_batch_size,
         batch_wait_ms=settings.max_batch_wait_ms,
-        metrics=ServerMetrics() if settings.metrics else None,
+        metrics=metrics,
         spans=SpanExporter(settings.otlp_endpoint, settings.service_name) if settings.otlp_endpoint else None,
         debug_errors=settings.debug_errors,
         nan_as_null=settings.nan_as_null,
         body_watch=BodyWatch(settings.body_timeout),
+        collection=collection_for(settings, metrics),
     )
 
 

@@ -84,6 +84,20 @@ class ServerMetrics:
         )
         for cause in RESTART_CAUSES:  # at 0 from the start: a rate() needs the series before the first restart
             self.restarts.labels(cause)
+        # Data collection (docs/data-collection.md): counted on the collection's writer thread, in bulk.
+        self.collected = Counter(
+            "scorehost_collected_rows",
+            "Rows of collected data written, by collection (request, response, model_inputs, ...).",
+            ["collection"],
+            registry=registry,
+        )
+        self.collection_dropped = Counter(
+            "scorehost_collection_dropped_rows",
+            "Rows of collected data dropped, by collection and reason: queue_full (the writer fell behind), "
+            "disk_full, write_error, unencodable (a value that cannot be written as JSON).",
+            ["collection", "reason"],
+            registry=registry,
+        )
         self._latency: dict[str, TallyHistogram] = {}
 
     def request(self, path: str, status: int, seconds: float) -> None:

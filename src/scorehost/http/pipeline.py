@@ -1,10 +1,10 @@
 """The steps every request passes, on every route and status: `begin` and `finish`, and errors as answers.
 
-`begin` gives the request its ids and trace; `finish` puts on the headers every answer carries (the reference's
-`x-ms-request-id`, `x-request-id`, `x-ms-server-version`, `x-ms-run-function-failed`, and `traceresponse`), CORS,
-strips a HEAD answer's body, and writes the access line, the metrics and the span. An answer that skips them
-cannot be made: the app's three ways in (`ScoringApp.respond`, `respond_later`, `respond_async`) each start with
-`begin` and end with `finish`.
+`begin` gives the request its ids and trace (and, with data collection on, its mark); `finish` puts on the
+headers every answer carries (the reference's `x-ms-request-id`, `x-request-id`, `x-ms-server-version`,
+`x-ms-run-function-failed`, and `traceresponse`), CORS, strips a HEAD answer's body, and writes the access line,
+the metrics, the span and the collected payloads. An answer that skips them cannot be made: the app's three ways
+in (`ScoringApp.respond`, `respond_later`, `respond_async`) each start with `begin` and end with `finish`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -38,6 +38,10 @@ from scorehost.telemetry.logs import AccessLog
 from scorehost.telemetry.request_ids import request_ids_of
 from scorehost.telemetry.spans import RequestTimes, SpanExporter
 from scorehost.telemetry.tracecontext import TraceContext, trace_id_var
+
+if TYPE_CHECKING:
+    from scorehost.collection.session import RequestMark
+    from scorehost.http.collecting import PayloadCollection
 
 __all__ = ["Answer", "Body", "Exchange", "Headers", "Pipeline", "json_answer", "reply"]
 
@@ -66,6 +70,7 @@ class Exchange:
     """One request on its way through the app: what came in, its ids and trace, and what its answer must say."""
 
     __slots__ = (
+        "collect",
         "cors",
         "environ",
         "headers",
@@ -96,6 +101,7 @@ class Exchange:
         self.run_failed: bool | None = False
         self.cors = True  # routing-level 404 and 405 carry no CORS headers, as on the reference
         self.preflight = False
+        self.collect: RequestMark | None = None  # set while data collection is on, for scoring requests
 
 
 class Pipeline:
@@ -109,7 +115,9 @@ class Pipeline:
         metrics: ServerMetrics | None,
         spans: SpanExporter | None,
         debug_errors: bool,
+        collection: PayloadCollection | None = None,
     ) -> None:
+        self.collection = collection
         self.access_log = access_log
         self.cors = cors
         self.metrics = metrics
@@ -130,6 +138,8 @@ class Pipeline:
             exchange.preflight = exchange.method == "OPTIONS"  # answered by the app, or by a @rawhttp run()
             if self.spans is not None:
                 exchange.times = RequestTimes()
+            if self.collection is not None:
+                self.collection.begin(exchange)
         return exchange
 
     def finish(self, exchange: Exchange, answer: Answer) -> Answer:
@@ -161,6 +171,11 @@ class Pipeline:
                 self.spans.record(exchange.trace, exchange.times, status, exchange.id, exchange.method)
             except Exception:  # a tracing failure must not fail the request it describes
                 logger.exception("could not record the request's spans")
+        if exchange.collect is not None and self.collection is not None:
+            try:
+                self.collection.finish(exchange, status, headers, body)
+            except Exception:  # neither may data collection
+                logger.exception("could not collect the request's payloads", extra={"request_id": exchange.id})
         return status, headers, body
 
     def failed(self, exchange: Exchange, error: ScorehostError) -> Answer:

@@ -40,6 +40,28 @@ def settings_problem(settings: ServeSettings) -> str | None:
             require_otel()
         except ScorehostError as error:
             return str(error)
+    if settings.collect_dir is not None:
+        problem = _collection_problem(settings)
+        if problem is not None:
+            return problem
     if settings.max_memory_per_worker is not None and resident_bytes(os.getpid()) is None:
         return "--max-memory-per-worker needs /proc to read the workers' memory (Linux); unset it on this system"
+    return None
+
+
+def _collection_problem(settings: ServeSettings) -> str | None:
+    """Why data collection cannot start: settings it refuses, or a folder it cannot write to."""
+    from scorehost.http.collecting import collection_settings
+
+    try:
+        declared = collection_settings(settings)
+    except ScorehostError as error:
+        return f"data collection: {error.message}"
+    assert declared is not None
+    try:
+        declared.directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"--collect-dir: cannot make {declared.directory} ({error.strerror}); give a folder this user can write"
+    if not os.access(declared.directory, os.W_OK | os.X_OK):
+        return f"--collect-dir: {declared.directory} is not writable by this user; give a folder it can write"
     return None

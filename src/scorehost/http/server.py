@@ -11,6 +11,8 @@ from scorehost.errors import InvalidModelReference, RegistryError, ScorehostErro
 from scorehost.host.entry import EntryScript
 from scorehost.host.loader import resolve_script
 from scorehost.host.run_input import decide_run_input, find_run_decorator
+from scorehost.http.collecting import collection_settings
+from scorehost.http.collecting import describe as describe_collection
 from scorehost.http.preflight import settings_problem
 from scorehost.http.registered import ServedModels, lay_out_models, parse_model_refs
 from scorehost.http.startup import load_and_init
@@ -54,6 +56,8 @@ def serve(settings: ServeSettings) -> int:
             logger.error("%s", error.message)
             return EXIT_BOOT_FAILED
         os.environ["AZUREML_MODEL_DIR"] = str(served.model_dir)
+        if not settings.collect_model_version:  # collected rows name the versions that answered, not the aliases
+            settings.collect_model_version = ",".join(version.split(" ")[0] for version in served.versions)
     elif settings.model_dir is not None:
         os.environ["AZUREML_MODEL_DIR"] = settings.model_dir
     socket_file: UnixSocketFile | None = None
@@ -110,6 +114,14 @@ def _log_banner(settings: ServeSettings, where: str, served: ServedModels | None
         settings.request_timeout,
         settings.max_body_size,
     )
+    collecting = collection_settings(settings)
+    if collecting is not None:
+        logger.info("data collection: %s", describe_collection(collecting))
+        if collecting.refused_headers:
+            logger.warning(
+                "--collect-header: %s never collected (credentials stay out of collected data)",
+                ", ".join(collecting.refused_headers),
+            )
     if settings.debug_errors:
         logger.warning(
             "--debug-errors is on: callers of a failed run() get what it raised, which may hold paths, secrets or "

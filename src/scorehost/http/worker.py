@@ -57,11 +57,7 @@ def run_worker(
         logger.exception("worker crashed")
     finally:
         if worker is not None:
-            worker.app.access_log.flush()
-            if worker.app.metrics is not None:
-                worker.app.metrics.flush()
-            if worker.app.spans is not None:
-                worker.app.spans.close()
+            worker.app.close()
         sys.stdout.flush()
         sys.stderr.flush()
     # os._exit: a run() thread that never returned must not keep the process alive.
@@ -150,9 +146,7 @@ class _Worker:
         self.front.stop()
         # The stuck thread never finishes, so the drain never completes: leave once the others are answered.
         time.sleep(_STUCK_DRAIN)
-        self.app.access_log.flush()
-        if self.app.metrics is not None:
-            self.app.metrics.flush()
+        self.app.close()
         sys.stderr.flush()
         os._exit(EXIT_STUCK)
 

@@ -34,27 +34,31 @@ from scorehost.deploy.backends.local_process import (
     probe_ready,
     runtime_dir,
 )
+from scorehost.deploy.collected import collection_serve_options
 from scorehost.deploy.spec import DeploymentSpec, check_serve_options, serve_settings_of
 from scorehost.errors import DeploymentFailed, InvalidSpec, ResourceExists, UnknownResource
 
 __all__ = ["Backoff", "LocalBackend", "LogSettings", "serve_environment"]
 
 
-def serve_environment(options: Mapping[str, Any]) -> dict[str, str]:
+def serve_environment(options: Mapping[str, Any], *, owned: bool = False) -> dict[str, str]:
     """A spec's serve_options as the variables `scorehost serve` reads them from (SCOREHOST_TIMEOUT=5, ...).
 
     Variables, not flags: a key never reaches the command line, so none can become a flag of its own, and the
     flags the backend passes (--uds, --workers, --model, --home) win over any variable by ServeSettings' order.
-    Each key is checked again (InvalidSpec: the generation fails, saying why) for specs stored by older versions.
+    Each key is checked again (InvalidSpec: the generation fails, saying why) for specs stored by older versions;
+    `owned` options are the backend's own (the control plane sets them), not the spec's.
     """
-    settings = serve_settings_of(options)
+    settings = serve_settings_of(options, owned=owned)
     rendered: dict[str, str] = {}
-    for name in check_serve_options(options):
+    for name in check_serve_options(options, owned=owned):
         value = getattr(settings, name)
         if value is None:
             continue
         if isinstance(value, bool):
             text = "true" if value else "false"
+        elif isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+            text = ",".join(value)  # serve's list settings are comma-separated
         elif isinstance(value, list | tuple | dict):
             text = json.dumps(value)  # pydantic-settings reads complex fields as JSON
         else:
@@ -108,6 +112,7 @@ class LocalBackend:
     def start(self, spec: DeploymentSpec, generation: int) -> Generation:
         key = (spec.endpoint, spec.name, generation)
         options = serve_environment(spec.serve_options)
+        options.update(serve_environment(collection_serve_options(spec, self.home), owned=True))
         token = secrets.token_hex(16)
         # A Unix socket, not a loopback port: cheaper per request through the gateway (bench/gateway.py), and
         # private (mode 0600 in a 0700 folder), so no other user of the machine can bypass the endpoint's keys.

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from scorehost.deploy.backends.base import DeploymentRecord, DeploymentStatus, Handle, InstanceState, InstanceStatus
+from scorehost.deploy.collected import collection_serve_options
 from scorehost.deploy.spec import DeploymentSpec
 from scorehost.errors import DeploymentFailed, DeploymentTimeout, InvalidSpec, ServiceUnavailable, UnknownResource
 from scorehost.ray.config import HIGH_THROUGHPUT_ENVIRONMENT, ServeConfig
@@ -206,6 +207,8 @@ class RayBackend:
         handle = RayGeneration(spec.endpoint, spec.name, generation, ingress.rstrip("/"), spec.ray.address)
         # Never what run() raised to callers, whatever the nodes' environment says (SCOREHOST_DEBUG_ERRORS).
         options = {"entry_script": str(spec.script), **spec.serve_options, "debug_errors": False}
+        if self.home is not None:  # collected rows land in this workspace: one machine, or a folder the nodes share
+            options.update(collection_serve_options(spec, self.home))
         models = None
         if spec.models:
             assert self.home is not None

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,6 +55,8 @@ class Deployer(Protocol):
 
     def logs(self, record: DeploymentRecord, lines: int, follow: bool = False) -> Iterable[str]: ...
 
+    def collected(self, endpoint: str, deployment: str) -> Path: ...
+
     def routes_changed(self) -> None: ...
 
 
@@ -75,6 +78,7 @@ _MAP = Map(
         Rule("/api/v1/endpoints/<name>/deployments/<deployment>", endpoint="update_deployment", methods=["PUT"]),
         Rule("/api/v1/endpoints/<name>/deployments/<deployment>", endpoint="delete_deployment", methods=["DELETE"]),
         Rule("/api/v1/endpoints/<name>/deployments/<deployment>/logs", endpoint="logs", methods=["GET"]),
+        Rule("/api/v1/endpoints/<name>/deployments/<deployment>/data", endpoint="data", methods=["GET"]),
         Rule("/openapi.json", endpoint="openapi", methods=["GET"]),
     ],
     strict_slashes=False,
@@ -344,10 +348,36 @@ class ControlPlaneApp:
             return Response((line.encode() for line in lines_out), content_type="text/plain; charset=utf-8")
         return Response("".join(lines_out), content_type="text/plain; charset=utf-8")
 
+    def _data(self, request: Request, name: str, deployment: str) -> Response:
+        """The deployment's collected rows as JSON lines, oldest first; also after the deployment was deleted."""
+        from scorehost.collection.reader import iter_lines
+
+        folder = self.deployer.collected(name, deployment)
+        if not folder.is_dir():
+            self.state.deployment(name, deployment)  # 404 for a deployment that never was
+        collections = request.args.getlist("collection")
+        for collection in collections:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", collection) or collection.strip(".") == "":
+                raise InvalidSpec(f"{collection!r} is not a collection name (letters, digits, '_', '-' and '.')")
+        since, until = _instant(request.args.get("since"), "since"), _instant(request.args.get("until"), "until")
+        lines = iter_lines(folder, collections=collections or None, since=since, until=until)
+        return Response(lines, content_type="application/x-ndjson")
+
     def _openapi(self, request: Request) -> Response:
         from scorehost.deploy.controlplane.openapi import document
 
         return _json(document())
+
+
+def _instant(value: str | None, name: str) -> datetime | None:
+    """An ISO 8601 time from a query (UTC unless it says otherwise)."""
+    if value is None or value == "":
+        return None
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidSpec(f"{name!r} must be an ISO 8601 time, like 2026-12-07T10:00:00Z") from None
+    return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
 
 
 def _whole(value: Any) -> bool:

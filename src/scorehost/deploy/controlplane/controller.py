@@ -25,6 +25,7 @@ from typing import Any
 
 from scorehost.deploy.backends.base import Backend, Handle
 from scorehost.deploy.backends.base import DeploymentRecord as RuntimeRecord
+from scorehost.deploy.collected import collected_folder
 from scorehost.deploy.controlplane.following import ModelFollower
 from scorehost.deploy.gateway.routes import routes_path, write_routes
 from scorehost.deploy.spec import DeploymentSpec
@@ -170,6 +171,9 @@ class Controller:
             live = self._live.get((record.spec.endpoint, record.spec.name))
             handle = live and (live.starting[max(live.starting)] if live.starting else live.serving)
         return self.backend.logs(handle, lines=lines, follow=follow) if handle else []
+
+    def collected(self, endpoint: str, deployment: str) -> Path:
+        return collected_folder(self.home, endpoint, deployment)
 
     def routes_changed(self) -> None:
         """Write the gateway's routing table from the declared state and the ready targets."""

@@ -138,6 +138,33 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
+            "/api/v1/endpoints/{name}/deployments/{deployment}/data": {
+                "parameters": deployment_params,
+                "get": {
+                    "summary": "The deployment's collected data (docs/data-collection.md): one JSON row per line, "
+                    "oldest first",
+                    "parameters": [
+                        {
+                            "name": "collection",
+                            "in": "query",
+                            "schema": {"type": "array", "items": {"type": "string"}},
+                            "style": "form",
+                            "explode": True,
+                        },
+                        {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                        {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Collected rows",
+                            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+                        },
+                        "400": _ERROR,
+                        "401": _ERROR,
+                        "404": _ERROR,
+                    },
+                },
+            },
         },
         "components": {
             "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},

@@ -1,0 +1,203 @@
+"""What the request path hands over (`ObjectRow`, `PayloadRow`: plain tuples, nothing serialized) and how the writer
+thread turns each into one line of Azure ML's format (`encode_row`).
+
+pandas and numpy are never imported here: an object can only be a DataFrame if pandas is loaded already, so
+`sys.modules` says which checks can apply.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import orjson
+
+from scorehost import __version__
+from scorehost.collection.layout import is_collection_name
+from scorehost.collection.settings import CollectionSettings
+from scorehost.errors import CollectionError
+
+__all__ = ["AGENT", "ObjectRow", "PayloadRow", "Row", "encode_row", "iso_time", "row_second", "type_name"]
+
+AGENT = f"scorehost/{__version__}"
+# A collected object whose JSON is larger than this many times max_payload_bytes is written without its data.
+OBJECT_CAP_FACTOR = 4
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_PANDAS_HOMES = {"DataFrame": "pandas.core.frame", "Series": "pandas.core.series"}
+
+
+class ObjectRow(NamedTuple):
+    """An object a script collected (`Collector(name).collect(obj)`); `time` is epoch seconds."""
+
+    collection: str
+    time: float
+    correlation_id: str
+    obj: object
+
+
+class PayloadRow(NamedTuple):
+    """A request or response body, as it went over the wire; `headers` are filtered again when encoded.
+
+    `size` is the body's full length when `body` holds only its first bytes (-1: `body` is whole)."""
+
+    collection: str
+    time: float
+    correlation_id: str
+    body: bytes
+    content_type: str | None
+    headers: Mapping[str, str] | None
+    path: str
+    method: str
+    size: int = -1
+
+
+Row = ObjectRow | PayloadRow
+
+
+def row_second(epoch: float) -> int:
+    """The whole UTC second a row's time falls in; its partition and its `time` field both use it."""
+    return math.floor(epoch * 1000) // 1000
+
+
+def iso_time(epoch: float) -> str:
+    """`2022-12-01T08:51:30.123Z`: ISO 8601, UTC, milliseconds, as Azure writes it."""
+    seconds, millis = divmod(math.floor(epoch * 1000), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def type_name(value: object) -> str:
+    """The `collectdatatype` Azure writes: `pandas.core.frame.DataFrame`, `numpy.ndarray`, `python.dict`."""
+    kind = type(value)
+    module = kind.__module__
+    if module == "builtins":
+        return f"python.{kind.__qualname__}"
+    if module == "pandas" and kind.__qualname__ in _PANDAS_HOMES:
+        module = _PANDAS_HOMES[kind.__qualname__]  # pandas 3 says "pandas"; Azure's readers expect the full path
+    return f"{module}.{kind.__qualname__}"
+
+
+def _default(value: Any) -> Any:
+    # orjson calls this for what it cannot write itself, inside a collected dict or list.
+    pandas = sys.modules.get("pandas")
+    if pandas is not None:
+        if isinstance(value, pandas.DataFrame):
+            return value.to_dict(orient="records")
+        if isinstance(value, pandas.Series | pandas.Index):
+            return value.tolist()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, set | frozenset):
+        return list(value)
+    for method in ("isoformat", "tolist"):  # pandas Timestamps; numpy arrays orjson refuses (strided, complex)
+        convert = getattr(value, method, None)
+        if callable(convert):
+            return convert()
+    return str(value)
+
+
+def _object_data(obj: object) -> tuple[bytes, bool]:
+    """The JSON of a collected object, and whether it is base64 text of bytes."""
+    pandas = sys.modules.get("pandas")
+    if pandas is not None:
+        if isinstance(obj, pandas.DataFrame):
+            # pandas writes the records itself: no round trip through Python objects (15 digits: its maximum).
+            text = obj.to_json(orient="records", date_format="iso", double_precision=15, default_handler=str)
+            return text.encode(), False
+        if isinstance(obj, pandas.Series):
+            text = obj.to_json(orient="values", date_format="iso", double_precision=15, default_handler=str)
+            return text.encode(), False
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return orjson.dumps(base64.b64encode(obj).decode("ascii")), True
+    numpy = sys.modules.get("numpy")
+    if isinstance(obj, dict | list | tuple | str | int | float | None) or (
+        numpy is not None and isinstance(obj, numpy.ndarray | numpy.generic)
+    ):
+        return orjson.dumps(obj, default=_default, option=_OPTIONS), False
+    return orjson.dumps(str(obj)), False
+
+
+def _json_body(body: bytes) -> bytes | None:
+    """The body itself when it is JSON (one line: a pretty-printed body loses its line breaks), else None."""
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    # In valid JSON a line break can only be whitespace between tokens (strings escape theirs): drop them.
+    return body.translate(None, b"\r\n") if b"\n" in body or b"\r" in body else body
+
+
+def _content_range(shown: int, total: int) -> str:
+    return f"bytes 0-{shown - 1}/{total}" if shown else f"bytes */{total}"
+
+
+def encode_row(item: Row, settings: CollectionSettings) -> bytes:
+    """One JSON line (ending in a newline) for a queued row; raises `CollectionError` when it cannot be encoded."""
+    if not is_collection_name(item.collection):
+        raise CollectionError(
+            f"collection name {item.collection!r} cannot be used: it becomes a folder name, so use letters, "
+            "digits, '_', '.' and '-'"
+        )
+    extra: dict[str, Any] = {}
+    if isinstance(item, PayloadRow):
+        body = bytes(item.body)
+        total = item.size if item.size >= 0 else len(body)
+        content_type = item.content_type or "application/octet-stream"
+        whole = len(body) == total and total <= settings.max_payload_bytes
+        data = _json_body(body) if whole else None
+        shown = total
+        if data is None:  # not JSON, or cut short (the first max_payload_bytes bytes stay, as base64)
+            body = body[: settings.max_payload_bytes]
+            shown = len(body)
+            data = orjson.dumps(base64.b64encode(body).decode("ascii"))
+            extra["dataencoding"] = "base64"
+        extra["path"] = item.path
+        extra["method"] = item.method
+        allowed = settings.capture_header_names()
+        if item.headers and allowed:
+            headers = {name.lower(): value for name, value in item.headers.items() if name.lower() in allowed}
+            if headers:
+                extra["headers"] = headers
+        truncated = shown < total
+        written: bytes | None = data
+    else:
+        try:
+            data, encoded = _object_data(item.obj)
+        except Exception as exc:  # whatever the object's own methods raise
+            raise CollectionError(
+                f"cannot encode a {type_name(item.obj)} for collection {item.collection!r}: {exc}"
+            ) from exc
+        content_type = "application/octet-stream" if encoded else "application/json"
+        if encoded:
+            extra["dataencoding"] = "base64"
+        total = len(data)
+        truncated = total > OBJECT_CAP_FACTOR * settings.max_payload_bytes
+        shown = 0 if truncated else total
+        written = None if truncated else data
+    row: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": settings.source,
+        "type": f"azureml.inference.{item.collection}",
+        "datacontenttype": content_type,
+        "time": iso_time(item.time),
+    }
+    if written is not None:
+        row["data"] = orjson.Fragment(written)
+    row.update(extra)
+    row["correlationid"] = row["xrequestid"] = item.correlation_id
+    row["modelversion"] = settings.model_version
+    if isinstance(item, ObjectRow):
+        row["collectdatatype"] = type_name(item.obj)
+    row["agent"] = AGENT
+    row["contentrange"] = _content_range(shown, total)
+    if truncated:
+        row["truncated"] = True
+    try:
+        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError as exc:  # a lone surrogate in an id or header, say
+        raise CollectionError(f"cannot encode a row of collection {item.collection!r}: {exc}") from exc
