@@ -35,8 +35,12 @@ def free_port() -> int:
 class RecordingDeployer:
     """Answers status and logs, and remembers every deploy/retire/routes call."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path | None = None) -> None:
         self.calls: list[tuple[str, str]] = []
+        self.folder = folder or Path("/nonexistent")
+
+    def collected(self, endpoint: str, deployment: str) -> Path:
+        return self.folder / "collected" / endpoint / deployment
 
     def prepare(self, spec: DeploymentSpec) -> DeploymentSpec:
         return spec
@@ -63,7 +67,7 @@ class RecordingDeployer:
 def api_server(folder: Path, gateway: str = GATEWAY) -> Iterator[tuple[ControlPlaneAddress, RecordingDeployer]]:
     """Serve the API on 127.0.0.1 (a free port) over a SQLite file in `folder`."""
     engine = database.connect(f"sqlite:///{folder / 'registry.db'}")
-    deployer = RecordingDeployer()
+    deployer = RecordingDeployer(folder)
     app = ControlPlaneApp(DeployState(engine), deployer, TOKEN, gateway)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
