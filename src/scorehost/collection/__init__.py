@@ -4,9 +4,11 @@
 settings.py   CollectionSettings: what to collect, where, how long to keep it; secret headers refused
 rows.py       ObjectRow / PayloadRow (built on the request path) -> one JSON line (on the writer thread)
 layout.py     <directory>/<collection>/<yyyy>/<MM>/<dd>/<HH>[/<mm>]/<host>-<pid>.jsonl
-writer.py     CollectionWriter: offer() never blocks; a daemon thread appends, fsyncs and prunes
+writer.py     CollectionWriter: offer() never blocks; a daemon thread encodes, appends, fsyncs and prunes
+files.py      AppendFiles: the open files, appended to whole rows at a time, cut back when a write fails
 retention.py  prune(): partitions past max_age_seconds, then the oldest files past max_bytes
 reader.py     iter_lines() in time order, to_csv(), to_parquet()
+session.py    the collection a serving process writes to, and the request being collected (the server's side)
 ```
 """
 

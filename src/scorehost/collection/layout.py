@@ -64,7 +64,7 @@ class PartitionFile(NamedTuple):
 def partition_interval(parts: Sequence[str]) -> tuple[float, float] | None:
     """The UTC interval [start, end) of a partition folder's parts (`["2024", "05", "01", "13"]`), or None."""
     if not 1 <= len(parts) <= len(_WIDTHS) or not all(
-        len(part) == width and part.isdigit() for part, width in zip(parts, _WIDTHS, strict=False)
+        len(part) == width and part.isascii() and part.isdigit() for part, width in zip(parts, _WIDTHS, strict=False)
     ):
         return None
     numbers = [int(part) for part in parts]
@@ -96,7 +96,7 @@ def _walk(folder: Path, parts: list[str], collection: str) -> Iterator[Partition
         except OSError:
             continue
         if is_dir:
-            if len(parts) < len(_WIDTHS) and len(name) == _WIDTHS[len(parts)] and name.isdigit():
+            if len(parts) < len(_WIDTHS) and len(name) == _WIDTHS[len(parts)] and name.isascii() and name.isdigit():
                 yield from _walk(Path(entry.path), [*parts, name], collection)
         elif parts and name.endswith(".jsonl") and not name.startswith("."):
             interval = partition_interval(parts)

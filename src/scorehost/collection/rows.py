@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import base64
 import math
+import random
 import sys
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -66,8 +66,27 @@ def row_second(epoch: float) -> int:
 
 def iso_time(epoch: float) -> str:
     """`2022-12-01T08:51:30.123Z`: ISO 8601, UTC, milliseconds, as Azure writes it."""
+    global _last_second, _last_prefix
     seconds, millis = divmod(math.floor(epoch * 1000), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    if seconds != _last_second:  # rows come in bursts within one second: format it once
+        _last_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _last_second = seconds
+    return f"{_last_prefix}.{millis:03d}Z"
+
+
+_last_second, _last_prefix = 0, "1970-01-01T00:00:00"
+
+
+def _row_id() -> str:
+    """A random (version 4) UUID, as text; random.getrandbits is several times cheaper than uuid.uuid4()
+    and is reseeded in forked children."""
+    n = (random.getrandbits(128) & _UUID_CLEAR) | _UUID_SET
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
 
 
 def type_name(value: object) -> str:
@@ -180,7 +199,7 @@ def encode_row(item: Row, settings: CollectionSettings) -> bytes:
         written = None if truncated else data
     row: dict[str, Any] = {
         "specversion": "1.0",
-        "id": str(uuid.uuid4()),
+        "id": _row_id(),
         "source": settings.source,
         "type": f"azureml.inference.{item.collection}",
         "datacontenttype": content_type,

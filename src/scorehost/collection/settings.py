@@ -84,7 +84,7 @@ class CollectionSettings:
     each name a script's Collector uses); otherwise only the named, enabled ones."""
 
     directory: Path
-    collections: Mapping[str, CollectionRule] = field(default_factory=dict)
+    collections: Mapping[str, CollectionRule] = field(default_factory=dict, hash=False)  # read-only once built
     sampling_rate: float = 1.0
     capture_headers: tuple[str, ...] = ()
     rolling_rate: str = "Hour"

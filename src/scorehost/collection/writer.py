@@ -2,20 +2,19 @@
 
 `offer` only appends to a deque (no lock, no signal, no serialization), so a slow or hung disk costs requests
 nothing: the queue fills and rows are dropped and counted. The writer thread wakes every 0.2 s, encodes what is
-queued, and appends each partition's rows with one `os.write`; a write that fails part-way is cut back, so a file
-never holds half a row. Files are fsynced at most once a second; retention runs at start and every minute.
+queued, and appends each partition's rows with one `os.write`; a write that fails part-way is cut back to its last
+whole row (the rest are dropped and counted), so a file never holds half a row. Files are fsynced at most once a
+second; retention runs at start and every minute.
 
 Counting is lock-free: the writer thread alone updates what it counts; `queue_full` drops are counted on the
-offering threads, where two threads offering at the same instant may (rarely) lose one increment, and where the
-queue's bounds may be passed by one row per thread offering at that instant.
+offering threads, where two threads offering at the same instant may (rarely) lose an increment of that count or
+of the queued bytes, and where the queue's bounds may be passed by one row per thread offering at that instant.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -23,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from scorehost.collection.files import AppendFiles
 from scorehost.collection.layout import file_name, partition
 from scorehost.collection.retention import prune
 from scorehost.collection.rows import PayloadRow, Row, encode_row, row_second
@@ -52,7 +52,6 @@ _SYNC_EVERY = 1.0
 _RETAIN_EVERY = 60.0
 _WARN_EVERY = 10.0
 _IDLE_CLOSE = 60.0
-_MAX_OPEN = 32
 _BATCH_BYTES = 32 * 1024 * 1024  # encoded per round, so a backlog of big rows is written in bounded pieces
 _WRITE_BYTES = 8 * 1024 * 1024  # one write's most; a larger group is cut at row boundaries
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -60,7 +59,7 @@ _FIXES = {
     QUEUE_FULL: "the disk is slower than the traffic: lower sampling_rate, or raise queue_rows / queue_bytes",
     DISK_FULL: "free space on that disk, or lower retention (max_bytes, max_age_seconds)",
     WRITE_ERROR: "check that the folder is writable and its disk healthy",
-    ENCODE_ERROR: "collect DataFrames, dicts, lists, numpy arrays or text",
+    ENCODE_ERROR: "collect DataFrames, dicts, lists, numpy arrays or text, under names of letters, digits, _ . -",
 }
 
 WrittenCallback = Callable[[str, int], None]
@@ -81,21 +80,12 @@ def _cost(item: Row) -> int:
     return len(item.body) if type(item) is PayloadRow else OBJECT_ROW_BYTES
 
 
-class _Open:
-    __slots__ = ("dirty", "fd", "torn", "used")
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.dirty = False  # written since its last fsync
-        self.torn = False  # a failed write could not be cut back: the next write starts a fresh line
-        self.used = time.monotonic()
-
-
 class CollectionWriter:
     """Appends offered rows to `<directory>/<collection>/<partition>/<host>-<pid>.jsonl` from a daemon thread.
 
     `on_written(collection, n)` and `on_dropped(collection, reason, n)` run on the writer thread, except for
-    reasons `queue_full` and `closed`, which run on the thread that offered the row.
+    reasons `queue_full` and `closed`, which run on the thread that offered the row. Make it in the process that
+    offers, after any fork: its thread and its file name (`<host>-<pid>`) belong to that process.
     """
 
     def __init__(
@@ -119,8 +109,7 @@ class CollectionWriter:
         self._offer_dropped: dict[tuple[str, str], int] = {}
         self._thread_dropped: dict[tuple[str, str], int] = {}
         self._written: dict[str, int] = {}
-        self._files: dict[Path, _Open] = {}  # least recently used first
-        self._sync_folders: set[Path] = set()
+        self._files = AppendFiles()
         self._partitions: dict[tuple[int, str], str] = {}
         self._pending: dict[str, tuple[int, str]] = {}  # reason -> rows dropped since its last warning, detail
         self._warned: dict[str, float] = {}
@@ -189,7 +178,7 @@ class CollectionWriter:
 
     def open_files(self) -> frozenset[Path]:
         """The data files this writer holds open now (retention keeps them)."""
-        return frozenset(self._files)
+        return self._files.paths()
 
     # The writer thread.
 
@@ -214,24 +203,28 @@ class CollectionWriter:
                     synced_at = now
                 for done in waiters:
                     done.set()
-                self._close_idle(now)
+                self._files.close_idle(_IDLE_CLOSE)
                 self._warn_queue_full()
                 self._warn(now)
             except Exception:  # the thread must outlive any bug: rows would pile up unwritten
                 logger.exception("data collection: the writer thread failed; it carries on")
                 time.sleep(_TICK)
             if stopping:
-                self._close_idle(0.0, everything=True)
+                self._files.close_all()
                 return
 
     def _drain(self) -> None:
-        while self._queue:
+        # What is queued now, and no more: under a constant stream the loop must still reach fsync and retention.
+        left = len(self._queue)
+        while left:
             groups: dict[tuple[str, str], list[bytes]] = {}
             batch = 0
-            while batch < _BATCH_BYTES:
+            while batch < _BATCH_BYTES and left:
+                left -= 1
                 try:
                     item = self._queue.popleft()
-                except IndexError:
+                except IndexError:  # cannot happen (only this thread pops), but must not loop forever
+                    left = 0
                     break
                 self._bytes_out += _cost(item)
                 try:
@@ -255,138 +248,35 @@ class CollectionWriter:
         return found
 
     def _write(self, collection: str, path: Path, lines: list[bytes]) -> None:
-        try:
-            handle = self._open(path)
-        except OSError as exc:
-            self._failed(collection, len(lines), path, exc)
-            return
         start = 0
-        while start < len(lines):
+        while start < len(lines):  # one write per group, unless it is past _WRITE_BYTES: cut at row boundaries
             end, size = start, 0
             while end < len(lines) and (end == start or size + len(lines[end]) <= _WRITE_BYTES):
                 size += len(lines[end])
                 end += 1
             chunk = lines[start:end]
             start = end
-            try:
-                self._append(handle, b"".join(chunk))
-            except OSError as exc:
-                self._failed(collection, len(chunk), path, exc)
-                continue
-            handle.dirty = True
-            self._written[collection] = self._written.get(collection, 0) + len(chunk)
-            self._callback(self._on_written, collection, len(chunk))
-
-    def _append(self, handle: _Open, data: bytes) -> None:
-        """One append, whole or not at all: a failed write is cut back to the file's size before it."""
-        if handle.torn:
-            data = b"\n" + data  # ends the fragment a failed cut-back left, so only that line is unreadable
-        before = os.fstat(handle.fd).st_size
-        view = memoryview(data)
-        try:
-            while view:
-                n = os.write(handle.fd, view)
-                if n <= 0:
-                    raise OSError(errno.EIO, "write wrote nothing")
-                view = view[n:]  # a short write: the next one says why, or finishes it
-        except OSError:
-            if len(view) < len(data):
-                try:
-                    os.ftruncate(handle.fd, before)
-                except OSError:
-                    handle.torn = True
-            raise
-        handle.torn = False
-
-    def _open(self, path: Path) -> _Open:
-        handle = self._files.pop(path, None)
-        if handle is not None:
-            try:
-                gone = os.fstat(handle.fd).st_nlink == 0
-            except OSError:
-                gone = True
-            if not gone:
-                handle.used = time.monotonic()
-                self._files[path] = handle  # most recently used last
-                return handle
-            self._close(handle)  # removed underneath us (retention elsewhere): write to a new file
-        for attempt in range(3):
-            try:
-                try:
-                    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
-                    self._sync_folders.add(path.parent)
-                except FileExistsError:
-                    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-                break
-            except FileNotFoundError:
-                if attempt == 2:
-                    raise
-                self._makedirs(path.parent)  # again, if another process's retention removed it meanwhile
-        handle = self._files[path] = _Open(fd)
-        if len(self._files) > _MAX_OPEN:
-            oldest = next(iter(self._files))
-            self._close(self._files.pop(oldest))
-        return handle
-
-    def _makedirs(self, folder: Path) -> None:
-        missing: list[Path] = []
-        while not folder.is_dir():
-            missing.append(folder)
-            if folder.parent == folder:
-                break
-            folder = folder.parent
-        for new in reversed(missing):
-            try:
-                os.mkdir(new, 0o750)  # os.makedirs gives intermediate folders the default mode, not this one
-                self._sync_folders.add(new.parent)
-            except FileExistsError:
-                pass
+            kept, exc = self._files.append(path, chunk)
+            if kept:
+                self._written[collection] = self._written.get(collection, 0) + kept
+                self._callback(self._on_written, collection, kept)
+            if exc is not None:
+                reason = DISK_FULL if exc.errno in _FULL else WRITE_ERROR
+                self._dropped(collection, reason, len(chunk) - kept, f"{exc.strerror or exc} writing {path}")
 
     def _sync(self) -> None:
-        for path, handle in list(self._files.items()):
-            if handle.dirty:
-                handle.dirty = False
-                self._fsync(handle.fd, path)
-        folders, self._sync_folders = self._sync_folders, set()
-        for folder in folders:
-            try:
-                fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            except OSError:
-                continue
-            try:
-                self._fsync(fd, folder)
-            finally:
-                os.close(fd)
-
-    def _fsync(self, fd: int, path: Path) -> None:
-        try:
-            os.fsync(fd)
-        except OSError as exc:
-            now = time.monotonic()
-            # EINVAL, EROFS: a pipe or a device, nothing to sync.
-            if exc.errno not in (errno.EINVAL, errno.EROFS) and now - self._warned.get("fsync", -_WARN_EVERY) >= 10:
-                self._warned["fsync"] = now
-                logger.warning(
-                    "data collection: fsync of %s failed (%s): the last second of rows is lost if the machine "
-                    "stops now; %s",
-                    path,
-                    exc.strerror,
-                    _FIXES[WRITE_ERROR],
-                )
-
-    def _close(self, handle: _Open) -> None:
-        try:
-            if handle.dirty:
-                os.fsync(handle.fd)
-        except OSError:
-            pass
-        with contextlib.suppress(OSError):
-            os.close(handle.fd)
-
-    def _close_idle(self, now: float, *, everything: bool = False) -> None:
-        for path, handle in list(self._files.items()):
-            if everything or now - handle.used > _IDLE_CLOSE:
-                self._close(self._files.pop(path))
+        failed = self._files.sync()
+        now = time.monotonic()
+        if failed and now - self._warned.get("fsync", -_WARN_EVERY) >= _WARN_EVERY:
+            self._warned["fsync"] = now
+            path, exc = failed[0]
+            logger.warning(
+                "data collection: fsync of %s failed (%s): the last second of rows is lost if the machine stops "
+                "now; %s",
+                path,
+                exc.strerror,
+                _FIXES[WRITE_ERROR],
+            )
 
     def _retain(self) -> None:
         settings = self.settings
@@ -397,7 +287,7 @@ class CollectionWriter:
                 settings.directory,
                 max_age_seconds=settings.max_age_seconds,
                 max_bytes=settings.max_bytes,
-                keep=set(self._files),
+                keep=self._files.paths(),
             )
         except OSError as exc:
             logger.warning("data collection: retention could not prune %s: %s", settings.directory, exc)
@@ -412,10 +302,6 @@ class CollectionWriter:
             )
 
     # Counting and telling.
-
-    def _failed(self, collection: str, rows: int, path: Path, exc: OSError) -> None:
-        reason = DISK_FULL if exc.errno in _FULL else WRITE_ERROR
-        self._dropped(collection, reason, rows, f"{exc.strerror or exc} writing {path}")
 
     def _dropped(self, collection: str, reason: str, rows: int, detail: str) -> None:
         key = (collection, reason)

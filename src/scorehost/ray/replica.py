@@ -63,6 +63,12 @@ class ScoringReplica:
         if not self.scoring_app.ready:
             raise RuntimeError("the entry script is not loaded")
 
+    def __del__(self) -> None:
+        """Serve calls this as the replica stops: the rows it collected and its spans are written before it goes."""
+        app = getattr(self, "scoring_app", None)  # None when __init__ failed
+        if app is not None:
+            app.close()
+
     def _scoring_on_stuck(self, reason: str) -> None:
         logger.error("%s; this replica reports itself unhealthy, to be replaced", reason)
         self.scoring_stuck = reason
