@@ -117,29 +117,28 @@ class PayloadCollection:
         if mark is None or request is None:  # refused before its body was read: nothing of it to log
             return
         draw = mark.draw
-        if draw >= self.request_rate and draw >= self.response_rate:
+        wants_request, wants_response = draw < self.request_rate, draw < self.response_rate
+        if not (wants_request or wants_response):
             return
         now = time.time()
         environ = exchange.environ
         query = environ.get("QUERY_STRING")
         path = f"{exchange.path}?{query}" if query else exchange.path
-        if draw < self.request_rate:
+        offer = self.collection.offer_payload
+        if wants_request:
             captured = {name: environ[key] for name, key in self._request_keys if key in environ}
-            self.collection.offer_payload(
+            offer(
                 PayloadRow("request", now, mark.id, request.body, request.content_type, captured, path, exchange.method)
             )
-        if draw < self.response_rate:
-            content_type = ""
-            captured = {}
-            for name, value in headers:
-                lowered = name.lower()
-                if lowered == "content-type":
-                    content_type = value
-                if lowered in self._response_names:
-                    captured[lowered] = value
+        if wants_response:
+            content_type = next((value for name, value in headers if name.lower() == "content-type"), "")
+            names = self._response_names
+            answered = {name.lower(): value for name, value in headers if name.lower() in names} if names else None
             payload = body if isinstance(body, bytes) else b""  # a streamed answer is not held back to be logged
-            self.collection.offer_payload(
-                PayloadRow("response", now, mark.id, payload, content_type, captured, path, exchange.method)
+            offer(
+                PayloadRow(
+                    "response", now, mark.id, payload, content_type, answered, path, exchange.method, status=status
+                )
             )
 
 

@@ -24,7 +24,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from scorehost.collection.session import active, current_request
+from scorehost.collection.session import RequestMark, active, current_request
 from scorehost.compat.monitoring.context import BasicCorrelationContext, CorrelationContext
 
 __all__ = ["Collector"]
@@ -39,12 +39,15 @@ class CollectionDropped(Exception):
 
 def request_context() -> CorrelationContext:
     """The current request's context (one per request, made on first use), or a new one outside a request."""
-    mark = current_request.get()
+    return _context_of(current_request.get())
+
+
+def _context_of(mark: RequestMark | None) -> CorrelationContext:
     if mark is None:
         return BasicCorrelationContext()
-    if mark.context is None:
-        mark.context = BasicCorrelationContext(id=mark.id)
-    context: CorrelationContext = mark.context
+    context: CorrelationContext | None = mark.context
+    if context is None:
+        context = mark.context = BasicCorrelationContext(id=mark.id)
     return context
 
 
@@ -59,7 +62,8 @@ class Collector:
 
     def collect(self, data: Any, correlation_context: CorrelationContext | None = None) -> CorrelationContext:
         """Queue `data` as one row of this collection; returns the context that joins it to the request's rows."""
-        context = correlation_context if correlation_context is not None else request_context()
+        mark = current_request.get()
+        context = correlation_context if correlation_context is not None else _context_of(mark)
         collection = active()
         if collection is None:
             if self.name not in _told_off:
@@ -70,11 +74,9 @@ class Collector:
                     self.name,
                 )
             return context
-        if collection.unused(self.name):
-            return context
-        mark = current_request.get()
         draw = mark.draw if mark is not None else random.random()
         if not collection.wants(self.name, draw):
+            collection.unused(self.name)  # says once when the collection is not turned on at all
             return context
         try:
             kept = collection.offer_object(self.name, str(context.get_id()), data)
