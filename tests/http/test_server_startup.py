@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import SCRIPTS, Server, kill, start_server
 
@@ -143,3 +146,19 @@ def test_port_in_use_exits_1(serve: Serve) -> None:
     # The first server still owns the port alone and keeps answering.
     with first.client() as client:
         assert client.post("/score", json={"data": 1}).status_code == 200
+
+
+def test_a_server_told_to_stop_during_init_stops_at_once(serve: Serve, tmp_path: Path) -> None:
+    """Nothing is answered before init() returns, so there is nothing to drain: no --graceful-timeout wait."""
+    server = serve("waits_in_init.py", "--workers", "2", env={"RELEASE_INIT": str(tmp_path / "never")}, ready=False)
+    line = server.wait_for_log("listening on")
+    url = line.split("listening on ")[1].split()[0]
+    deadline = time.monotonic() + 20
+    while httpx.get(url + "/live", timeout=5).status_code != 200:  # a worker is up, its init() running
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    began = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.wait_exit(20) == 0
+    assert time.monotonic() - began < 10  # the graceful timeout is 30 s
+    server.wait_for_log("SIGTERM during init\\(\\): this worker")

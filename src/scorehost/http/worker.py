@@ -100,7 +100,7 @@ class _Worker:
     def serve(self) -> int:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: self.front.stop())
+            signal.signal(signum, self._stop_signal)
         self.lifeline.start_heartbeat(self._orphaned)
         if self.preloaded is None:
             # Every run() slot is taken before the first request can arrive, so requests wait behind loading;
@@ -138,6 +138,15 @@ class _Worker:
         finally:
             if self.preloaded is None:
                 self.gate.release_all()
+
+    def _stop_signal(self, signum: int, _frame: object) -> None:
+        if self.app.script is None and self.preloaded is None:
+            # init() holds the main thread and no request is answered before it returns: there is nothing to
+            # finish, so stop now rather than after the whole --graceful-timeout.
+            logger.info("%s during init(): this worker (pid %d) stops", signal.Signals(signum).name, os.getpid())
+            sys.stderr.flush()
+            os._exit(0)
+        self.front.stop()
 
     def _on_stuck(self, reason: str) -> None:
         logger.error("%s; this worker (pid %d) stops taking requests and will be replaced", reason, os.getpid())
