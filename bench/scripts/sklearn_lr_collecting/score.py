@@ -26,7 +26,9 @@ def init() -> None:
 
 
 def run(raw: str) -> list[int]:
-    assert clf is not None and inputs_collector is not None and outputs_collector is not None
+    assert clf is not None, "init() has not run"
+    assert inputs_collector is not None
+    assert outputs_collector is not None
     data = json.loads(raw)["data"]
     context = inputs_collector.collect(data)
     predictions: list[int] = clf.predict(np.asarray(data)).tolist()

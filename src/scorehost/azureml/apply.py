@@ -89,10 +89,41 @@ def _register_inline(home: Path, model: InlineModel, progress: Any) -> str:
             model.path,
             description=model.description,
             tags=dict(model.tags),
+            properties={"azureml.model_type": model.type} if model.type != "custom_model" else None,
             progress=progress,
             reuse_identical=True,
         )
     return f"{version.name}:{version.version}"
+
+
+def _mlflow_environment(home: Path, deployment: DeploymentFile, ref: str | None) -> dict[str, Any] | None:
+    """For a deployment whose file gives no environment and that serves an MLflow model (without a scoring script,
+    or declared `type: mlflow_model`), the environment the model's own files declare. Without a scoring script, a
+    registered model must be an MLflow model (an inline one was checked when the file was read)."""
+    from scorehost.errors import InvalidModelReference
+    from scorehost.mlflow import MLFLOW_MODEL_TYPE, environment_of_model, find_mlmodel_folder
+    from scorehost.mlflow import find_registered_mlflow_model as find_registered
+
+    model, warnings = deployment.model, deployment.environment_warnings
+    if isinstance(model, InlineModel):
+        if deployment.environment is not None or not (deployment.builtin_script or model.type == MLFLOW_MODEL_TYPE):
+            return None
+        folder = find_mlmodel_folder(model.path) if model.path.is_dir() else None
+        return environment_of_model(folder, warnings=warnings) if folder is not None else None
+    if ref is None:
+        return None
+    from scorehost.registry import Registry
+
+    with Registry(home) as registry:
+        found = find_registered(registry, ref)
+        if found is None and deployment.builtin_script:
+            raise InvalidModelReference(
+                f"{ref} is not an MLflow model (it holds no MLmodel file), and the deployment has no scoring script: "
+                "add code_configuration with code (the folder) and scoring_script (e.g. score.py)"
+            )
+        if found is None or deployment.environment is not None or not (deployment.builtin_script or found.declared):
+            return None
+        return found.environment(registry, warnings=warnings)
 
 
 def _content_digest(path: Path) -> str:
@@ -157,11 +188,12 @@ def deployment_request(
     request = DeploymentRequest(deployment.endpoint, deployment.name, fields, deployment.warnings)
     try:
         request.model = _model(home, deployment, progress)
+        mlflow_environment = _mlflow_environment(home, deployment, request.model)
     except ScorehostError as error:
         raise deployment.document.error(("model",), error.message) from None
     fields["models"] = [request.model] if request.model else []
     fields["follow_models"] = deployment.follow_model
-    fields["python_environment"] = _environment(home, deployment, nearest_python)
+    fields["python_environment"] = mlflow_environment or _environment(home, deployment, nearest_python)
     request.warnings = [*deployment.warnings, *deployment.environment_warnings]
     fields["serve_options"] = _serve_options(deployment)
     fields["azureml"] = _kept(deployment)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scorehost.azureml.assets import MODEL_TYPES
 from scorehost.azureml.collector import collection_options
 from scorehost.azureml.document import Document, FieldPath, read_document
 from scorehost.azureml.fields import DEPLOYMENT, check_document
@@ -41,6 +42,7 @@ class InlineModel:
     version: str | None = None
     description: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
+    type: str = "custom_model"  # or mlflow_model: kept as the property azureml.model_type
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,9 @@ class DeploymentFile:
     app_insights: bool = False
     collection: dict[str, Any] = field(default_factory=dict)  # data_collector as serve options (collect, ...)
     follow_model: bool = False  # scorehost's own field: scorehost.follow_model
+    # No code_configuration: scorehost's built-in scoring script serves the (MLflow) model, as Azure ML's no-code
+    # deployment does; code_dir and script are then the built-in script's (scorehost.mlflow.BUILTIN_SCRIPT).
+    builtin_script: bool = False
     warnings: list[str] = field(default_factory=list)
     # About building the environment on this machine: what `deployments create -f` tells, not `scorehost k8s -f`.
     environment_warnings: list[str] = field(default_factory=list)
@@ -128,9 +133,12 @@ def read_deployment_file(path: Path, overrides: Sequence[str] = ()) -> Deploymen
             names.append(check_resource_name(what, value))
         except InvalidSpec as error:
             raise document.error((key,), error.message) from None
-    code_dir, script = _code(document)
+    code = _code(document)
+    code_dir, script = code if code is not None else _builtin_script()
     deployment = DeploymentFile(document, names[1], names[0], kind, code_dir, script, warnings=warnings)
     deployment.model = _model(document)
+    if code is None:
+        _check_no_code(deployment)
     deployment.environment = _environment(document, deployment.environment_warnings)
     deployment.variables = text_map(data.get("environment_variables"))
     if data.get("instance_count") is not None:
@@ -167,12 +175,16 @@ def _kind(document: Document) -> str:
     return "kubernetes" if "kubernetesonlinedeployment" in schema else "managed"
 
 
-def _code(document: Document) -> tuple[Path, Path]:
+def _code(document: Document) -> tuple[Path, Path] | None:
+    """The code folder and the script in it; None when the file names neither (an MLflow model's no-code
+    deployment, checked by `_check_no_code`)."""
     data = document.data
     configuration = data.get("code_configuration") or {}
     code = configuration.get("code", data.get("code_path"))
     script = configuration.get("scoring_script", data.get("scoring_script"))
     at: FieldPath = ("code_configuration",) if configuration else ()
+    if code is None and script is None and not configuration:
+        return None
     if code is None or script is None:
         raise document.error(
             at,
@@ -188,6 +200,46 @@ def _code(document: Document) -> tuple[Path, Path]:
     if not script_path.is_file():
         raise document.error((*at, "scoring_script"), f"the scoring script {script_path} does not exist")
     return code_dir, script_path.relative_to(code_dir)
+
+
+def _builtin_script() -> tuple[Path, Path]:
+    from scorehost.mlflow import BUILTIN_SCRIPT
+
+    return BUILTIN_SCRIPT.parent, Path(BUILTIN_SCRIPT.name)
+
+
+def _check_no_code(deployment: DeploymentFile) -> None:
+    """A deployment without code_configuration serves an MLflow model with scorehost's built-in scoring script;
+    an inline model is checked here, a registered one when the registry is at hand (azureml.apply)."""
+    from scorehost.errors import InvalidModelReference
+    from scorehost.mlflow import MLFLOW_MODEL_TYPE, find_mlmodel_folder
+
+    document, model = deployment.document, deployment.model
+    deployment.builtin_script = True
+    no_script = (
+        "the deployment has no scoring script: add code_configuration with code (the folder) and scoring_script "
+        "(the file in it, e.g. score.py), or deploy an MLflow model, which needs none (model: {type: mlflow_model, "
+        "path: FOLDER}, the folder MLflow saved with its MLmodel file)"
+    )
+    if model is None:
+        raise document.error((), no_script)
+    if not isinstance(model, InlineModel):
+        return
+    try:
+        folder = find_mlmodel_folder(model.path) if model.path.is_dir() else None
+    except InvalidModelReference as error:
+        raise document.error(("model", "path"), error.message) from None
+    if folder is None and model.type == MLFLOW_MODEL_TYPE:
+        raise document.error(
+            ("model", "path"), f"{model.path} holds no MLmodel file: give the folder MLflow saved the model in"
+        )
+    if folder is None:
+        raise document.error((), no_script)
+    if model.type != MLFLOW_MODEL_TYPE:
+        deployment.warnings.append(
+            f"{document.path.name}: the model holds an MLflow model ({folder.name}/MLmodel), served by scorehost's "
+            "built-in scoring script; az ml would ask for model.type: mlflow_model"
+        )
 
 
 def _reference(document: Document, at: FieldPath, value: str) -> AssetReference:
@@ -215,6 +267,7 @@ def _model(document: Document) -> AssetReference | InlineModel | None:
         None if version is None else text(version),
         text(value.get("description")),
         text_map(value.get("tags")),
+        choice(document, ("model", "type"), value.get("type") or "custom_model", MODEL_TYPES),
     )
 
 

@@ -169,11 +169,17 @@ def _flag_fields(
     follow_model: bool | None,
     *,
     creating: bool,
+    home: Path | None = None,
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if creating:
-        if script is None:
-            raise click.UsageError("give --script (or -f deployment.yml)")
+        if script is None:  # an MLflow model needs none: the built-in scoring script serves it
+            from scorehost.cli.mlflow_builtin import builtin_deployment
+
+            builtin = builtin_deployment(models, home, with_environment=environment_file is None)
+            if builtin is None:
+                raise click.UsageError("give --script (or -f deployment.yml, or --model with an MLflow model)")
+            script, fields["python_environment"] = builtin.script, builtin.environment
         folder = code_dir or script.parent
         fields["script"] = (
             script.resolve().relative_to(folder.resolve()) if script.is_absolute() or code_dir else script.name
@@ -233,6 +239,7 @@ def _declare(
             options["nearest_python"],
             options["follow_model"],
             creating=creating,
+            home=home,
         )
     ray = ray_options(backend, ray_flags, creating=creating)
     wait = options["wait"] or options["all_traffic"]

@@ -203,6 +203,13 @@ def models_group(ctx: click.Context, home: Path | None) -> None:
 @click.option("--description", "-d", default="", help="What this version is.")
 @click.option("--tag", "-t", "tags", multiple=True, callback=_pairs, help="KEY=VALUE label (repeatable).")
 @click.option("--property", "-p", "properties", multiple=True, callback=_pairs, help="KEY=VALUE fact (repeatable).")
+@click.option(
+    "--type",
+    "model_type",
+    type=click.Choice(["custom_model", "mlflow_model", "triton_model"]),
+    help="Azure ML's model type, kept as the property azureml.model_type: an mlflow_model (a folder MLflow saved, "
+    "with its MLmodel file) is served without a scoring script.  [default: custom_model]",
+)
 @_json_option("Print the new version as JSON.")
 @progress_option
 @click.pass_context
@@ -216,6 +223,7 @@ def register_command(
     description: str,
     tags: dict[str, str],
     properties: dict[str, str],
+    model_type: str | None,
     as_json: bool,
     progress: bool | None,
 ) -> None:
@@ -232,12 +240,15 @@ def register_command(
     from scorehost.cli.progress import BarProgress
 
     if yaml_file is not None:
-        if name or path or description or tags or properties:
+        if name or path or description or tags or properties or model_type:
             raise click.UsageError("-f takes the model's fields from the file: change them with --set")
         version = _register_file(ctx, yaml_file, overrides, BarProgress(progress))
     elif name is None or path is None:
         raise click.UsageError("give NAME and PATH (or -f model.yml)")
     else:
+        if model_type is not None and model_type != "custom_model":
+            _check_model_type(path, model_type)
+            properties = {"azureml.model_type": model_type, **properties}
         version = _open(ctx).register(
             name, path, description=description, tags=tags, properties=properties, progress=BarProgress(progress)
         )
@@ -246,6 +257,19 @@ def register_command(
     else:
         summary = f"{_count(version.file_count, 'file')}, {_size(version.size)}, digest {version.digest[:12]}"
         click.echo(f"registered {version.ref} ({version.root}: {summary})")
+
+
+def _check_model_type(path: Path, model_type: str) -> None:
+    """An mlflow_model must be the folder MLflow saved (or hold it): refused before anything is copied."""
+    if model_type != "mlflow_model":
+        return
+    from scorehost.mlflow import find_mlmodel_folder
+
+    if not path.is_dir() or find_mlmodel_folder(path) is None:
+        raise click.BadParameter(
+            f"{path} holds no MLmodel file: an mlflow_model is the folder MLflow saved the model in",
+            param_hint="--type",
+        )
 
 
 def _register_file(ctx: click.Context, yaml_file: Path, overrides: tuple[str, ...], progress: Any) -> Any:

@@ -20,6 +20,7 @@ Examples:
   scorehost serve score.py
   scorehost serve score.py --model-dir ./model --workers auto --preload
   scorehost serve score.py --model sklearn_mnist:production --model encoder:3
+  scorehost serve --model sklearn-iris        (an MLflow model: no script needed)
   curl -X POST localhost:5001/score -H 'Content-Type: application/json' -d '{"data": [[1, 2]]}'
 
 \b
@@ -248,7 +249,15 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
     is_flag=True,
     help="With --environment: if it asks for a Python that is not installed, build it with the nearest one.",
 )
-def serve_command(script: Path | None, environment_file: Path | None, nearest_python: bool, **options: Any) -> None:
+@click.option(
+    "--env-manager",
+    type=click.Choice(["uv", "local"]),
+    help="For an MLflow model served without SCRIPT: 'uv' builds the environment its requirements declare, 'local' "
+    "serves it with this interpreter (which needs mlflow), as `mlflow models serve --env-manager`.  [default: uv]",
+)
+def serve_command(
+    script: Path | None, environment_file: Path | None, nearest_python: bool, env_manager: str | None, **options: Any
+) -> None:
     """Serve SCRIPT (a score.py with init() and run()) on http://127.0.0.1:5001.
 
     init() runs once per worker (or once in all with --preload); each POST /score calls run() with the
@@ -257,6 +266,18 @@ def serve_command(script: Path | None, environment_file: Path | None, nearest_py
     """
     from scorehost.http.server import serve
 
+    if script is None and options.get("entry_script") is None:
+        # No script: an MLflow model is served by the built-in one, in its own environment (docs/azureml.md).
+        from scorehost.cli.mlflow_builtin import plan_mlflow_serve
+
+        build = environment_file is None and env_manager != "local"
+        plan = plan_mlflow_serve(options, build_environment=build, environment_file=environment_file)
+        if plan is not None:
+            script = plan.script
+            if plan.environment is not None:
+                _serve_in_environment(None, nearest_python, options.get("home"), plan.environment)  # does not return
+    elif env_manager is not None:
+        raise click.UsageError("--env-manager is for MLflow models served without a script")
     if environment_file is not None:
         _serve_in_environment(environment_file, nearest_python, options.get("home"))  # does not return
     # An option not given (None, or no --model at all) leaves the field to the environment.
@@ -273,9 +294,12 @@ def serve_command(script: Path | None, environment_file: Path | None, nearest_py
     sys.exit(serve(settings))
 
 
-def _serve_in_environment(environment_file: Path, nearest_python: bool, home: Path | None) -> None:
-    """Build (or find) the environment, then become `scorehost serve` on its interpreter, with the same arguments
-    less --environment: the script then sees that environment's libraries and nothing of ours but scorehost."""
+def _serve_in_environment(
+    environment_file: Path | None, nearest_python: bool, home: Path | None, declared: dict[str, Any] | None = None
+) -> None:
+    """Build (or find) the environment of `environment_file` (or the `declared` specification), then become
+    `scorehost serve` on its interpreter, with the same arguments less --environment: the script then sees that
+    environment's libraries and nothing of ours but scorehost."""
     from scorehost.azureml.apply import environment_of_file
     from scorehost.cli.progress import LineStatus
     from scorehost.cli.project_options import echo_warnings
@@ -286,8 +310,10 @@ def _serve_in_environment(environment_file: Path, nearest_python: bool, home: Pa
     workspace = WorkspaceSettings().workspace if home is None else WorkspaceSettings(home=home).workspace
     warnings: list[str] = []
     try:
-        declared = environment_of_file(environment_file, nearest_python=nearest_python, warnings=warnings)
-        echo_warnings(warnings)
+        if declared is None:
+            assert environment_file is not None
+            declared = environment_of_file(environment_file, nearest_python=nearest_python, warnings=warnings)
+            echo_warnings(warnings)
         with LineStatus("building the Python environment") as status:
             built = ensure_environment(EnvironmentSpec.from_json(declared), workspace, progress=status)
     except ScorehostError as error:
