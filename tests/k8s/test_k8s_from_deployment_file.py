@@ -199,3 +199,21 @@ def test_script_or_file_is_needed_and_set_needs_a_file() -> None:
 def test_help_says_where_azure_ml_mounts_the_code() -> None:
     done = k8s("--help")
     assert "/var/azureml-app/<code folder's name>/<scoring_script>" in " ".join(done.stdout.split())
+
+
+def test_a_data_collector_is_not_rendered_and_says_so(files: dict[str, Path]) -> None:
+    changes = ["--set", "data_collector.collections.model_inputs.enabled=True"]
+    _, warnings = rendered("-f", str(files["blue"]), "--image", IMAGE, *changes)
+    assert any("data_collector is not rendered" in line for line in warnings)
+
+
+def test_a_deployment_without_a_scoring_script_is_refused_naming_the_fix(files: dict[str, Path]) -> None:
+    text = files["blue"].read_text()
+    start = text.index("code_configuration:")
+    end = text.index("scoring_script: score.py") + len("scoring_script: score.py\n")
+    model = files["blue"].parent.parent / "model-1" / "model"
+    (model / "MLmodel").write_text("flavors:\n  python_function: {loader_module: mlflow.sklearn}\n")
+    files["blue"].write_text(text[:start] + text[end:])
+    done = k8s("-f", str(files["blue"]), "--image", IMAGE)
+    assert done.returncode == 1, done.stdout
+    assert "add code_configuration with a score.py" in done.stderr

@@ -182,6 +182,18 @@ def _from_file(yaml_file: Path, overrides: tuple[str, ...]) -> dict[str, Any]:
     deployment = read_deployment_file(yaml_file, overrides)
     echo_file_warnings(deployment, "the pods run --image, which must hold its packages and scorehost")
     document, shown = deployment.document, yaml_file.name
+    if deployment.builtin_script:
+        raise document.error(
+            (),
+            "the deployment has no scoring script (an MLflow model served by scorehost's built-in one), which "
+            "`scorehost k8s` cannot render yet: add code_configuration with a score.py that loads the model, or "
+            "run it with `scorehost deployments create -f`",
+        )
+    if deployment.collection:
+        echo_warning(
+            f"{shown}: data_collector is not rendered: rows would land on each pod's own disk; collect with "
+            "`scorehost deployments create -f` instead"
+        )
     try:
         name = check_name(deployment.name.lower())
     except ValueError as error:
