@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from scorehost.cli.collect_options import collect_options, collection_changes, merged_serve_options
 from scorehost.cli.controlplane import home_option
 from scorehost.cli.controlplane_client import cli_errors, client_of, json_option, show_table
 from scorehost.cli.output import echo_json
@@ -212,12 +213,15 @@ def _declare(
     """What `create` and `update` share: the fields from the file or the flags, the environment built, the call,
     the wait, and --all-traffic."""
     ray_flags = {key: options.pop(key) for key in list(options) if key.startswith("ray_")}
+    collecting = collection_changes(options)
     home, backend = options["home"], options["backend"]
     yaml_file, environment_file = options["yaml_file"], options["environment_file"]
     flags_given = [flag for flag in ("script", "code_dir", "instances") if options[flag] is not None]
     flags_given += [flag for flag in ("models", "environment") if options[flag]]
     flags_given += ["follow_model"] if options["follow_model"] is not None else []
     if yaml_file is not None:
+        if collecting is not None:
+            raise click.UsageError("--collect cannot be combined with -f: set data_collector in the file (or --set)")
         if flags_given or environment_file is not None:
             shown = ", ".join(f"--{flag.replace('_', '-')}" for flag in flags_given) or "--environment"
             raise click.UsageError(f"{shown} cannot be combined with -f: change the file's fields with --set")
@@ -247,6 +251,9 @@ def _declare(
         runs_on = backend or ("local" if creating else client.get_deployment(endpoint, name).get("backend", "local"))
         if runs_on == "local":  # on Ray, each node builds it (Ray's uv runtime_env): nothing to build here
             _build_environment(fields.get("python_environment"), home)
+        if collecting is not None:
+            current = {} if creating else client.get_deployment(endpoint, name).get("serve_options") or {}
+            fields["serve_options"] = merged_serve_options(current, collecting)
         if creating:
             result = client.create_deployment(endpoint, name, backend=backend or "local", ray=ray, **fields)
         else:
@@ -269,6 +276,7 @@ _all_traffic = click.option(
 @click.argument("endpoint", required=False)
 @click.argument("name", required=False)
 @_deployment_options
+@collect_options
 @_file_options
 @_all_traffic
 @home_option
@@ -288,6 +296,7 @@ def create_deployment(endpoint: str | None, name: str | None, **options: Any) ->
 @click.argument("endpoint", required=False)
 @click.argument("name", required=False)
 @_deployment_options
+@collect_options
 @_file_options
 @_all_traffic
 @home_option
