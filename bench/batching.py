@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import shutil
-import statistics
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -24,21 +23,19 @@ from pathlib import Path
 from run import (
     BENCH,
     SCRIPT,
-    WARMUP_S,
-    Load,
+    Loads,
     Server,
     SetupError,
     check,
-    check_answer,
+    drive,
     find_scorehost,
-    fmt,
+    load_table,
     make_body,
     markdown,
+    median_of,
     print_targets,
     run_main,
-    say,
-    started,
-    wrk,
+    start_warm,
 )
 
 BATCHED = BENCH / "scripts" / "sklearn_lr_batched" / "score.py"
@@ -73,55 +70,22 @@ def bench(args: argparse.Namespace) -> int:
             env=env,
         ),
     ]
-    loads: dict[tuple[str, int], list[Load]] = {}
     with tempfile.TemporaryDirectory(prefix="scorehost-batch-bench-") as tmp, ExitStack() as stack:
         body = make_body(Path(tmp), 1)
-        ports = {}
-        for server in servers:
-            live = stack.enter_context(started(server, Path(tmp) / f"{server.kind}-{len(ports)}.log", 120))
-            check_answer(live.port, body)
-            wrk(live.port, body, 64, WARMUP_S)
-            ports[server.name] = live.port
-        for round_ in range(1, args.repeat + 1):
-            for name, port in ports.items():
-                for conns in CONNECTIONS:
-                    load = wrk(port, body, conns, args.duration)
-                    loads.setdefault((name, conns), []).append(load)
-                    flag = f"  ERRORS: {load.errors}" if load.errors else ""
-                    say(
-                        f"[round {round_}/{args.repeat}] {name:<22} c={conns:<2} {load.rps:6.0f} req/s  "
-                        f"p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms{flag}"
-                    )
+        ports = start_warm(servers, Path(tmp), stack, body, 64)
+        loads = drive(ports, body, CONNECTIONS, args.repeat, args.duration)
     return report(loads, args)
 
 
-def report(loads: dict[tuple[str, int], list[Load]], args: argparse.Namespace) -> int:
-    def median(name: str, conns: int, attr: str) -> float:
-        return statistics.median(getattr(load, attr) for load in loads[(name, conns)])
-
-    table = []
-    for (name, conns), runs in loads.items():
-        rps = median(name, conns, "rps")
-        spread = f" ({min(x.rps for x in runs):.0f}–{max(x.rps for x in runs):.0f})" * (len(runs) > 1)
-        table.append(
-            [
-                name,
-                str(conns),
-                f"{rps:.0f}{spread}",
-                f"{median(name, conns, 'p50_ms'):.2f}",
-                f"{median(name, conns, 'p99_ms'):.2f}",
-                fmt(rps / median(UNBATCHED, conns, "rps")),
-                fmt(rps / median(BARE, conns, "rps")),
-                "ERRORS" if sum(x.errors for x in runs) else "",
-            ]
-        )
+def report(loads: Loads, args: argparse.Namespace) -> int:
     print(
         f"\n## Batching (--workers {args.workers}, --max-batch-size {args.batch_size}, 1-row bodies; medians of "
         f"{args.repeat} round(s))\n"
     )
+    table = load_table(loads, (UNBATCHED, BARE))
     print(markdown("server|conns|req/s|p50 ms|p99 ms|req/s / unbatched|req/s / bare|flag", table))
-    gain = median(WITH_BATCHING, 64, "rps") / median(UNBATCHED, 64, "rps")
-    p50 = median(WITH_BATCHING, 1, "p50_ms") / median(UNBATCHED, 1, "p50_ms")
+    gain = median_of(loads, WITH_BATCHING, 64, "rps") / median_of(loads, UNBATCHED, 64, "rps")
+    p50 = median_of(loads, WITH_BATCHING, 1, "p50_ms") / median_of(loads, UNBATCHED, 1, "p50_ms")
     targets = [
         check("batched / unbatched req/s at 64 connections", gain, MIN_GAIN_C64),
         check("batched / unbatched p50 at 1 connection", p50, MAX_P50_C1, at_most=True),

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import shutil
-import statistics
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -23,21 +22,19 @@ from pathlib import Path
 from run import (
     BENCH,
     SCRIPT,
-    WARMUP_S,
-    Load,
+    Loads,
     Server,
     SetupError,
     check,
-    check_answer,
+    drive,
     find_scorehost,
-    fmt,
+    load_table,
     make_body,
     markdown,
+    median_of,
     print_targets,
     run_main,
-    say,
-    started,
-    wrk,
+    start_warm,
 )
 
 COLLECTING = BENCH / "scripts" / "sklearn_lr_collecting" / "score.py"
@@ -55,7 +52,6 @@ def bench(args: argparse.Namespace) -> int:
     q = shlex.quote
     bind = f"--host 127.0.0.1 --port {{port}} --workers {args.workers}"
     python, env = q(sys.executable), (("PYTHONPATH", str(BENCH)), ("BENCH_ENTRY_SCRIPT", str(SCRIPT)))
-    loads: dict[tuple[str, int], list[Load]] = {}
     with tempfile.TemporaryDirectory(prefix="scorehost-collection-bench-") as tmp, ExitStack() as stack:
         collected = Path(tmp) / "collected"
         serve = f"{q(str(scorehost))} serve {q(str(COLLECTING))} {bind}"
@@ -71,22 +67,8 @@ def bench(args: argparse.Namespace) -> int:
             ),
         ]
         body = make_body(Path(tmp), 1)
-        ports = {}
-        for server in servers:
-            live = stack.enter_context(started(server, Path(tmp) / f"{server.kind}-{len(ports)}.log", 120))
-            check_answer(live.port, body)
-            wrk(live.port, body, 16, WARMUP_S)
-            ports[server.name] = live.port
-        for round_ in range(1, args.repeat + 1):
-            for name, port in ports.items():
-                for conns in CONNECTIONS:
-                    load = wrk(port, body, conns, args.duration)
-                    loads.setdefault((name, conns), []).append(load)
-                    flag = f"  ERRORS: {load.errors}" if load.errors else ""
-                    say(
-                        f"[round {round_}/{args.repeat}] {name:<28} c={conns:<2} {load.rps:6.0f} req/s  "
-                        f"p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms{flag}"
-                    )
+        ports = start_warm(servers, Path(tmp), stack, body, 16)
+        loads = drive(ports, body, CONNECTIONS, args.repeat, args.duration)
         written = {
             folder.name: sum(path.read_bytes().count(b"\n") for path in folder.rglob("*.jsonl"))
             for folder in sorted(collected.iterdir())
@@ -94,30 +76,12 @@ def bench(args: argparse.Namespace) -> int:
     return report(loads, written, args)
 
 
-def report(loads: dict[tuple[str, int], list[Load]], written: dict[str, int], args: argparse.Namespace) -> int:
-    def median(name: str, conns: int, attr: str) -> float:
-        return statistics.median(getattr(load, attr) for load in loads[(name, conns)])
-
-    table = []
-    for (name, conns), runs in loads.items():
-        rps = median(name, conns, "rps")
-        spread = f" ({min(x.rps for x in runs):.0f}–{max(x.rps for x in runs):.0f})" * (len(runs) > 1)
-        table.append(
-            [
-                name,
-                str(conns),
-                f"{rps:.0f}{spread}",
-                f"{median(name, conns, 'p50_ms'):.2f}",
-                f"{median(name, conns, 'p99_ms'):.2f}",
-                fmt(rps / median(OFF, conns, "rps")),
-                fmt(rps / median(BARE, conns, "rps")),
-                "ERRORS" if sum(x.errors for x in runs) else "",
-            ]
-        )
+def report(loads: Loads, written: dict[str, int], args: argparse.Namespace) -> int:
     print(f"\n## Data collection (--workers {args.workers}, 1-row bodies; medians of {args.repeat} round(s))\n")
+    table = load_table(loads, (OFF, BARE))
     print(markdown("server|conns|req/s|p50 ms|p99 ms|req/s / off|req/s / bare|flag", table))
     print("\nRows written with collection on: " + ", ".join(f"{name} {count}" for name, count in written.items()))
-    ratio = median(ON, 16, "rps") / median(OFF, 16, "rps")
+    ratio = median_of(loads, ON, 16, "rps") / median_of(loads, OFF, 16, "rps")
     targets = [check("collection on / off req/s at 16 connections", ratio, MIN_RATIO_C16)]
     print_targets(targets)
     errors = any(x.errors for runs in loads.values() for x in runs)

@@ -28,8 +28,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -441,6 +441,56 @@ def markdown(headers: str, body: list[list[str]]) -> str:
         return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)) + " |"
 
     return "\n".join([line(columns), line(["-" * width for width in widths]), *map(line, body)])
+
+
+Loads = dict[tuple[str, int], list[Load]]
+
+
+def start_warm(servers: Sequence[Server], folder: Path, stack: ExitStack, body: Body, conns: int) -> dict[str, int]:
+    """Start each server (stopped when `stack` closes), check one answer, warm it up with wrk; their ports."""
+    ports: dict[str, int] = {}
+    for server in servers:
+        live = stack.enter_context(started(server, folder / f"{server.kind}-{len(ports)}.log", 120))
+        check_answer(live.port, body)
+        wrk(live.port, body, conns, WARMUP_S)
+        ports[server.name] = live.port
+    return ports
+
+
+def drive(ports: dict[str, int], body: Body, connections: Sequence[int], repeat: int, duration: int) -> Loads:
+    """wrk against each running server at each connection count, round after round (so that drift hits all
+    alike); every run is printed as it ends."""
+    loads: Loads = {}
+    width = max(len(name) for name in ports)
+    for round_ in range(1, repeat + 1):
+        for name, port in ports.items():
+            for conns in connections:
+                load = wrk(port, body, conns, duration)
+                loads.setdefault((name, conns), []).append(load)
+                flag = f"  ERRORS: {load.errors}" if load.errors else ""
+                say(
+                    f"[round {round_}/{repeat}] {name:<{width}} c={conns:<2} {load.rps:6.0f} req/s  "
+                    f"p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms{flag}"
+                )
+    return loads
+
+
+def median_of(loads: Loads, name: str, conns: int, attr: str) -> float:
+    return statistics.median(getattr(load, attr) for load in loads[(name, conns)])
+
+
+def load_table(loads: Loads, baselines: Sequence[str]) -> list[list[str]]:
+    """Rows of `server|conns|req/s|p50 ms|p99 ms|<one ratio per baseline>|flag`: medians, and the req/s spread
+    over rounds."""
+    table = []
+    for (name, conns), runs in loads.items():
+        rps = median_of(loads, name, conns, "rps")
+        spread = f" ({min(x.rps for x in runs):.0f}–{max(x.rps for x in runs):.0f})" * (len(runs) > 1)
+        ratios = [fmt(rps / median_of(loads, baseline, conns, "rps")) for baseline in baselines]
+        p50, p99 = median_of(loads, name, conns, "p50_ms"), median_of(loads, name, conns, "p99_ms")
+        flag = "ERRORS" if sum(x.errors for x in runs) else ""
+        table.append([name, str(conns), f"{rps:.0f}{spread}", f"{p50:.2f}", f"{p99:.2f}", *ratios, flag])
+    return table
 
 
 def print_targets(found: list[Target]) -> None:
