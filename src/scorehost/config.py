@@ -277,7 +277,10 @@ class ServeSettings(BaseSettings):
     """The rows' `source` (the control plane sets /endpoints/E/deployments/D); default /serve/HOSTNAME."""
 
     collect_model_version: str = ""
-    """The rows' `modelversion` (the control plane sets the deployment's models); default: the --model refs."""
+    """The rows' `modelversion`; default: the versions --model resolved to (NAME:VERSION, comma-separated)."""
+
+    collect_deployment_version: str = ""
+    """The rows' `deploymentversion` (the control plane sets the deployment's generation)."""
 
     def model_source_conflict(self, model_dir_source: str = "--model-dir / AZUREML_MODEL_DIR") -> str | None:
         """Why `models` and `model_dir` cannot both be set, naming where `model_dir` came from; None if they are not."""

@@ -81,6 +81,7 @@ def test_a_data_collector_deployment_collects_through_the_gateway(tmp_path: Path
             f"azureml.inference.{name}" for name in ("model_inputs", "model_outputs", "request", "response")
         ]
     assert {row["source"] for row in rows} == {"/endpoints/collecting/deployments/blue"}
+    assert {row["deploymentversion"] for row in rows} == {"1"}  # the generation that answered
     request_rows = [row for row in rows if row["type"] == "azureml.inference.request"]
     assert all(row["headers"] == {"x-client-id": "shop-7"} for row in request_rows)  # never the key
     home = Path(os.environ["SCOREHOST_HOME"])

@@ -199,6 +199,8 @@ def _payload_row(item: PayloadRow, settings: CollectionSettings, kind: str) -> d
             row["headers"] = headers
     row["correlationid"] = row["xrequestid"] = item.correlation_id
     row["modelversion"] = settings.model_version
+    if settings.deployment_version:
+        row["deploymentversion"] = settings.deployment_version
     row["agent"] = AGENT
     row["contentrange"] = f"bytes 0-{shown - 1}/{total}" if shown else f"bytes */{total}"
     if shown < total:
@@ -229,6 +231,8 @@ def _object_row(item: ObjectRow, settings: CollectionSettings, kind: str) -> dic
         row["dataencoding"] = "base64"
     row["correlationid"] = row["xrequestid"] = item.correlation_id
     row["modelversion"] = settings.model_version
+    if settings.deployment_version:
+        row["deploymentversion"] = settings.deployment_version
     row["collectdatatype"] = type_name(item.obj)
     row["agent"] = AGENT
     if truncated:

@@ -95,6 +95,7 @@ class CollectionSettings:
     queue_bytes: int = 64 * MIB
     source: str = ""
     model_version: str = "default"
+    deployment_version: str = ""  # the deployment's generation, when a control plane runs it
     refused_headers: tuple[str, ...] = field(default=(), init=False)
     _capture: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
 
@@ -128,7 +129,7 @@ class CollectionSettings:
             _positive(getattr(self, name), f"data collection: {name}")
         _positive(self.max_bytes, "data collection: max_bytes", optional=True)
         _positive(self.max_age_seconds, "data collection: max_age_seconds", optional=True, integer=False)
-        for name in ("source", "model_version"):
+        for name in ("source", "model_version", "deployment_version"):
             if not isinstance(getattr(self, name), str):
                 raise InvalidSpec(f"data collection: {name} must be text, not {getattr(self, name)!r}")
 
@@ -177,6 +178,7 @@ class CollectionSettings:
             "queue_bytes": self.queue_bytes,
             "source": self.source,
             "model_version": self.model_version,
+            "deployment_version": self.deployment_version,
         }
 
     @classmethod

@@ -3,7 +3,7 @@
 A deployment collects when its serve options name collections (`collect`, from its YAML's `data_collector`
 or `deployments create --collect`); the backend then adds the folder, `<home>/collected/<endpoint>/<deployment>/`
 (Azure's `{endpoint}/{deployment}/{collection}/{yyyy}/{MM}/{dd}/{HH}/` below it), and the rows' `source`. Their
-`modelversion` is what `scorehost serve` resolved the deployment's models to.
+`deploymentversion` (the generation) and `modelversion`, what `scorehost serve` resolved the models to.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ def collected_folder(home: Path, endpoint: str, deployment: str) -> Path:
     return home / COLLECTED / endpoint / deployment
 
 
-def collection_serve_options(spec: DeploymentSpec, home: Path) -> dict[str, Any]:
+def collection_serve_options(spec: DeploymentSpec, home: Path, generation: int) -> dict[str, Any]:
     """The serve options the control plane adds to a deployment that collects (none for one that does not)."""
     if not spec.serve_options.get("collect"):
         return {}
     return {
         "collect_dir": str(collected_folder(home, spec.endpoint, spec.name)),
         "collect_source": f"/endpoints/{spec.endpoint}/deployments/{spec.name}",
+        "collect_deployment_version": str(generation),
     }

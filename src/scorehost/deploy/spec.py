@@ -278,6 +278,7 @@ def check_environment(environment: Mapping[str, Any]) -> None:
 # collect_dir, collect_source and collect_model_version follow from the deployment (deploy/collected.py).
 OWNED_SERVE_OPTIONS = frozenset(
     {
+        "collect_deployment_version",
         "collect_dir",
         "collect_model_version",
         "collect_source",

@@ -52,6 +52,7 @@ def collection_settings(settings: ServeSettings) -> CollectionSettings | None:
         max_bytes=settings.collect_max_size or None,
         source=settings.collect_source or f"/serve/{socket.gethostname()}",
         model_version=models,
+        deployment_version=settings.collect_deployment_version,
     )
 
 

@@ -112,7 +112,7 @@ class LocalBackend:
     def start(self, spec: DeploymentSpec, generation: int) -> Generation:
         key = (spec.endpoint, spec.name, generation)
         options = serve_environment(spec.serve_options)
-        options.update(serve_environment(collection_serve_options(spec, self.home), owned=True))
+        options.update(serve_environment(collection_serve_options(spec, self.home, generation), owned=True))
         token = secrets.token_hex(16)
         # A Unix socket, not a loopback port: cheaper per request through the gateway (bench/gateway.py), and
         # private (mode 0600 in a 0700 folder), so no other user of the machine can bypass the endpoint's keys.

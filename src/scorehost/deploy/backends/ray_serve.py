@@ -208,7 +208,7 @@ class RayBackend:
         # Never what run() raised to callers, whatever the nodes' environment says (SCOREHOST_DEBUG_ERRORS).
         options = {"entry_script": str(spec.script), **spec.serve_options, "debug_errors": False}
         if self.home is not None:  # collected rows land in this workspace: one machine, or a folder the nodes share
-            options.update(collection_serve_options(spec, self.home))
+            options.update(collection_serve_options(spec, self.home, generation))
         models = None
         if spec.models:
             assert self.home is not None
