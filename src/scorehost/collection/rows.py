@@ -143,72 +143,107 @@ def encode_row(item: Row, settings: CollectionSettings) -> bytes:
     """One JSON line (ending in a newline) for a queued row; raises `CollectionError` when it cannot be encoded.
 
     Written for speed (every request of a collecting deployment makes up to four rows, all encoded in the
-    worker's own process): one dict per row, its constant parts made once per collection."""
-    collection = item.collection
-    kind = _KINDS.get(collection)
-    if kind is None:
-        if not is_collection_name(collection):
-            raise CollectionError(
-                f"collection name {collection!r} cannot be used: it becomes a folder name, so use letters, "
-                "digits, '_', '.' and '-'"
-            )
-        kind = _KINDS[collection] = f"azureml.inference.{collection}"
-    if type(item) is PayloadRow:
-        row = _payload_row(item, settings, kind)
-    else:
-        assert isinstance(item, ObjectRow)
-        row = _object_row(item, settings, kind)
+    worker's own process): the line is joined from parts, what never changes for a collection made once, the
+    data embedded as the JSON it already is; only text that may need escaping goes through orjson."""
+    template = _TEMPLATES.get((id(settings), item.collection))
+    if template is None:
+        template = _template(settings, item.collection)
     try:
-        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+        if type(item) is PayloadRow:
+            return _payload_line(item, settings, template)
+        assert isinstance(item, ObjectRow)
+        return _object_line(item, settings, template)
     except orjson.JSONEncodeError as exc:  # a lone surrogate in an id or header, say
-        raise CollectionError(f"cannot encode a row of collection {collection!r}: {exc}") from exc
+        raise CollectionError(f"cannot encode a row of collection {item.collection!r}: {exc}") from exc
 
 
-_KINDS: dict[str, str] = {}
+class _Template(NamedTuple):
+    """The constant parts of a collection's rows; `settings` is held so that its id is not reused."""
+
+    source_and_type: bytes  # ,"source":...,"type":...,"datacontenttype":
+    versions: bytes  # ,"modelversion":...[,"deploymentversion":...]
+    agent: bytes  # ,"agent":...,"contentrange":"
+    settings: CollectionSettings
 
 
-def _payload_row(item: PayloadRow, settings: CollectionSettings, kind: str) -> dict[str, Any]:
+_TEMPLATES: dict[tuple[int, str], _Template] = {}
+_JSON_TYPES: dict[str, bytes] = {"application/json": b'"application/json"'}
+
+
+def _template(settings: CollectionSettings, collection: str) -> _Template:
+    if not is_collection_name(collection):
+        raise CollectionError(
+            f"collection name {collection!r} cannot be used: it becomes a folder name, so use letters, "
+            "digits, '_', '.' and '-'"
+        )
+    dumps = orjson.dumps
+    versions = b',"modelversion":' + dumps(settings.model_version)
+    if settings.deployment_version:
+        versions += b',"deploymentversion":' + dumps(settings.deployment_version)
+    template = _Template(
+        b'","source":' + dumps(settings.source) + b',"type":' + dumps(f"azureml.inference.{collection}")
+        + b',"datacontenttype":',
+        versions,
+        b',"agent":' + dumps(AGENT) + b',"contentrange":"',
+        settings,
+    )  # fmt: skip
+    if len(_TEMPLATES) > 1024:  # settings come and go in tests; a process keeps one
+        _TEMPLATES.clear()
+    _TEMPLATES[(id(settings), collection)] = template
+    return template
+
+
+def _content_type(text: str) -> bytes:
+    found = _JSON_TYPES.get(text)
+    if found is None:
+        found = orjson.dumps(text)
+        if len(_JSON_TYPES) < 256:
+            _JSON_TYPES[text] = found
+    return found
+
+
+def _payload_line(item: PayloadRow, settings: CollectionSettings, template: _Template) -> bytes:
     body = item.body if type(item.body) is bytes else bytes(item.body)
     total = item.size if item.size >= 0 else len(body)
     limit = settings.max_payload_bytes
     data = _json_body(body) if len(body) == total and total <= limit else None
-    row: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": new_request_id(),
-        "source": settings.source,
-        "type": kind,
-        "datacontenttype": item.content_type or "application/octet-stream",
-        "time": iso_time(item.time),
-    }
     shown = total
+    encoding = b""
     if data is None:  # not JSON, or cut short (the first max_payload_bytes bytes stay, as base64)
         body = body[:limit]
         shown = len(body)
-        row["data"] = base64.b64encode(body).decode("ascii")
-        row["dataencoding"] = "base64"
-    else:
-        row["data"] = orjson.Fragment(data)
-    row["path"] = item.path
-    row["method"] = item.method
+        data = b'"' + base64.b64encode(body) + b'"'
+        encoding = b',"dataencoding":"base64"'
+    parts = [
+        b'{"specversion":"1.0","id":"',
+        new_request_id().encode(),
+        template.source_and_type,
+        _content_type(item.content_type or "application/octet-stream"),
+        b',"time":"',
+        iso_time(item.time).encode(),
+        b'","data":',
+        data,
+        encoding,
+        b',"path":',
+        orjson.dumps(item.path),
+        b',"method":',
+        orjson.dumps(item.method),
+    ]
     if item.status:
-        row["status"] = item.status
+        parts.append(b',"status":%d' % item.status)
     if item.headers:
         allowed = settings.capture_header_names()
         headers = {name.lower(): value for name, value in item.headers.items() if name.lower() in allowed}
         if headers:
-            row["headers"] = headers
-    row["correlationid"] = row["xrequestid"] = item.correlation_id
-    row["modelversion"] = settings.model_version
-    if settings.deployment_version:
-        row["deploymentversion"] = settings.deployment_version
-    row["agent"] = AGENT
-    row["contentrange"] = f"bytes 0-{shown - 1}/{total}" if shown else f"bytes */{total}"
-    if shown < total:
-        row["truncated"] = True
-    return row
+            parts += (b',"headers":', orjson.dumps(headers))
+    correlation = orjson.dumps(item.correlation_id)
+    parts += (b',"correlationid":', correlation, b',"xrequestid":', correlation, template.versions, template.agent)
+    parts.append(b"bytes 0-%d/%d" % (shown - 1, total) if shown else b"bytes */%d" % total)
+    parts.append(b'","truncated":true}\n' if shown < total else b'"}\n')
+    return b"".join(parts)
 
 
-def _object_row(item: ObjectRow, settings: CollectionSettings, kind: str) -> dict[str, Any]:
+def _object_line(item: ObjectRow, settings: CollectionSettings, template: _Template) -> bytes:
     try:
         data, encoded = _object_data(item.obj)
     except Exception as exc:  # whatever the object's own methods raise
@@ -217,27 +252,24 @@ def _object_row(item: ObjectRow, settings: CollectionSettings, kind: str) -> dic
         ) from exc
     total = len(data)
     truncated = total > OBJECT_CAP_FACTOR * settings.max_payload_bytes
-    row: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": new_request_id(),
-        "source": settings.source,
-        "type": kind,
-        "datacontenttype": "application/octet-stream" if encoded else "application/json",
-        "time": iso_time(item.time),
-    }
+    correlation = orjson.dumps(item.correlation_id)
+    parts = [
+        b'{"specversion":"1.0","id":"',
+        new_request_id().encode(),
+        template.source_and_type,
+        b'"application/octet-stream"' if encoded else b'"application/json"',
+        b',"time":"',
+        iso_time(item.time).encode(),
+        b'"',
+    ]
     if not truncated:
-        row["data"] = orjson.Fragment(data)
+        parts += (b',"data":', data)
     if encoded:
-        row["dataencoding"] = "base64"
-    row["correlationid"] = row["xrequestid"] = item.correlation_id
-    row["modelversion"] = settings.model_version
-    if settings.deployment_version:
-        row["deploymentversion"] = settings.deployment_version
-    row["collectdatatype"] = type_name(item.obj)
-    row["agent"] = AGENT
+        parts.append(b',"dataencoding":"base64"')
+    parts += (b',"correlationid":', correlation, b',"xrequestid":', correlation, template.versions)
+    parts += (b',"collectdatatype":', orjson.dumps(type_name(item.obj)), template.agent)
     if truncated:
-        row["contentrange"] = f"bytes */{total}"
-        row["truncated"] = True
+        parts.append(b'bytes */%d","truncated":true}\n' % total)
     else:
-        row["contentrange"] = f"bytes 0-{total - 1}/{total}" if total else "bytes */0"
-    return row
+        parts.append(b'bytes 0-%d/%d"}\n' % (total - 1, total))
+    return b"".join(parts)
