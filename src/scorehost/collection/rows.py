@@ -22,7 +22,17 @@ from scorehost.collection.settings import CollectionSettings
 from scorehost.errors import CollectionError
 from scorehost.telemetry.request_ids import new_request_id
 
-__all__ = ["AGENT", "ObjectRow", "PayloadRow", "Row", "encode_row", "iso_time", "row_second", "type_name"]
+__all__ = [
+    "AGENT",
+    "EncodedRow",
+    "ObjectRow",
+    "PayloadRow",
+    "Row",
+    "encode_row",
+    "iso_time",
+    "row_second",
+    "type_name",
+]
 
 AGENT = f"scorehost/{__version__}"
 # A collected object whose JSON is larger than this many times max_payload_bytes is written without its data.
@@ -57,7 +67,15 @@ class PayloadRow(NamedTuple):
     status: int = 0  # a response's status code (0: a request)
 
 
-Row = ObjectRow | PayloadRow
+class EncodedRow(NamedTuple):
+    """A row already made into its line (by `encode_row`, on the thread that collected it)."""
+
+    collection: str
+    time: float
+    line: bytes
+
+
+Row = ObjectRow | PayloadRow | EncodedRow
 
 
 def row_second(epoch: float) -> int:
@@ -76,6 +94,17 @@ def iso_time(epoch: float) -> str:
 
 
 _last_second, _last_prefix = 0, "1970-01-01T00:00:00"
+
+
+def _time_json(epoch: float) -> bytes:
+    """`iso_time` as the bytes of a line; the rows of one request share their time, so the last is kept."""
+    global _last_epoch, _last_time
+    if epoch != _last_epoch:
+        _last_time, _last_epoch = iso_time(epoch).encode(), epoch
+    return _last_time
+
+
+_last_epoch, _last_time = -1.0, b""
 
 
 def type_name(value: object) -> str:
@@ -145,6 +174,8 @@ def encode_row(item: Row, settings: CollectionSettings) -> bytes:
     Written for speed (every request of a collecting deployment makes up to four rows, all encoded in the
     worker's own process): the line is joined from parts, what never changes for a collection made once, the
     data embedded as the JSON it already is; only text that may need escaping goes through orjson."""
+    if type(item) is EncodedRow:
+        return item.line
     template = _TEMPLATES.get((id(settings), item.collection))
     if template is None:
         template = _template(settings, item.collection)
@@ -167,7 +198,7 @@ class _Template(NamedTuple):
 
 
 _TEMPLATES: dict[tuple[int, str], _Template] = {}
-_JSON_TYPES: dict[str, bytes] = {"application/json": b'"application/json"'}
+_JSON_TEXTS: dict[str, bytes] = {}  # content types, paths and methods, which repeat: escaped once each
 
 
 def _template(settings: CollectionSettings, collection: str) -> _Template:
@@ -193,12 +224,12 @@ def _template(settings: CollectionSettings, collection: str) -> _Template:
     return template
 
 
-def _content_type(text: str) -> bytes:
-    found = _JSON_TYPES.get(text)
+def _json_text(text: str) -> bytes:
+    found = _JSON_TEXTS.get(text)
     if found is None:
         found = orjson.dumps(text)
-        if len(_JSON_TYPES) < 256:
-            _JSON_TYPES[text] = found
+        if len(_JSON_TEXTS) < 1024 and len(text) < 256:
+            _JSON_TEXTS[text] = found
     return found
 
 
@@ -218,16 +249,16 @@ def _payload_line(item: PayloadRow, settings: CollectionSettings, template: _Tem
         b'{"specversion":"1.0","id":"',
         new_request_id().encode(),
         template.source_and_type,
-        _content_type(item.content_type or "application/octet-stream"),
+        _json_text(item.content_type or "application/octet-stream"),
         b',"time":"',
-        iso_time(item.time).encode(),
+        _time_json(item.time),
         b'","data":',
         data,
         encoding,
         b',"path":',
-        orjson.dumps(item.path),
+        _json_text(item.path),
         b',"method":',
-        orjson.dumps(item.method),
+        _json_text(item.method),
     ]
     if item.status:
         parts.append(b',"status":%d' % item.status)
@@ -259,7 +290,7 @@ def _object_line(item: ObjectRow, settings: CollectionSettings, template: _Templ
         template.source_and_type,
         b'"application/octet-stream"' if encoded else b'"application/json"',
         b',"time":"',
-        iso_time(item.time).encode(),
+        _time_json(item.time),
         b'"',
     ]
     if not truncated:

@@ -25,7 +25,7 @@ from pathlib import Path
 from scorehost.collection.files import AppendFiles
 from scorehost.collection.layout import file_name, partition
 from scorehost.collection.retention import prune
-from scorehost.collection.rows import PayloadRow, Row, encode_row, row_second
+from scorehost.collection.rows import EncodedRow, PayloadRow, Row, encode_row, row_second
 from scorehost.collection.settings import CollectionSettings
 
 __all__ = [
@@ -77,7 +77,9 @@ class WriterStats:
 
 def _cost(item: Row) -> int:
     """What a queued row counts against queue_bytes; offer and drain must agree, or the count drifts."""
-    return len(item.body) if type(item) is PayloadRow else OBJECT_ROW_BYTES
+    if isinstance(item, EncodedRow):
+        return len(item.line)
+    return len(item.body) if isinstance(item, PayloadRow) else OBJECT_ROW_BYTES
 
 
 class CollectionWriter:
@@ -111,6 +113,7 @@ class CollectionWriter:
         self._written: dict[str, int] = {}
         self._files = AppendFiles()
         self._partitions: dict[tuple[int, str], str] = {}
+        self._last_minute, self._last_partition = -1, ""
         self._pending: dict[str, tuple[int, str]] = {}  # reason -> rows dropped since its last warning, detail
         self._warned: dict[str, float] = {}
         self._queue_full_seen = 0
@@ -239,12 +242,16 @@ class CollectionWriter:
 
     def _partition(self, epoch: float) -> str:
         second = row_second(epoch)
-        key = (second // 60, self.settings.rolling_rate)  # every rolling rate is whole minutes
+        minute = second // 60  # every rolling rate is whole minutes
+        if minute == self._last_minute:  # nearly always: rows come in time order
+            return self._last_partition
+        key = (minute, self.settings.rolling_rate)
         found = self._partitions.get(key)
         if found is None:
             if len(self._partitions) > 256:
                 self._partitions.clear()
             found = self._partitions[key] = partition(second, self.settings.rolling_rate)
+        self._last_minute, self._last_partition = minute, found
         return found
 
     def _write(self, collection: str, path: Path, lines: list[bytes]) -> None:
