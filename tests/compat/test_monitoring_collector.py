@@ -135,3 +135,11 @@ def test_rows_carry_the_time_they_were_collected(collecting: Collection) -> None
     (row,) = written(collecting)
     assert str(row["time"]).endswith("Z")
     assert before - 1 <= pd.Timestamp(str(row["time"])).timestamp() <= time.time() + 1
+
+
+def test_a_frame_changed_after_collect_is_written_as_it_was(collecting: Collection) -> None:
+    frame = pd.DataFrame({"a": [1, 2]})
+    Collector(name="model_inputs").collect(frame)
+    frame["prediction"] = [0, 1]  # as scripts do once the model has answered
+    (row,) = written(collecting)
+    assert row["data"] == [{"a": 1}, {"a": 2}]
