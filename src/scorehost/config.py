@@ -273,6 +273,10 @@ class ServeSettings(BaseSettings):
     collect_max_payload: Annotated[int, BeforeValidator(parse_size)] = Field(default=256 * 1024, ge=1024)
     """Payloads past this size are cut to it and marked truncated (`--collect-max-payload`)."""
 
+    collect_sync_interval: Annotated[float, BeforeValidator(parse_duration)] = Field(default=1.0, ge=0)
+    """Collected files are fsynced this often, what a machine that stops can lose (a process that dies loses only
+    its last 0.2 s); 0 leaves it to the kernel (`--collect-sync-interval`)."""
+
     collect_source: str = ""
     """The rows' `source` (the control plane sets /endpoints/E/deployments/D); default /serve/HOSTNAME."""
 

@@ -55,6 +55,7 @@ def test_rates_multiply_and_named_collections_exclude_the_others(tmp_path: Path)
         ({"collections": {"../up": CollectionRule()}}, "collection name '../up' cannot be used: it becomes a folder"),
         ({"capture_headers": "x-trace"}, "capture_headers must be a list of header names"),
         ({"capture_headers": ("bad header",)}, "'bad header' is not a header name"),
+        ({"sync_seconds": -1}, "sync_seconds must be a number of seconds, 0 or more"),
     ],
 )
 def test_bad_values_name_the_field_and_the_fix(tmp_path: Path, changes: dict[str, Any], message: str) -> None:

@@ -233,6 +233,12 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
     help="Delete the oldest collected files past SIZE, e.g. 5GiB; 0 = no cap.  [default: 5GiB]",
 )
 @click.option(
+    "--collect-sync-interval",
+    metavar="SECONDS",
+    help="fsync collected files this often: what a machine that stops can lose (a killed process loses only its "
+    "last 0.2 s); 0 leaves it to the kernel, for slow disks.  [default: 1]",
+)
+@click.option(
     "--collect-max-payload",
     metavar="SIZE",
     help="Cut payloads past SIZE, marked truncated.  [default: 256KiB]",

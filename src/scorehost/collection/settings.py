@@ -93,6 +93,7 @@ class CollectionSettings:
     max_bytes: int | None = 5 * GIB
     queue_rows: int = 10_000
     queue_bytes: int = 64 * MIB
+    sync_seconds: float = 1.0  # fsync the files this often (what a machine crash can lose); 0: never
     source: str = ""
     model_version: str = "default"
     deployment_version: str = ""  # the deployment's generation, when a control plane runs it
@@ -129,6 +130,14 @@ class CollectionSettings:
             _positive(getattr(self, name), f"data collection: {name}")
         _positive(self.max_bytes, "data collection: max_bytes", optional=True)
         _positive(self.max_age_seconds, "data collection: max_age_seconds", optional=True, integer=False)
+        if (
+            isinstance(self.sync_seconds, bool)
+            or not isinstance(self.sync_seconds, int | float)
+            or self.sync_seconds < 0
+        ):
+            raise InvalidSpec(
+                f"data collection: sync_seconds must be a number of seconds, 0 or more, not {self.sync_seconds!r}"
+            )
         for name in ("source", "model_version", "deployment_version"):
             if not isinstance(getattr(self, name), str):
                 raise InvalidSpec(f"data collection: {name} must be text, not {getattr(self, name)!r}")
@@ -176,6 +185,7 @@ class CollectionSettings:
             "max_bytes": self.max_bytes,
             "queue_rows": self.queue_rows,
             "queue_bytes": self.queue_bytes,
+            "sync_seconds": self.sync_seconds,
             "source": self.source,
             "model_version": self.model_version,
             "deployment_version": self.deployment_version,

@@ -48,7 +48,6 @@ CLOSED = "closed"  # offered after close()
 
 OBJECT_ROW_BYTES = 1024  # what an object row counts against queue_bytes: its size is unknown until encoded
 _TICK = 0.2
-_SYNC_EVERY = 1.0
 _RETAIN_EVERY = 60.0
 _WARN_EVERY = 10.0
 _IDLE_CLOSE = 60.0
@@ -103,6 +102,7 @@ class CollectionWriter:
         self._on_dropped = on_dropped
         self._file_name = file_name(hostname)
         self._queue: deque[Row] = deque()
+        self._sync_every = settings.sync_seconds
         self._max_rows = settings.queue_rows
         self._max_bytes = settings.queue_bytes
         self._body_limit = settings.max_payload_bytes
@@ -201,7 +201,7 @@ class CollectionWriter:
                 waiters = [self._flushes.popleft() for _ in range(len(self._flushes))]
                 self._drain()
                 now = time.monotonic()
-                if waiters or stopping or now - synced_at >= _SYNC_EVERY:
+                if waiters or stopping or (self._sync_every and now - synced_at >= self._sync_every):
                     self._sync()
                     synced_at = now
                 for done in waiters:

@@ -50,6 +50,7 @@ def collection_settings(settings: ServeSettings) -> CollectionSettings | None:
         max_payload_bytes=settings.collect_max_payload,
         max_age_seconds=settings.collect_max_age or None,
         max_bytes=settings.collect_max_size or None,
+        sync_seconds=settings.collect_sync_interval,
         source=settings.collect_source or f"/serve/{socket.gethostname()}",
         model_version=models,
         deployment_version=settings.collect_deployment_version,
