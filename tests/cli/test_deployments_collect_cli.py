@@ -28,6 +28,7 @@ def test_collecting_from_flags_then_stopping(control_plane: int) -> None:
     scorehost("endpoints", "create", "shop", "--auth", "none")
     script = str(WHOAMI / "score.py")
     flags = ["--collect", "request", "--collect", "response", "--collect-header", "x-client-id"]
+    flags += ["--collect-max-age", "7d"]
     scorehost("deployments", "create", "shop", "blue", "--script", script, *flags)
     url = f"http://127.0.0.1:{control_plane}/endpoints/shop/score"
     for n in range(3):
@@ -41,12 +42,13 @@ def test_collecting_from_flags_then_stopping(control_plane: int) -> None:
     assert all(row["headers"] == {"x-client-id": "c1"} for row in requests)
     shown = json.loads(scorehost("deployments", "show", "shop", "blue").stdout)
     assert shown["serve_options"]["collect"] == "request,response"
+    assert shown["serve_options"]["collect_max_age"] == "7d"
 
     refused = scorehost("deployments", "update", "shop", "blue", "--no-collect", "--collect", "request", code=2)
     assert "--no-collect cannot be combined" in refused.stderr
-    scorehost("deployments", "update", "shop", "blue", "--no-collect")
+    scorehost("deployments", "update", "shop", "blue", "--no-collect", "--collect-max-size", "1GiB")
     shown = json.loads(scorehost("deployments", "show", "shop", "blue").stdout)
-    assert not any(key.startswith("collect") for key in shown["serve_options"])
+    assert shown["serve_options"] == {"collect_max_size": "1GiB"}  # what --no-collect leaves: nothing collects
     for n in range(2):
         assert httpx.post(url, json={"data": n}, timeout=30).status_code == 200
     time.sleep(1)

@@ -8,10 +8,11 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["collect_options", "collection_changes", "merged_serve_options"]
+__all__ = ["collect_options", "collection_changes", "merged_serve_options", "retention_changes"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _NAMES = ("collect", "collect_sampling_rate", "collect_headers", "no_collect")
+_RETENTION = ("collect_max_age", "collect_max_size")
 
 
 def collect_options(command: F) -> F:
@@ -34,7 +35,18 @@ def collect_options(command: F) -> F:
                 metavar="NAME",
                 help="A header written with the payloads (repeatable); never credentials.",
             ),
-            click.option("--no-collect", is_flag=True, help="Stop collecting (update).", hidden=False),
+            click.option("--no-collect", is_flag=True, help="Stop collecting (update)."),
+            click.option(
+                "--collect-max-age",
+                metavar="AGE",
+                help="Delete collected files older than AGE, e.g. 7d; 0 keeps them (with -f too).  [default: 30d]",
+            ),
+            click.option(
+                "--collect-max-size",
+                metavar="SIZE",
+                help="Delete the oldest collected files past SIZE, e.g. 20GiB; 0 = no cap (with -f too).  "
+                "[default: 5GiB]",
+            ),
         ]
     ):
         command = option(command)
@@ -61,6 +73,12 @@ def collection_changes(options: dict[str, Any]) -> dict[str, Any] | None:
     if given["collect_headers"]:
         changes["collect_headers"] = list(given["collect_headers"])
     return changes
+
+
+def retention_changes(options: dict[str, Any]) -> dict[str, Any]:
+    """Take the retention flags out of `options`: the serve options they set (a YAML file has no such field, so
+    they go with -f too)."""
+    return {name: value for name in _RETENTION if (value := options.pop(name)) is not None}
 
 
 def merged_serve_options(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from scorehost.cli.collect_options import collect_options, collection_changes, merged_serve_options
+from scorehost.cli.collect_options import (
+    collect_options,
+    collection_changes,
+    merged_serve_options,
+    retention_changes,
+)
 from scorehost.cli.controlplane import home_option
 from scorehost.cli.controlplane_client import cli_errors, client_of, json_option, show_table
 from scorehost.cli.output import echo_json
@@ -214,6 +219,7 @@ def _declare(
     the wait, and --all-traffic."""
     ray_flags = {key: options.pop(key) for key in list(options) if key.startswith("ray_")}
     collecting = collection_changes(options)
+    retention = retention_changes(options)
     home, backend = options["home"], options["backend"]
     yaml_file, environment_file = options["yaml_file"], options["environment_file"]
     flags_given = [flag for flag in ("script", "code_dir", "instances") if options[flag] is not None]
@@ -254,6 +260,11 @@ def _declare(
         if collecting is not None:
             current = {} if creating else client.get_deployment(endpoint, name).get("serve_options") or {}
             fields["serve_options"] = merged_serve_options(current, collecting)
+        if retention:
+            if "serve_options" not in fields:  # from flags: the deployment's own (of an update) kept beside them
+                current = {} if creating else client.get_deployment(endpoint, name).get("serve_options") or {}
+                fields["serve_options"] = dict(current)
+            fields["serve_options"] = {**fields["serve_options"], **retention}
         if creating:
             result = client.create_deployment(endpoint, name, backend=backend or "local", ray=ray, **fields)
         else:
