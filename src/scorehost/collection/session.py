@@ -76,9 +76,6 @@ class Collection:
     def offer_object(self, name: str, correlation_id: str, value: object) -> bool:
         return self.offer(ObjectRow(name, time.time(), correlation_id, value))
 
-    def offer_payload(self, row: PayloadRow) -> bool:
-        return self.offer(row)
-
     def offer(self, row: ObjectRow | PayloadRow) -> bool:
         """Queue the row as its line, encoded here: the writer thread then only writes, and never holds the GIL
         long enough to delay a request (measured: encoding on the writer's thread cost more, in GIL hand-offs,

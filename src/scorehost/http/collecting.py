@@ -126,7 +126,7 @@ class PayloadCollection:
         environ = exchange.environ
         query = environ.get("QUERY_STRING")
         path = f"{exchange.path}?{query}" if query else exchange.path
-        offer = self.collection.offer_payload
+        offer = self.collection.offer
         if wants_request:
             captured = {name: environ[key] for name, key in self._request_keys if key in environ}
             offer(
