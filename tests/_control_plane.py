@@ -54,7 +54,9 @@ class RecordingDeployer:
     def status(self, record: DeploymentRecord) -> dict[str, Any]:
         return {"state": "ready"}
 
-    def logs(self, record: DeploymentRecord, lines: int, follow: bool = False) -> Iterable[str]:
+    def logs(
+        self, record: DeploymentRecord, lines: int, follow: bool = False, generation: int | None = None
+    ) -> Iterable[str]:
         yield from (f"line {index}" for index in range(lines))
         if follow:
             yield "followed"
@@ -68,7 +70,7 @@ def api_server(folder: Path, gateway: str = GATEWAY) -> Iterator[tuple[ControlPl
     """Serve the API on 127.0.0.1 (a free port) over a SQLite file in `folder`."""
     engine = database.connect(f"sqlite:///{folder / 'registry.db'}")
     deployer = RecordingDeployer(folder)
-    app = ControlPlaneApp(DeployState(engine), deployer, TOKEN, gateway)
+    app = ControlPlaneApp(DeployState(engine), deployer, TOKEN, gateway, home=folder)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

@@ -223,6 +223,10 @@ class Client:
             ) from None
         return _api_result(response)
 
+    def console_link(self) -> str:
+        """A one-time sign-in link to the web console (good once, for two minutes)."""
+        return self.address.api + str(self._call("POST", "/console/links")["path"])
+
     def status(self) -> dict[str, Any]:
         """Every process the control plane owns: itself, its gateway and each deployment generation (pid, alive,
         state, restarts, last cause)."""
@@ -322,11 +326,15 @@ class Client:
     def delete_deployment(self, endpoint: str, name: str) -> None:
         self._call("DELETE", f"/api/v1/endpoints/{endpoint}/deployments/{name}")
 
-    def follow_logs(self, endpoint: str, name: str, *, lines: int = 10) -> Iterator[str]:
-        """The last `lines` log lines, then each new one as it is written (until the deployment stops)."""
+    def follow_logs(self, endpoint: str, name: str, *, lines: int = 10, generation: int | None = None) -> Iterator[str]:
+        """The last `lines` log lines, then each new one as it is written (until the deployment stops); of
+        `generation` when given (else of the one being started, or the serving one)."""
         path = f"/api/v1/endpoints/{endpoint}/deployments/{name}/logs"
+        params: dict[str, Any] = {"lines": lines, "follow": "true"}
+        if generation is not None:
+            params["generation"] = generation
         try:
-            with self._api.stream("GET", path, params={"lines": lines, "follow": "true"}, timeout=None) as response:
+            with self._api.stream("GET", path, params=params, timeout=None) as response:
                 if response.status_code >= 400:
                     response.read()
                     _api_result(response)
@@ -334,9 +342,11 @@ class Client:
         except httpx.TransportError as error:
             raise ServiceUnavailable(f"the control plane at {self.address.api} does not answer ({error})") from None
 
-    def logs(self, endpoint: str, name: str, *, lines: int = 100) -> str:
+    def logs(self, endpoint: str, name: str, *, lines: int = 100, generation: int | None = None) -> str:
+        """The last `lines` log lines, of `generation` when given (serving, starting, or the last that failed)."""
+        params: dict[str, Any] = {"lines": lines} if generation is None else {"lines": lines, "generation": generation}
         try:
-            response = self._api.get(f"/api/v1/endpoints/{endpoint}/deployments/{name}/logs", params={"lines": lines})
+            response = self._api.get(f"/api/v1/endpoints/{endpoint}/deployments/{name}/logs", params=params)
         except httpx.TransportError as error:
             raise ServiceUnavailable(f"the control plane at {self.address.api} does not answer ({error})") from None
         if response.status_code >= 400:

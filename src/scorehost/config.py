@@ -320,6 +320,10 @@ class ControlPlaneSettings(BaseSettings):
     """Most seconds between restarts of a gateway that keeps dying: the delay starts at 1 s and doubles up to
     this (`SCOREHOST_CONTROLPLANE_RESTART_BACKOFF_CAP`)."""
 
+    console_sample_interval: float = Field(default=5.0, ge=0.2, le=60)
+    """Seconds between the web console's samples of the gateway's and the deployments' metrics (its charts keep
+    the last hour) (`SCOREHOST_CONTROLPLANE_CONSOLE_SAMPLE_INTERVAL`)."""
+
     gateway_probe_timeout: float = Field(default=30.0, ge=0, le=3600)
     """Seconds the gateway may go without answering `GET /` (asked every few seconds) before it is killed and
     restarted: a stopped or stuck gateway still accepts connections, so its exit alone does not show it; 0 = never

@@ -40,14 +40,14 @@ def test_collecting_from_flags_then_stopping(control_plane: int) -> None:
     )
     requests = [row for row in rows if row["type"] == "azureml.inference.request"]
     assert all(row["headers"] == {"x-client-id": "c1"} for row in requests)
-    shown = json.loads(scorehost("deployments", "show", "shop", "blue").stdout)
+    shown = json.loads(scorehost("deployments", "show", "shop", "blue", "--json").stdout)
     assert shown["serve_options"]["collect"] == "request,response"
     assert shown["serve_options"]["collect_max_age"] == "7d"
 
     refused = scorehost("deployments", "update", "shop", "blue", "--no-collect", "--collect", "request", code=2)
     assert "--no-collect cannot be combined" in refused.stderr
     scorehost("deployments", "update", "shop", "blue", "--no-collect", "--collect-max-size", "1GiB")
-    shown = json.loads(scorehost("deployments", "show", "shop", "blue").stdout)
+    shown = json.loads(scorehost("deployments", "show", "shop", "blue", "--json").stdout)
     assert shown["serve_options"] == {"collect_max_size": "1GiB"}  # what --no-collect leaves: nothing collects
     for n in range(2):
         assert httpx.post(url, json={"data": n}, timeout=30).status_code == 200

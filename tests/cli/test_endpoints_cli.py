@@ -150,6 +150,6 @@ def test_an_update_superseded_by_a_later_one_is_told_at_once(control_plane: int,
     finally:
         slow.kill()
     assert slow.returncode == 1
-    assert "mnist/blue generation 2 was superseded by generation 3 (a later update)" in stderr
+    assert "mnist/blue generation 2 was superseded by generation 3 (started by another update)" in stderr
     [listed] = json.loads(scorehost("deployments", "list", "mnist", "--json").stdout)
     assert (listed["generation"], listed["serving_generation"], listed["status"]["state"]) == (3, 3, "ready")

@@ -165,8 +165,8 @@ def sources(tmp_path: Path) -> Sources:
             [],
             "[OPTIONS] COMMAND [ARGS]...",
             [
-                "--home DIRECTORY",
-                "SCOREHOST_HOME.  [default: ~/.scorehost]",
+                "--home DIR",
+                "(SCOREHOST_HOME).  [default: ~/.scorehost]",
                 "alias     Point an alias (e.g. production) at a version.",
                 "delete    Delete one version; its number is never reused.",
                 "download  Copy a version's file or folder out, verified.",
@@ -176,7 +176,7 @@ def sources(tmp_path: Path) -> Sources:
                 "show      Show one version with its files' sha256s.",
                 "verify    Re-hash stored files; exit 1 if any is damaged.",
                 "A reference (REF) is NAME (the latest version), NAME:VERSION, NAME:ALIAS or NAME:latest.",
-                "scorehost models alias sklearn_mnist production 2",
+                "scorehost models alias digits production 1",
             ],
         ),
         (
@@ -338,6 +338,7 @@ def test_list_tables_for_people_and_json_for_scripts(home: Path, sources: Source
     other = tmp_path / "other-home"
     models("--home", other, "register", "gamma", sources.file)
     assert [summary["name"] for summary in as_json("--home", other, "list")] == ["gamma"]
+    assert [summary["name"] for summary in as_json("list", "--home", other)] == ["gamma"]  # after it too
     assert (other / "registry.db").is_file()
 
     assert rows(models("list").out) == [  # one row per model
@@ -355,8 +356,8 @@ def test_list_tables_for_people_and_json_for_scripts(home: Path, sources: Source
     lines = models("list", "alpha").out.splitlines()  # one row per version, each on one line however long
     assert len(lines) == 3, lines
     assert lines[0].split() == ["VERSION", "ALIASES", "SIZE", "FILES", "CREATED", "TAGS", "DESCRIPTION"]
-    assert re.fullmatch(r"1\s+production\s+2\.6 kB\s+1\s+\S+\+00:00\s+stage=dev team=vision\s+-", lines[1]), lines[1]
-    assert re.fullmatch(rf"2\s+-\s+5\.0 kB\s+3\s+\S+\+00:00\s+-\s+{re.escape(long.strip())}", lines[2]), lines[2]
+    assert re.fullmatch(r"1\s+production\s+2\.6 kB\s+1\s+\S+Z\s+stage=dev team=vision\s+-", lines[1]), lines[1]
+    assert re.fullmatch(rf"2\s+-\s+5\.0 kB\s+3\s+\S+Z\s+-\s+{re.escape(long.strip())}", lines[2]), lines[2]
     assert all(line == line.rstrip() for line in lines)
     versions = as_json("list", "alpha")
     assert [(v["version"], v["aliases"], v["tags"], v["description"]) for v in versions] == [

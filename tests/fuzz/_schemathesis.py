@@ -8,6 +8,7 @@ from typing import Any
 import requests
 import schemathesis
 from hypothesis import given
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.schemas import APIOperation
 
@@ -52,4 +53,10 @@ def fuzz_operations(
                 check(case, answer)
 
             strategy = operation.as_strategy(generation_mode=mode, headers=headers)
-            fuzz_settings(max_examples)(given(case=strategy)(call))()
+            try:
+                fuzz_settings(max_examples)(given(case=strategy)(call))()
+            except Unsatisfiable:
+                # Nothing of it can be invalid: a raw run()'s body of any content type, and no key (scorehost
+                # serve's documents declare none) to send wrong.
+                if mode is not GenerationMode.NEGATIVE:
+                    raise

@@ -294,8 +294,8 @@ def _status(client: httpx.Client, path: str) -> tuple[int, str] | None:
 
 
 def _listening_url(server: Server, timeout: float = 30) -> str:
-    line = server.wait_for_log(r"listening on http://", timeout)
-    match = re.search(r"listening on (\S+)", line)
+    line = server.wait_for_log(r"starting on http://", timeout)  # bound; "listening on" comes after init()
+    match = re.search(r"starting on (\S+)", line)
     assert match
     return match.group(1)
 
@@ -353,7 +353,7 @@ def test_init_failing_exits_3_and_is_never_healthy(tmp: Path) -> None:
                 if reference.process.poll() is None:
                     answers.append(("reference", _status(client, f"{reference.url}/")))
                 if ours.process.poll() is None and not ours.url:
-                    match = re.search(r"listening on (http://\S+)", ours.log)
+                    match = re.search(r"starting on (http://\S+)", ours.log)
                     ours.url = match.group(1) if match else ""
                 if ours.process.poll() is None and ours.url:
                     answers.append(("scorehost", _status(client, f"{ours.url}/")))

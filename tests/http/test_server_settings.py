@@ -106,8 +106,8 @@ def test_host_defaults_to_loopback(serve: Serve) -> None:
 def test_readiness_waits_for_init_while_liveness_answers(serve: Serve, tmp_path: Path) -> None:
     release = tmp_path / "release"
     server = serve("waits_in_init.py", env={"RELEASE_INIT": str(release)}, ready=False)
-    line = server.wait_for_log(r"listening on http://")
-    url = line.split("listening on ")[1].split()[0]
+    line = server.wait_for_log(r"starting on http://")  # bound, init() running: not "listening on" yet
+    url = line.split("starting on ")[1].split()[0]
     with httpx.Client(base_url=url, timeout=30) as client:
         live = client.get("/live")  # liveness answers while init() runs
         assert live.status_code == 200

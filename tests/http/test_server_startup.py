@@ -151,8 +151,8 @@ def test_port_in_use_exits_1(serve: Serve) -> None:
 def test_a_server_told_to_stop_during_init_stops_at_once(serve: Serve, tmp_path: Path) -> None:
     """Nothing is answered before init() returns, so there is nothing to drain: no --graceful-timeout wait."""
     server = serve("waits_in_init.py", "--workers", "2", env={"RELEASE_INIT": str(tmp_path / "never")}, ready=False)
-    line = server.wait_for_log("listening on")
-    url = line.split("listening on ")[1].split()[0]
+    line = server.wait_for_log("starting on")  # bound, init() running: "listening on" comes once it has returned
+    url = line.split("starting on ")[1].split()[0]
     deadline = time.monotonic() + 20
     while httpx.get(url + "/live", timeout=5).status_code != 200:  # a worker is up, its init() running
         assert time.monotonic() < deadline

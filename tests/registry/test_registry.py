@@ -11,6 +11,7 @@ import pytest
 
 from scorehost import Registry
 from scorehost.errors import CorruptModel, InvalidModelReference, ModelInUse, UnknownModel
+from scorehost.timestamps import parse_iso_utc
 
 
 @pytest.fixture
@@ -63,7 +64,8 @@ def test_versions_count_up_per_name_and_keep_metadata(registry: Registry, tmp_pa
     summaries = {s.name: s for s in registry.list_models()}
     assert summaries["sklearn_mnist"].versions == 2
     assert summaries["sklearn_mnist"].latest == 2
-    assert first.to_json()["created_at"].endswith("+00:00")
+    shown = first.to_json()["created_at"]  # ISO 8601 UTC to the millisecond, as every time scorehost prints
+    assert shown.endswith("Z") and abs(parse_iso_utc(shown) - first.created_at) < 0.001
 
 
 def test_files_are_listed_with_their_sha256_and_the_folder_name_kept(registry: Registry, tmp_path: Path) -> None:

@@ -9,21 +9,11 @@ from typing import Any
 
 import click
 
-from scorehost.config import ControlPlaneSettings, WorkspaceSettings
+from scorehost.cli.help_text import examples
+from scorehost.cli.workspace import group_home_option, home_option, workspace_of
+from scorehost.config import ControlPlaneSettings
 
-__all__ = ["controlplane_group", "workspace_of"]
-
-
-def workspace_of(home: Path | None) -> Path:
-    """The workspace folder from --home, else SCOREHOST_HOME, else ~/.scorehost."""
-    return (WorkspaceSettings(home=home) if home else WorkspaceSettings()).workspace
-
-
-home_option = click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Workspace folder (SCOREHOST_HOME).  [default: ~/.scorehost]",
-)
+__all__ = ["controlplane_group"]
 
 
 log_options = [
@@ -53,16 +43,38 @@ def _settings(log_max_size: str | None, log_backups: int | None) -> ControlPlane
         raise click.BadParameter(str(problem["msg"]), param_hint=flag) from None
 
 
-@click.group("controlplane")
+_API_PORT_HELP = "TCP port of the control plane's REST API (/api/v1, /openapi.json); 0 picks a free one."
+_GATEWAY_PORT_HELP = "TCP port of the gateway: every endpoint's scoring URI, /endpoints/NAME/score."
+
+
+@click.group(
+    "controlplane",
+    epilog=examples(
+        "scorehost controlplane start --gateway-port 8080",
+        "scorehost controlplane status",
+        "scorehost controlplane stop",
+        note="The control plane keeps endpoints and deployments running and serves the API their commands use; "
+        "the gateway it starts serves every endpoint's scoring URI. `scorehost endpoints ...` starts both when "
+        "they are not running.",
+    ),
+)
+@group_home_option
 def controlplane_group() -> None:
     """Start, stop or check the control plane (the endpoints commands start it when needed)."""
 
 
-@controlplane_group.command("start")
+@controlplane_group.command(
+    "start",
+    epilog=examples(
+        "scorehost controlplane start",
+        "scorehost controlplane start --host 0.0.0.0 --gateway-port 8080 --log-max-size 50MiB",
+        "scorehost controlplane start --home ./workspace --api-port 0 --gateway-port 5081",
+    ),
+)
 @home_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface for the API and the gateway.")
-@click.option("--api-port", default=5100, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--gateway-port", default=5080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--api-port", default=5100, show_default=True, type=click.IntRange(0, 65535), help=_API_PORT_HELP)
+@click.option("--gateway-port", default=5080, show_default=True, type=click.IntRange(1, 65535), help=_GATEWAY_PORT_HELP)
 @click.option(
     "--otlp-endpoint",
     metavar="URL",
@@ -100,7 +112,7 @@ def start_command(
     click.echo(f"control plane: {address.api}  gateway: {address.gateway}")
 
 
-@controlplane_group.command("stop")
+@controlplane_group.command("stop", epilog=examples("scorehost controlplane stop"))
 @home_option
 def stop_command(home: Path | None) -> None:
     """Stop the control plane, its gateway and every deployment (they restart, as declared, on the next start)."""
@@ -109,9 +121,11 @@ def stop_command(home: Path | None) -> None:
     click.echo("stopped" if stop_control_plane(workspace_of(home)) else "the control plane was not running")
 
 
-@controlplane_group.command("status")
+@controlplane_group.command(
+    "status", epilog=examples("scorehost controlplane status", "scorehost controlplane status --json | jq .processes")
+)
 @home_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (times: ISO 8601 UTC).")
 def status_command(home: Path | None, as_json: bool) -> None:
     """Say what runs: the control plane, its gateway and each deployment's processes (pid, state, restarts,
     last cause); exit 1 unless the control plane and its gateway both run."""
@@ -157,12 +171,12 @@ def _process_row(process: dict[str, Any]) -> list[str]:
     return [str(process.get("pid") or "-"), state, str(process.get("restarts", 0)), process.get("last_error") or ""]
 
 
-@controlplane_group.command("run", hidden=True)
+@controlplane_group.command("run", hidden=True, epilog=examples("scorehost controlplane run --api-port 0"))
 @home_option
-@click.option("--host", default="127.0.0.1")
-@click.option("--api-port", default=5100, type=click.IntRange(0, 65535))
-@click.option("--gateway-port", default=5080, type=click.IntRange(1, 65535))
-@click.option("--otlp-endpoint", metavar="URL")
+@click.option("--host", default="127.0.0.1", help="Interface for the API and the gateway.")
+@click.option("--api-port", default=5100, type=click.IntRange(0, 65535), help=_API_PORT_HELP)
+@click.option("--gateway-port", default=5080, type=click.IntRange(1, 65535), help=_GATEWAY_PORT_HELP)
+@click.option("--otlp-endpoint", metavar="URL", help="As for `scorehost controlplane start`.")
 @click.option("--log-file", is_flag=True, help="Log to the rotated controlplane.log instead of stderr.")
 @log_options[0]
 @log_options[1]

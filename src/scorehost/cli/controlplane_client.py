@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from scorehost.cli.controlplane import workspace_of
 from scorehost.cli.output import new_table, print_renderable
+from scorehost.cli.workspace import workspace_of
 
 if TYPE_CHECKING:
-    from scorehost.client import Client
+    from scorehost.client import Client, ControlPlaneAddress
 
 __all__ = ["client_of", "cli_errors", "json_option", "show_table"]
 
@@ -44,11 +44,39 @@ def show_table(columns: list[str], rows: list[list[str]]) -> None:
 
 
 def client_of(home: Path | None) -> Client:
-    """A client of the workspace's control plane, started first if it is not running."""
+    """A client of the workspace's control plane, started first if it is not running (said on stderr: it and its
+    gateway keep running in the background after the command)."""
     from scorehost.client import Client
     from scorehost.deploy.controlplane.daemon import start_control_plane
 
-    return Client(address=start_control_plane(workspace_of(home)))
+    workspace = workspace_of(home)
+    running = _answering(workspace)
+    if running is not None:
+        return Client(address=running)
+    address = start_control_plane(workspace)
+    click.echo(
+        f"started the control plane on {address.api} and the gateway on {address.gateway} "
+        "(background; `scorehost controlplane stop` stops them)",
+        err=True,
+    )
+    return Client(address=address)
+
+
+def _answering(workspace: Path) -> ControlPlaneAddress | None:
+    """The workspace's control plane's address if it answers now, else None."""
+    import httpx
+
+    from scorehost.client import ControlPlaneAddress
+    from scorehost.errors import ServiceUnavailable
+
+    try:
+        address = ControlPlaneAddress.of(workspace)
+        answer = httpx.get(
+            f"{address.api}/api/v1/health", headers={"Authorization": f"Bearer {address.token}"}, timeout=2.0
+        )
+    except (ServiceUnavailable, httpx.HTTPError):
+        return None
+    return address if answer.status_code == 200 else None
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")

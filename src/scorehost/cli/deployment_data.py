@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from scorehost.cli.controlplane import home_option
 from scorehost.cli.controlplane_client import cli_errors, client_of
+from scorehost.cli.workspace import home_option
 
 __all__ = ["data_command"]
 

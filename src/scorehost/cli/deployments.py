@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -15,14 +15,13 @@ from scorehost.cli.collect_options import (
     merged_serve_options,
     retention_changes,
 )
-from scorehost.cli.controlplane import home_option
 from scorehost.cli.controlplane_client import cli_errors, client_of, json_option, show_table
+from scorehost.cli.help_sections import SectionedCommand
+from scorehost.cli.help_text import examples
 from scorehost.cli.output import echo_json
 from scorehost.cli.placement import placement_options, ray_options
 from scorehost.cli.project_options import echo_warnings, file_option, set_option
-
-if TYPE_CHECKING:
-    from scorehost.client import Client
+from scorehost.cli.workspace import group_home_option, home_option
 
 __all__ = ["deployments_group", "failure_text", "generations_text"]
 
@@ -30,37 +29,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group("deployments")
+@group_home_option
 def deployments_group() -> None:
     """Versions of a scoring service behind an endpoint: a script, its models, its instances."""
-
-
-def _wait_ready(client: Client, endpoint: str, name: str, generation: int, timeout: float) -> dict[str, Any]:
-    import time
-
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    deadline = time.monotonic() + timeout
-    with console.status(f"starting {endpoint}/{name} (generation {generation})"):
-        while True:
-            deployment = client.get_deployment(endpoint, name)
-            status = deployment["status"]
-            if deployment["generation"] > generation:  # another update came after ours: we would wait forever
-                raise click.ClickException(
-                    f"{endpoint}/{name} generation {generation} was superseded by generation "
-                    f"{deployment['generation']} (a later update); `scorehost deployments show {endpoint} {name}`"
-                )
-            current = status.get("serving_generation", status.get("generation", deployment["generation"]))
-            if status.get("state") == "ready" and current == generation:
-                return deployment
-            if status.get("error") and (status.get("state") == "failed" or current != generation):
-                raise click.ClickException(f"{endpoint}/{name} generation {generation} failed: {status['error']}")
-            if time.monotonic() > deadline:
-                raise click.ClickException(
-                    f"{endpoint}/{name} is not ready after {timeout:.0f} s (state {status.get('state')}); "
-                    f"`scorehost deployments logs {endpoint} {name}` shows why"
-                )
-            time.sleep(0.25)
 
 
 def _deployment_options(command: F) -> F:
@@ -68,9 +39,16 @@ def _deployment_options(command: F) -> F:
         [
             click.option("--script", type=click.Path(path_type=Path), help="The entry script (score.py)."),
             click.option(
-                "--code-dir", type=click.Path(file_okay=False, path_type=Path), help="Folder with the script."
+                "--code-dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                help="Folder with the script and its code (its working directory).  [default: the script's folder]",
             ),
-            click.option("--model", "models", multiple=True, help="NAME[:VERSION|:ALIAS] from the registry."),
+            click.option(
+                "--model",
+                "models",
+                multiple=True,
+                help="NAME[:VERSION|:ALIAS] from the registry, found through AZUREML_MODEL_DIR (repeatable).",
+            ),
             click.option(
                 "--instances",
                 type=click.IntRange(1, 1024),
@@ -82,12 +60,30 @@ def _deployment_options(command: F) -> F:
                 help="Roll to the version a --model label (NAME:ALIAS, NAME:latest) names whenever it moves.",
             ),
             click.option("--env", "environment", multiple=True, help="NAME=VALUE for the script (repeatable)."),
-            click.option("--wait/--no-wait", default=True, help="Wait until ready.  [default: wait]"),
-            click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for ready."),
         ]
     ):
         command = option(command)
-    return placement_options(command)
+    return command
+
+
+def _waiting_options(command: F) -> F:
+    for option in reversed(
+        [
+            click.option(
+                "--wait/--no-wait",
+                default=True,
+                help="Wait until ready, showing the instances and the log as they start.  [default: wait]",
+            ),
+            click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for ready."),
+            click.option(
+                "--all-traffic",
+                is_flag=True,
+                help="Once ready, send all of the endpoint's traffic to it (implies --wait).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
 
 
 def _environment(pairs: tuple[str, ...]) -> dict[str, str] | None:
@@ -133,8 +129,8 @@ def _build_environment(spec: dict[str, Any] | None, home: Path | None) -> None:
     itself otherwise, silently)."""
     if spec is None:
         return
-    from scorehost.cli.controlplane import workspace_of
     from scorehost.cli.progress import LineStatus
+    from scorehost.cli.workspace import workspace_of
     from scorehost.environments import EnvironmentSpec, ensure_environment
 
     with LineStatus("building the Python environment") as status:
@@ -152,8 +148,8 @@ def _from_file(
 ) -> tuple[str, str, dict[str, Any]]:
     from scorehost.azureml.apply import deployment_request
     from scorehost.azureml.deployment import read_deployment_file
-    from scorehost.cli.controlplane import workspace_of
     from scorehost.cli.progress import BarProgress
+    from scorehost.cli.workspace import workspace_of
 
     # ENDPOINT and NAME on the command line win over the file, as `az ml`'s --endpoint-name and --name do.
     given = [f"endpoint_name={endpoint}"] if endpoint else []
@@ -216,7 +212,10 @@ def _declare(
     options: dict[str, Any],
 ) -> None:
     """What `create` and `update` share: the fields from the file or the flags, the environment built, the call,
-    the wait, and --all-traffic."""
+    the wait (with its progress), --all-traffic, and how to call it."""
+    from scorehost.cli.deployment_wait import Progress, next_steps, wait_ready
+
+    as_json = options.pop("as_json")
     ray_flags = {key: options.pop(key) for key in list(options) if key.startswith("ray_")}
     collecting = collection_changes(options)
     retention = retention_changes(options)
@@ -270,53 +269,93 @@ def _declare(
         else:
             result = client.update_deployment(endpoint, name, backend=backend, ray=ray, **fields)
         if wait:
-            result = _wait_ready(client, endpoint, name, result["generation"], options["timeout"])
+            progress = Progress.for_output(as_json)
+            result = wait_ready(client, endpoint, name, result["generation"], options["timeout"], progress)
         if options["all_traffic"]:
             client.set_traffic(endpoint, {name: 100})
-    click.echo(f"{endpoint}/{name} generation {result['generation']}: {result['status'].get('state')}")
-    if options["all_traffic"]:
-        click.echo(f"{endpoint}: {name}=100")
+            if as_json:
+                result = client.get_deployment(endpoint, name)
+        if as_json:
+            echo_json(result)
+            return
+        # stdout: what happened, one line each (scripts read it); stderr: how to go on, for people.
+        click.echo(f"{endpoint}/{name} generation {result['generation']}: {result['status'].get('state')}")
+        if options["all_traffic"]:
+            click.echo(f"{endpoint}: {name}=100")
+        for line in next_steps(client, endpoint, name) if wait else []:
+            click.echo(line, err=True)
 
 
-_all_traffic = click.option(
-    "--all-traffic", is_flag=True, help="Once ready, send all of the endpoint's traffic to it (implies --wait)."
+_SECTIONS = [
+    ("Azure ML deployment YAML", ["yaml_file", "overrides"]),
+    ("Data collection", ["collect*", "no_collect"]),
+    ("Ray backend", ["backend", "ray_*"]),
+]
+
+
+def _declaring(command: F) -> F:
+    """The options of `create` and `update`, common ones first and the Ray ones last (--help shows them so)."""
+    for decorate in reversed(
+        [
+            _deployment_options,
+            _file_options,
+            _waiting_options,
+            home_option,
+            json_option,
+            collect_options,
+            placement_options,
+        ]
+    ):
+        command = decorate(command)
+    return command
+
+
+@deployments_group.command(
+    "create",
+    cls=SectionedCommand,
+    sections=_SECTIONS,
+    epilog=examples(
+        "scorehost deployments create mnist blue --script score.py --model sklearn_mnist:1 --instances 2",
+        "scorehost deployments create -f blue-deployment.yml --all-traffic",
+    ),
 )
-
-
-@deployments_group.command("create")
 @click.argument("endpoint", required=False)
 @click.argument("name", required=False)
-@_deployment_options
-@collect_options
-@_file_options
-@_all_traffic
-@home_option
+@_declaring
 @cli_errors
 def create_deployment(endpoint: str | None, name: str | None, **options: Any) -> None:
     """Create deployment NAME behind ENDPOINT and start it (the first deployment gets 100% of the traffic).
 
+    NAME: 3-32 letters, digits and '-', starting with a letter and not ending with '-' (as on Azure ML).
+
     From flags (--script, --model, ...) or from an Azure ML deployment YAML (-f blue-deployment.yml), with an
-    environment of its own from its conda_file or --environment. With --backend ray it runs as Ray Serve replicas
-    on the cluster at --ray-address; the script, its folder and the model store must be at the same paths on
-    every node (docs/ray.md).
+    environment of its own from its conda_file or --environment. It waits until ready, showing the instances and
+    the script's init() log as they start. With --backend ray it runs as Ray Serve replicas on the cluster at
+    --ray-address; the script, its folder and the model store must be at the same paths on every node
+    (docs/ray.md).
     """
     _declare(True, endpoint, name, options)
 
 
-@deployments_group.command("update")
+@deployments_group.command(
+    "update",
+    cls=SectionedCommand,
+    sections=_SECTIONS,
+    epilog=examples(
+        "scorehost deployments update mnist blue --model sklearn_mnist:2",
+        "scorehost deployments update mnist blue --instances 4 --env LOG_LEVEL=debug",
+    ),
+)
 @click.argument("endpoint", required=False)
 @click.argument("name", required=False)
-@_deployment_options
-@collect_options
-@_file_options
-@_all_traffic
-@home_option
+@_declaring
 @cli_errors
 def update_deployment(endpoint: str | None, name: str | None, **options: Any) -> None:
     """Change deployment NAME with no downtime: the new generation starts, then takes over, then the old stops.
 
     Options not given keep their values; -f replaces the declaration with the file's. --backend moves the
-    deployment between local processes and Ray.
+    deployment between local processes and Ray. An update started while this one waits supersedes it: this one
+    then says so and exits 1 at once.
     """
     _declare(False, endpoint, name, options)
 
@@ -356,33 +395,58 @@ def _scale(deployment: dict[str, Any]) -> str:
     return str(deployment["instances"])
 
 
-@deployments_group.command("show")
+@deployments_group.command(
+    "show", epilog=examples("scorehost deployments show mnist blue", "scorehost deployments show mnist blue --json")
+)
 @click.argument("endpoint")
 @click.argument("name")
 @home_option
+@json_option
 @cli_errors
-def show_deployment(endpoint: str, name: str, home: Path | None) -> None:
-    """Show deployment NAME: its declaration (`generation`), the generation that serves (`serving_generation`),
-    why the declared one failed, if it did, and each instance's state (JSON)."""
+def show_deployment(endpoint: str, name: str, home: Path | None, as_json: bool) -> None:
+    """Show deployment NAME: what it runs, its generations (the declared one, the one that serves, one starting,
+    why one failed) and each instance's pid, state, restarts and last cause.
+    """
+    from scorehost.cli.deployment_show import show_deployment_text
+
     with client_of(home) as client:
-        echo_json(client.get_deployment(endpoint, name))
+        deployment = client.get_deployment(endpoint, name)
+    if as_json:
+        echo_json(deployment)
+    else:
+        show_deployment_text(deployment)
 
 
-@deployments_group.command("logs")
+@deployments_group.command(
+    "logs",
+    epilog=examples(
+        "scorehost deployments logs mnist blue -n 200 --follow", "scorehost deployments logs mnist blue --generation 2"
+    ),
+)
 @click.argument("endpoint")
 @click.argument("name")
-@click.option("--lines", "-n", default=100, show_default=True, type=click.IntRange(0, 100_000))
+@click.option(
+    "--lines", "-n", default=100, show_default=True, type=click.IntRange(0, 100_000), help="How many last lines."
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C to stop).")
+@click.option(
+    "--generation",
+    type=click.IntRange(1),
+    help="This generation's log: the serving one, one starting, or the last that failed to start.  "
+    "[default: the one starting, else the serving one]",
+)
 @home_option
 @cli_errors
-def deployment_logs(endpoint: str, name: str, lines: int, follow: bool, home: Path | None) -> None:
-    """Print the last lines of deployment NAME's log."""
+def deployment_logs(
+    endpoint: str, name: str, lines: int, follow: bool, generation: int | None, home: Path | None
+) -> None:
+    """Print the last lines of deployment NAME's log: the script's output, init() included, and the server's."""
     with client_of(home) as client:
         if not follow:
-            click.echo(client.logs(endpoint, name, lines=lines), nl=False)
+            click.echo(client.logs(endpoint, name, lines=lines, generation=generation), nl=False)
             return
         try:
-            for line in client.follow_logs(endpoint, name, lines=lines):
+            for line in client.follow_logs(endpoint, name, lines=lines, generation=generation):
                 click.echo(line)
         except KeyboardInterrupt:
             pass

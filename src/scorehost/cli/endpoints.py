@@ -13,11 +13,12 @@ from typing import Any
 
 import click
 
-from scorehost.cli.controlplane import home_option
 from scorehost.cli.controlplane_client import cli_errors, client_of, json_option, show_table
-from scorehost.cli.deployments import failure_text, generations_text
+from scorehost.cli.generations import generation_text, problem_line
+from scorehost.cli.help_text import examples
 from scorehost.cli.output import echo_json
 from scorehost.cli.project_options import echo_warnings, file_option, set_option
+from scorehost.cli.workspace import group_home_option, home_option
 
 __all__ = ["endpoints_group", "invoke_command"]
 
@@ -25,9 +26,28 @@ __all__ = ["endpoints_group", "invoke_command"]
 # -- endpoints -----------------------------------------------------------------------------------------
 
 
-@click.group("endpoints")
+@click.group(
+    "endpoints",
+    epilog=examples(
+        "scorehost endpoints create digits",
+        "scorehost deployments create digits blue --script examples/digits/score.py",
+        "scorehost invoke digits --file examples/digits/sample-request.json",
+        "scorehost endpoints traffic digits blue=90 green=10",
+        "scorehost endpoints show digits",
+        note="The first command starts the control plane and its gateway in the background "
+        "(`scorehost controlplane status` shows them).",
+    ),
+)
+@group_home_option
 def endpoints_group() -> None:
     """Stable scoring URIs with keys, routing traffic to deployments."""
+
+
+def traffic_text(endpoint: dict[str, Any]) -> str:
+    """`blue=90 green=10`, and the mirror: `blue=100, mirror green=10%`."""
+    split = " ".join(f"{d}={p}" for d, p in endpoint["traffic"].items()) or "no traffic"
+    mirror = endpoint.get("mirror")
+    return f"{split}, mirror {mirror['deployment']}={mirror['percent']}%" if mirror else split
 
 
 _file_option = file_option("An Azure ML endpoint YAML (managedOnlineEndpoint); NAME then defaults to its name.")
@@ -41,7 +61,14 @@ def _endpoint_file(yaml_file: Path, overrides: tuple[str, ...], name: str | None
     return endpoint
 
 
-@endpoints_group.command("create")
+@endpoints_group.command(
+    "create",
+    epilog=examples(
+        "scorehost endpoints create digits",
+        'scorehost endpoints create open-digits --auth none --description "digits, no key"',
+        "scorehost endpoints create -f endpoint.yml",
+    ),
+)
 @click.argument("name", required=False)
 @click.option("--auth", type=click.Choice(["key", "none"]), help="Callers' auth.  [default: key]")
 @click.option("--description", "-d", help="What the endpoint is for.")
@@ -91,7 +118,13 @@ def create_endpoint(
             click.echo(f"keys: `scorehost endpoints keys {name}`")
 
 
-@endpoints_group.command("update")
+@endpoints_group.command(
+    "update",
+    epilog=examples(
+        "scorehost endpoints update -f endpoint.yml",
+        "scorehost endpoints update -f endpoint.yml --set traffic.blue=100",
+    ),
+)
 @click.argument("name", required=False)
 @_file_option
 @set_option
@@ -123,60 +156,79 @@ def update_endpoint(
     if as_json:
         echo_json(endpoint)
     else:
-        split = " ".join(f"{d}={p}" for d, p in endpoint["traffic"].items()) or "no traffic"
-        click.echo(f"updated {declared.name}: {split}")
+        click.echo(f"updated {declared.name}: {traffic_text(endpoint)}")
 
 
-@endpoints_group.command("list")
+@endpoints_group.command("list", epilog=examples("scorehost endpoints list", "scorehost endpoints list --json"))
 @home_option
 @json_option
 @cli_errors
 def list_endpoints(home: Path | None, as_json: bool) -> None:
-    """List endpoints with their traffic."""
+    """List endpoints with their traffic and mirror."""
     with client_of(home) as client:
         endpoints = client.list_endpoints()
     if as_json:
         echo_json(endpoints)
         return
-    rows = [
-        [e["name"], e["auth"], " ".join(f"{d}={p}" for d, p in e["traffic"].items()) or "-", e["scoring_uri"]]
-        for e in endpoints
-    ]
+    if not endpoints:
+        click.echo("no endpoints; create one with `scorehost endpoints create NAME`", err=True)
+        return
+    rows = [[e["name"], e["auth"], traffic_text(e), e["scoring_uri"]] for e in endpoints]
     show_table(["NAME", "AUTH", "TRAFFIC", "SCORING URI"], rows)
 
 
-@endpoints_group.command("show")
+@endpoints_group.command(
+    "show", epilog=examples("scorehost endpoints show digits", "scorehost endpoints show digits --json")
+)
 @click.argument("name")
 @home_option
 @json_option
 @cli_errors
 def show_endpoint(name: str, home: Path | None, as_json: bool) -> None:
-    """Show endpoint NAME: URIs, traffic, and each deployment's state."""
+    """Show endpoint NAME: its URIs, traffic and mirror, and each deployment's state with the generation that
+    serves; a generation that failed to start is named, with why, under the table."""
     with client_of(home) as client:
         endpoint = client.get_endpoint(name)
     if as_json:
         echo_json(endpoint)
         return
-    click.echo(f"{endpoint['name']} ({endpoint['auth']} auth)")
-    click.echo(f"  scoring URI  {endpoint['scoring_uri']}")
-    click.echo(f"  swagger URI  {endpoint['swagger_uri']}")
+    mirror = endpoint.get("mirror")
+    facts = [
+        ("scoring URI", endpoint["scoring_uri"]),
+        ("swagger URI", endpoint["swagger_uri"]),
+        ("docs URI", endpoint["docs_uri"]),
+        ("mirror", f"{mirror['percent']}% of requests copied to {mirror['deployment']}" if mirror else "none"),
+        ("created", endpoint["created_at"]),
+    ]
+    described = f": {endpoint['description']}" if endpoint.get("description") else ""
+    click.echo(f"{endpoint['name']} ({endpoint['auth']} auth){described}")
+    for label, value in facts:
+        click.echo(f"  {label:<12} {value}")
+    deployments = endpoint.get("deployments", [])
+    if not deployments:
+        click.echo(f"\nno deployments; `scorehost deployments create {name} NAME --script score.py`")
+        return
     rows = [
         [
             d["name"],
             str(endpoint["traffic"].get(d["name"], 0)),
-            generations_text(d),
+            generation_text(d),
             d["status"].get("state", "?"),
+            d.get("backend", "local"),
             ",".join(d["models"]) or "-",
-            failure_text(d),
         ]
-        for d in endpoint.get("deployments", [])
+        for d in deployments
     ]
-    if rows:
+    click.echo("")
+    show_table(["DEPLOYMENT", "TRAFFIC %", "SERVING", "STATE", "BACKEND", "MODELS"], rows)
+    problems = [line for d in deployments if (line := problem_line(name, d)) is not None]
+    if problems:
         click.echo("")
-        show_table(["DEPLOYMENT", "TRAFFIC %", "GENERATION", "STATE", "MODELS", "ERROR"], rows)
+        for line in problems:
+            click.echo(line)
 
 
-@endpoints_group.command("delete")
+@endpoints_group.command("delete", epilog=examples("scorehost endpoints delete digits"))
 @click.argument("name")
 @home_option
 @cli_errors
@@ -187,7 +239,14 @@ def delete_endpoint(name: str, home: Path | None) -> None:
     click.echo(f"deleted {name}")
 
 
-@endpoints_group.command("keys")
+@endpoints_group.command(
+    "keys",
+    epilog=examples(
+        "scorehost endpoints keys digits",
+        "scorehost endpoints keys digits --regenerate secondary",
+        "KEY=$(scorehost endpoints keys digits --json | jq -r .primary)",
+    ),
+)
 @click.argument("name")
 @click.option("--regenerate", type=click.Choice(["primary", "secondary"]), help="Replace this key; the other stays.")
 @home_option
@@ -203,14 +262,26 @@ def endpoint_keys(name: str, regenerate: str | None, home: Path | None, as_json:
         click.echo(f"primary    {keys['primary']}\nsecondary  {keys['secondary']}")
 
 
-@endpoints_group.command("traffic")
+@endpoints_group.command(
+    "traffic",
+    epilog=examples(
+        "scorehost endpoints traffic digits blue=90 green=10",
+        "scorehost endpoints traffic digits blue=100 --mirror green=10",
+        "scorehost endpoints traffic digits green=100",
+    ),
+)
 @click.argument("name")
-@click.argument("split", nargs=-1, required=True)
-@click.option("--mirror", help="DEPLOYMENT=PERCENT: copies of requests go there too; answers are discarded.")
+@click.argument("split", nargs=-1, required=True, metavar="DEPLOYMENT=PERCENT...")
+@click.option(
+    "--mirror",
+    metavar="DEPLOYMENT=PERCENT",
+    help="Also send a copy of PERCENT of the requests to DEPLOYMENT (its answers are discarded); left out, "
+    "mirroring stops.",
+)
 @home_option
 @cli_errors
 def endpoint_traffic(name: str, split: tuple[str, ...], mirror: str | None, home: Path | None) -> None:
-    """Split NAME's traffic: `scorehost endpoints traffic mnist blue=90 green=10` (summing to 100)."""
+    """Split endpoint NAME's traffic between its deployments (percentages summing to 100), and mirror some."""
     from scorehost.deploy.spec import Traffic
 
     parsed = Traffic.parse(list(split))
@@ -222,13 +293,20 @@ def endpoint_traffic(name: str, split: tuple[str, ...], mirror: str | None, home
         mirror_percent = int(percent)
     with client_of(home) as client:
         endpoint = client.set_traffic(name, parsed.split, mirror=mirror_name, mirror_percent=mirror_percent)
-    click.echo(" ".join(f"{d}={p}" for d, p in endpoint["traffic"].items()))
+    click.echo(f"{name}: {traffic_text(endpoint)}")
 
 
 # -- invoke --------------------------------------------------------------------------------------------
 
 
-@click.command("invoke")
+@click.command(
+    "invoke",
+    epilog=examples(
+        "scorehost invoke digits --file examples/digits/sample-request.json",
+        'scorehost invoke digits --data "$(jq -c .data examples/digits/sample-request.json)"',
+        "scorehost invoke digits --file - --deployment green < request.json",
+    ),
+)
 @click.argument("endpoint")
 @click.option("--data", help='JSON sent as {"data": DATA}.')
 @click.option("--file", "request_file", type=click.File("rb"), help="A whole request body (JSON), or - for stdin.")

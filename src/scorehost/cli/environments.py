@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from scorehost.cli.controlplane import home_option, workspace_of
 from scorehost.cli.controlplane_client import cli_errors, json_option
+from scorehost.cli.help_text import examples
 from scorehost.cli.output import echo_json, new_table, print_renderable
 from scorehost.cli.project_options import echo_warnings, file_option, set_option
+from scorehost.cli.workspace import group_home_option, home_option, workspace_of
 
 if TYPE_CHECKING:
     from scorehost.environments import BuiltEnvironment
@@ -21,18 +22,14 @@ __all__ = ["environments_group", "environments_in_use", "environments_table"]
 
 _NOBODY: Mapping[str, list[str]] = MappingProxyType({})
 
-_EPILOG = """
-\b
-Examples:
-  scorehost environments build conda.yml
-  scorehost environments build requirements.txt --json
-  scorehost environments list
-  scorehost environments prune --dry-run
-
-\b
-FILE is an Azure ML conda file (.yml, .yaml) or a requirements.txt. Each environment is built once with uv,
-into SCOREHOST_HOME/environments/KEY, and shared by every deployment that declares the same packages.
-"""
+_EPILOG = examples(
+    "scorehost environments build conda.yml",
+    "scorehost environments build requirements.txt --json",
+    "scorehost environments list",
+    "scorehost environments prune --dry-run",
+    note="FILE is an Azure ML conda file (.yml, .yaml) or a requirements.txt. Each environment is built once with "
+    "uv, into SCOREHOST_HOME/environments/KEY, and shared by every deployment that declares the same packages.",
+)
 
 
 def environments_in_use(home: Path) -> dict[str, list[str]]:
@@ -72,11 +69,19 @@ def _size(count: int) -> str:
 
 
 @click.group("environments", epilog=_EPILOG)
+@group_home_option
 def environments_group() -> None:
     """Build, list, show and prune the Python environments that deployments run in."""
 
 
-@environments_group.command("build", short_help="Build the environment of a conda or requirements file.")
+@environments_group.command(
+    "build",
+    short_help="Build the environment of a conda or requirements file.",
+    epilog=examples(
+        "scorehost environments build conda.yml",
+        "scorehost environments build requirements.txt --nearest-python --json",
+    ),
+)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @home_option
 @click.option(
@@ -113,7 +118,14 @@ def build_command(file: Path, home: Path | None, nearest_python: bool, as_json: 
     click.echo(f"  path:     {built.path}")
 
 
-@environments_group.command("create", short_help="Register an Azure ML environment YAML (and build it).")
+@environments_group.command(
+    "create",
+    short_help="Register an Azure ML environment YAML (and build it).",
+    epilog=examples(
+        "scorehost environments create -f environment.yml",
+        "scorehost environments create -f environment.yml --set version=2 --no-build",
+    ),
+)
 @file_option(
     "An Azure ML environment YAML: name, version, conda_file (relative to it), image, description, tags.",
     required=True,
@@ -150,7 +162,11 @@ def create_command(
     click.echo(f"registered environment {registered.name}:{registered.version}{built if build else ''}")
 
 
-@environments_group.command("list", short_help="List the built environments.")
+@environments_group.command(
+    "list",
+    short_help="List the built environments.",
+    epilog=examples("scorehost environments list", "scorehost environments list --registered --json"),
+)
 @click.option("--registered", is_flag=True, help="List the registered environments (NAME:VERSION) instead.")
 @home_option
 @json_option
@@ -176,10 +192,9 @@ def list_command(registered: bool, home: Path | None, as_json: bool) -> None:
 
 
 def _list_registered(home: Path, as_json: bool) -> None:
-    import time
-
     from scorehost.environments import EnvironmentSpec
     from scorehost.environments.registered import EnvironmentRegistry
+    from scorehost.timestamps import iso_utc
 
     with EnvironmentRegistry(home) as registry:
         found = registry.list()
@@ -199,7 +214,7 @@ def _list_registered(home: Path, as_json: bool) -> None:
             (spec.python or "-") if spec else "-",
             str(len(spec.requirements)) if spec else "-",
             item.image or "-",
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(item.created_at)),
+            iso_utc(item.created_at),
             item.description or "-",
         )
     print_renderable(table)
@@ -221,7 +236,11 @@ def environments_table(environments: list[BuiltEnvironment], users: Mapping[str,
     return table
 
 
-@environments_group.command("show", short_help="Show one environment and every package in it.")
+@environments_group.command(
+    "show",
+    short_help="Show one environment and every package in it.",
+    epilog=examples("scorehost environments show 3f2a", "scorehost environments show 3f2a9c01 --json"),
+)
 @click.argument("key")
 @home_option
 @json_option
@@ -270,7 +289,11 @@ def _one(home: Path, key: str) -> BuiltEnvironment:
     raise click.ClickException(f"no environment {key!r}; `scorehost environments list` shows the built ones")
 
 
-@environments_group.command("prune", short_help="Remove the environments no deployment runs in.")
+@environments_group.command(
+    "prune",
+    short_help="Remove the environments no deployment runs in.",
+    epilog=examples("scorehost environments prune --dry-run", "scorehost environments prune"),
+)
 @home_option
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 @json_option

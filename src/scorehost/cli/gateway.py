@@ -6,18 +6,37 @@ from pathlib import Path
 
 import click
 
-from scorehost.config import WorkspaceSettings
+from scorehost.cli.help_text import SIZE, examples
+from scorehost.cli.workspace import home_option, workspace_of
 
 __all__ = ["gateway_command"]
 
 
-@click.command("gateway", hidden=True)
+@click.command(
+    "gateway",
+    hidden=True,
+    epilog=examples(
+        "scorehost gateway --port 8080 --workers 4 --max-body-size 20MiB",
+        note="The control plane runs it for you (`scorehost controlplane start --gateway-port`); run it yourself "
+        "only to serve the workspace's endpoints without one.",
+    ),
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; 0.0.0.0 exposes it.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
-@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(min=0.001), help="Seconds.")
 @click.option(
-    "--max-body-size", default=100 * 1024 * 1024, show_default=True, type=click.IntRange(min=0), help="Bytes."
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Seconds a request may take through the gateway, the deployment's answer included; then 504.",
+)
+@click.option(
+    "--max-body-size",
+    default="100MiB",
+    show_default=True,
+    type=SIZE,
+    help="Largest request body, e.g. 100MiB or 10MB; larger gets 413.",
 )
 @click.option(
     "--header-timeout",
@@ -49,11 +68,11 @@ __all__ = ["gateway_command"]
 )
 @click.option(
     "--max-buffered",
-    type=click.IntRange(min=1),
-    help="Bytes of request bodies a worker holds at once; larger bodies wait their turn.  "
-    "[default: 256 MiB, or --max-body-size if larger]",
+    type=SIZE,
+    help="Request bodies a worker holds at once, e.g. 256MiB; larger bodies wait their turn.  "
+    "[default: 256MiB, or --max-body-size if larger]",
 )
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), help="Workspace (SCOREHOST_HOME).")
+@home_option
 @click.option(
     "--otlp-endpoint",
     metavar="URL",
@@ -86,7 +105,7 @@ def gateway_command(
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     configure_logging()
-    workspace = WorkspaceSettings(home=home).workspace if home else WorkspaceSettings().workspace
+    workspace = workspace_of(home)
     try:
         serve_gateway(workspace, host, port, workers, timeout=timeout, limits=limits, otlp_endpoint=otlp_endpoint)
     except ScorehostError as error:  # the port is taken, or not ours to bind

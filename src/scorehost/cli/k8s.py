@@ -68,8 +68,21 @@ def _given(ctx: click.Context, name: str) -> bool:
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds a request may take (serve's --timeout).  [default: serve's, 60]",
 )
-@click.option("--init-timeout", default=600.0, show_default=True, type=click.FloatRange(min=1), help="Seconds.")
-@click.option("--graceful-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0), help="Seconds.")
+@click.option(
+    "--init-timeout",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds init() may take (serve's --init-timeout; the startupProbe allows as long).",
+)
+@click.option(
+    "--graceful-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds in-flight requests get when a pod stops (serve's --graceful-timeout, within the pod's "
+    "terminationGracePeriodSeconds).",
+)
 @click.pass_context
 def k8s_command(
     ctx: click.Context, /, script: str | None, yaml_file: Path | None, overrides: tuple[str, ...], **options: Any

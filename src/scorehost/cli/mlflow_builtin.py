@@ -100,8 +100,8 @@ def _folder(folder: Path, warnings: list[str] | None) -> tuple[str, dict[str, An
 def builtin_deployment(models: tuple[str, ...], home: Path | None, *, with_environment: bool) -> MLflowServe | None:
     """For `deployments create --model NAME` without --script: the built-in script (and, `with_environment`, the
     environment the model declares) when the one registered model is an MLflow model; None otherwise."""
-    from scorehost.cli.controlplane import workspace_of
     from scorehost.cli.project_options import echo_warnings
+    from scorehost.cli.workspace import workspace_of
     from scorehost.mlflow import BUILTIN_SCRIPT, find_registered_mlflow_model
     from scorehost.registry import Registry
 

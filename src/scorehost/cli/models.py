@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from scorehost.cli.help_text import examples
 from scorehost.cli.output import echo_json, new_table, print_renderable
 from scorehost.cli.project_options import echo_warnings, file_option, set_option
+from scorehost.cli.workspace import group_home_option, home_option
 
 if TYPE_CHECKING:
     from scorehost.registry import ModelVersion, Registry, StoredFile
@@ -21,20 +23,17 @@ __all__ = ["models_group"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_EPILOG = """
-\b
-Examples:
-  scorehost models register sklearn_mnist ./sklearn_mnist_model.pkl --tag team=vision
-  scorehost models register sklearn_mnist ./retrained/ --description "retrained on May data"
-  scorehost models alias sklearn_mnist production 2
-  scorehost models download sklearn_mnist:production ./here
-  scorehost serve score.py --model sklearn_mnist:production
-
-\b
-A reference (REF) is NAME (the latest version), NAME:VERSION, NAME:ALIAS or NAME:latest.
-The registry lives in SCOREHOST_HOME (default ~/.scorehost); its database may be any SQLAlchemy URL
-(SCOREHOST_REGISTRY_URL; default SQLite in that folder).
-"""
+_EPILOG = examples(
+    "python examples/digits/train.py examples/digits/model",
+    "scorehost models register digits examples/digits/model/model.joblib --tag team=vision",
+    "scorehost models alias digits production 1",
+    "scorehost models list digits",
+    "scorehost models download digits:production ./here",
+    "scorehost serve examples/digits/score.py --model digits:production",
+    note="A reference (REF) is NAME (the latest version), NAME:VERSION, NAME:ALIAS or NAME:latest. The registry "
+    "lives in the workspace (--home, before or after the command, or SCOREHOST_HOME; default ~/.scorehost); its "
+    "database may be any SQLAlchemy URL (SCOREHOST_REGISTRY_URL; default SQLite in that folder).",
+)
 
 _REF_HELP = "REF is NAME (its latest version), NAME:VERSION, NAME:ALIAS or NAME:latest."
 
@@ -135,10 +134,10 @@ ALIAS = _Checked("alias", _check_alias)
 SELECTOR = _Checked("version", _check_selector)
 
 
-def _open(ctx: click.Context) -> Registry:
+def _open(ctx: click.Context, home: Path | None) -> Registry:
     from scorehost.registry import Registry
 
-    registry: Registry = ctx.ensure_object(dict).setdefault("registry", Registry(ctx.obj.get("home")))
+    registry = Registry(home)
     ctx.call_on_close(registry.close)
     return registry
 
@@ -171,31 +170,35 @@ def _json_option(text: str) -> Callable[[F], F]:
     return click.option("--json", "as_json", is_flag=True, help=text)
 
 
-progress_option = click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Progress bar on stderr for copies of 8 MB or more.  [default: only on a terminal]",
-)
+def _progress_option(work: str) -> Callable[[F], F]:
+    """`--progress/--no-progress`; `work` says what the bar follows (copying, re-hashing)."""
+    return click.option(
+        "--progress/--no-progress",
+        default=None,
+        help=f"A progress bar on stderr while {work} 8 MB or more.  [default: only on a terminal]",
+    )
 
 
 @click.group("models", epilog=_EPILOG)
-@click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="SCOREHOST_HOME",
-    help="Workspace folder holding the registry; also SCOREHOST_HOME.  [default: ~/.scorehost]",
-)
-@click.pass_context
-def models_group(ctx: click.Context, home: Path | None) -> None:
+@group_home_option
+def models_group() -> None:
     """Register, list, alias, download and verify versioned models.
 
     Each registration of a NAME is a new, numbered version (1, 2, ...) whose files are copied into the
     registry and never change; aliases such as production name one version and can be moved.
     """
-    ctx.ensure_object(dict)["home"] = home
 
 
-@models_group.command("register", short_help="Store a file or folder as a model's next version.")
+@models_group.command(
+    "register",
+    short_help="Store a file or folder as a model's next version.",
+    epilog=examples(
+        "scorehost models register digits ./model.joblib --tag team=vision",
+        'scorehost models register digits ./retrained/ --description "retrained on May data"',
+        "scorehost models register -f model.yml --set version=3",
+        "scorehost models register flowers ./mlflow-model --type mlflow_model",
+    ),
+)
 @click.argument("name", type=NAME, required=False, metavar="NAME")
 @click.argument("path", type=click.Path(path_type=Path), required=False, metavar="PATH")
 @file_option("An Azure ML model YAML (name, path, type, description, tags, properties) instead of NAME PATH.")
@@ -211,7 +214,8 @@ def models_group(ctx: click.Context, home: Path | None) -> None:
     "with its MLmodel file) is served without a scoring script.  [default: custom_model]",
 )
 @_json_option("Print the new version as JSON.")
-@progress_option
+@_progress_option("copying")
+@home_option
 @click.pass_context
 @_registry_errors
 def register_command(
@@ -226,6 +230,7 @@ def register_command(
     model_type: str | None,
     as_json: bool,
     progress: bool | None,
+    home: Path | None,
 ) -> None:
     """Store a file or folder as the next version of model NAME.
 
@@ -242,14 +247,14 @@ def register_command(
     if yaml_file is not None:
         if name or path or description or tags or properties or model_type:
             raise click.UsageError("-f takes the model's fields from the file: change them with --set")
-        version = _register_file(ctx, yaml_file, overrides, BarProgress(progress))
+        version = _register_file(_open(ctx, home).home, yaml_file, overrides, BarProgress(progress))
     elif name is None or path is None:
         raise click.UsageError("give NAME and PATH (or -f model.yml)")
     else:
         if model_type is not None and model_type != "custom_model":
             _check_model_type(path, model_type)
             properties = {"azureml.model_type": model_type, **properties}
-        version = _open(ctx).register(
+        version = _open(ctx, home).register(
             name, path, description=description, tags=tags, properties=properties, progress=BarProgress(progress)
         )
     if as_json:
@@ -272,24 +277,29 @@ def _check_model_type(path: Path, model_type: str) -> None:
         )
 
 
-def _register_file(ctx: click.Context, yaml_file: Path, overrides: tuple[str, ...], progress: Any) -> Any:
+def _register_file(workspace: Path, yaml_file: Path, overrides: tuple[str, ...], progress: Any) -> Any:
     from scorehost.azureml.apply import register_model_file
     from scorehost.azureml.assets import read_model_file
 
     model = read_model_file(yaml_file, overrides)
-    version = register_model_file(model, _open(ctx).home, progress=progress)
+    version = register_model_file(model, workspace, progress=progress)
     echo_warnings(model.warnings)
     return version
 
 
-@models_group.command("list", short_help="List models, or the versions of one model.")
+@models_group.command(
+    "list",
+    short_help="List models, or the versions of one model.",
+    epilog=examples("scorehost models list", "scorehost models list digits --json"),
+)
 @click.argument("name", required=False, type=NAME)
-@_json_option("Print JSON for scripts instead of a table.")
+@_json_option("Print JSON for scripts instead of a table (times: ISO 8601 UTC).")
+@home_option
 @click.pass_context
 @_registry_errors
-def list_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
+def list_command(ctx: click.Context, name: str | None, as_json: bool, home: Path | None) -> None:
     """List models (one row each), or the versions of model NAME (one row per version)."""
-    registry = _open(ctx)
+    registry = _open(ctx, home)
     if name is not None:
         versions = registry.list_versions(name)
         if as_json:
@@ -324,14 +334,19 @@ def list_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
     print_renderable(table)
 
 
-@models_group.command("show", epilog=_REF_HELP, short_help="Show one version with its files' sha256s.")
+@models_group.command(
+    "show",
+    epilog=examples("scorehost models show digits:production", "scorehost models show digits:2 --json", note=_REF_HELP),
+    short_help="Show one version with its files' sha256s.",
+)
 @click.argument("ref", type=REF)
-@_json_option("Print JSON for scripts instead of a table.")
+@_json_option("Print JSON for scripts instead of a table (times: ISO 8601 UTC).")
+@home_option
 @click.pass_context
 @_registry_errors
-def show_command(ctx: click.Context, ref: str, as_json: bool) -> None:
+def show_command(ctx: click.Context, ref: str, as_json: bool, home: Path | None) -> None:
     """Show one version: its facts, and each file with its size and sha256."""
-    registry = _open(ctx)
+    registry = _open(ctx, home)
     version = registry.get(ref)
     stored = registry.files(version.ref)
     if as_json:
@@ -368,14 +383,25 @@ def _describe(version: ModelVersion, stored: list[StoredFile]) -> Any:
     return Group(facts, "", files)
 
 
-@models_group.command("download", epilog=_REF_HELP, short_help="Copy a version's file or folder out, verified.")
+@models_group.command(
+    "download",
+    epilog=examples(
+        "scorehost models download digits:production ./here",
+        "scorehost models download digits:2 --force",
+        note=_REF_HELP,
+    ),
+    short_help="Copy a version's file or folder out, verified.",
+)
 @click.argument("ref", type=REF)
 @click.argument("destination", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace the file or folder if it already exists.")
-@progress_option
+@_progress_option("copying")
+@home_option
 @click.pass_context
 @_registry_errors
-def download_command(ctx: click.Context, ref: str, destination: Path, force: bool, progress: bool | None) -> None:
+def download_command(
+    ctx: click.Context, ref: str, destination: Path, force: bool, progress: bool | None, home: Path | None
+) -> None:
     """Copy REF's file or folder into the folder DESTINATION (default: here).
 
     A model registered from model.pkl comes back as DESTINATION/model.pkl; one registered from a folder
@@ -384,7 +410,7 @@ def download_command(ctx: click.Context, ref: str, destination: Path, force: boo
     """
     from scorehost.cli.progress import BarProgress
 
-    registry = _open(ctx)
+    registry = _open(ctx, home)
     version = registry.get(ref)
     with _removing_new_folders(destination):
         written = registry.download(version.ref, destination, overwrite=force, progress=BarProgress(progress))
@@ -409,12 +435,17 @@ def _removing_new_folders(destination: Path) -> Iterator[None]:
         raise
 
 
-@models_group.command("delete", short_help="Delete one version; its number is never reused.")
+@models_group.command(
+    "delete",
+    short_help="Delete one version; its number is never reused.",
+    epilog=examples("scorehost models delete digits:1", "scorehost models delete digits:staging --force"),
+)
 @click.argument("ref", type=REF)
 @click.option("--force", is_flag=True, help="Delete even if aliases point to it (they are removed).")
+@home_option
 @click.pass_context
 @_registry_errors
-def delete_command(ctx: click.Context, ref: str, force: bool) -> None:
+def delete_command(ctx: click.Context, ref: str, force: bool, home: Path | None) -> None:
     """Delete the one version REF names; its number is never given to another version.
 
     REF must name the version: NAME:VERSION, NAME:ALIAS or NAME:latest (a bare NAME is refused, so that
@@ -425,7 +456,7 @@ def delete_command(ctx: click.Context, ref: str, force: bool) -> None:
         raise click.UsageError(
             f"{ref!r} does not say which version to delete; write {ref}:VERSION, {ref}:ALIAS or {ref}:latest"
         )
-    result = _open(ctx).delete(ref, force=force)
+    result = _open(ctx, home).delete(ref, force=force)
     removed = f"; removed {', '.join(f'{result.name}:{alias}' for alias in result.aliases_removed)}"
     freed = (
         "space is reclaimed by `scorehost models gc` (a registration was in progress)"
@@ -435,14 +466,25 @@ def delete_command(ctx: click.Context, ref: str, force: bool) -> None:
     click.echo(f"deleted {result.name}:{result.version}{removed if result.aliases_removed else ''}; {freed}")
 
 
-@models_group.command("alias", short_help="Point an alias (e.g. production) at a version.")
+@models_group.command(
+    "alias",
+    short_help="Point an alias (e.g. production) at a version.",
+    epilog=examples(
+        "scorehost models alias digits production 2",
+        "scorehost models alias digits production staging",
+        "scorehost models alias digits staging --remove",
+    ),
+)
 @click.argument("name", type=NAME)
 @click.argument("alias", type=ALIAS)
 @click.argument("version", required=False, type=SELECTOR)
 @click.option("--remove", is_flag=True, help="Remove the alias instead of setting it.")
+@home_option
 @click.pass_context
 @_registry_errors
-def alias_command(ctx: click.Context, name: str, alias: str, version: str | None, remove: bool) -> None:
+def alias_command(
+    ctx: click.Context, name: str, alias: str, version: str | None, remove: bool, home: Path | None
+) -> None:
     """Point NAME:ALIAS at VERSION, moving it if it is set; or --remove it.
 
     ALIAS is a name such as production (not a number, and not latest, which always means the newest
@@ -451,7 +493,7 @@ def alias_command(ctx: click.Context, name: str, alias: str, version: str | None
     """
     from scorehost.errors import RegistryError
 
-    registry = _open(ctx)
+    registry = _open(ctx, home)
     if remove:
         if version is not None:
             raise click.UsageError("--remove takes no VERSION")
@@ -469,15 +511,20 @@ def alias_command(ctx: click.Context, name: str, alias: str, version: str | None
     click.echo(f"{name}:{alias} -> {target.ref}{moved}")
 
 
-@models_group.command("verify", epilog=_REF_HELP, short_help="Re-hash stored files; exit 1 if any is damaged.")
+@models_group.command(
+    "verify",
+    epilog=examples("scorehost models verify", "scorehost models verify digits:production --json", note=_REF_HELP),
+    short_help="Re-hash stored files; exit 1 if any is damaged.",
+)
 @click.argument("ref", required=False, type=REF)
 @_json_option("Print the report as JSON (the exit status is the same).")
-@progress_option
+@_progress_option("re-hashing")
 @click.option("--keep-damaged", is_flag=True, help="Only report damaged files; leave them in the store.")
+@home_option
 @click.pass_context
 @_registry_errors
 def verify_command(
-    ctx: click.Context, ref: str | None, as_json: bool, progress: bool | None, keep_damaged: bool
+    ctx: click.Context, ref: str | None, as_json: bool, progress: bool | None, keep_damaged: bool, home: Path | None
 ) -> None:
     """Re-hash stored files; exit 1 if any is damaged or missing.
 
@@ -488,7 +535,7 @@ def verify_command(
     """
     from scorehost.cli.progress import BarProgress
 
-    report = _open(ctx).verify(ref, quarantine=not keep_damaged, progress=BarProgress(progress))
+    report = _open(ctx, home).verify(ref, quarantine=not keep_damaged, progress=BarProgress(progress))
     if as_json:
         echo_json(report.to_json())
     else:
@@ -508,17 +555,22 @@ def verify_command(
         sys.exit(1)
 
 
-@models_group.command("gc", short_help="Free the space of unused files and of stopped servers.")
+@models_group.command(
+    "gc",
+    short_help="Free the space of unused files and of stopped servers.",
+    epilog=examples("scorehost models gc"),
+)
+@home_option
 @click.pass_context
 @_registry_errors
-def gc_command(ctx: click.Context) -> None:
+def gc_command(ctx: click.Context, home: Path | None) -> None:
     """Free the space of files no version uses, of killed registrations, and of stopped servers.
 
     `delete` frees a version's files itself; gc finishes what a delete left while a registration was in
     progress, removes the scratch copies of registrations that were killed (their process is gone, or the
     copy was untouched for an hour), and the model folders of `serve --model` servers that are gone.
     """
-    report = _open(ctx).gc()
+    report = _open(ctx, home).gc()
     click.echo(
         f"removed {_count(report.blobs, 'unused file')} ({_size(report.bytes_freed)}), "
         f"{_count(report.scratch_files, 'scratch file')} of stopped registrations ({_size(report.scratch_bytes)}) "

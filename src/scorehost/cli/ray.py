@@ -9,6 +9,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from scorehost.cli.help_text import examples
 from scorehost.cli.project_options import file_option, set_option
 
 __all__ = ["ray_group"]
@@ -29,12 +30,23 @@ def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
 
 
-@click.group("ray")
+_CONFIG_EXAMPLES = (
+    "scorehost ray config /shared/digits/score.py --model-dir /shared/models/digits > serve.yaml",
+    "scorehost ray config score.py --working-dir-uri s3://bucket/digits.zip --replicas 4 > serve.yaml",
+    "scorehost ray config -f blue-deployment.yml > serve.yaml",
+    "serve run --address HEAD:6379 --non-blocking serve.yaml",
+)
+
+
+@click.group("ray", epilog=examples(*_CONFIG_EXAMPLES))
 def ray_group() -> None:
     """Run entry scripts on a Ray Serve cluster (pip install 'scorehost[ray]')."""
 
 
-@ray_group.command("config", epilog="See docs/ray.md for running the file and for what each setting does.")
+@ray_group.command(
+    "config",
+    epilog=examples(*_CONFIG_EXAMPLES, note="See docs/ray.md for running the file and for what each setting does."),
+)
 @click.argument("script", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @file_option(
     "An Azure ML deployment YAML: SCRIPT, the name and the settings listed above come from it; options given "
@@ -68,11 +80,28 @@ def ray_group() -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Requests in progress per replica that autoscaling aims at.",
 )
-@click.option("--max-ongoing", default=8, show_default=True, type=click.IntRange(min=1), help="Per replica.")
 @click.option(
-    "--max-queued", default=64, show_default=True, type=click.IntRange(min=-1), help="Waiting beyond that get 503."
+    "--max-ongoing",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Requests a replica takes at once (Serve's max_ongoing_requests).",
 )
-@click.option("--request-timeout", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--max-queued",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=-1),
+    help="Requests that may wait for a replica; more get 503 (-1: no limit).",
+)
+@click.option(
+    "--request-timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a request may take, waiting and run() together (the app's timeout and Serve's "
+    "http_options.request_timeout_s); then 504.",
+)
 @click.option("--num-cpus", default=1.0, show_default=True, type=click.FloatRange(min=0), help="CPUs per replica.")
 @click.option("--num-gpus", default=0.0, show_default=True, type=click.FloatRange(min=0), help="GPUs per replica.")
 @click.option("--run-input", type=click.Choice(["auto", "data", "body"]), help="As for `scorehost serve`.")

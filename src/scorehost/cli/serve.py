@@ -20,6 +20,7 @@ Examples:
   scorehost serve score.py
   scorehost serve score.py --model-dir ./model --workers auto --preload
   scorehost serve score.py --model sklearn_mnist:production --model encoder:3
+  scorehost serve score.py --reload      (development: new workers on each saved change)
   scorehost serve --model sklearn-iris        (an MLflow model: no script needed)
   curl -X POST localhost:5001/score -H 'Content-Type: application/json' -d '{"data": [[1, 2]]}'
 
@@ -188,8 +189,24 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
     help="Write NaN and infinities in results as null, for strict JSON parsers.  [default: NaN, Infinity, "
     "-Infinity, as the Azure ML server sends them]",
 )
-@click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines for people or machines.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines for people (text) or machines (json: one object per line).  [default: text]",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="The least severe lines logged: debug adds each worker's start and readiness; warning and error keep "
+    "only problems.  [default: info]",
+)
+@click.option(
+    "--reload",
+    is_flag=True,
+    help="For development: when code, configuration or model files in the script's folder change, start new "
+    "workers and switch to them once their init() succeeded; until then, or if it fails, the current ones serve "
+    "on. Not with --preload or --uds; command line only.",
+)
 @click.option(
     "--collect-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -262,7 +279,12 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
     "serves it with this interpreter (which needs mlflow), as `mlflow models serve --env-manager`.  [default: uv]",
 )
 def serve_command(
-    script: Path | None, environment_file: Path | None, nearest_python: bool, env_manager: str | None, **options: Any
+    script: Path | None,
+    environment_file: Path | None,
+    nearest_python: bool,
+    env_manager: str | None,
+    reload: bool,
+    **options: Any,
 ) -> None:
     """Serve SCRIPT (a score.py with init() and run()) on http://127.0.0.1:5001.
 
@@ -272,6 +294,10 @@ def serve_command(
     """
     from scorehost.http.server import serve
 
+    if reload and script is None and options.get("entry_script") is None:
+        raise click.UsageError(
+            "--reload watches an entry script's folder: give SCRIPT (an MLflow model served without one has none)"
+        )
     if script is None and options.get("entry_script") is None:
         # No script: an MLflow model is served by the built-in one, in its own environment (docs/azureml.md).
         from scorehost.cli.mlflow_builtin import plan_mlflow_serve
@@ -295,9 +321,13 @@ def serve_command(
     except ValidationError as error:
         raise click.UsageError(_describe(error, given)) from None
     conflict = settings.model_source_conflict(_model_dir_source(given))
+    if conflict is None and reload:
+        from scorehost.http.reload import reload_problem
+
+        conflict = reload_problem(settings)
     if conflict is not None:
         raise click.UsageError(conflict)
-    sys.exit(serve(settings))
+    sys.exit(serve(settings, reload=reload))
 
 
 def _serve_in_environment(

@@ -26,6 +26,7 @@ from scorehost.deploy.spec import (
 from scorehost.errors import InvalidSpec, ResourceExists, UnknownResource
 from scorehost.registry import database
 from scorehost.registry.database import metadata
+from scorehost.timestamps import iso_utc
 
 __all__ = ["DeployState", "DeploymentRecord", "EndpointRecord", "KeySlot"]
 
@@ -134,7 +135,7 @@ class EndpointRecord:
             "tags": dict(self.tags),
             "traffic": dict(self.traffic),
             "mirror": {"deployment": self.mirror, "percent": self.mirror_percent} if self.mirror else None,
-            "created_at": self.created_at,
+            "created_at": iso_utc(self.created_at),
         }
         if keys:
             data["keys"] = {"primary": self.primary_key, "secondary": self.secondary_key}
@@ -165,7 +166,8 @@ class DeploymentRecord:
             "generation": self.generation,
             "serving_generation": self.serving_generation,
             "failure": self.declared_failure,
-            "created_at": self.created_at,
+            "created_at": iso_utc(self.created_at),
+            "updated_at": iso_utc(self.updated_at),
         }
 
 

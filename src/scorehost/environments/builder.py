@@ -17,7 +17,6 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,6 +27,7 @@ from scorehost.environments.spec import EnvironmentSpec
 from scorehost.environments.uvtool import error_text, run_uv
 from scorehost.errors import EnvironmentBuildFailed, PythonNotFound
 from scorehost.private_files import write_private
+from scorehost.timestamps import iso_utc, parse_iso_utc
 
 __all__ = ["BuiltEnvironment", "ensure_environment", "environment_lock", "environments_folder", "find_environment"]
 
@@ -73,13 +73,21 @@ class BuiltEnvironment:
             python=path / "venv" / "bin" / "python",
             python_version=str(data["python_version"]),
             packages={str(name): str(version) for name, version in data.get("packages", {}).items()},
-            created_at=str(data.get("created_at", "")),
+            created_at=_shown_time(str(data.get("created_at", ""))),
             size_bytes=int(data.get("size_bytes", 0)),
             spec=EnvironmentSpec.from_json(data.get("spec", {})),
             warnings=tuple(data.get("warnings", ())),
             base_python=str(data.get("base_python", "")),
             build_seconds=float(data.get("build_seconds", 0.0)),
         )
+
+
+def _shown_time(text: str) -> str:
+    """`created_at` as every time scorehost shows (environments built before that was so say `+00:00`)."""
+    try:
+        return iso_utc(parse_iso_utc(text))
+    except ValueError:
+        return text
 
 
 def environments_folder(home: Path) -> Path:
@@ -203,7 +211,7 @@ def _build(
             python=python,
             python_version=interpreter.version,
             packages=_packages(frozen),
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            created_at=iso_utc(time.time()),
             size_bytes=disk_size(folder),
             spec=spec,
             warnings=tuple(warnings),

@@ -21,6 +21,7 @@ from scorehost.config import WorkspaceSettings
 from scorehost.errors import InvalidEnvironment, ResourceExists, UnknownResource
 from scorehost.registry import database
 from scorehost.registry.database import metadata
+from scorehost.timestamps import iso_utc
 
 __all__ = ["EnvironmentRegistry", "RegisteredEnvironment"]
 
@@ -64,7 +65,7 @@ class RegisteredEnvironment:
             "image": self.image,
             "description": self.description,
             "tags": dict(self.tags),
-            "created_at": self.created_at,
+            "created_at": iso_utc(self.created_at),
         }
 
 

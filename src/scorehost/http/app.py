@@ -322,15 +322,15 @@ class ScoringApp:
         if metrics is not None:
             metrics.queue_wait.observe(time.monotonic() - exchange.started)
         prepared = self._loaded().prepare(request)
+        begun = time.perf_counter()
         try:
-            begun = time.perf_counter()
             result = prepared.call()
-            ended = time.perf_counter()
-            run_ms = (ended - begun) * 1000
         finally:
+            ended = time.perf_counter()
             prepared.close()  # spooled upload files, if a raw script parsed a multipart body
-        if metrics is not None:
-            metrics.run_time.observe(run_ms / 1000)
+            if metrics is not None:  # every call, a failed one too: as many as the queue histogram counts
+                metrics.run_time.observe(ended - begun)
+        run_ms = (ended - begun) * 1000
         answer = self._result_answer(exchange, result)
         times = exchange.times
         if times is not None:
@@ -360,12 +360,12 @@ class ScoringApp:
     def _batched_answer(self, exchange: Exchange, result: object, error: BaseException | None, run_ms: float) -> Answer:
         """The answer to one request of a batch, from its outcome."""
         try:
-            if error is not None:
-                raise error
-            if self.metrics is not None:
+            if self.metrics is not None and (error is None or run_ms):  # every call that ran, a failed one too
                 run_s = run_ms / 1000
                 self.metrics.run_time.observe(run_s)
                 self.metrics.queue_wait.observe(max(0.0, time.monotonic() - exchange.started - run_s))
+            if error is not None:
+                raise error
             times = exchange.times
             if times is not None:
                 times.ran = time.perf_counter()

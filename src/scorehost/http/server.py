@@ -1,34 +1,41 @@
-"""`serve()`: check the script, bind the port, optionally preload, then hand over to the supervisor."""
+"""`serve()`: check the script, bind the port, optionally preload, then hand over to the supervisor.
+
+The log says where the server will answer as soon as the port is bound ("starting on"), and that it serves
+("listening on") only once a worker's `init()` has succeeded: a script that cannot start never claims to listen.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from scorehost import __version__
 from scorehost.config import ServeSettings
 from scorehost.errors import InvalidModelReference, RegistryError, ScorehostError, ScriptLoadError
 from scorehost.host.entry import EntryScript
 from scorehost.host.loader import resolve_script
-from scorehost.host.run_input import decide_run_input, find_run_decorator
 from scorehost.http.collecting import collection_settings
 from scorehost.http.collecting import describe as describe_collection
 from scorehost.http.preflight import settings_problem
 from scorehost.http.registered import ServedModels, lay_out_models, parse_model_refs
+from scorehost.http.reload import reload_problem
 from scorehost.http.startup import load_and_init
 from scorehost.http.supervisor import Supervisor
 from scorehost.http.worker import EXIT_BOOT_FAILED
 from scorehost.sockets import UnixSocketFile, bind_sockets, bind_unix_socket
 from scorehost.telemetry.logs import configure_logging
 from scorehost.telemetry.prometheus import prepare_multiprocess, remove_multiprocess
+from scorehost.telemetry.spans import describe_export
 
 __all__ = ["serve"]
 
 logger = logging.getLogger("scorehost")
 
 
-def serve(settings: ServeSettings) -> int:
-    """Serve the entry script until SIGTERM/SIGINT; return the exit code (3: the script or its models cannot serve)."""
+def serve(settings: ServeSettings, *, reload: bool = False) -> int:
+    """Serve the entry script until SIGTERM/SIGINT; return the exit code (3: the script or its models cannot serve).
+    With `reload`, new workers take over whenever the script's folder changes (http/reload.py)."""
     configure_logging(settings.log_format, settings.log_level)
     if settings.entry_script is None:
         logger.error("No entry script given: `scorehost serve path/to/score.py` (or set AZUREML_ENTRY_SCRIPT).")
@@ -40,6 +47,8 @@ def serve(settings: ServeSettings) -> int:
         return EXIT_BOOT_FAILED
     settings = settings.model_copy(update={"entry_script": script_path})
     problem = settings_problem(settings)  # once here, before any worker could fail on it again and again
+    if problem is None and reload:
+        problem = reload_problem(settings)
     if problem is not None:
         logger.error("%s", problem)
         return 2
@@ -75,6 +84,10 @@ def serve(settings: ServeSettings) -> int:
     metrics_folder = prepare_multiprocess() if settings.metrics else None  # before a worker imports the client
     try:
         _log_banner(settings, where, served)
+        if reload:
+            # A .pyc written now could outlive an edit made within the same second, of the same size: with none
+            # written, each new worker compiles the folder's code afresh (installed packages keep theirs).
+            sys.dont_write_bytecode = True
         script: EntryScript | None = None
         if settings.preload:
             try:
@@ -84,7 +97,7 @@ def serve(settings: ServeSettings) -> int:
                 for sock in sockets:
                     sock.close()
                 return EXIT_BOOT_FAILED
-        return Supervisor(settings, sockets, script).run()
+        return Supervisor(settings, sockets, script, where, reload=reload).run()
     finally:
         if socket_file is not None:
             socket_file.remove()
@@ -95,7 +108,6 @@ def serve(settings: ServeSettings) -> int:
 def _log_banner(settings: ServeSettings, where: str, served: ServedModels | None) -> None:
     assert settings.entry_script is not None
     model_dir = os.environ.get("AZUREML_MODEL_DIR")
-    decision = decide_run_input(settings.run_input, settings.entry_script)
     preload = ", init() once before forking (--preload)" if settings.preload else ""
     logger.info("scorehost %s serving %s", __version__, settings.entry_script)
     if served is not None:
@@ -104,11 +116,6 @@ def _log_banner(settings: ServeSettings, where: str, served: ServedModels | None
         logger.info("model dir: %s", model_dir or "AZUREML_MODEL_DIR not set (use --model-dir if init() needs it)")
     spare = f", spare threads: {settings.spare_threads}" if settings.spare_threads else ""
     logger.info("workers: %d, run() threads per worker: %d%s%s", settings.workers, settings.threads, spare, preload)
-    decorator = find_run_decorator(settings.entry_script.read_text(encoding="utf-8", errors="replace"))
-    if decorator is None:
-        logger.info("input: %s", decision.describe())
-    else:
-        logger.info("input: run() is decorated with @%s (the workers say how they call it once ready)", decorator)
     logger.info(
         "limits: %.1f s per request (queue + run()), %d-byte bodies",
         settings.request_timeout,
@@ -127,4 +134,8 @@ def _log_banner(settings: ServeSettings, where: str, served: ServedModels | None
             "--debug-errors is on: callers of a failed run() get what it raised, which may hold paths, secrets or "
             "parts of requests. For local development only; turn it off before anyone else can reach this server."
         )
-    logger.info("listening on %s  (GET / ready, GET /live liveness, POST /score)", where)
+    if settings.otlp_endpoint:
+        logger.info("exporting traces to %s", describe_export(settings.otlp_endpoint, os.environ))
+    # Not "listening" yet: init() has not run. The supervisor says that once a worker serves; what is bound now
+    # answers GET /live meanwhile.
+    logger.info("starting on %s  (GET /live answers while init() runs)", where)

@@ -8,6 +8,11 @@ program on the group (SO_ATTACH_REUSEPORT_CBPF, Linux) that sends new connection
 ready workers, picked at random; when all are ready it steps aside and the kernel spreads them as before.
 Where the program cannot be attached (another system, a Unix socket that all workers share, one worker),
 nothing is steered.
+
+The program names sockets by their place in the group, which is the kernel's: a socket joins at the end when it
+starts listening (and one that leaves would take the last one's place: net/core/sock_reuseport.c). `--reload`
+adds sockets for the workers it starts beside the serving ones (`join`), and never closes one while serving, so
+the places stay known; a socket that no worker uses is simply never steered to.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 __all__ = ["Steering"]
 
@@ -41,28 +46,39 @@ class Steering:
     def __init__(self, sockets: Sequence[socket.socket]) -> None:
         distinct = len({id(sock) for sock in sockets}) == len(sockets)
         inet = bool(sockets) and sockets[0].family in (socket.AF_INET, socket.AF_INET6)
-        self._group = sockets[0] if inet and distinct and len(sockets) > 1 else None
-        self._count = len(sockets)
+        self._members = list(sockets) if inet and distinct else []  # the group, in the kernel's order
+        self._broken = False
         self._serving: frozenset[int] | None = None  # None: every socket, as the kernel spreads them
 
     @property
     def active(self) -> bool:
         """Whether new connections can be kept away from a socket."""
-        return self._group is not None
+        return len(self._members) > 1 and not self._broken
+
+    def join(self, sock: socket.socket) -> None:
+        """`sock` is about to listen in the group, and so to take its last place (steer away from it first)."""
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            self._members.append(sock)
+            self._serving = frozenset({-1})  # the program must be made again
+
+    def serve(self, sockets: Collection[socket.socket]) -> None:
+        """Hand new connections only to `sockets`; with all or none of the group's, to every one."""
+        self.serve_only({place for place, sock in enumerate(self._members) if sock in sockets})
 
     def serve_only(self, indices: set[int]) -> None:
         """Hand new connections only to the sockets at `indices` (from 0); with all or none of them, to every one."""
-        target = None if len(indices) in (0, self._count) else frozenset(indices)
-        if self._group is None or target == self._serving:
+        count = len(self._members)
+        target = None if len(indices) in (0, count) else frozenset(indices)
+        if count < 2 or self._broken or target == self._serving:
             return
         instructions = [(_RET_K, 0, 0, _ANY)] if target is None else _spread_over(sorted(target))
         code = (_Instruction * len(instructions))(*(_Instruction(*step) for step in instructions))
         program = _Program(len(instructions), ctypes.cast(code, ctypes.POINTER(_Instruction)))
         try:
-            self._group.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_REUSEPORT_CBPF, bytes(program))
+            self._members[0].setsockopt(socket.SOL_SOCKET, _SO_ATTACH_REUSEPORT_CBPF, bytes(program))
         except OSError as error:
             logger.debug("new connections cannot be steered between workers here: %s", error)
-            self._group = None
+            self._broken = True
             return
         self._serving = target
 

@@ -4,12 +4,12 @@ It runs no event loop and no threads, so forking from it is safe, and it never i
 script unless `--preload` asked it to. Once a second it also looks at each ready worker from outside: a
 heartbeat that stands still (SIGSTOP, C code holding the GIL) gets it killed and replaced, resident memory
 past `--max-memory-per-worker` gets it replaced gracefully, and a worker that has served `--max-requests`
-is recycled, one worker at a time. New connections go only to ready workers (http/steering.py).
+is recycled, one worker at a time. New connections go only to ready workers (http/steering.py). With `--reload`,
+a change to the script's folder starts a new generation of workers beside the serving one (http/reload.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import os
@@ -17,7 +17,7 @@ import selectors
 import signal
 import socket
 import time
-from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
@@ -25,60 +25,53 @@ from scorehost.config import ServeSettings
 from scorehost.host.entry import EntryScript
 from scorehost.http.lifeline import HeartbeatBoard, Lifeline
 from scorehost.http.metrics import ServerMetrics
-from scorehost.http.procfs import oom_kills, process_state, resident_bytes
+from scorehost.http.procfs import oom_kills
+from scorehost.http.reload import LANES_PER_WORKER, Reloader
 from scorehost.http.steering import Steering
-from scorehost.http.worker import EXIT_BOOT_FAILED, EXIT_SETUP_FAILED, EXIT_STUCK, run_worker
+from scorehost.http.worker import EXIT_BOOT_FAILED, EXIT_SETUP_FAILED, run_worker
+from scorehost.http.worker_slot import WorkerSlot as _Slot
+from scorehost.http.worker_slot import exit_cause, heartbeat_stands_still, memory_note
+from scorehost.http.worker_slot import send_signal as _signal
 from scorehost.telemetry.prometheus import mark_worker_dead
+from scorehost.telemetry.worker_report import WorkerReport
 
 __all__ = ["Supervisor"]
 
 logger = logging.getLogger("scorehost.supervisor")
 
-_MIB = 1024 * 1024
 # Between steering new connections away from a worker and stopping it: time to read the requests of the
 # connections it accepted just before (its HTTP server would close those on stopping).
 _QUIET_S = 0.5
 
 
-@dataclass
-class _Slot:
-    index: int
-    sock: socket.socket
-    pid: int = 0
-    status: int = -1  # read end of the worker's status pipe
-    started: float = 0.0
-    ready: bool = False
-    buffer: bytes = b""
-    restart_at: float = 0.0
-    quick_deaths: int = 0
-    stuck_reason: str = ""
-    boot_error: str = ""
-    setup_error: str = ""
-    oom_kills_at_start: int = 0
-    beats: int = 0  # the heartbeat counter when it last changed, and when that was
-    beat_at: float = 0.0
-    silenced: str = ""  # why it was killed for want of a heartbeat
-    retiring: str = ""  # "memory" or "recycle": stopped gracefully, to be replaced
-    stop_at: float = 0.0  # when to send it SIGTERM (0: sent)
-    retire_by: float = 0.0
-    retire_note: str = ""
-    recycle_due: bool = False
-
-
 class Supervisor:
     """Keeps one worker process per socket alive until SIGTERM or SIGINT."""
 
-    def __init__(self, settings: ServeSettings, sockets: list[socket.socket], script: EntryScript | None) -> None:
+    def __init__(
+        self,
+        settings: ServeSettings,
+        sockets: list[socket.socket],
+        script: EntryScript | None,
+        where: str = "",
+        reload: bool = False,
+    ) -> None:
         self.settings = settings
         self.script = script
-        self.slots = [_Slot(index=i + 1, sock=sock) for i, sock in enumerate(sockets)]
+        self.where = where  # the address, logged once a worker serves
+        self.slots = [_Slot(index=i + 1, sock=sock, cell=i) for i, sock in enumerate(sockets)]
         self.selector = selectors.DefaultSelector()
         self.stopping = False
         self.exit_code = 0
         self.announced = False
         self.ever_ready = False
-        self.board = HeartbeatBoard(len(self.slots))  # before any fork: the workers share its pages
+        # Before any fork: the workers share its pages. --reload's generations each need cells of their own.
+        self.board = HeartbeatBoard(len(self.slots) * (LANES_PER_WORKER if reload else 1))
+        self.report = WorkerReport.from_environ(len(self.slots))  # each worker's state, for a control plane
         self.steering = Steering(sockets)
+        self.reloader: Reloader | None = None
+        if reload:
+            assert settings.entry_script is not None
+            self.reloader = Reloader(self, Path(settings.entry_script).parent, len(sockets))
         self.sampled_at = 0.0
         # Made after the workers' metrics folder is set up (serve()), before any worker forks.
         self.metrics = ServerMetrics() if settings.metrics else None
@@ -100,9 +93,9 @@ class Supervisor:
             # they neither spend start-up time on it nor copy its pages (~0.07 s less per cold start here).
             gc.freeze()
             for slot in self.slots:
-                self._spawn(slot)
+                self.spawn(slot)
             while not self.stopping:
-                for key, _ in self.selector.select(timeout=1.0):
+                for key, _ in self.selector.select(timeout=0.25 if self.reloader else 1.0):
                     if key.data is None:
                         _drain(wake_read)
                     else:
@@ -111,9 +104,13 @@ class Supervisor:
                 self._restart_due()
                 self._enforce_init_timeout()
                 self._watch_workers()
-                self._steer()
+                self.steer()
+                if self.reloader is not None:
+                    self.reloader.tick(time.monotonic())
         finally:
             self._stop_all()
+            if self.reloader is not None:
+                self.reloader.close()
             signal.set_wakeup_fd(-1)
         return self.exit_code
 
@@ -122,10 +119,11 @@ class Supervisor:
             logger.info("%s received: finishing in-flight requests, then stopping", signal.Signals(signum).name)
         self.stopping = True
 
-    def _spawn(self, slot: _Slot) -> None:
+    def spawn(self, slot: _Slot) -> None:
+        """Fork the slot's worker."""
         read_end, write_end = os.pipe()
         oom_before = oom_kills()
-        lifeline = Lifeline(self.board, slot.index - 1, os.getpid())
+        lifeline = Lifeline(self.board, slot.cell, os.getpid())
         pid = os.fork()
         if pid == 0:  # the worker
             lifeline.tie()
@@ -146,6 +144,7 @@ class Supervisor:
         slot.silenced = slot.retiring = slot.retire_note = slot.stuck_reason = slot.setup_error = ""
         slot.recycle_due = False
         self.selector.register(read_end, selectors.EVENT_READ, slot)
+        self.report.started(slot.index, pid)
         logger.debug("worker %d started (pid %d)", slot.index, pid)
 
     def _read_status(self, slot: _Slot) -> None:
@@ -165,14 +164,19 @@ class Supervisor:
         kind = event.get("event")
         if kind == "ready":
             slot.ready, slot.quick_deaths = True, 0
-            slot.beats, slot.beat_at = self.board.read(slot.index - 1), time.monotonic()
-            self.ever_ready = True
+            slot.beats, slot.beat_at = self.board.read(slot.cell), time.monotonic()
+            self.report.ready(slot.index)
             logger.debug("worker %d ready (pid %d)", slot.index, slot.pid)
+            if not self.ever_ready:  # the first worker serves: so does the server, not before
+                self.ever_ready = True
+                if event.get("mode"):
+                    logger.info("input: %s", event["mode"])
+                logger.info("listening on %s  (GET / ready, GET /live liveness, POST /score)", self.where)
             if not self.announced and all(s.ready for s in self.slots):
                 self.announced = True
-                if event.get("mode"):
-                    logger.info("%s", event["mode"])
                 logger.info("ready: %d worker(s) serving", len(self.slots))
+            if self.reloader is not None:
+                self.reloader.on_ready(slot)
         elif kind == "boot_failed":
             slot.boot_error = event.get("message", "")
         elif kind == "stuck":
@@ -210,7 +214,9 @@ class Supervisor:
             return
         lived = time.monotonic() - slot.started
         code = os.waitstatus_to_exitcode(status)
-        if code == EXIT_BOOT_FAILED or slot.boot_error:
+        if self.reloader is not None and self.reloader.on_exit(slot, pid, code):
+            return
+        if (code == EXIT_BOOT_FAILED or slot.boot_error) and not (self.reloader and self.ever_ready):
             # Every worker would fail the same way: report it once and stop, as the reference does.
             logger.error("The entry script cannot be served.\n%s", slot.boot_error or f"worker exited with {code}")
             self.exit_code, self.stopping = EXIT_BOOT_FAILED, True
@@ -220,7 +226,8 @@ class Supervisor:
             logger.error("The workers cannot start: %s", slot.setup_error or f"worker exited with {code}")
             self.exit_code, self.stopping = 1, True
             return
-        cause, label = self._cause(slot, code)
+        cause, label = exit_cause(slot, code)
+        self.report.died(slot.index, cause)
         if self.metrics is not None:
             mark_worker_dead(pid)
             self.metrics.restarts.labels(label).inc()
@@ -234,30 +241,10 @@ class Supervisor:
         again = f" in {delay:.1f} s" if delay else ""
         logger.error("worker %d (pid %d, up %.1f s) %s; restarting it%s", slot.index, pid, lived, cause, again)
 
-    def _cause(self, slot: _Slot, code: int) -> tuple[str, str]:
-        """Why the worker is gone, as the log says it, and the restart metric's label."""
-        if slot.silenced:
-            return slot.silenced, "hung"
-        if slot.retiring:
-            return slot.retire_note, slot.retiring
-        if slot.setup_error:
-            return f"failed to set itself up ({slot.setup_error})", "exit"
-        if code == EXIT_STUCK:
-            return f"was replaced: {slot.stuck_reason or 'a run() call never returned'}", "deadline"
-        if code < 0:
-            cause = f"was killed by {signal.Signals(-code).name}"
-            if -code == signal.SIGKILL and oom_kills() > slot.oom_kills_at_start:
-                return (
-                    f"{cause}: out of memory (the kernel's out-of-memory killer); give it more memory, or set "
-                    "--max-memory-per-worker to replace a worker that grows before the kernel kills it"
-                ), "oom"
-            return cause, "signal"
-        return f"exited unexpectedly with code {code}", "exit"
-
-    def _steer(self) -> None:
+    def steer(self) -> None:
         """New connections go to the ready workers that are not being replaced (all, when none is ready)."""
-        serving = {i for i, slot in enumerate(self.slots) if slot.pid and slot.ready and not slot.retiring}
-        self.steering.serve_only(serving)
+        serving = {slot.sock for slot in self.slots if slot.pid and slot.ready and not slot.retiring}
+        self.steering.serve(serving or {slot.sock for slot in self.slots if not slot.fate})
 
     def _watch_workers(self) -> None:
         """Recycling as soon as it is due; once a second: heartbeats, memory and replacements that overran."""
@@ -272,7 +259,7 @@ class Supervisor:
         if all(slot.pid and slot.ready and not slot.retiring for slot in self.slots):
             due = next((slot for slot in self.slots if slot.recycle_due), None)
             if due is not None:
-                self._retire(due, "recycle", due.retire_note)
+                self.retire(due, "recycle", due.retire_note)
         if now - self.sampled_at < 1.0:
             return
         self.sampled_at = now
@@ -286,55 +273,16 @@ class Supervisor:
                     slot.pid,
                 )
                 _signal(slot.pid, signal.SIGKILL)
-            self._check_heartbeat(slot, now)
-            self._check_memory(slot)
+            if heartbeat_stands_still(slot, self.board, self.settings.heartbeat_timeout, now):
+                _signal(slot.pid, signal.SIGKILL)
+            note = memory_note(slot, self.settings.max_memory_per_worker)
+            if note is not None:
+                self.retire(slot, "memory", note)
 
-    def _check_heartbeat(self, slot: _Slot, now: float) -> None:
-        limit = self.settings.heartbeat_timeout
-        beats = self.board.read(slot.index - 1)
-        if beats != slot.beats:
-            slot.beats, slot.beat_at = beats, now
-            return
-        silent = now - slot.beat_at
-        if not limit or silent <= limit or slot.silenced:
-            return
-        state = process_state(slot.pid)
-        if state is None or state in "ZX":
-            return  # it is exiting: reaped next round
-        if state == "T":
-            why = "was stopped (SIGSTOP/SIGTSTP)"
-        elif state == "t":
-            why = "was stopped by a debugger (ptrace)"
-        else:
-            why = "is stuck in code that holds the GIL (a C call that never lets Python run)"
-        slot.silenced = f"{why}: no heartbeat for {silent:.1f} s (--heartbeat-timeout {limit:g}); killed"
-        _signal(slot.pid, signal.SIGKILL)
-
-    def _check_memory(self, slot: _Slot) -> None:
-        limit = self.settings.max_memory_per_worker
-        if limit is None or slot.retiring:
-            return
-        rss = resident_bytes(slot.pid)
-        if rss is None or rss <= limit:
-            return
-        note = (
-            f"was replaced: its memory (RSS {rss / _MIB:.0f} MiB) passed --max-memory-per-worker "
-            f"({limit / _MIB:.0f} MiB)"
-        )
-        logger.warning(
-            "worker %d (pid %d) uses %.0f MiB, past --max-memory-per-worker (%.0f MiB): it finishes its "
-            "in-flight requests and is replaced",
-            slot.index,
-            slot.pid,
-            rss / _MIB,
-            limit / _MIB,
-        )
-        self._retire(slot, "memory", note)
-
-    def _retire(self, slot: _Slot, why: str, note: str) -> None:
+    def retire(self, slot: _Slot, why: str, note: str) -> None:
         """Stop a worker gracefully (it finishes its in-flight requests) to replace it."""
         slot.retiring, slot.retire_note, slot.recycle_due = why, note, False
-        self._steer()  # no new connections for it; SIGTERM once it has read the requests it already has
+        self.steer()  # no new connections for it; SIGTERM once it has read the requests it already has
         slot.stop_at = time.monotonic() + (_QUIET_S if self.steering.active else 0.0)
 
     def _enforce_init_timeout(self) -> None:
@@ -352,7 +300,7 @@ class Supervisor:
         now = time.monotonic()
         for slot in self.slots:
             if slot.pid == 0 and not self.stopping and slot.restart_at <= now:
-                self._spawn(slot)
+                self.spawn(slot)
 
     def _stop_all(self) -> None:
         alive = [slot for slot in self.slots if slot.pid]
@@ -376,11 +324,6 @@ class Supervisor:
         for slot in self.slots:
             self._close_status(slot)
             slot.sock.close()
-
-
-def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
 
 
 def _drain(fd: int) -> None:

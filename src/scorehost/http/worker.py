@@ -19,7 +19,7 @@ import orjson
 from scorehost.config import ServeSettings
 from scorehost.errors import ScriptLoadError
 from scorehost.host.batch import declared_batch_size
-from scorehost.host.entry import EntryScript
+from scorehost.host.entry import EntryScript, RunMode
 from scorehost.http.factory import run_gate_for, scoring_app_for
 from scorehost.http.granian_front import GranianFront, LaterResponder, Responder
 from scorehost.http.lifeline import Lifeline
@@ -131,7 +131,8 @@ class _Worker:
             self._report("boot_failed", message=str(error))
             self.front.stop()
         else:
-            mode = script.mode.describe(script)
+            # How run() is called, logged once by the supervisor: for a plain run(), the rule that gives its input.
+            mode = script.run_input.describe() if script.mode is RunMode.PLAIN else script.mode.describe(script)
             if self.app.batching is not None:
                 mode += f"; batching: {self.app.batching.describe()} (--max-batch-size 0 turns it off)"
             self._report("ready", mode=mode)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from scorehost.timestamps import iso_utc
 
 __all__ = [
     "DeleteResult",
@@ -17,10 +18,6 @@ __all__ = [
     "VerifyProblem",
     "VerifyReport",
 ]
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 class TransferProgress(Protocol):
@@ -70,7 +67,7 @@ class ModelVersion:
     @property
     def created(self) -> str:
         """Creation time, ISO 8601 in UTC."""
-        return _iso(self.created_at)
+        return iso_utc(self.created_at)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,7 +102,7 @@ class ModelSummary:
             "versions": self.versions,
             "latest": self.latest,
             "aliases": dict(self.aliases),
-            "created_at": _iso(self.created_at),
+            "created_at": iso_utc(self.created_at),
         }
 
 

@@ -1,14 +1,19 @@
 """The OpenAPI documents themselves: Swagger 2.0 and OpenAPI 3.0/3.1, paths as the reference lists them, plus ours.
 
 The reference's paths, operation ids and texts are kept, so clients generated from its documents still work.
-Beyond it: GET /ready and GET /live are listed; a @rawhttp run() is described as what it is (GET, POST, PUT,
-DELETE, OPTIONS and HEAD on /score, any content type); the /swagger.json `version` parameter lists the versions
-this script answers (the reference says integers 2 and 3); and the 3.x request body carries the example at the
-media type too, so Swagger UI's "try it out" starts from a request that works.
+Beyond it: GET /ready and GET /live are listed; GET /score is listed (its query parameters, each read as JSON); a
+@rawhttp run() is described as what it is (GET, POST, PUT, DELETE, OPTIONS and HEAD on /score, any content type);
+the /swagger.json `version` parameter lists the versions this script answers (the reference says integers 2 and
+3); the 3.x request body carries the example at the media type too, so Swagger UI's "try it out" starts from a
+request that works. No security scheme: the server takes no key (the reference declares a bearer key that only
+Azure's front end checks), so Swagger UI shows no Authorize button; the gateway declares one for a key endpoint
+(`deploy/gateway/documents.py`). The description reads "Scoring API of <name>, served by scorehost", not the
+reference's "API specification for the Azure Machine Learning service <name>" ("... service ML service").
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,7 +29,6 @@ _RUN = "Run web service's model and get the prediction output"
 _RUN_OK = "The service processed the input correctly and provided a result prediction, if applicable."
 _PAYLOAD = "The input payload for executing the real-time machine learning service."
 _READY = "Readiness check: 200 once init() has completed, 503 while the entry script is still loading."
-_BEARER = {"type": "apiKey", "name": "Authorization", "in": "header", "description": "For example: Bearer abc123"}
 _ERROR = {"type": "object", "properties": {"message": {"type": "string"}}}
 _LIVE = "Liveness check: 200 while the process is alive, init() included (for liveness probes)."
 _LIVENESS = {"type": "object", "properties": {"status": {"type": "string"}}}
@@ -36,6 +40,14 @@ _RAW_RUN = (
 )
 _RAW_OK = "What run() returned: a JSON value, or the status, headers and body of the AMLResponse it built."
 _RAW_PAYLOAD = "Any body, of any content type: run() reads it from the request."
+_RUN_GET = (
+    "Run the model on the query parameters: each value is read as JSON when it parses (else as text) and run() "
+    'gets them as it gets a POST body\'s JSON object, e.g. GET /score?data=[[1,2]] as POST /score {"data": [[1, 2]]}.'
+)
+_QUERY = (
+    'The query parameters, as one JSON object of texts, e.g. {"data": "[[1, 2]]"}: each key is a parameter, and its '
+    "text is read as JSON when it parses."
+)
 
 
 @dataclass(frozen=True)
@@ -56,8 +68,29 @@ class Service:
         return f"/{stripped}" if stripped else ""
 
     def info(self) -> JSON:
-        description = f"API specification for the Azure Machine Learning service {self.name}"
-        return {"title": self.name, "description": description, "version": self.version}
+        return {
+            "title": self.name,
+            "description": f"Scoring API of {self.name}, served by scorehost",
+            "version": self.version,
+        }
+
+    def query_parameters(self, example_key: str) -> list[JSON]:
+        """The top-level keys of a typed run()'s input, as the query parameters of GET /score: each a string, the
+        JSON text of its value (its example under `example_key`: `example`, or Swagger 2's `x-example`).
+
+        Not OpenAPI 3's `content: {application/json: ...}` with the value's schema: Swagger UI shows such a
+        parameter's example as an unusable text ("List [ List [ 1, 2 ] ]") and would send that."""
+        examples = self.service_input.get("example", {})
+        parameters = []
+        for name in self.service_input.get("properties", {}):
+            where = "#/definitions" if example_key == "x-example" else "#/components/schemas"
+            description = f"The value of `{name}`, written as JSON (its schema: `{name}` in {where}/ServiceInput)."
+            parameter: JSON = {"name": name, "in": "query", "required": False, "description": description}
+            parameter.update({"type": "string"} if example_key == "x-example" else {"schema": {"type": "string"}})
+            if name in examples:
+                parameter[example_key] = json.dumps(examples[name])
+            parameters.append(parameter)
+        return parameters
 
 
 def openapi2(service: Service) -> JSON:
@@ -70,7 +103,6 @@ def openapi2(service: Service) -> JSON:
         "schemes": ["https"],
         "consumes": ["application/json"],
         "produces": ["application/json"],
-        "securityDefinitions": {"Bearer": dict(_BEARER)},
         "paths": {
             f"{p}/": {
                 "get": {
@@ -140,7 +172,6 @@ def _score2(service: Service, error: JSON) -> JSON:
             "post": {
                 "operationId": "RunMLService",
                 "description": _RUN,
-                "security": [{"Bearer": []}],
                 "parameters": [
                     {
                         "name": "serviceInputPayload",
@@ -153,14 +184,22 @@ def _score2(service: Service, error: JSON) -> JSON:
                     "200": {"description": _RUN_OK, "schema": {"$ref": "#/definitions/ServiceOutput"}},
                     "default": error,
                 },
-            }
+            },
+            "get": {
+                "operationId": _raw_operation_id("get"),
+                "description": _RUN_GET,
+                "parameters": service.query_parameters("x-example"),
+                "responses": {
+                    "200": {"description": _RUN_OK, "schema": {"$ref": "#/definitions/ServiceOutput"}},
+                    "default": error,
+                },
+            },
         }
     operations: JSON = {}
     for method in _RAW_METHODS:
         operation: JSON = {
             "operationId": _raw_operation_id(method),
             "description": _RAW_RUN,
-            "security": [{"Bearer": []}],
             "produces": ["*/*"],
             "responses": {"200": {"description": _RAW_OK, "schema": {}}, "default": error},
         }
@@ -183,7 +222,6 @@ def openapi3(service: Service, openapi: str) -> JSON:
     return {
         "openapi": openapi,
         "info": service.info(),
-        "security": [{"Bearer": []}],
         "paths": {
             f"{p}/": {
                 "get": {
@@ -250,7 +288,6 @@ def openapi3(service: Service, openapi: str) -> JSON:
                 "ServiceOutput": service.service_output,
                 "ErrorResponse": _ERROR,
             },
-            "securitySchemes": {"Bearer": dict(_BEARER)},
         },
     }
 
@@ -264,7 +301,6 @@ def _score3(service: Service, error: JSON) -> JSON:
             "post": {
                 "operationId": "RunMLService",
                 "description": _RUN,
-                "security": [{"Bearer": []}],
                 "requestBody": {"description": _PAYLOAD, "content": {"application/json": json_body}},
                 "responses": {
                     "200": {
@@ -273,14 +309,25 @@ def _score3(service: Service, error: JSON) -> JSON:
                     },
                     "default": error,
                 },
-            }
+            },
+            "get": {
+                "operationId": _raw_operation_id("get"),
+                "description": _RUN_GET,
+                "parameters": service.query_parameters("example") or [_free_query(service)],
+                "responses": {
+                    "200": {
+                        "description": _RUN_OK,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ServiceOutput"}}},
+                    },
+                    "default": error,
+                },
+            },
         }
     operations: JSON = {}
     for method in _RAW_METHODS:
         operation: JSON = {
             "operationId": _raw_operation_id(method),
             "description": _RAW_RUN,
-            "security": [{"Bearer": []}],
             "responses": {"200": {"description": _RAW_OK, "content": {"*/*": {"schema": {}}}}, "default": error},
         }
         if method in ("post", "put"):
@@ -288,6 +335,13 @@ def _score3(service: Service, error: JSON) -> JSON:
             operation["requestBody"] = {"description": _RAW_PAYLOAD, "content": content}
         operations[method] = operation
     return operations
+
+
+def _free_query(service: Service) -> JSON:
+    """Any query parameters (an undecorated run()), written by Swagger UI from one JSON object."""
+    example = service.service_input.get("example", {})
+    schema = {"type": "object", "additionalProperties": {"type": "string"}, "example": example}
+    return {"name": "query", "in": "query", "description": _QUERY, "style": "form", "explode": True, "schema": schema}
 
 
 def _raw_operation_id(method: str) -> str:

@@ -16,11 +16,15 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from scorehost.errors import ScorehostError
 from scorehost.telemetry.tracecontext import TraceContext
 
-__all__ = ["RequestTimes", "SpanExporter", "require_otel"]
+__all__ = ["RequestTimes", "SpanExporter", "describe_export", "require_otel"]
+
+# Where the OTLP exporter reads the headers it sends (credentials, often): named in the log, never shown.
+_HEADER_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
 
 
 class RequestTimes:
@@ -121,6 +125,25 @@ class SpanExporter:
     def close(self) -> None:
         """Send what is pending (a worker on its way out)."""
         self._provider.shutdown()
+
+
+def describe_export(endpoint: str, environ: Mapping[str, str]) -> str:
+    """Where spans go, for the start-up log: the endpoint without its user, password, query or fragment (where
+    credentials hide), and the variable the exporter takes headers from, by name only."""
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    shown = urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+    if parts.query or parts.fragment:
+        shown += " (its query not logged)"
+    headers = next((name for name in _HEADER_VARIABLES if environ.get(name)), None)
+    with_headers = f", with the headers of {headers} (not logged)" if headers else ""
+    return f"{shown} over OTLP/HTTP{with_headers}"
 
 
 def require_otel() -> None:

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from scorehost.deploy.spec import DeploymentSpec
+from scorehost.timestamps import iso_utc
 
 __all__ = [
     "Backend",
@@ -48,7 +49,7 @@ class InstanceStatus:
     pid: int | None = None  # the process on this machine, for the local backend
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "state": str(self.state)}
+        return {**asdict(self), "state": str(self.state), "started_at": iso_utc(self.started_at)}
 
 
 @dataclass(frozen=True, slots=True)

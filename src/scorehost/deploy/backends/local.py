@@ -5,7 +5,8 @@ Unix socket (`runtime_dir()`: `$XDG_RUNTIME_DIR/scorehost` or `/tmp/scorehost-<u
 generation restarts the whole process when it dies, with exponential backoff, and records why. The
 generation's folder, `<home>/deployments/<endpoint>/<deployment>/<generation>/`, holds its rotated
 `serve.log`, `launch.json` (how to start it again) and `process.json` (the running pid, socket URL and
-token): enough for a restarted control plane to `adopt` it, or to start it again after a reboot.
+token): enough for a restarted control plane to `adopt` it, or to start it again after a reboot; and
+`workers.json`, serve's report of each worker (telemetry/worker_report.py): each is one instance in `status`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from pydantic import AliasChoices
 
 from scorehost.config import ServeSettings
 from scorehost.deploy.backends.base import DeploymentRecord, DeploymentStatus, Handle
-from scorehost.deploy.backends.local_generation import Backoff, Generation, LogSettings, read_json, write_json_private
+from scorehost.deploy.backends.local_generation import (
+    WORKER_REPORT,
+    Backoff,
+    Generation,
+    LogSettings,
+    read_json,
+    write_json_private,
+)
 from scorehost.deploy.backends.local_process import (
     TOKEN_VARIABLE,
     AdoptedProcess,
@@ -37,6 +45,7 @@ from scorehost.deploy.backends.local_process import (
 from scorehost.deploy.collected import collection_serve_options
 from scorehost.deploy.spec import DeploymentSpec, check_serve_options, serve_settings_of
 from scorehost.errors import DeploymentFailed, InvalidSpec, ResourceExists, UnknownResource
+from scorehost.telemetry.worker_report import REPORT_VARIABLE
 
 __all__ = ["Backoff", "LocalBackend", "LogSettings", "serve_environment"]
 
@@ -125,7 +134,8 @@ class LocalBackend:
         command += ["--workers", str(spec.instances), "--home", str(self.home)]
         for ref in spec.models:
             command += ["--model", ref]
-        variables = {**spec.environment, **options, **isolation, TOKEN_VARIABLE: token}
+        report = self._folder(*key) / WORKER_REPORT  # each worker's state: one instance each in status()
+        variables = {**spec.environment, **options, **isolation, TOKEN_VARIABLE: token, REPORT_VARIABLE: str(report)}
         launch = Launch(command, variables, str(spec.code_dir))
         with self._lock:
             running = self._generations.get(key)

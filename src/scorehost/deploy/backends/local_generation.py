@@ -31,8 +31,11 @@ from scorehost.deploy.backends.local_process import (
 from scorehost.deploy.backends.logfiles import follow, last_lines
 from scorehost.errors import DeploymentFailed, DeploymentTimeout
 from scorehost.private_files import write_private
+from scorehost.telemetry.worker_report import read_worker_report
 
-__all__ = ["Backoff", "Generation", "LogSettings", "read_json", "write_json_private"]
+__all__ = ["WORKER_REPORT", "Backoff", "Generation", "LogSettings", "read_json", "write_json_private"]
+
+WORKER_REPORT = "workers.json"  # in the generation's folder: serve's report of its workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,17 +171,36 @@ class Generation:
         raise DeploymentFailed(message, cause=error or "", log_tail=tail)
 
     def status(self) -> DeploymentStatus:
+        """One instance per worker of the serve process: its own state, pid, restarts and last cause, from serve's
+        worker report; while serve itself is not running (or has not reported yet), each takes serve's state."""
         with self._changed:
-            instance = InstanceStatus(
-                name=f"{self._deployment}-{self._generation}",
-                state=self._state,
-                url=None if self._state in (InstanceState.FAILED, InstanceState.STOPPED) else self.url,
-                restarts=self._restarts,
-                last_error=self._last_error,
-                started_at=self._started_at,
-                pid=self._process.pid if self._process is not None else None,
-            )
-        return DeploymentStatus(*self.key, DeploymentStatus.summarize([instance.state]), (instance,))
+            state, restarts, last_error = self._state, self._restarts, self._last_error
+            started_at, pid = self._started_at, self._process.pid if self._process is not None else None
+        url = None if state in (InstanceState.FAILED, InstanceState.STOPPED) else self.url
+        running = state in (InstanceState.STARTING, InstanceState.READY) and pid is not None
+        reported = (read_worker_report(self.folder / WORKER_REPORT, pid) if running and pid else None) or []
+        workers = {int(worker.get("index") or 0): worker for worker in reported}
+        instances = []
+        for index in range(1, max(_workers_of(self.launch.command), len(workers)) + 1):
+            worker = workers.get(index)
+            if worker is None:  # serve has not forked it yet, or says nothing: it stands where serve stands
+                instance = InstanceStatus(self._instance_name(index), state, url, restarts, last_error, started_at)
+            else:  # a worker's restarts add to those of serve (each of which restarted every worker)
+                instance = InstanceStatus(
+                    self._instance_name(index),
+                    _instance_state(worker.get("state"), state),
+                    url,
+                    restarts + int(worker.get("restarts") or 0),
+                    worker.get("last_error") or last_error,
+                    worker.get("started_at") or started_at,
+                    worker.get("pid"),
+                )
+            instances.append(instance)
+        # The generation's own state is serve's: ready once it answers /ready, as the gateway sees it.
+        return DeploymentStatus(*self.key, state, tuple(instances))
+
+    def _instance_name(self, index: int) -> str:
+        return f"{self._deployment}-{self._generation}-{index}"
 
     def targets(self) -> list[str]:
         with self._changed:
@@ -322,6 +344,22 @@ class Generation:
             os.write(fd, line.encode())
         finally:
             os.close(fd)
+
+
+def _workers_of(command: list[str]) -> int:
+    """The `--workers` count of a serve command line (1 when it gives none)."""
+    try:
+        return max(1, int(command[command.index("--workers") + 1]))
+    except (ValueError, IndexError):
+        return 1
+
+
+def _instance_state(reported: Any, serve: InstanceState) -> InstanceState:
+    """A worker's state as its report says, else serve's."""
+    try:
+        return InstanceState(reported)
+    except ValueError:
+        return serve
 
 
 def _follow(generation: Generation, lines: int) -> Iterator[str]:

@@ -22,6 +22,7 @@ from werkzeug.wrappers import Request, Response
 
 from scorehost import __version__
 from scorehost.deploy.controlplane.following import followed_models
+from scorehost.deploy.controlplane.models_api import ModelsApi
 from scorehost.deploy.keys import bearer_token, key_matches
 from scorehost.deploy.spec import (
     DeploymentSpec,
@@ -53,7 +54,9 @@ class Deployer(Protocol):
 
     def status(self, record: DeploymentRecord) -> dict[str, Any]: ...
 
-    def logs(self, record: DeploymentRecord, lines: int, follow: bool = False) -> Iterable[str]: ...
+    def logs(
+        self, record: DeploymentRecord, lines: int, follow: bool = False, generation: int | None = None
+    ) -> Iterable[str]: ...
 
     def collected(self, endpoint: str, deployment: str) -> Path: ...
 
@@ -79,6 +82,10 @@ _MAP = Map(
         Rule("/api/v1/endpoints/<name>/deployments/<deployment>", endpoint="delete_deployment", methods=["DELETE"]),
         Rule("/api/v1/endpoints/<name>/deployments/<deployment>/logs", endpoint="logs", methods=["GET"]),
         Rule("/api/v1/endpoints/<name>/deployments/<deployment>/data", endpoint="data", methods=["GET"]),
+        Rule("/api/v1/models", endpoint="list_models", methods=["GET"]),
+        Rule("/api/v1/models/<name>", endpoint="show_model", methods=["GET"]),
+        Rule("/api/v1/models/<name>/aliases/<alias>", endpoint="set_alias", methods=["PUT"]),
+        Rule("/api/v1/models/<name>/aliases/<alias>", endpoint="remove_alias", methods=["DELETE"]),
         Rule("/openapi.json", endpoint="openapi", methods=["GET"]),
     ],
     strict_slashes=False,
@@ -99,8 +106,10 @@ class ControlPlaneApp:
         token: str,
         gateway_url: str,
         processes: Callable[[], dict[str, Any]] | None = None,
+        home: Path | None = None,
     ) -> None:
         self.state = state
+        self._home = home  # the workspace, for the registry's routes
         self.deployer = deployer
         self._token = token
         self.gateway_url = gateway_url.rstrip("/")
@@ -340,10 +349,12 @@ class ControlPlaneApp:
         if not re.fullmatch(r"[0-9]{1,6}", lines):
             raise InvalidSpec("'lines' must be a whole number up to 999999")
         follow = request.args.get("follow", "false").lower() in ("1", "true", "yes")
+        generation = request.args.get("generation")
+        if generation is not None and not re.fullmatch(r"[0-9]{1,9}", generation):
+            raise InvalidSpec("'generation' must be a generation number, as `deployments show` lists them")
         record = self.state.deployment(name, deployment)
-        lines_out = (
-            line if line.endswith("\n") else line + "\n" for line in self.deployer.logs(record, int(lines), follow)
-        )
+        found = self.deployer.logs(record, int(lines), follow, generation=int(generation) if generation else None)
+        lines_out = (line if line.endswith("\n") else line + "\n" for line in found)
         if follow:  # streamed as the lines come, until the deployment stops or the caller hangs up
             return Response((line.encode() for line in lines_out), content_type="text/plain; charset=utf-8")
         return Response("".join(lines_out), content_type="text/plain; charset=utf-8")
@@ -362,6 +373,26 @@ class ControlPlaneApp:
         since, until = _instant(request.args.get("since"), "since"), _instant(request.args.get("until"), "until")
         lines = iter_lines(folder, collections=collections or None, since=since, until=until)
         return Response(lines, content_type="application/x-ndjson")
+
+    # -- models --------------------------------------------------------------------------------------
+
+    def _models(self) -> ModelsApi:
+        if self._home is None:
+            raise NotFound()
+        return ModelsApi(self._home, self.state)
+
+    def _list_models(self, request: Request) -> Response:
+        return _json(self._models().summaries())
+
+    def _show_model(self, request: Request, name: str) -> Response:
+        return _json(self._models().show(name))
+
+    def _set_alias(self, request: Request, name: str, alias: str) -> Response:
+        return _json(self._models().set_alias(name, alias, self._body(request)))
+
+    def _remove_alias(self, request: Request, name: str, alias: str) -> Response:
+        self._models().remove_alias(name, alias)
+        return Response(status=204)
 
     def _openapi(self, request: Request) -> Response:
         from scorehost.deploy.controlplane.openapi import document

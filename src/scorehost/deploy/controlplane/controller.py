@@ -30,7 +30,7 @@ from scorehost.deploy.controlplane.following import ModelFollower
 from scorehost.deploy.gateway.routes import routes_path, write_routes
 from scorehost.deploy.spec import DeploymentSpec
 from scorehost.deploy.state import DeploymentRecord, DeployState
-from scorehost.errors import DeployError
+from scorehost.errors import DeployError, UnknownResource
 
 __all__ = ["Controller"]
 
@@ -50,6 +50,7 @@ class _Live:
     restoring: int | None = None  # the generation that served before a restart, being brought back
     error: str | None = None  # why the declared generation (or the one restored) cannot start
     failed: int | None = None
+    failed_handle: Handle | None = None  # the last generation that could not start: its log stays readable
     routing: str | None = None  # "starting"/"updating" while the gateway re-reads the routes to a promoted one
 
     @property
@@ -143,21 +144,32 @@ class Controller:
 
     def status(self, record: DeploymentRecord) -> dict[str, Any]:
         """The deployment's state and error, which generation is declared and which serves, and the instances of
-        the serving generation (or of the starting one while none serves)."""
+        the serving generation (or of the starting one while none serves); `starting_instances`: those of the
+        generation being started (what an update waits for), empty when none is."""
         with self._lock:
             live = self._live.get((record.spec.endpoint, record.spec.name))
             if live is None:
-                return {"state": "stopped", "error": None, "instances": [], "declared_generation": record.generation}
-            shown = live.serving or (live.starting[max(live.starting)] if live.starting else None)
-            starting = max(live.starting) if live.starting else None
+                return {
+                    "state": "stopped",
+                    "error": None,
+                    "instances": [],
+                    "declared_generation": record.generation,
+                    "starting_instances": [],
+                }
+            starting_handle = live.starting[max(live.starting)] if live.starting else None
+            shown = live.serving or starting_handle
             summary = {
                 "state": live.state,
                 "error": live.error,
                 "declared_generation": live.declared,
                 "serving_generation": live.serving.generation if live.serving is not None else None,
-                "starting_generation": starting,
+                "starting_generation": starting_handle.generation if starting_handle is not None else None,
             }
         details = self.backend.status(shown).to_json() if shown is not None else {}
+        starting = details if starting_handle is shown else {}
+        if starting_handle is not None and starting_handle is not shown:
+            starting = self.backend.status(starting_handle).to_json()
+        summary["starting_instances"] = starting.get("instances", [])
         return {**details, **summary}  # ours win: "ready" means routed to
 
     def processes(self) -> list[dict[str, Any]]:
@@ -166,10 +178,24 @@ class Controller:
             handles = [(h, h is live.serving) for live in self._live.values() for h in live.handles()]
         return [{**self.backend.status(h).to_json(), "serving": serving} for h, serving in handles]
 
-    def logs(self, record: DeploymentRecord, lines: int, follow: bool = False) -> Iterable[str]:
+    def logs(
+        self, record: DeploymentRecord, lines: int, follow: bool = False, generation: int | None = None
+    ) -> Iterable[str]:
+        """The log of the generation being started, else of the serving one; or of `generation` (serving, starting,
+        or the last that failed to start): UnknownResource when this control plane runs no such generation."""
+        key = (record.spec.endpoint, record.spec.name)
         with self._lock:
-            live = self._live.get((record.spec.endpoint, record.spec.name))
-            handle = live and (live.starting[max(live.starting)] if live.starting else live.serving)
+            live = self._live.get(key)
+            if generation is None:
+                handle = live and (live.starting[max(live.starting)] if live.starting else live.serving)
+            else:
+                known = [*live.handles(), *([live.failed_handle] if live.failed_handle else [])] if live else []
+                handle = next((h for h in known if h.generation == generation), None)
+                if handle is None:
+                    raise UnknownResource(
+                        f"{key[0]}/{key[1]} generation {generation} has no log here: it is not running, and not the "
+                        f"last generation that failed to start (`scorehost deployments show {key[0]} {key[1]}`)"
+                    )
         return self.backend.logs(handle, lines=lines, follow=follow) if handle else []
 
     def collected(self, endpoint: str, deployment: str) -> Path:
@@ -344,6 +370,7 @@ class Controller:
                 live.error = f"generation {generation}, which served before the restart, cannot start again: {reason}"
             else:
                 live.error, live.failed = reason, generation
+            live.failed_handle = handle
         if not restoring:
             self.state.mark_failed(*key, generation, reason)
 

@@ -39,6 +39,7 @@ from scorehost.errors import ServiceUnavailable
 from scorehost.private_files import write_private
 from scorehost.registry.private import make_private
 from scorehost.registry.store import process_alive
+from scorehost.timestamps import iso_utc
 
 __all__ = ["control_plane_status", "run_control_plane", "start_control_plane", "stop_control_plane"]
 
@@ -77,6 +78,11 @@ def _healthy(address: ControlPlaneAddress, timeout: float = 2.0) -> bool:
     except httpx.HTTPError:
         return False
     return answer.status_code == 200
+
+
+def _local(url: str) -> str:
+    """A URL this machine can reach: a server bound to every interface answers on loopback."""
+    return url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
 
 
 def _log_tail(path: Path, lines: int = 30) -> str:
@@ -122,6 +128,8 @@ def run_control_plane(
     Returns an exit code."""
     from werkzeug.serving import make_server
 
+    from scorehost.console import ConsoleApp, mount
+    from scorehost.console.sampler import MetricsSampler, targets_from_routes
     from scorehost.deploy.backends.local import LocalBackend
     from scorehost.deploy.backends.local_generation import Backoff, LogSettings
     from scorehost.deploy.backends.router import BackendRouter
@@ -129,6 +137,7 @@ def run_control_plane(
     from scorehost.deploy.controlplane.controller import Controller
     from scorehost.deploy.controlplane.gateway_process import GatewayOptions, GatewaySupervisor
     from scorehost.deploy.controlplane.logs import AccessLog, configure_logging
+    from scorehost.deploy.gateway.routes import routes_path
     from scorehost.deploy.state import DeployState
     from scorehost.registry import database
 
@@ -151,13 +160,17 @@ def run_control_plane(
 
     def processes() -> dict[str, Any]:
         return {
-            "control_plane": {"pid": os.getpid(), "alive": True, "state": "running", "started_at": started},
+            "control_plane": {"pid": os.getpid(), "alive": True, "state": "running", "started_at": iso_utc(started)},
             "gateway": gateway.status(),
             "deployments": controller.processes(),
         }
 
     gateway_url = f"http://{host}:{gateway_port}"
-    app = ControlPlaneApp(state, controller, token, gateway_url, processes=processes)
+    api = ControlPlaneApp(state, controller, token, gateway_url, processes=processes, home=home)
+    sampler = MetricsSampler(
+        _local(gateway_url), lambda: targets_from_routes(routes_path(home)), settings.console_sample_interval
+    )
+    app = mount(api, ConsoleApp(api, token, _local(gateway_url), sampler))
     server = make_server(host, api_port, app, threaded=True, request_handler=AccessLog)
     try:
         gateway.start()
@@ -168,6 +181,7 @@ def run_control_plane(
         return 1
     controller.recover()
     controller.watch()
+    sampler.start()
     address = {"api": f"http://{host}:{server.server_port}", "gateway": gateway_url, "pid": os.getpid()}
     write_private(folder / "address.json", json.dumps(address).encode())
     logger.info("control plane on %s, gateway on %s (workspace %s)", address["api"], gateway_url, home)
@@ -182,6 +196,7 @@ def run_control_plane(
         server.serve_forever(poll_interval=0.2)
     finally:
         (folder / "address.json").unlink(missing_ok=True)
+        sampler.stop()
         controller.close(stop_deployments=True)
         gateway.stop()
         engine.dispose()

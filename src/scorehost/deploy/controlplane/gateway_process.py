@@ -34,6 +34,7 @@ from scorehost.deploy.backends.local_process import (
 from scorehost.deploy.backends.logfiles import last_lines
 from scorehost.errors import ServiceUnavailable
 from scorehost.system import process_state
+from scorehost.timestamps import iso_utc
 
 __all__ = ["GatewayOptions", "GatewaySupervisor", "gateway_command", "stop_left_gateway"]
 
@@ -145,7 +146,7 @@ class GatewaySupervisor:
             "state": state if alive or state != "running" else "dead",
             "restarts": restarts,
             "last_error": error,
-            "started_at": started,
+            "started_at": iso_utc(started),
             "url": f"http://{self.options.host}:{self.options.port}",
             "log": str(self.log_path),
         }

@@ -10,6 +10,8 @@ __all__ = ["document"]
 
 _NAME = {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$"}
 _ERROR = {"$ref": "#/components/responses/Error"}
+# Every time in the API: ISO 8601 in UTC, to the millisecond (scorehost.timestamps)
+_TIME = {"type": "string", "format": "date-time", "examples": ["2026-12-07T14:03:11.437Z"]}
 
 
 def _ok(schema: dict[str, Any], description: str = "OK", status: str = "200") -> dict[str, Any]:
@@ -127,9 +129,17 @@ def document() -> dict[str, Any]:
             "/api/v1/endpoints/{name}/deployments/{deployment}/logs": {
                 "parameters": deployment_params,
                 "get": {
-                    "summary": "The last lines of the deployment's log",
+                    "summary": "The last lines of the deployment's log (of the generation being started, else of "
+                    "the serving one)",
                     "parameters": [
-                        {"name": "lines", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 100}}
+                        {"name": "lines", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 100}},
+                        {"name": "follow", "in": "query", "schema": {"type": "boolean", "default": False}},
+                        {
+                            "name": "generation",
+                            "in": "query",
+                            "description": "This generation's log: serving, starting, or the last that failed",
+                            "schema": {"type": "integer", "minimum": 0},
+                        },
                     ],
                     "responses": {
                         "200": {"description": "Log lines", "content": {"text/plain": {"schema": {"type": "string"}}}},
@@ -165,6 +175,7 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
+            **_model_paths(no_content),
         },
         "components": {
             "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
@@ -176,6 +187,43 @@ def document() -> dict[str, Any]:
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+                "ModelSummary": {
+                    "type": "object",
+                    "required": ["name", "versions", "latest", "aliases"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "versions": {"type": "integer"},
+                        "latest": {"type": ["integer", "null"]},
+                        "aliases": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "created_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+                "ModelVersion": {
+                    "type": "object",
+                    "required": ["name", "version", "sha256", "size"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "version": {"type": "integer"},
+                        "kind": {"enum": ["file", "folder"]},
+                        "sha256": {"type": "string"},
+                        "size": {"type": "integer"},
+                        "file_count": {"type": "integer"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "aliases": {"type": "array", "items": {"type": "string"}},
+                        "files": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "path": {"type": "string"},
+                                    "sha256": {"type": "string"},
+                                    "size": {"type": "integer"},
+                                },
+                            },
+                        },
+                        "used_by": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
                 "Health": {
                     "type": "object",
                     "properties": {"status": {"const": "ok"}, "version": {"type": "string"}},
@@ -202,7 +250,7 @@ def document() -> dict[str, Any]:
                         "scoring_uri": {"type": "string", "format": "uri"},
                         "swagger_uri": {"type": "string", "format": "uri"},
                         "docs_uri": {"type": "string", "format": "uri"},
-                        "created_at": {"type": "number"},
+                        "created_at": _TIME,
                         "deployments": {"type": "array", "items": _ref("Deployment")},
                     },
                 },
@@ -320,9 +368,46 @@ def document() -> dict[str, Any]:
                             "type": ["string", "null"],
                             "description": "Why the declared generation could not start (an older one serves)",
                         },
+                        "created_at": _TIME,
+                        "updated_at": {**_TIME, "description": "When it was last declared (created or updated)"},
                         "status": {"type": "object"},
                     },
                 },
             },
+        },
+    }
+
+
+def _model_paths(no_content: dict[str, Any]) -> dict[str, Any]:
+    """The registry's routes: read every model, move or remove an alias."""
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    alias = {"name": "alias", "in": "path", "required": True, "schema": {"type": "string"}}
+    version = {"type": "object", "required": ["version"], "properties": {"version": {"type": ["integer", "string"]}}}
+    return {
+        "/api/v1/models": {
+            "get": {"summary": "Every model", "responses": _ok({"type": "array", "items": _ref("ModelSummary")})}
+        },
+        "/api/v1/models/{name}": {
+            "parameters": [name],
+            "get": {
+                "summary": "A model, its versions (newest first) with their files and the deployments that run them",
+                "responses": _ok(
+                    {
+                        "allOf": [
+                            _ref("ModelSummary"),
+                            {"properties": {"versions": {"type": "array", "items": _ref("ModelVersion")}}},
+                        ]
+                    }
+                ),
+            },
+        },
+        "/api/v1/models/{name}/aliases/{alias}": {
+            "parameters": [name, alias],
+            "put": {
+                "summary": "Point the alias at a version (a number or another alias)",
+                "requestBody": _body(version),
+                "responses": _ok(_ref("ModelVersion")),
+            },
+            "delete": {"summary": "Remove the alias", "responses": no_content},
         },
     }

@@ -3,7 +3,10 @@
 From the request's headers alone (`decide`, before a byte of the body is read): find the endpoint in the
 current routing table, check its key, pick a deployment (the `azureml-model-deployment` header, else a
 weighted draw) and its next instance. Once the body is in (`seal`), forward with the path rewritten, and
-pass the answer back as it came (status, headers, body). Answers of its own are JSON `{"error": ...}`:
+pass the answer back as it came (status, headers, body), with `azureml-model-deployment: <deployment>` added
+as Azure ML's endpoints add it; a `/swagger.json` answer is rewritten for the endpoint (`documents.py`). The docs
+page, its assets and the document hold no secret: a browser opens them (GET, HEAD) without the endpoint's key,
+which the page's Authorize box then sends to /score. Answers of its own are JSON `{"error": ...}`:
 401 key, 404 endpoint or deployment, 502 unreachable, 503 no instance, 504 deadline (413, 408 and 431 are
 the server's, `protocol.py`). A copy of mirror_percent of the requests goes to the mirror, fire-and-forget.
 Headers stay bytes end to end: no decoding on the request path.
@@ -19,8 +22,9 @@ import time
 
 import orjson
 
+from scorehost.deploy.gateway.documents import endpoint_document
 from scorehost.deploy.gateway.metrics import GatewayMetrics
-from scorehost.deploy.gateway.routes import DeploymentRoute, RouteFile, Target
+from scorehost.deploy.gateway.routes import DeploymentRoute, EndpointRoute, RouteFile, Target
 from scorehost.deploy.gateway.upstream import UpstreamError, UpstreamPool, UpstreamTimeout
 from scorehost.deploy.keys import bearer_token, key_matches
 from scorehost.deploy.spec import AuthMode
@@ -66,9 +70,23 @@ class Forward:
     """A request routed to an instance: its pool, its head as forwarded (the request line and headers, but
     for host and content-length) and, once sealed, the bytes to send; names for error messages and spans,
     the request's trace context, what followed `/endpoints/<name>/` (`score`, `docs/...`), the deployment
-    that gets a copy (or None) and the body bytes the connection reserved for it (`protocol.py`)."""
+    that gets a copy (or None), the body bytes the connection reserved for it (`protocol.py`), the header
+    line the answer gets (`DeploymentRoute.served`) and, for `swagger.json`, the endpoint it describes."""
 
-    __slots__ = ("data", "deployment", "endpoint", "head", "mirror", "pool", "request_id", "reserved", "rest", "trace")
+    __slots__ = (
+        "data",
+        "deployment",
+        "document",
+        "endpoint",
+        "head",
+        "mirror",
+        "pool",
+        "request_id",
+        "reserved",
+        "rest",
+        "served",
+        "trace",
+    )
 
     def __init__(
         self,
@@ -80,9 +98,12 @@ class Forward:
         trace: TraceContext,
         rest: bytes,
         mirror: DeploymentRoute | None,
+        served: bytes = b"",
+        document: EndpointRoute | None = None,
     ) -> None:
         self.pool, self.head, self.endpoint, self.deployment = pool, head, endpoint, deployment
         self.request_id, self.trace, self.rest, self.mirror = request_id, trace, rest, mirror
+        self.served, self.document = served, document
         self.data = b""
         self.reserved = 0
 
@@ -124,6 +145,19 @@ class GatewayApp:
         # The reason names the instance's address (a socket path): the log has it, the caller does not.
         message = f"deployment {forward.deployment!r} cannot be reached; the gateway's log has the reason"
         return error_answer(502, message, forward.request_id)
+
+    def document(self, forward: Forward, answer: Answer) -> Answer:
+        """The deployment's answer to `swagger.json`, its document rewritten for the endpoint (`documents.py`)."""
+        endpoint = forward.document
+        status, headers, body = answer
+        if endpoint is None or status != 200 or b"content-encoding:" in headers.lower():
+            return answer
+        try:
+            rewritten = endpoint_document(body, endpoint.name, key=endpoint.auth is AuthMode.KEY)
+        except Exception:  # a document we cannot read goes out as it came: it is the deployment's
+            logger.exception("could not rewrite the API document of endpoint %s", endpoint.name)
+            return answer
+        return answer if rewritten is None else (status, headers, rewritten)
 
     def traced(self, forward: Forward, method: bytes, status: int, seconds: float) -> None:
         """Export the gateway's span of a forwarded request, answered `status` after `seconds` (spans on)."""
@@ -188,7 +222,8 @@ class GatewayApp:
             )
         raw_name, _, rest = path[len(_PREFIX) :].partition(b"/")
         name = _text(raw_name)
-        if rest != b"score" and rest != b"swagger.json" and rest != b"docs" and not rest.startswith(b"docs/"):
+        score = rest == b"score"
+        if not score and rest != b"swagger.json" and rest != b"docs" and not rest.startswith(b"docs/"):
             message = f"no route for {_text(path)}; use /endpoints/{name}/score, /swagger.json or /docs"
             return error_answer(404, message, request_id)
         table = self.routes.current()
@@ -198,7 +233,11 @@ class GatewayApp:
         endpoint = table.endpoints.get(name)
         if endpoint is None:
             return error_answer(404, f"there is no endpoint named {name!r}", request_id)
-        if endpoint.auth is AuthMode.KEY and not key_matches(_bearer(authorization), endpoint.keys):
+        if (
+            endpoint.auth is AuthMode.KEY
+            and not key_matches(_bearer(authorization), endpoint.keys)
+            and (score or (method != b"GET" and method != b"HEAD"))  # the docs and the document are open
+        ):
             message = f"endpoint {name!r} needs a valid key: Authorization: Bearer <key>"
             return error_answer(401, message, request_id, _CHALLENGE)
         if deployment_header is not None:
@@ -219,7 +258,9 @@ class GatewayApp:
         lines[0] += target.prefix.encode() + b"/" + rest + (b"?" + query if query else b"") + b" HTTP/1.1\r\n"
         mirror = endpoint.mirror if deployment_header is None and endpoint.mirrors_now() else None
         pool = self._pool(target)
-        return Forward(pool, b"".join(lines), name, deployment.name, request_id, trace, rest, mirror)
+        document = None if score or rest != b"swagger.json" else endpoint
+        head = b"".join(lines)
+        return Forward(pool, head, name, deployment.name, request_id, trace, rest, mirror, deployment.served, document)
 
     def seal(self, forward: Forward, body: list[bytes], size: int) -> None:
         """The body (`size` bytes in pieces) is in: make the bytes to send, in one piece, and the copy."""

@@ -402,23 +402,30 @@ class GatewayProtocol(asyncio.Protocol):
         if answer is None:
             assert forward is not None
             assert error is not None
-            answer = self.app.failed(forward, error)
-        self._reply(answer)
+            self._reply(self.app.failed(forward, error))
+        elif forward is not None:  # the deployment's answer: it says which deployment gave it
+            self._reply(answer if forward.document is None else self.app.document(forward, answer), forward.served)
+        else:
+            self._reply(answer)
         self._answer_next()
 
     async def _forward_connecting(self, forward: Forward) -> None:
         """The slower way, when no idle connection to the instance exists: connect first."""
+        served = b""
         try:
             answer = await forward.pool.request(forward.data, self.app.timeout)
+            if forward.document is not None:
+                answer = self.app.document(forward, answer)
+            served = forward.served
         except (UpstreamError, UpstreamTimeout) as error:
             answer = self.app.failed(forward, error)
         except Exception:
             answer = _internal_error(self.pending[0][3] if self.pending else None)
-        self._reply(answer)
+        self._reply(answer, served)
         self._answer_next()
 
-    def _reply(self, answer: Answer) -> None:
-        """Send the answer to the oldest waiting request."""
+    def _reply(self, answer: Answer, served: bytes = b"") -> None:
+        """Send the answer to the oldest waiting request (`served`: the answering deployment's header line)."""
         forward, self.forward = self.forward, None
         if not self.pending:  # the client has gone
             return
@@ -426,7 +433,7 @@ class GatewayProtocol(asyncio.Protocol):
         if isinstance(item, Forward) and item.reserved:  # its body is no longer needed
             self.worker.budget.give(item.reserved)
             item.reserved, item.data = 0, b""
-        self._write(answer, keep_alive, head_only=method == b"HEAD")
+        self._write(answer, keep_alive, method == b"HEAD", True, served)
         metrics = self.app.metrics
         if metrics is not None:
             metrics.in_flight.dec()
@@ -435,16 +442,19 @@ class GatewayProtocol(asyncio.Protocol):
         if self.app.spans is not None and forward is not None:  # spans: of forwarded requests only
             self.app.traced(forward, method, answer[0], time.monotonic() - arrived)
 
-    def _write(self, answer: Answer, keep_alive: bool, head_only: bool = False, close: bool = True) -> None:
+    def _write(
+        self, answer: Answer, keep_alive: bool, head_only: bool = False, close: bool = True, served: bytes = b""
+    ) -> None:
         transport = self.transport
         if transport is None or self.closing:
             return
         status, headers, body = answer
         transport.write(
-            b"HTTP/1.1 %d %s\r\n%scontent-length: %d\r\n%s\r\n%s"
+            b"HTTP/1.1 %d %s\r\n%s%scontent-length: %d\r\n%s\r\n%s"
             % (
                 status,
                 _REASONS.get(status, b"Unknown"),
+                served,
                 headers,
                 len(body),
                 b"" if keep_alive else b"connection: close\r\n",

@@ -107,6 +107,12 @@ class DeploymentRoute:
     targets: tuple[Target, ...]
     # Round-robin position: the one mutable part, shared by the requests of one table's life.
     _turn: itertools.count[int] = field(default_factory=itertools.count, compare=False, repr=False)
+    served: bytes = field(default=b"", init=False, compare=False, repr=False)
+    """The header line every answer it gives carries, `azureml-model-deployment: <name>` (as Azure ML's
+    endpoints send it): made once per table, not per request. Names are checked, so they fit a header."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "served", b"azureml-model-deployment: %s\r\n" % self.name.encode())
 
     def next_target(self) -> Target | None:
         """The next instance in turn, or None when none is ready."""

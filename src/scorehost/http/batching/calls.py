@@ -24,7 +24,7 @@ __all__ = ["BatchCalls", "Outcome", "Pending", "ran_too_long", "waited_too_long"
 
 logger = logging.getLogger("scorehost.worker")
 
-# One request's outcome: its result, or its error, and the milliseconds its call ran.
+# One request's outcome: its result, or its error, and the milliseconds its call ran (0 with an error: it never ran).
 Outcome = tuple[object, BaseException | None, float]
 
 
@@ -83,11 +83,13 @@ class BatchCalls:
             else:
                 results = self._through_gate(lambda: self._call_batch([p.value for p in batch]), batch)
         except RunFailed as failed:
-            if len(batch) == 1:
-                return [(None, failed, 0.0)]
+            if len(batch) == 1:  # it ran: its time counts, as a successful call's does
+                return [(None, failed, (time.perf_counter() - began) * 1000)]
             logger.error("%s; retrying its %d requests one by one", failed.message, len(batch))
             return [self._alone(pending) for pending in batch]
-        except ScorehostError as error:  # the deadline passed, or the gate closed (a stuck run())
+        except ScoringTimeout as error:  # it ran past the deadline
+            return [(None, error, (time.perf_counter() - began) * 1000)] * len(batch)
+        except ScorehostError as error:  # it never ran: its turn never came, or the gate closed (a stuck run())
             return [(None, error, 0.0)] * len(batch)
         run_ms = (time.perf_counter() - began) * 1000
         return [(result, None, run_ms) for result in results]
@@ -96,6 +98,8 @@ class BatchCalls:
         began = time.perf_counter()
         try:
             result = self._through_gate(lambda: self._call_one(pending.value), [pending])
+        except (RunFailed, ScoringTimeout) as failed:
+            return None, failed, (time.perf_counter() - began) * 1000
         except ScorehostError as error:
             return None, error, 0.0
         return result, None, (time.perf_counter() - began) * 1000

@@ -1,0 +1,268 @@
+"""The web console in a real headless Chromium, against a real control plane, gateway and deployments.
+
+One control plane for the module (sampling metrics every half second, so charts move quickly), an endpoint
+`shop` with two `scorehost serve` deployments of tests/scripts/whoami (`blue` runs a registered model), and one
+browser. The pages are signed in to with a one-time link, browsed (changing nothing), used to change the traffic
+split, to send a test request, to watch a chart move under load and an instance's restart after it is killed.
+Screenshots go to $SCOREHOST_CONSOLE_SCREENSHOTS when set (docs/console.md's pictures), else to a temp folder.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _docs_browser import chromium
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+from scorehost.client import Client
+from scorehost.deploy.controlplane.daemon import start_control_plane, stop_control_plane
+from scorehost.registry import Registry
+
+WHOAMI = Path(__file__).parents[1] / "scripts" / "whoami"
+CSS = By.CSS_SELECTOR
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@dataclass
+class Plane:
+    client: Client
+    console: str  # the console's base URL, http://127.0.0.1:PORT/console
+    gateway: str
+    key: str
+    shots: Path
+
+    def snapshot(self) -> Any:
+        """Everything a page could change by accident."""
+        endpoint = self.client.get_endpoint("shop")
+        deployments = [{k: v for k, v in d.items() if k != "status"} for d in endpoint.pop("deployments")]
+        return endpoint, deployments, self.client.keys("shop"), self.client._call("GET", "/api/v1/models/digits")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_ready(client: Client, name: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while (status := client.get_deployment("shop", name)["status"]).get("state") != "ready":
+        assert status.get("state") != "failed", status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    home = tmp_path_factory.mktemp("console-e2e") / "home"
+    model = tmp_path_factory.mktemp("model") / "model.pkl"
+    model.write_bytes(b"the digits model")
+    with Registry(home) as registry:
+        registry.register("digits", model, description="a stand-in for the digits classifier")
+    os.environ["SCOREHOST_CONTROLPLANE_CONSOLE_SAMPLE_INTERVAL"] = "0.5"  # read by the control plane it starts
+    try:
+        address = start_control_plane(home, api_port=0, gateway_port=_free_port())
+    finally:
+        del os.environ["SCOREHOST_CONTROLPLANE_CONSOLE_SAMPLE_INTERVAL"]
+    shots = Path(os.environ.get("SCOREHOST_CONSOLE_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
+    try:
+        with Client(address=address, timeout=30) as client:
+            client.create_endpoint("shop", description="the shop's digit reader")
+            for name, models in (("blue", ["digits:1"]), ("green", [])):
+                client.create_deployment(
+                    "shop",
+                    name,
+                    script="score.py",
+                    code_dir=WHOAMI,
+                    models=models,
+                    environment={"DEPLOYMENT_NAME": name},
+                )
+            for name in ("blue", "green"):
+                _wait_ready(client, name)
+            client.set_traffic("shop", {"blue": 100, "green": 0})
+            yield Plane(
+                client, f"{address.api}/console", address.gateway.rstrip("/"), client.keys("shop")["primary"], shots
+            )
+    finally:
+        stop_control_plane(home)
+
+
+@pytest.fixture(scope="module")
+def browser(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    with chromium(tmp_path_factory.mktemp("console-profile")) as driver:
+        driver.set_window_size(1280, 1000)
+        driver.get(plane.client.console_link())
+        WebDriverWait(driver, 30).until(expected_conditions.presence_of_element_located((CSS, "table#endpoints")))
+        yield driver
+
+
+def _errors(driver: WebDriver) -> list[str]:
+    """What the page logged as errors: a script error, a refused asset, a Content-Security-Policy violation."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def _shot(driver: WebDriver, plane: Plane, name: str) -> None:
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    width = driver.get_window_size()["width"]
+    driver.set_window_size(width, min(max(height + 140, 600), 4000))  # the whole page in one picture
+    driver.save_screenshot(str(plane.shots / f"console-{name}.png"))
+
+
+def test_sign_in_is_needed_and_a_wrong_token_is_refused(plane: Plane, tmp_path: Path) -> None:
+    with chromium(tmp_path / "profile") as fresh:
+        fresh.get(f"{plane.console}/endpoints/shop")
+        wait = WebDriverWait(fresh, 30)
+        field = wait.until(expected_conditions.visibility_of_element_located((CSS, "input#token")))
+        field.send_keys("not-the-token")
+        fresh.find_element(CSS, ".signin button[type=submit]").click()
+        alert = wait.until(expected_conditions.visibility_of_element_located((CSS, "p.error")))
+        assert "not this control plane's token" in alert.text
+        _shot(fresh, plane, "signin")
+        fresh.get_log("browser")  # the refused sign-in's 401, expected
+        token = plane.client.address.token
+        fresh.find_element(CSS, "input#token").send_keys(token)
+        fresh.find_element(CSS, ".signin button[type=submit]").click()
+        wait.until(expected_conditions.presence_of_element_located((CSS, "section#keys")))
+        assert fresh.current_url.endswith("/console/endpoints/shop")  # where the user was going
+        assert _errors(fresh) == []
+
+
+def test_every_page_renders_without_an_error_and_changes_nothing(plane: Plane, browser: WebDriver) -> None:
+    before = plane.snapshot()
+    browser.get_log("browser")
+    pages = {
+        "endpoints": ("/", "table#endpoints"),
+        "endpoint": ("/endpoints/shop", "form#traffic-form"),
+        "deployment": ("/endpoints/shop/deployments/blue", "table.instances"),
+        "models": ("/models", "table#models"),
+        "model": ("/models/digits", "table.files"),
+    }
+    for name, (page, marker) in pages.items():
+        browser.set_window_size(1280, 1000)
+        browser.get(plane.console + page)
+        WebDriverWait(browser, 30).until(expected_conditions.presence_of_element_located((CSS, marker)))
+        time.sleep(1.5)  # the charts draw their first points
+        _shot(browser, plane, name)
+        assert _errors(browser) == [], name
+    text = browser.find_element(CSS, "main").text
+    assert "shop/blue" in text
+    assert "the digits model"[:3] in text.lower()
+    assert plane.snapshot() == before
+
+
+def test_the_traffic_form_changes_the_split_and_shows_what_the_api_refuses(plane: Plane, browser: WebDriver) -> None:
+    browser.set_window_size(1280, 1000)
+    browser.get(f"{plane.console}/endpoints/shop")
+    wait = WebDriverWait(browser, 30)
+
+    def submit(blue: str, green: str) -> None:
+        for name, value in (("blue", blue), ("green", green)):
+            field = browser.find_element(CSS, f"input[name='traffic.{name}']")
+            field.clear()
+            field.send_keys(value)
+        browser.find_element(CSS, "#traffic-form button[type=submit]").click()
+
+    submit("40", "40")
+    alert = wait.until(expected_conditions.visibility_of_element_located((CSS, "p.error")))
+    assert "100" in alert.text
+    assert plane.client.get_endpoint("shop")["traffic"] == {"blue": 100, "green": 0}
+    submit("40", "60")
+    notice = wait.until(expected_conditions.visibility_of_element_located((CSS, "p.notice")))
+    assert "Traffic updated" in notice.text
+    assert plane.client.get_endpoint("shop")["traffic"] == {"blue": 40, "green": 60}
+    seen = set()
+    with httpx.Client(timeout=30) as http:
+        for _ in range(30):
+            answer = http.post(
+                f"{plane.gateway}/endpoints/shop/score",
+                json={"data": 1},
+                headers={"Authorization": f"Bearer {plane.key}"},
+            )
+            seen.add(answer.json()["deployment"])
+    assert seen == {"blue", "green"}
+    plane.client.set_traffic("shop", {"blue": 100, "green": 0})
+
+
+def test_the_test_panel_sends_a_request_through_the_gateway(plane: Plane, browser: WebDriver) -> None:
+    browser.set_window_size(1280, 1000)
+    browser.get_log("browser")  # only this test's
+    browser.get(f"{plane.console}/endpoints/shop")
+    wait = WebDriverWait(browser, 30)
+    body = browser.find_element(CSS, "#test-body")
+    assert '"data"' in body.get_property("value")
+    browser.find_element(CSS, "#test-form select[name=deployment] option[value=green]").click()
+    body.clear()
+    body.send_keys('{"data": [1, 2, 3]}')
+    browser.find_element(CSS, "#test-form button[type=submit]").click()
+    answer = wait.until(expected_conditions.visibility_of_element_located((CSS, "#test-answer")))
+    assert answer.get_attribute("data-status") == "200", answer.text
+    shown = browser.find_element(CSS, "#test-answer pre.body").text
+    assert '"deployment": "green"' in shown
+    assert '"received": "[1,2,3]"' in shown  # run() gets the JSON text of "data", as on Azure ML
+    browser.find_element(CSS, "#test-answer details summary").click()
+    assert "azureml-model-deployment" in browser.find_element(CSS, "#test-answer table.headers").text
+    _shot(browser, plane, "test-panel")
+    assert _errors(browser) == []
+
+
+def test_a_chart_moves_after_load(plane: Plane, browser: WebDriver) -> None:
+    browser.set_window_size(1280, 1000)
+    browser.get(f"{plane.console}/endpoints/shop")
+    charts = browser.find_element(CSS, ".charts")
+    WebDriverWait(browser, 30).until(lambda _: charts.get_attribute("data-points") is not None)
+    with httpx.Client(timeout=30) as http:
+        for _ in range(60):
+            http.post(
+                f"{plane.gateway}/endpoints/shop/score",
+                json={"data": 1},
+                headers={"Authorization": f"Bearer {plane.key}"},
+            )
+    WebDriverWait(browser, 30).until(lambda _: float(charts.get_attribute("data-requests") or 0) > 0)
+    assert len(browser.find_elements(CSS, ".charts canvas")) == 3
+    _shot(browser, plane, "charts")
+
+
+def test_a_killed_instance_shows_its_restart_and_cause(plane: Plane, browser: WebDriver) -> None:
+    instance = plane.client.get_deployment("shop", "blue")["status"]["instances"][0]
+    os.kill(int(instance["pid"]), signal.SIGKILL)
+    browser.set_window_size(1280, 1000)
+    deadline = time.monotonic() + 60
+    while True:
+        browser.get(f"{plane.console}/endpoints/shop/deployments/blue")
+        cells = browser.find_elements(CSS, "table.instances td.restarts")
+        if cells and cells[0].text.strip() == "1":
+            break
+        assert time.monotonic() < deadline, browser.find_element(CSS, "main").text
+        time.sleep(0.5)
+    row = browser.find_element(CSS, "table.instances tbody tr").text
+    assert "signal" in row.lower() or "exit" in row.lower() or "killed" in row.lower(), row
+    _wait_ready(plane.client, "blue")
+
+
+def test_pages_fit_a_phones_width(plane: Plane, browser: WebDriver) -> None:
+    browser.set_window_size(390, 844)
+    for page in ("/", "/endpoints/shop", "/endpoints/shop/deployments/blue", "/models/digits"):
+        browser.get(plane.console + page)
+        time.sleep(1)  # the charts are drawn
+        wide = browser.execute_script(
+            "var w = document.documentElement.clientWidth, out = [];"
+            "document.querySelectorAll('body *').forEach(function (e) {"
+            "  if (!e.closest('.scroll') && e.getBoundingClientRect().right > w + 1) out.push(e.outerHTML.slice(0, 80));"
+            "});"
+            "return out;"
+        )
+        assert wide == [], page  # only tables scroll sideways, inside their own box
+    _shot(browser, plane, "phone")

@@ -1,0 +1,99 @@
+"""The tutorials in docs/ run as written: every ```bash block, in order, as a reader runs them.
+
+How a tutorial marks its blocks (which run, which run in the background, what output is checked)
+and how ports are made free is written at the top of tests/_tutorials.py. Each tutorial runs in a
+copy of examples/ (so the files it makes stay out of the checkout), with a workspace of its own
+(SCOREHOST_HOME), the venv's `scorehost` and `python` first on PATH, and free ports, so tutorials
+run in parallel under pytest-xdist. Whatever it started is stopped at the end, also on failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from _control_plane import free_port
+from _tutorials import DEFAULT_PORTS, TutorialRun, check_output, localize, parse, scores
+
+ROOT = Path(__file__).parent.parent
+TUTORIALS = ["docs/registry.md", "docs/endpoints.md"]
+
+
+@pytest.mark.parametrize("tutorial", TUTORIALS)
+def test_tutorial_follows_the_conventions(tutorial: str) -> None:
+    blocks = parse((ROOT / tutorial).read_text())
+    assert blocks, f"{tutorial} has no ```bash block to run"
+    assert any(scores(block.expected or "") for block in blocks), f"{tutorial} shows no score to check"
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("tutorial", TUTORIALS)
+def test_tutorial_runs_as_written(tutorial: str, tmp_path: Path) -> None:
+    ports = _free_ports()
+    blocks = parse(localize((ROOT / tutorial).read_text(), ports))
+    workdir = tmp_path / "scorehost"
+    shutil.copytree(ROOT / "examples", workdir / "examples", ignore=shutil.ignore_patterns("model", "__pycache__"))
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "SCOREHOST_HOME": str(tmp_path / "home"),
+        "SCOREHOST_PORT": str(ports[5001]),
+    }
+    run = TutorialRun(workdir, env)
+    problems = []
+    try:
+        for block in blocks:
+            output = run.run(block)
+            if block.expected is not None and not block.ready_url:
+                problems += [f"{tutorial}, block at line {block.line}: {p}" for p in check_output(block.expected, output)]
+    finally:
+        run.close()
+        # Shown with a failure (or -s): which blocks the time went to.
+        print(", ".join(f"line {line}: {seconds:.1f} s" for line, seconds in run.durations))
+    assert not problems, "\n".join(problems)
+
+
+def test_the_runner_carries_state_and_compares_scores(tmp_path: Path) -> None:
+    """The harness itself, on a small tutorial: variables and `cd` carry over, failures name their block."""
+    workdir = tmp_path / "repo"
+    (workdir / "sub").mkdir(parents=True)
+    text = (
+        "```bash\nGREETING=hello\ncd sub\n```\n\n"
+        '```bash\necho "$GREETING from $(basename "$PWD")"\necho \'{"digits": [7], "confidence": [0.5]}\'\n```\n\n'
+        '```text\nhello from sub\n{"digits":[7],"confidence":[0.501]}\n```\n\n'
+        "```bash\nfalse\necho never\n```\n"
+    )
+    first, second, third = parse(text)
+    run = TutorialRun(workdir, {**os.environ, "SCOREHOST_HOME": str(tmp_path / "home")}, timeout=20)
+    try:
+        run.run(first)
+        output = run.run(second)
+        assert output.startswith("hello from sub")
+        assert second.expected is not None and check_output(second.expected, output) == []
+        assert check_output('{"digits":[1],"confidence":[0.5]}', output)  # another digit is a difference
+        with pytest.raises(AssertionError, match="line 16 exited 1"):
+            run.run(third)
+    finally:
+        run.close()
+
+
+def test_the_parser_refuses_what_would_escape_the_test() -> None:
+    with pytest.raises(ValueError, match="write ```bash"):
+        parse("```sh\nscorehost models list\n```\n")
+    with pytest.raises(ValueError, match="before `scorehost controlplane start`"):
+        parse("```bash\nscorehost endpoints create digits\n```\n")
+    with pytest.raises(ValueError, match="unknown marker"):
+        parse("<!-- tutorial: in the background -->\n```bash\nscorehost serve score.py\n```\n")
+    localized = localize("scorehost controlplane start\ncurl http://127.0.0.1:5080/ :15080", {5001: 1, 5080: 2, 5100: 3})
+    assert localized == "scorehost controlplane start --api-port 3 --gateway-port 2\ncurl http://127.0.0.1:2/ :15080"
+
+
+def _free_ports() -> dict[int, int]:
+    ports: dict[int, int] = {}
+    while len(set(ports.values())) < len(DEFAULT_PORTS):
+        ports = {default: free_port() for default in DEFAULT_PORTS}
+    return ports
