@@ -260,7 +260,8 @@ def test_pages_fit_a_phones_width(plane: Plane, browser: WebDriver) -> None:
         wide = browser.execute_script(
             "var w = document.documentElement.clientWidth, out = [];"
             "document.querySelectorAll('body *').forEach(function (e) {"
-            "  if (!e.closest('.scroll') && e.getBoundingClientRect().right > w + 1) out.push(e.outerHTML.slice(0, 80));"
+            "  if (e.closest('.scroll')) return;"
+            "  if (e.getBoundingClientRect().right > w + 1) out.push(e.outerHTML.slice(0, 80));"
             "});"
             "return out;"
         )

@@ -29,12 +29,14 @@ _QUERY_SECRET = re.compile(
     r"[\w.\-\[\]%]*=)[^&;#\s\"']*"
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}")
+_SIGNIN_LINK = re.compile(r"(/console/signin/)[A-Za-z0-9_\-]+")  # the web console's one-time links
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` with credentials in query strings and Authorization values, and each of `secrets`, redacted."""
     text = _QUERY_SECRET.sub(rf"\1{REDACTED}", text)
     text = _BEARER.sub(rf"\1 {REDACTED}", text)
+    text = _SIGNIN_LINK.sub(rf"\1{REDACTED}", text)
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
