@@ -110,6 +110,7 @@ def start_command(
     except ScorehostError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"control plane: {address.api}  gateway: {address.gateway}")
+    click.echo(f"console: {address.api}/console/  (`scorehost console` signs you in)")
 
 
 @controlplane_group.command("stop", epilog=examples("scorehost controlplane stop"))
