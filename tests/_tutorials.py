@@ -27,11 +27,13 @@ How a tutorial is written so that `tests/test_tutorials.py` can run it (and the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +45,7 @@ from scorehost.deploy.controlplane.daemon import stop_control_plane
 __all__ = ["Block", "TutorialRun", "check_output", "localize", "parse", "scores"]
 
 DEFAULT_PORTS = (5001, 5080, 5100)  # serve, gateway, control-plane API
-_FENCE = re.compile(r"^(```+)\s*([\w+-]*)\s*$")
+_FENCE = re.compile(r"^\s*(```+)\s*([\w+-]*)\s*$")  # indented too: a block in a list item
 _MARKER = re.compile(r"^<!--\s*tutorial:(.*?)-->\s*$")
 _BACKGROUND = re.compile(r"^\s*background,\s*ready at\s+(\S+)\s*$")
 _CONTROL_PLANE_COMMAND = re.compile(r"\bscorehost\s+(endpoints|deployments|invoke)\b")
@@ -78,7 +80,7 @@ def parse(text: str) -> list[Block]:
             end = next((i for i in range(index + 1, len(lines)) if lines[i].strip() == fence.group(1)), None)
             if end is None:
                 raise ValueError(f"line {index + 1}: a fenced block that never closes")
-            language, body = fence.group(2), "\n".join(lines[index + 1 : end]) + "\n"
+            language, body = fence.group(2), textwrap.dedent("\n".join(lines[index + 1 : end]) + "\n")
             if language in ("sh", "shell", "zsh"):
                 raise ValueError(f"line {index + 1}: ```{language}: write ```bash (it runs) or ```text (it does not)")
             if language == "bash":
@@ -139,13 +141,14 @@ def check_output(expected: str, actual: str) -> list[str]:
     scores and bare HTTP status lines."""
     problems = []
     shown, printed = scores(expected), scores(actual)
-    if shown and not printed:
-        problems.append(f"the tutorial shows scores {shown}; the block printed none")
-    for digits, confidence in printed:
-        if not any(digits == d and _near(confidence, c) for d, c in shown) and shown:
-            problems.append(f"printed {digits} with confidence {confidence}; the tutorial shows {shown}")
-    if {d for d, _ in shown} - {d for d, _ in printed}:
-        problems.append(f"the tutorial shows {shown}; the block printed {printed}")
+    if shown and {digits for digits, _ in shown} != {digits for digits, _ in printed}:
+        problems.append(f"the tutorial shows the scores {shown}; the block printed {printed}")
+    elif shown:
+        problems += [
+            f"printed {digits} with confidence {confidence}; the tutorial shows {shown}"
+            for digits, confidence in printed
+            if not any(digits == d and _near(confidence, c) for d, c in shown)
+        ]
     for status in _STATUS.findall(expected):
         if status not in _STATUS.findall(actual):
             problems.append(f"the tutorial shows status {status}; the block printed {_STATUS.findall(actual)}")
@@ -166,7 +169,9 @@ __tutorial_save() {
     {
         printf 'cd %q\\n' "$PWD"
         for name in $(compgen -v); do
-            case "$name" in __tutorial_*|BASH*|_|FUNCNAME|PIPESTATUS|COLUMNS|LINES|OPTIND|OPTARG|REPLY|name) continue;; esac
+            case "$name" in
+                __tutorial_*|BASH*|_|FUNCNAME|PIPESTATUS|COLUMNS|LINES|OPTIND|OPTARG|REPLY|name) continue;;
+            esac
             [[ -n "${__tutorial_known[$name]:-}" ]] || declare -p "$name"
         done
     } > "$__TUTORIAL_STATE.new" && mv "$__TUTORIAL_STATE.new" "$__TUTORIAL_STATE"
@@ -273,10 +278,8 @@ class TutorialRun:
 
 
 def _stop_group(process: subprocess.Popen[bytes], sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _text(out: bytes | None) -> str:

@@ -49,7 +49,8 @@ def test_tutorial_runs_as_written(tutorial: str, tmp_path: Path) -> None:
         for block in blocks:
             output = run.run(block)
             if block.expected is not None and not block.ready_url:
-                problems += [f"{tutorial}, block at line {block.line}: {p}" for p in check_output(block.expected, output)]
+                found = check_output(block.expected, output)
+                problems += [f"{tutorial}, block at line {block.line}: {problem}" for problem in found]
     finally:
         run.close()
         # Shown with a failure (or -s): which blocks the time went to.
@@ -73,7 +74,8 @@ def test_the_runner_carries_state_and_compares_scores(tmp_path: Path) -> None:
         run.run(first)
         output = run.run(second)
         assert output.startswith("hello from sub")
-        assert second.expected is not None and check_output(second.expected, output) == []
+        assert second.expected is not None
+        assert check_output(second.expected, output) == []
         assert check_output('{"digits":[1],"confidence":[0.5]}', output)  # another digit is a difference
         with pytest.raises(AssertionError, match="line 16 exited 1"):
             run.run(third)
@@ -88,7 +90,8 @@ def test_the_parser_refuses_what_would_escape_the_test() -> None:
         parse("```bash\nscorehost endpoints create digits\n```\n")
     with pytest.raises(ValueError, match="unknown marker"):
         parse("<!-- tutorial: in the background -->\n```bash\nscorehost serve score.py\n```\n")
-    localized = localize("scorehost controlplane start\ncurl http://127.0.0.1:5080/ :15080", {5001: 1, 5080: 2, 5100: 3})
+    text = "scorehost controlplane start\ncurl http://127.0.0.1:5080/ :15080"
+    localized = localize(text, {5001: 1, 5080: 2, 5100: 3})
     assert localized == "scorehost controlplane start --api-port 3 --gateway-port 2\ncurl http://127.0.0.1:2/ :15080"
 
 

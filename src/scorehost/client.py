@@ -12,6 +12,9 @@ with Client() as client:                 # finds the workspace's control plane (
 Every failure is a scorehost error with a message that names the fix: `Unauthorized` (401),
 `UnknownResource` (404), `InvalidSpec` (400), `ResourceExists` (409), `ScoringTimeout` (504),
 `RunFailed` (the script raised: its message), `ServiceUnavailable` (nothing ready, or unreachable).
+
+Records come back as the API's JSON: times (`created_at`, `updated_at`, `started_at`) are ISO 8601 UTC text,
+e.g. `"2026-12-07T14:03:11.437Z"` (`scorehost.timestamps.parse_iso_utc` turns one into Unix seconds).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-WHOAMI = Path(__file__).parents[1] / "scripts" / "whoami"
+SCRIPTS = Path(__file__).parents[1] / "scripts"
+WHOAMI = SCRIPTS / "whoami"
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -61,8 +63,13 @@ def test_a_user_session(control_plane: int) -> None:
 
     listed = json.loads(scorehost("endpoints", "list", "--json").stdout)
     assert [(e["name"], e["traffic"]) for e in listed] == [("mnist", {"blue": 100})]
+    assert json.loads(scorehost("endpoints", "--home", os.environ["SCOREHOST_HOME"], "list", "--json").stdout) == (
+        json.loads(scorehost("endpoints", "list", "--json").stdout)  # --home before the command, as after it
+    )
     table = scorehost("endpoints", "show", "mnist").stdout
-    assert "blue        100        1           ready" in table
+    assert re.search(r"^blue +100 +1 +ready +local +-$", table, re.M), table
+    assert f"  docs URI     http://127.0.0.1:{port}/endpoints/mnist/docs\n  mirror       none\n" in table
+    assert re.search(r"^  created +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", table, re.M), table
     keys = json.loads(scorehost("endpoints", "keys", "mnist", "--json").stdout)
     rotated = json.loads(scorehost("endpoints", "keys", "mnist", "--regenerate", "secondary", "--json").stdout)
     assert rotated["primary"] == keys["primary"]
@@ -77,8 +84,33 @@ def test_a_user_session(control_plane: int) -> None:
     assert "ready: 1 worker(s) serving" in scorehost("deployments", "logs", "mnist", "blue", "-n", "50").stdout
     assert scorehost("invoke", "mnist", code=2).stderr.endswith("give exactly one of --data JSON or --file FILE\n")
 
+    _mirror_and_a_failed_update()
     scorehost("endpoints", "delete", "mnist")
     assert json.loads(scorehost("endpoints", "list", "--json").stdout) == []
+
+
+def _mirror_and_a_failed_update() -> None:
+    """`endpoints traffic --mirror` says what it set; `endpoints show` names the mirror, the generation that serves,
+    the one that failed, why in one line, and the command that prints its log."""
+    scorehost("deployments", "create", "mnist", "green", "--script", str(WHOAMI / "score.py"))
+    mirrored = scorehost("endpoints", "traffic", "mnist", "blue=100", "--mirror", "green=10")
+    assert mirrored.stdout == "mnist: blue=100, mirror green=10%\n"
+    failing = ["--script", str(SCRIPTS / "init_fails.py"), "--code-dir", str(SCRIPTS), "--no-wait"]
+    scorehost("deployments", "update", "mnist", "green", *failing)
+    deadline = time.monotonic() + 60
+    while not json.loads(scorehost("deployments", "show", "mnist", "green", "--json").stdout)["failure"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    table = scorehost("endpoints", "show", "mnist").stdout
+    assert "  mirror       10% of requests copied to green\n" in table
+    assert re.search(r"^green +0 +1 \(2 failed\) +ready +local +-$", table, re.M), table
+    hint = "scorehost deployments logs mnist green --generation 2"
+    problem = (
+        "green: generation 2 failed: exited with code 3: the entry script cannot be served: init() in init_fails.py "
+        f"raised RuntimeError: model file is corrupt (its log: `{hint}`)"
+    )
+    assert table.endswith(f"\n\n{problem}\n"), table  # one line, no traceback in the table
+    assert "model file is corrupt" in scorehost(*hint.split()[1:]).stdout
 
 
 def test_status_without_a_control_plane(tmp_path: Path) -> None:

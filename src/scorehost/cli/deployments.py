@@ -3,87 +3,28 @@ deployment YAML file."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from scorehost.cli.collect_options import (
-    collect_options,
-    collection_changes,
-    merged_serve_options,
-    retention_changes,
-)
+from scorehost.cli.collect_options import collection_changes, merged_serve_options, retention_changes
 from scorehost.cli.controlplane_client import cli_errors, client_of, json_option, show_table
+from scorehost.cli.deployment_options import SECTIONS, declaring_options
 from scorehost.cli.help_sections import SectionedCommand
 from scorehost.cli.help_text import examples
 from scorehost.cli.output import echo_json
-from scorehost.cli.placement import placement_options, ray_options
-from scorehost.cli.project_options import echo_warnings, file_option, set_option
+from scorehost.cli.placement import ray_options
+from scorehost.cli.project_options import echo_warnings
 from scorehost.cli.workspace import group_home_option, home_option
 
 __all__ = ["deployments_group", "failure_text", "generations_text"]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group("deployments")
 @group_home_option
 def deployments_group() -> None:
     """Versions of a scoring service behind an endpoint: a script, its models, its instances."""
-
-
-def _deployment_options(command: F) -> F:
-    for option in reversed(
-        [
-            click.option("--script", type=click.Path(path_type=Path), help="The entry script (score.py)."),
-            click.option(
-                "--code-dir",
-                type=click.Path(file_okay=False, path_type=Path),
-                help="Folder with the script and its code (its working directory).  [default: the script's folder]",
-            ),
-            click.option(
-                "--model",
-                "models",
-                multiple=True,
-                help="NAME[:VERSION|:ALIAS] from the registry, found through AZUREML_MODEL_DIR (repeatable).",
-            ),
-            click.option(
-                "--instances",
-                type=click.IntRange(1, 1024),
-                help="Worker processes (local, up to 64), or replicas (ray, without --min/--max-replicas).",
-            ),
-            click.option(
-                "--follow-model/--no-follow-model",
-                default=None,
-                help="Roll to the version a --model label (NAME:ALIAS, NAME:latest) names whenever it moves.",
-            ),
-            click.option("--env", "environment", multiple=True, help="NAME=VALUE for the script (repeatable)."),
-        ]
-    ):
-        command = option(command)
-    return command
-
-
-def _waiting_options(command: F) -> F:
-    for option in reversed(
-        [
-            click.option(
-                "--wait/--no-wait",
-                default=True,
-                help="Wait until ready, showing the instances and the log as they start.  [default: wait]",
-            ),
-            click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for ready."),
-            click.option(
-                "--all-traffic",
-                is_flag=True,
-                help="Once ready, send all of the endpoint's traffic to it (implies --wait).",
-            ),
-        ]
-    ):
-        command = option(command)
-    return command
 
 
 def _environment(pairs: tuple[str, ...]) -> dict[str, str] | None:
@@ -98,44 +39,19 @@ def _environment(pairs: tuple[str, ...]) -> dict[str, str] | None:
     return found
 
 
-def _file_options(command: F) -> F:
-    for option in reversed(
-        [
-            file_option(
-                "An Azure ML deployment YAML (managedOnlineDeployment, kubernetesOnlineDeployment); its relative "
-                "paths start from its folder. ENDPOINT and NAME then default to its endpoint_name and name."
-            ),
-            set_option,
-            click.option(
-                "--environment",
-                "environment_file",
-                type=click.Path(dir_okay=False, path_type=Path),
-                help="A conda YAML or requirements.txt: the script runs in a Python environment built from it "
-                "(cached: `scorehost environments list`).",
-            ),
-            click.option(
-                "--nearest-python",
-                is_flag=True,
-                help="If the environment asks for a Python that is not installed, build it with the nearest one.",
-            ),
-        ]
-    ):
-        command = option(command)
-    return command
-
-
-def _build_environment(spec: dict[str, Any] | None, home: Path | None) -> None:
-    """Build the environment here, with progress, so the control plane finds it cached (it would build it
-    itself otherwise, silently)."""
+def _build_environment(spec: dict[str, Any] | None, home: Path | None, quiet: bool = False) -> None:
+    """Build the environment here, with progress (none when `quiet`), so the control plane finds it cached (it
+    would build it itself otherwise, silently)."""
     if spec is None:
         return
     from scorehost.cli.progress import LineStatus
     from scorehost.cli.workspace import workspace_of
     from scorehost.environments import EnvironmentSpec, ensure_environment
 
-    with LineStatus("building the Python environment") as status:
+    with LineStatus("building the Python environment", enabled=False if quiet else None) as status:
         built = ensure_environment(EnvironmentSpec.from_json(spec), workspace_of(home), progress=status)
-    click.echo(f"environment {built.key}: Python {built.python_version}, {len(built.packages)} packages", err=True)
+    if not quiet:
+        click.echo(f"environment {built.key}: Python {built.python_version}, {len(built.packages)} packages", err=True)
 
 
 def _from_file(
@@ -255,7 +171,7 @@ def _declare(
     with client_of(home) as client:
         runs_on = backend or ("local" if creating else client.get_deployment(endpoint, name).get("backend", "local"))
         if runs_on == "local":  # on Ray, each node builds it (Ray's uv runtime_env): nothing to build here
-            _build_environment(fields.get("python_environment"), home)
+            _build_environment(fields.get("python_environment"), home, quiet=as_json)
         if collecting is not None:
             current = {} if creating else client.get_deployment(endpoint, name).get("serve_options") or {}
             fields["serve_options"] = merged_serve_options(current, collecting)
@@ -286,34 +202,10 @@ def _declare(
             click.echo(line, err=True)
 
 
-_SECTIONS = [
-    ("Azure ML deployment YAML", ["yaml_file", "overrides"]),
-    ("Data collection", ["collect*", "no_collect"]),
-    ("Ray backend", ["backend", "ray_*"]),
-]
-
-
-def _declaring(command: F) -> F:
-    """The options of `create` and `update`, common ones first and the Ray ones last (--help shows them so)."""
-    for decorate in reversed(
-        [
-            _deployment_options,
-            _file_options,
-            _waiting_options,
-            home_option,
-            json_option,
-            collect_options,
-            placement_options,
-        ]
-    ):
-        command = decorate(command)
-    return command
-
-
 @deployments_group.command(
     "create",
     cls=SectionedCommand,
-    sections=_SECTIONS,
+    sections=SECTIONS,
     epilog=examples(
         "scorehost deployments create mnist blue --script score.py --model sklearn_mnist:1 --instances 2",
         "scorehost deployments create -f blue-deployment.yml --all-traffic",
@@ -321,7 +213,7 @@ def _declaring(command: F) -> F:
 )
 @click.argument("endpoint", required=False)
 @click.argument("name", required=False)
-@_declaring
+@declaring_options
 @cli_errors
 def create_deployment(endpoint: str | None, name: str | None, **options: Any) -> None:
     """Create deployment NAME behind ENDPOINT and start it (the first deployment gets 100% of the traffic).
@@ -340,7 +232,7 @@ def create_deployment(endpoint: str | None, name: str | None, **options: Any) ->
 @deployments_group.command(
     "update",
     cls=SectionedCommand,
-    sections=_SECTIONS,
+    sections=SECTIONS,
     epilog=examples(
         "scorehost deployments update mnist blue --model sklearn_mnist:2",
         "scorehost deployments update mnist blue --instances 4 --env LOG_LEVEL=debug",
@@ -348,7 +240,7 @@ def create_deployment(endpoint: str | None, name: str | None, **options: Any) ->
 )
 @click.argument("endpoint", required=False)
 @click.argument("name", required=False)
-@_declaring
+@declaring_options
 @cli_errors
 def update_deployment(endpoint: str | None, name: str | None, **options: Any) -> None:
     """Change deployment NAME with no downtime: the new generation starts, then takes over, then the old stops.

@@ -56,13 +56,36 @@ def _given(ctx: click.Context, name: str) -> bool:
 @click.option("--namespace", help="Namespace of every object.  [default: none, kubectl's current one]")
 @click.option("--model-dir", help="AZUREML_MODEL_DIR inside the container.")
 @click.option("--model-claim", help="A PersistentVolumeClaim with the model, mounted read-only at --model-dir.")
-@click.option("--replicas", default=2, show_default=True, type=click.IntRange(min=1), help="Pods at first.")
+@click.option(
+    "--replicas",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Pods to start with (kept within the autoscaler's floor and ceiling).",
+)
 @click.option("--min-replicas", default=2, show_default=True, type=click.IntRange(min=1), help="Autoscaling floor.")
 @click.option("--max-replicas", default=10, show_default=True, type=click.IntRange(min=1), help="Autoscaling ceiling.")
-@click.option("--cpu-target", default=70, show_default=True, type=click.IntRange(1, 100), help="Average CPU, percent.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="serve workers per pod.")
-@click.option("--cpu", default="1", show_default=True, help="CPU requested per pod.")
-@click.option("--memory", default="1Gi", show_default=True, help="Memory per pod (request and limit).")
+@click.option(
+    "--cpu-target",
+    default=70,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Average CPU use the autoscaler aims at, in percent of --cpu.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="`scorehost serve` worker processes per pod.",
+)
+@click.option("--cpu", default="1", show_default=True, help="CPU requested per pod, a Kubernetes quantity (500m, 2).")
+@click.option(
+    "--memory",
+    default="1Gi",
+    show_default=True,
+    help="Memory per pod (request and limit), a Kubernetes quantity (512Mi, 2Gi).",
+)
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),

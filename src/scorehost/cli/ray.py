@@ -104,7 +104,11 @@ def ray_group() -> None:
 )
 @click.option("--num-cpus", default=1.0, show_default=True, type=click.FloatRange(min=0), help="CPUs per replica.")
 @click.option("--num-gpus", default=0.0, show_default=True, type=click.FloatRange(min=0), help="GPUs per replica.")
-@click.option("--run-input", type=click.Choice(["auto", "data", "body"]), help="As for `scorehost serve`.")
+@click.option(
+    "--run-input",
+    type=click.Choice(["auto", "data", "body"]),
+    help="What run() receives, as `scorehost serve --run-input`.  [default: auto]",
+)
 @click.option("--threads", type=click.IntRange(1, 256), help="Concurrent run() calls per replica.")
 @click.pass_context
 def ray_config_command(

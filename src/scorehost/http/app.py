@@ -344,14 +344,14 @@ class ScoringApp:
         except ScorehostError as error:
             return self.pipeline.failed(exchange, error)
         try:
-            result, run_ms = await batcher.submit(
+            result, failure, run_ms = await batcher.submit(
                 prepared, deadline=exchange.started + self.timeout, started=exchange.started, request_id=exchange.id
             )
         except ScorehostError as error:
             return self.pipeline.failed(exchange, error)
         finally:
             prepared.close()
-        return self._batched_answer(exchange, result, None, run_ms)
+        return self._batched_answer(exchange, result, failure, run_ms)
 
     def _prepared(self, exchange: Exchange) -> Prepared:
         exchange.request = self._request(exchange)

@@ -69,20 +69,29 @@ class Reloader:
             return
         self.scan_at = now + POLL_S
         supervisor = self.supervisor
-        changes = self.watcher.changes()
-        if self.loading or not supervisor.ever_ready:
-            # While init() runs, what it writes beside the script (a model it trains and saves, a cache) is not an
-            # edit: only code counts then.
-            changes = [path for path in changes if is_code(path)]
+        changes = self._absorb() if self._loading() else self.watcher.changes()
         if changes:
             self.pending.update(changes)
         elif self.pending and supervisor.ever_ready and not supervisor.stopping:
             self._start()
 
+    def _loading(self) -> bool:
+        """Whether some worker's init() may be running: a reload's, or one of the first workers'."""
+        return bool(self.loading) or not self.supervisor.announced
+
+    def _absorb(self) -> list[str]:
+        """The changes since the last scan, less what init() may have written beside the script (a model it trains
+        and saves, a cache): no edit of the user's, and a reload for it would write it again, forever."""
+        return [path for path in self.watcher.changes() if is_code(path)]
+
     def on_ready(self, slot: WorkerSlot) -> None:
         """A worker is ready: when it completes the loading generation, that generation takes over."""
-        if slot not in self.loading or not all(other.ready for other in self.loading):
+        if slot not in self.loading:  # one of the first workers, or a restarted one
+            self.pending.update(self._absorb())  # its init() is over: what it wrote beside the script is no edit
             return
+        if not all(other.ready for other in self.loading):
+            return
+        self.pending.update(self._absorb())
         supervisor = self.supervisor
         new, self.loading = self.loading, []
         old = [other for other in supervisor.slots if other.generation == self.serving and not other.fate]
@@ -111,6 +120,7 @@ class Reloader:
             mark_worker_dead(pid)
         if failed:
             why = slot.boot_error or slot.setup_error or exit_cause(slot, code)[0]
+            self.pending.update(self._absorb())
             self._abandon()
             logger.error(
                 "reload failed: the changed script cannot be served; the previous version serves on. Fix it and "

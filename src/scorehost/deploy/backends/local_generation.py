@@ -177,9 +177,9 @@ class Generation:
             state, restarts, last_error = self._state, self._restarts, self._last_error
             started_at, pid = self._started_at, self._process.pid if self._process is not None else None
         url = None if state in (InstanceState.FAILED, InstanceState.STOPPED) else self.url
-        running = state in (InstanceState.STARTING, InstanceState.READY) and pid is not None
-        reported = (read_worker_report(self.folder / WORKER_REPORT, pid) if running and pid else None) or []
-        workers = {int(worker.get("index") or 0): worker for worker in reported}
+        running = state in (InstanceState.STARTING, InstanceState.READY)
+        reported = read_worker_report(self.folder / WORKER_REPORT, pid) if running and pid is not None else None
+        workers = {worker.get("index"): worker for worker in reported or []}
         instances = []
         for index in range(1, max(_workers_of(self.launch.command), len(workers)) + 1):
             worker = workers.get(index)

@@ -54,8 +54,9 @@ class LoopBatcher:
             if self._arrived is not None:
                 self._arrived.set()  # queued now, or refused (a bad body): either way, nothing more to wait for
 
-    async def submit(self, value: object, *, deadline: float, started: float, request_id: str) -> tuple[object, float]:
-        """Run `value` (alone or in a batch) and return (its result, run milliseconds); raise its own error."""
+    async def submit(self, value: object, *, deadline: float, started: float, request_id: str) -> Outcome:
+        """Run `value` (alone or in a batch) and return its outcome: its result or the error of its call, and the
+        milliseconds the call ran; raise the error of a request that was never run, or ran past its deadline."""
         loop = asyncio.get_running_loop()
         pending = Pending(value, deadline, started, request_id, loop.create_future())
         self._queue.append(pending)
@@ -103,13 +104,9 @@ class LoopBatcher:
             outcomes = self._timed_call(batch)
         else:
             outcomes = await asyncio.get_running_loop().run_in_executor(self._executor, self._timed_call, batch)
-        for pending, (result, error, run_ms) in zip(batch, outcomes, strict=True):
-            if pending.answered or pending.answer.done():
-                continue
-            if error is not None:
-                pending.answer.set_exception(error)
-            else:
-                pending.answer.set_result((result, run_ms))
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if not pending.answered and not pending.answer.done():
+                pending.answer.set_result(outcome)
 
     def _timed_call(self, batch: list[Pending]) -> list[Outcome]:
         began = time.perf_counter()
