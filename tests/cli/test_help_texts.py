@@ -15,16 +15,6 @@ from click.testing import CliRunner
 
 from scorehost.cli import cli
 
-# Help being written in cli/deployments.py as this lands (issue 19): remove an entry once its text is there (the
-# test says when).
-_PENDING: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("scorehost deployments", "example"),
-        ("scorehost deployments delete", "example"),
-        ("scorehost deployments list", "example"),
-    }
-)
-
 
 def _commands(
     command: click.Command = cli, path: tuple[str, ...] = ("scorehost",)
@@ -65,12 +55,10 @@ def _problems() -> set[tuple[str, str]]:
 
 def test_every_command_has_help_and_an_example_and_every_option_a_description() -> None:
     problems = _problems()
-    missing = sorted(problems - _PENDING)
+    missing = sorted(problems)
     assert not missing, "give these a help text or an `Examples:` epilog (scorehost.cli.help_text.examples):\n" + (
         "\n".join(f"  {path}: {what}" for path, what in missing)
     )
-    done = sorted(_PENDING - problems)
-    assert not done, f"these have their help now: remove them from _PENDING: {done}"
 
 
 def test_examples_name_commands_that_exist() -> None:

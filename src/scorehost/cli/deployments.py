@@ -21,7 +21,14 @@ from scorehost.cli.workspace import group_home_option, home_option
 __all__ = ["deployments_group", "failure_text", "generations_text"]
 
 
-@click.group("deployments")
+@click.group(
+    "deployments",
+    epilog=examples(
+        "scorehost deployments create digits blue --script examples/digits/score.py --model digits:1",
+        "scorehost deployments show digits blue",
+        "scorehost deployments logs digits blue -n 50",
+    ),
+)
 @group_home_option
 def deployments_group() -> None:
     """Versions of a scoring service behind an endpoint: a script, its models, its instances."""
@@ -252,7 +259,9 @@ def update_deployment(endpoint: str | None, name: str | None, **options: Any) ->
     _declare(False, endpoint, name, options)
 
 
-@deployments_group.command("list")
+@deployments_group.command(
+    "list", epilog=examples("scorehost deployments list digits", "scorehost deployments list digits --json")
+)
 @click.argument("endpoint")
 @home_option
 @json_option
@@ -344,7 +353,7 @@ def deployment_logs(
             pass
 
 
-@deployments_group.command("delete")
+@deployments_group.command("delete", epilog=examples("scorehost deployments delete digits green"))
 @click.argument("endpoint")
 @click.argument("name")
 @home_option
