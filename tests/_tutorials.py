@@ -31,8 +31,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import sys
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -42,13 +44,15 @@ import httpx
 
 from scorehost.deploy.controlplane.daemon import stop_control_plane
 
-__all__ = ["Block", "TutorialRun", "check_output", "localize", "parse", "scores"]
+__all__ = ["ROOT", "Block", "TutorialRun", "check_output", "localize", "parse", "run_tutorial", "scores"]
+
+ROOT = Path(__file__).parent.parent
 
 DEFAULT_PORTS = (5001, 5080, 5100)  # serve, gateway, control-plane API
 _FENCE = re.compile(r"^\s*(```+)\s*([\w+-]*)\s*$")  # indented too: a block in a list item
 _MARKER = re.compile(r"^<!--\s*tutorial:(.*?)-->\s*$")
 _BACKGROUND = re.compile(r"^\s*background,\s*ready at\s+(\S+)\s*$")
-_CONTROL_PLANE_COMMAND = re.compile(r"\bscorehost\s+(endpoints|deployments|invoke)\b")
+_CONTROL_PLANE_COMMAND = re.compile(r"\bscorehost\s+(endpoints|deployments|invoke|console)\b")
 _START = re.compile(r"\bscorehost\s+controlplane\s+start\b")
 _SCORE = re.compile(r'\{"digits":\s*\[[\d,\s]*\],\s*"confidence":\s*\[[\d.,\s]*\]\}')
 _STATUS = re.compile(r"^\s*([1-5]\d\d)\s*$", re.MULTILINE)
@@ -284,3 +288,36 @@ def _stop_group(process: subprocess.Popen[bytes], sig: int) -> None:
 
 def _text(out: bytes | None) -> str:
     return (out or b"").decode("utf-8", "replace")
+
+
+def run_tutorial(tutorial: str, tmp_path: Path) -> None:
+    """Run every bash block of ROOT/TUTORIAL in order, in a copy of examples/ with a workspace and free ports of
+    its own, and check the output it shows; whatever it started is stopped, also on failure."""
+    from _control_plane import free_port
+
+    ports: dict[int, int] = {}
+    while len(set(ports.values())) < len(DEFAULT_PORTS):
+        ports = {default: free_port() for default in DEFAULT_PORTS}
+    blocks = parse(localize((ROOT / tutorial).read_text(), ports))
+    workdir = tmp_path / "scorehost"
+    shutil.copytree(ROOT / "examples", workdir / "examples", ignore=shutil.ignore_patterns("model", "__pycache__"))
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **{name: value for name, value in os.environ.items() if name not in ("DISPLAY", "WAYLAND_DISPLAY")},
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "SCOREHOST_HOME": str(tmp_path / "home"),
+        "SCOREHOST_PORT": str(ports[5001]),
+    }
+    run = TutorialRun(workdir, env)
+    problems = []
+    try:
+        for block in blocks:
+            output = run.run(block)
+            if block.expected is not None and not block.ready_url:
+                found = check_output(block.expected, output)
+                problems += [f"{tutorial}, block at line {block.line}: {problem}" for problem in found]
+    finally:
+        run.close()
+        # Shown with a failure (or -s): which blocks the time went to.
+        print(", ".join(f"line {line}: {seconds:.1f} s" for line, seconds in run.durations))
+    assert not problems, "\n".join(problems)

@@ -1,0 +1,13 @@
+"""docs/registry.md runs as written (tests/_tutorials.py says how a tutorial is run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _tutorials import run_tutorial
+
+
+@pytest.mark.timeout(600)
+def test_the_registry_tutorial_runs_as_written(tmp_path: Path) -> None:
+    run_tutorial("docs/registry.md", tmp_path)
