@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from _docs_browser import chromium
+from _firefox import firefox
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
@@ -267,3 +268,24 @@ def test_pages_fit_a_phones_width(plane: Plane, browser: WebDriver) -> None:
         )
         assert wide == [], page  # only tables scroll sideways, inside their own box
     _shot(browser, plane, "phone")
+
+
+def test_firefox_renders_the_pages_and_sends_a_test_request(plane: Plane, tmp_path: Path) -> None:
+    with firefox(tmp_path / "firefox") as browser:
+        browser.viewport(1280, 1000)
+        browser.open(plane.client.console_link())
+        assert browser.wait_for("document.querySelector('table#endpoints') !== null")
+        for page in ("/", "/endpoints/shop", "/endpoints/shop/deployments/blue", "/models", "/models/digits"):
+            browser.open(plane.console + page)
+            assert browser.evaluate("document.querySelector('main h1').textContent"), page
+            assert browser.problems() == [], page
+        browser.open(f"{plane.console}/endpoints/shop")
+        assert browser.wait_for("document.querySelectorAll('.charts canvas').length") == 3
+        browser.evaluate("document.querySelector('#test-form button[type=submit]').click() || true")
+        status = browser.wait_for("document.querySelector('#test-answer')?.dataset.status")
+        assert status == "200"
+        browser.viewport(390, 844)
+        browser.open(f"{plane.console}/endpoints/shop")
+        assert browser.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 1
+        assert browser.problems() == []
+        browser.screenshot(plane.shots / "console-firefox-phone.png")
