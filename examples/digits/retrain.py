@@ -12,13 +12,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import joblib
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-MODEL_FILE = "model.joblib"
+sys.path.insert(0, str(Path(__file__).parent))  # train.py beside it, however this file is run
+from train import save  # noqa: E402
 
 
 def retrain(output_dir: Path) -> Path:
@@ -27,12 +27,7 @@ def retrain(output_dir: Path) -> Path:
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     model.fit(digits.data, digits.target)
     print(f"digits model: trained on all {len(digits.target)} images")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    target = output_dir / MODEL_FILE
-    partial = target.with_suffix(".partial")
-    joblib.dump(model, partial)
-    partial.replace(target)  # a crash mid-write never leaves a half model behind
-    return target
+    return save(model, output_dir)
 
 
 if __name__ == "__main__":

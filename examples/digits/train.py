@@ -26,6 +26,11 @@ def train(output_dir: Path) -> Path:
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     model.fit(x_train, y_train)
     print(f"digits model: test accuracy {model.score(x_test, y_test):.3f}")
+    return save(model, output_dir)
+
+
+def save(model: object, output_dir: Path) -> Path:
+    """Save MODEL as OUTPUT_DIR/model.joblib, atomically, and return that path."""
     output_dir.mkdir(parents=True, exist_ok=True)
     target = output_dir / MODEL_FILE
     partial = target.with_suffix(".partial")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,8 +116,17 @@ class Pages:
             changed=_CHANGED.get(request.args.get("changed", "")),
         )
 
-    def traffic(self, request: Request, session: Session, name: str) -> Response:
+    def _change(self, send: Callable[[], object], again: Callable[..., Response], done: str) -> Response:
+        """Send one change to the API, then go to `done`; refused, the same page again with the API's message (a
+        page whose endpoint or model is gone answers 404 itself)."""
         try:
+            send()
+        except ApiRefused as refused:
+            return again(error=refused.message, status=refused.status)
+        return redirect(done, 303)
+
+    def traffic(self, request: Request, session: Session, name: str) -> Response:
+        def send() -> None:
             split = {
                 field.removeprefix("traffic."): _whole(value, f"the share of {field.removeprefix('traffic.')}")
                 for field, value in request.form.items()
@@ -125,24 +136,20 @@ class Pages:
             percent = _whole(request.form.get("mirror_percent") or "0", "the mirrored share")
             body = {"traffic": split, "mirror": {"deployment": mirror, "percent": percent} if mirror else None}
             self.api.send("PUT", path("endpoints", name, "traffic"), body)
-        except ApiRefused as refused:
-            if refused.status == 404:
-                raise
-            return self.endpoint(request, session, name, error=refused.message, status=refused.status)
-        return redirect(f"/console/endpoints/{name}?changed=traffic", 303)
+
+        again = functools.partial(self.endpoint, request, session, name)
+        return self._change(send, again, f"/console/endpoints/{name}?changed=traffic")
 
     def keys(self, request: Request, session: Session, name: str) -> Response:
         return Response(json.dumps(self.api.get(path("endpoints", name, "keys"))), content_type="application/json")
 
     def regenerate(self, request: Request, session: Session, name: str) -> Response:
-        slot = request.form.get("key", "primary")
-        try:
-            self.api.send("POST", path("endpoints", name, "keys", "regenerate"), {"key": slot})
-        except ApiRefused as refused:
-            if refused.status == 404:
-                raise
-            return self.endpoint(request, session, name, error=refused.message, status=refused.status)
-        return redirect(f"/console/endpoints/{name}?changed=keys", 303)
+        body = {"key": request.form.get("key", "primary")}
+        return self._change(
+            lambda: self.api.send("POST", path("endpoints", name, "keys", "regenerate"), body),
+            functools.partial(self.endpoint, request, session, name),
+            f"/console/endpoints/{name}?changed=keys",
+        )
 
     def test(self, request: Request, session: Session, name: str) -> Response:
         endpoint = self.api.get(path("endpoints", name))
@@ -213,15 +220,14 @@ class Pages:
 
     def alias(self, request: Request, session: Session, name: str) -> Response:
         alias, version = request.form.get("alias", "").strip(), request.form.get("version", "").strip()
-        try:
+
+        def send() -> None:
             if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", alias):
                 raise ApiRefused(400, "give the alias a name: letters, digits, '_', '-' and '.'")
             self.api.send("PUT", path("models", name, "aliases", alias), {"version": version})
-        except ApiRefused as refused:
-            if refused.status == 404 and "model" not in refused.message:
-                raise
-            return self.model(request, session, name, error=refused.message, status=refused.status)
-        return redirect(f"/console/models/{name}?changed=alias", 303)
+
+        again = functools.partial(self.model, request, session, name)
+        return self._change(send, again, f"/console/models/{name}?changed=alias")
 
 
 def _whole(value: str, what: str) -> int:
