@@ -42,6 +42,13 @@ def parse_size(value: object) -> int:
     return int(float(match.group(1)) * factor)
 
 
+def format_size(count: int) -> str:
+    """A byte count as people read it, the one way scorehost shows sizes: `100.0 MB`, `512 bytes`."""
+    from rich.filesize import decimal
+
+    return str(decimal(count))
+
+
 def _optional_size(value: object) -> int | None:
     """`parse_size`, with None or an empty value meaning "no limit"."""
     return None if value is None or value == "" else parse_size(value)

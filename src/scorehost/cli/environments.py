@@ -14,6 +14,7 @@ from scorehost.cli.help_text import examples
 from scorehost.cli.output import echo_json, new_table, print_renderable
 from scorehost.cli.project_options import echo_warnings, file_option, set_option
 from scorehost.cli.workspace import group_home_option, home_option, workspace_of
+from scorehost.config import format_size
 
 if TYPE_CHECKING:
     from scorehost.environments import BuiltEnvironment
@@ -60,12 +61,6 @@ def environments_in_use(home: Path) -> dict[str, list[str]]:
     finally:
         engine.dispose()
     return users
-
-
-def _size(count: int) -> str:
-    from rich.filesize import decimal
-
-    return str(decimal(count))
 
 
 @click.group("environments", epilog=_EPILOG)
@@ -228,7 +223,7 @@ def environments_table(environments: list[BuiltEnvironment], users: Mapping[str,
             built.key,
             built.python_version,
             str(len(built.packages)),
-            _size(built.size_bytes),
+            format_size(built.size_bytes),
             built.created_at,
             built.spec.source or "-",
             ", ".join(users.get(built.key, [])) or "-",
@@ -262,7 +257,7 @@ def show_command(key: str, home: Path | None, as_json: bool) -> None:
         ("path", str(built.path)),
         ("python", f"{built.python_version} ({built.python}, from {built.base_python or '?'})"),
         ("created", f"{built.created_at} (in {built.build_seconds:.1f} s)"),
-        ("size", f"{_size(built.size_bytes)} (files hard-linked from uv's cache are counted in full)"),
+        ("size", f"{format_size(built.size_bytes)} (files hard-linked from uv's cache are counted in full)"),
         ("source", spec.source or "-"),
         ("requirements", ", ".join(spec.requirements) or "-"),
         ("index options", " ".join(spec.index_options) or "-"),
@@ -309,7 +304,7 @@ def prune_command(home: Path | None, dry_run: bool, as_json: bool) -> None:
         return
     verb = "would remove" if dry_run else "removed"
     for built in removed:
-        facts = f"Python {built.python_version}, {_size(built.size_bytes)}, {built.spec.source or 'no source'}"
+        facts = f"Python {built.python_version}, {format_size(built.size_bytes)}, {built.spec.source or 'no source'}"
         click.echo(f"{verb} {built.key} ({facts})")
     total = sum(built.size_bytes for built in removed)
-    click.echo(f"{verb} {len(removed)} environment{'' if len(removed) == 1 else 's'}, {_size(total)}", err=True)
+    click.echo(f"{verb} {len(removed)} environment{'' if len(removed) == 1 else 's'}, {format_size(total)}", err=True)

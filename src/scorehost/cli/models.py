@@ -15,6 +15,7 @@ from scorehost.cli.help_text import examples
 from scorehost.cli.output import echo_json, new_table, print_renderable
 from scorehost.cli.project_options import echo_warnings, file_option, set_option
 from scorehost.cli.workspace import group_home_option, home_option
+from scorehost.config import format_size
 
 if TYPE_CHECKING:
     from scorehost.registry import ModelVersion, Registry, StoredFile
@@ -152,12 +153,6 @@ def _pairs(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
     return pairs
 
 
-def _size(count: int) -> str:
-    from rich.filesize import decimal
-
-    return str(decimal(count))
-
-
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
@@ -260,7 +255,7 @@ def register_command(
     if as_json:
         echo_json(version.to_json())
     else:
-        summary = f"{_count(version.file_count, 'file')}, {_size(version.size)}, digest {version.digest[:12]}"
+        summary = f"{_count(version.file_count, 'file')}, {format_size(version.size)}, digest {version.digest[:12]}"
         click.echo(f"registered {version.ref} ({version.root}: {summary})")
 
 
@@ -313,7 +308,7 @@ def list_command(ctx: click.Context, name: str | None, as_json: bool, home: Path
             table.add_row(
                 str(v.version),
                 ",".join(v.aliases) or "-",
-                _size(v.size),
+                format_size(v.size),
                 str(v.file_count),
                 v.created,
                 _pairs_text(v.tags, " "),
@@ -360,7 +355,7 @@ def _describe(version: ModelVersion, stored: list[StoredFile]) -> Any:
 
     facts = new_table("", "")
     facts.show_header = False
-    size = _size(version.size)
+    size = format_size(version.size)
     if size != f"{version.size} bytes":
         size += f" ({version.size} bytes)"
     rows = [
@@ -379,7 +374,7 @@ def _describe(version: ModelVersion, stored: list[StoredFile]) -> Any:
         facts.add_row(label, value)
     files = new_table("PATH", "SIZE", "SHA256")
     for item in stored:
-        files.add_row(item.path, _size(item.size), item.digest)
+        files.add_row(item.path, format_size(item.size), item.digest)
     return Group(facts, "", files)
 
 
@@ -414,7 +409,9 @@ def download_command(
     version = registry.get(ref)
     with _removing_new_folders(destination):
         written = registry.download(version.ref, destination, overwrite=force, progress=BarProgress(progress))
-    click.echo(f"downloaded {version.ref} to {written} ({_count(version.file_count, 'file')}, {_size(version.size)})")
+    click.echo(
+        f"downloaded {version.ref} to {written} ({_count(version.file_count, 'file')}, {format_size(version.size)})"
+    )
 
 
 @contextmanager
@@ -461,7 +458,7 @@ def delete_command(ctx: click.Context, ref: str, force: bool, home: Path | None)
     freed = (
         "space is reclaimed by `scorehost models gc` (a registration was in progress)"
         if result.reclaim_deferred
-        else f"freed {_size(result.bytes_freed)}"
+        else f"freed {format_size(result.bytes_freed)}"
     )
     click.echo(f"deleted {result.name}:{result.version}{removed if result.aliases_removed else ''}; {freed}")
 
@@ -543,7 +540,7 @@ def verify_command(
             click.echo(f"damaged: {problem}", err=True)
         verdict = "all intact" if report.ok else f"{len(report.problems)} damaged"
         checked = f"{_count(report.files, 'file')} of {_count(report.versions, 'version')}"
-        click.echo(f"checked {checked} ({_size(report.bytes)}): {verdict}")
+        click.echo(f"checked {checked} ({format_size(report.bytes)}): {verdict}")
     if not report.ok:
         if not as_json:
             refs = ", ".join(dict.fromkeys(f"{p.name}:{p.version}" for p in report.problems))
@@ -572,7 +569,8 @@ def gc_command(ctx: click.Context, home: Path | None) -> None:
     """
     report = _open(ctx, home).gc()
     click.echo(
-        f"removed {_count(report.blobs, 'unused file')} ({_size(report.bytes_freed)}), "
-        f"{_count(report.scratch_files, 'scratch file')} of stopped registrations ({_size(report.scratch_bytes)}) "
+        f"removed {_count(report.blobs, 'unused file')} ({format_size(report.bytes_freed)}), "
+        f"{_count(report.scratch_files, 'scratch file')} of stopped registrations "
+        f"({format_size(report.scratch_bytes)}) "
         f"and {_count(report.server_folders, 'folder')} of stopped servers"
     )

@@ -14,6 +14,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from scorehost.collection.settings import is_secret_header
+from scorehost.config import format_size
 from scorehost.console.api_client import ApiClient, ApiRefused, path
 from scorehost.console.probe import sample_request, send_probe
 from scorehost.console.sampler import MetricsSampler
@@ -44,15 +45,6 @@ def _when(value: Any) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _size(value: Any) -> str:
-    number = float(value or 0)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if number < 1024 or unit == "GiB":
-            return f"{number:.0f} {unit}" if unit == "B" else f"{number:.1f} {unit}"
-        number /= 1024
-    return f"{number:.1f} GiB"
-
-
 def _masked(key: str | None) -> str:
     return "—" if not key else "•" * 12 + key[-4:]
 
@@ -78,7 +70,7 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.templates.filters.update(when=_when, size=_size, masked=_masked, tojson_pretty=_pretty)
+        self.templates.filters.update(when=_when, size=format_size, masked=_masked, tojson_pretty=_pretty)
         self.templates.globals.update(asset_version=version)
 
     def render(self, template: str, status: int = 200, session: Session | None = None, **context: Any) -> Response:

@@ -11,7 +11,7 @@ import os
 import sys
 
 from scorehost import __version__
-from scorehost.config import ServeSettings
+from scorehost.config import ServeSettings, format_size
 from scorehost.errors import InvalidModelReference, RegistryError, ScorehostError, ScriptLoadError
 from scorehost.host.entry import EntryScript
 from scorehost.host.loader import resolve_script
@@ -117,9 +117,9 @@ def _log_banner(settings: ServeSettings, where: str, served: ServedModels | None
     spare = f", spare threads: {settings.spare_threads}" if settings.spare_threads else ""
     logger.info("workers: %d, run() threads per worker: %d%s%s", settings.workers, settings.threads, spare, preload)
     logger.info(
-        "limits: %.1f s per request (queue + run()), %d-byte bodies",
+        "limits: %.1f s per request (queue + run()), bodies up to %s",
         settings.request_timeout,
-        settings.max_body_size,
+        format_size(settings.max_body_size),
     )
     collecting = collection_settings(settings)
     if collecting is not None:

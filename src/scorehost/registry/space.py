@@ -14,8 +14,7 @@ import os
 import resource
 from pathlib import Path
 
-from rich.filesize import decimal
-
+from scorehost.config import format_size
 from scorehost.errors import StorageFull
 
 __all__ = ["NO_ROOM", "WORKSPACE_FIX", "database_error", "free_space", "no_room"]
@@ -42,10 +41,6 @@ def free_space(path: Path) -> int | None:
     return None
 
 
-def _size(count: int) -> str:
-    return str(decimal(count))
-
-
 def no_room(
     error: OSError, path: Path, *, what: str, needed: int | None = None, where: str | None = None, fix: str = ""
 ) -> StorageFull:
@@ -54,16 +49,16 @@ def no_room(
     `what` is the step, naming the file (e.g. "storing model.pkl"); `where` names the folder whose disk is full
     (default: the workspace, found above `path`); `fix` what to do (default: free space or move the workspace).
     """
-    need = f" needs {_size(needed)}," if needed is not None else ":"
+    need = f" needs {format_size(needed)}," if needed is not None else ":"
     if error.errno == errno.EFBIG:
         soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-        limit = "unlimited" if soft == resource.RLIM_INFINITY else _size(soft)
+        limit = "unlimited" if soft == resource.RLIM_INFINITY else format_size(soft)
         return StorageFull(
             f"{what}{need} more than this process may write to one file: its file size limit (`ulimit -f`) is "
             f"{limit}. Raise the limit (`ulimit -f unlimited`) and try again"
         )
     free = free_space(path)
-    room = f" ({_size(free)} free)" if free is not None else ""
+    room = f" ({format_size(free)} free)" if free is not None else ""
     full = "the disk quota on" if error.errno == errno.EDQUOT else "the disk holding"
     but = " but" if needed is not None else ""
     return StorageFull(f"{what}{need}{but} {full} {where or _workspace(path)} is full{room}. {fix or WORKSPACE_FIX}")
@@ -88,7 +83,7 @@ def database_error(error: BaseException, database: Path) -> StorageFull | None:
         if resource.getrlimit(resource.RLIMIT_FSIZE)[0] == resource.RLIM_INFINITY:
             return None  # a failing disk, not a full one: SQLite's own message says more than we could
         return no_room(OSError(errno.EFBIG, "File too large"), database, what="writing the registry database")
-    room = f" ({_size(free)} free)" if free is not None else ""
+    room = f" ({format_size(free)} free)" if free is not None else ""
     return StorageFull(
         f"the registry database {database} cannot be used: the disk holding {database.parent} is full{room}, and "
         f"SQLite needs room there even to read (for its {database.name}-wal and -shm files). {WORKSPACE_FIX}"
