@@ -10,7 +10,8 @@
 ```
 
 `start` runs `scorehost controlplane run` detached, in its own session, and waits for its API to
-answer. The gateway is a process the control plane supervises (gateway_process.py): restarted with
+answer, or for it to exit: a port another program holds is refused before anything starts (ports.py), and
+`start` shows why at once. The gateway is a process the control plane supervises (gateway_process.py): restarted with
 backoff when it dies, and left running when the control plane crashes (the routes file keeps it
 serving), for the next control plane to find again.
 """
@@ -35,18 +36,25 @@ import httpx
 from scorehost.client import ControlPlaneAddress
 from scorehost.config import ControlPlaneSettings, WorkspaceSettings
 from scorehost.deploy.backends.local_process import carries_token
-from scorehost.errors import ServiceUnavailable
+from scorehost.deploy.controlplane import ports
+from scorehost.deploy.controlplane.ports import API_PORT, GATEWAY_PORT
+from scorehost.errors import PortInUse, ServiceUnavailable
 from scorehost.private_files import write_private
 from scorehost.registry.private import make_private
 from scorehost.registry.store import process_alive
+from scorehost.system import process_state
 from scorehost.timestamps import iso_utc
 
-__all__ = ["control_plane_status", "run_control_plane", "start_control_plane", "stop_control_plane"]
+__all__ = [
+    "API_PORT",
+    "GATEWAY_PORT",
+    "control_plane_status",
+    "run_control_plane",
+    "start_control_plane",
+    "stop_control_plane",
+]
 
 logger = logging.getLogger("scorehost.controlplane")
-
-API_PORT = 5100
-GATEWAY_PORT = 5080
 
 
 def _folder(home: Path) -> Path:
@@ -171,18 +179,24 @@ def run_control_plane(
         _local(gateway_url), lambda: targets_from_routes(routes_path(home)), settings.console_sample_interval
     )
     app = mount(api, ConsoleApp(api, token, _local(gateway_url), sampler))
-    server = make_server(host, api_port, app, threaded=True, request_handler=AccessLog)
+    try:
+        # Bound here, not by werkzeug: its error says "start the server with a different port" and exits.
+        listening = ports.api_port(host, api_port).listen()
+    except PortInUse as error:
+        engine.dispose()
+        return _refuse(error.message, log_to_file)
+    with listening:  # werkzeug serves a duplicate of it
+        server = make_server(host, 0, app, threaded=True, request_handler=AccessLog, fd=listening.fileno())
     try:
         gateway.start()
-    except ServiceUnavailable as error:
-        logger.error("%s", error.message)
+    except (PortInUse, ServiceUnavailable) as error:
         server.server_close()
         engine.dispose()
-        return 1
+        return _refuse(error.message, log_to_file)
     controller.recover()
     controller.watch()
     sampler.start()
-    address = {"api": f"http://{host}:{server.server_port}", "gateway": gateway_url, "pid": os.getpid()}
+    address = {"api": f"http://{host}:{server.port}", "gateway": gateway_url, "pid": os.getpid()}
     write_private(folder / "address.json", json.dumps(address).encode())
     logger.info("control plane on %s, gateway on %s (workspace %s)", address["api"], gateway_url, home)
 
@@ -201,6 +215,15 @@ def run_control_plane(
         gateway.stop()
         engine.dispose()
     return 0
+
+
+def _refuse(message: str, log_to_file: bool) -> int:
+    """Log why the control plane cannot start and, when it logs to a file, print it too: `start` shows what it
+    printed (controlplane.out) as soon as it exits. The exit code."""
+    logger.error("%s", message)
+    if log_to_file:
+        print(message, file=sys.stderr, flush=True)
+    return 1
 
 
 # -- from the CLI --------------------------------------------------------------------------------------
@@ -225,7 +248,7 @@ def start_control_plane(
             return address
     log_path, printed = folder / "controlplane.log", folder / "controlplane.out"
     printed.unlink(missing_ok=True)  # only this start's output, so it stays small
-    spawn_detached(
+    pid = spawn_detached(
         [sys.executable, "-m", "scorehost", "controlplane", "run", "--home", str(home), "--host", host]
         + ["--api-port", str(api_port), "--gateway-port", str(gateway_port), "--log-file"]
         + (["--otlp-endpoint", otlp_endpoint] if otlp_endpoint else [])
@@ -242,11 +265,30 @@ def start_control_plane(
             address = ControlPlaneAddress.of(home)
             if _healthy(address):
                 return address
+        if not _running(pid):  # it exited at start-up (a port in use): say why now, not when `wait` is over
+            raise ServiceUnavailable(_why_it_exited(printed, log_path))
         time.sleep(0.1)
     tail = _log_tail(printed) if printed.exists() and printed.stat().st_size else _log_tail(log_path)
     raise ServiceUnavailable(
         f"the control plane did not start within {wait:.0f} s; its log ({log_path}) ends with:\n{tail}"
     )
+
+
+def _running(pid: int) -> bool:
+    """Whether the process is there and not a zombie (one that no init reaped yet has exited all the same)."""
+    return process_alive(pid) and process_state(pid) not in ("Z", "X")
+
+
+def _why_it_exited(printed: Path, log: Path) -> str:
+    """The control plane's own one-line refusal (a port in use, naming the flag), or the end of its output or log."""
+    try:
+        said = printed.read_text(errors="replace").strip()
+    except OSError:
+        said = ""
+    if said and "\n" not in said:
+        return f"the control plane could not start: {said}"
+    source = printed if said else log
+    return f"the control plane exited at start-up; {source} ends with:\n{_log_tail(source)}"
 
 
 def stop_control_plane(home: Path, timeout: float = 60.0) -> bool:

@@ -10,6 +10,7 @@ gateway again instead of starting a second one, and `controlplane status` can sa
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -32,6 +33,7 @@ from scorehost.deploy.backends.local_process import (
     spawn,
 )
 from scorehost.deploy.backends.logfiles import last_lines
+from scorehost.deploy.controlplane.ports import GATEWAY_PORT, gateway_port
 from scorehost.errors import ServiceUnavailable
 from scorehost.system import process_state
 from scorehost.timestamps import iso_utc
@@ -52,7 +54,7 @@ class GatewayOptions:
 
     home: Path
     host: str = "127.0.0.1"
-    port: int = 5080
+    port: int = GATEWAY_PORT
     workers: int = 1
     otlp_endpoint: str | None = None
 
@@ -85,6 +87,7 @@ class GatewaySupervisor:
         self.command = gateway_command(options)
         self.folder = folder
         self.log_path = folder / LOG_FILE
+        self._port = gateway_port(options.host, options.port)
         self._backoff = backoff or Backoff()
         self._logs = logs or LogSettings()
         self._listen_timeout = listen_timeout
@@ -103,12 +106,15 @@ class GatewaySupervisor:
 
     def start(self) -> None:
         """Find the gateway still running from before (started with the same command), or start one; return
-        once it listens. ServiceUnavailable, with its log's last lines, when it cannot start."""
+        once it listens. ServiceUnavailable, with its log's last lines, when it cannot start; PortInUse, naming
+        --gateway-port, when another program holds the port (checked before it starts: that program would answer
+        the readiness check)."""
         saved = read_json(self.folder / STATE_FILE)
         self._restarts = int(saved.get("restarts") or 0)
         self._last_error = saved.get("last_error")
         adopted = self._adopt(saved)
         if adopted is None:
+            self._port.check_free()
             self._spawn()
             self._wait_listening()
         else:
@@ -212,6 +218,7 @@ class GatewaySupervisor:
         self._save()
         while not self._stopping.wait(delay):
             try:
+                self._port.check_free()  # else the readiness check would take that program for the gateway
                 self._spawn()
                 self._wait_listening()
             except (OSError, ServiceUnavailable) as error:
@@ -268,11 +275,14 @@ class GatewaySupervisor:
         process = self._process
         assert process is not None
         while time.monotonic() < deadline:
+            if process.wait(0.05) is not None:  # first: a program that took the port since would answer below
+                lines = last_lines(self.log_path, self._logs.keep, 30)
+                tail = "\n".join(lines)
+                if "already in use" in "\n".join(lines[-3:]):  # its own error (sockets.py), this start's
+                    raise self._port.refusal(OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)))
+                raise ServiceUnavailable(f"the gateway exited at start-up; {self.log_path} ends with:\n{tail}")
             with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1.0):
                 return
-            if process.wait(0.05) is not None:
-                tail = "\n".join(last_lines(self.log_path, self._logs.keep, 30))
-                raise ServiceUnavailable(f"the gateway exited at start-up; {self.log_path} ends with:\n{tail}")
         raise ServiceUnavailable(
             f"the gateway does not listen on {host}:{port} after {self._listen_timeout:.0f} s; see {self.log_path}"
         )
