@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from scorehost.errors import PortInUse, ScorehostError
 
-__all__ = ["UnixSocketFile", "bind_sockets", "bind_unix_socket"]
+__all__ = ["UnixSocketFile", "bind_refusal", "bind_sockets", "bind_unix_socket"]
 
 
 def bind_sockets(host: str, port: int, count: int, backlog: int = 2048) -> list[socket.socket]:
@@ -29,7 +29,7 @@ def bind_sockets(host: str, port: int, count: int, backlog: int = 2048) -> list[
         probe.bind((host, port))
     except OSError as exc:
         probe.close()
-        raise _explain(exc, host, port) from None
+        raise bind_refusal(exc, host, port) from None
     port = probe.getsockname()[1]
     probe.close()
     sockets: list[socket.socket] = []
@@ -45,7 +45,7 @@ def bind_sockets(host: str, port: int, count: int, backlog: int = 2048) -> list[
     except OSError as exc:
         for sock in sockets:
             sock.close()
-        raise _explain(exc, host, port) from None
+        raise bind_refusal(exc, host, port) from None
     return sockets
 
 
@@ -113,14 +113,20 @@ def _clear_stale(path: str) -> None:
     raise PortInUse(f"Another server listens on the Unix socket {path}; choose another --uds path or stop it.")
 
 
-def _explain(exc: OSError, host: str, port: int) -> ScorehostError:
+def bind_refusal(
+    exc: OSError, host: str, port: int, *, where: str = "", option: str = "--port", choose: str = ""
+) -> ScorehostError:
+    """Why `host:port` cannot be listened on, naming the option that changes it (`where` names the port for the
+    reader, e.g. "the gateway's port 5080 on 127.0.0.1"; `choose` how to pick another)."""
+    where = where or f"Port {port} on {host}"
+    choose = choose or f"{option} (or {option} 0 for any free port)"
     if exc.errno == errno.EADDRINUSE:
         return PortInUse(
-            f"Port {port} on {host} is already in use by another process. Choose another with --port "
-            f"(or --port 0 for any free port), or stop the other server (`ss -ltnp 'sport = :{port}'` shows it)."
+            f"{where} is already in use by another process. Choose another with {choose}, "
+            f"or stop the other server (`ss -ltnp 'sport = :{port}'` shows it)."
         )
     if exc.errno == errno.EACCES:
-        return PortInUse(f"Not allowed to listen on port {port}: ports below 1024 need privileges; use --port.")
+        return PortInUse(f"Not allowed to listen on {where}: ports below 1024 need privileges; use {option}.")
     if exc.errno == errno.EADDRNOTAVAIL:
         return PortInUse(f"Cannot listen on {host}: it is not an address of this machine; check --host.")
-    return PortInUse(f"Cannot listen on {host}:{port}: {exc.strerror}.")
+    return PortInUse(f"Cannot listen on {where}: {exc.strerror}; use {option}.")

@@ -51,7 +51,7 @@ def test_an_api_port_in_use_fails_at_once_naming_api_port(tmp_path: Path, held: 
     finally:
         stop_control_plane(home)
     assert done.returncode == 1, done
-    assert f"API port {held} on 127.0.0.1 is in use by another program" in done.stderr
+    assert f"API port {held} on 127.0.0.1 is already in use by another process" in done.stderr
     assert "scorehost controlplane start --api-port PORT" in done.stderr
     assert "did not start within" not in done.stderr  # told as soon as it exited, not after the wait
     assert "Traceback" not in done.stderr
@@ -67,7 +67,9 @@ def test_a_gateway_port_in_use_refuses_to_start_naming_gateway_port(tmp_path: Pa
         leftovers = _processes_of(home)
         stop_control_plane(home)
     message = raised.value.message
-    assert message.startswith(f"the control plane could not start: the gateway's port {held} on 127.0.0.1 is in use")
+    assert message.startswith(
+        f"the control plane could not start: the gateway's port {held} on 127.0.0.1 is already in use"
+    )
     assert "scorehost controlplane start --gateway-port PORT" in message
     assert leftovers == []  # no gateway restarting in the background, no control plane
     assert not (home / "controlplane" / "address.json").exists()

@@ -7,11 +7,11 @@ a connect-based readiness check would take the other program for our gateway.
 
 from __future__ import annotations
 
-import errno
 import socket
 from dataclasses import dataclass
 
-from scorehost.errors import PortInUse
+from scorehost.errors import ScorehostError
+from scorehost.sockets import bind_refusal
 
 __all__ = ["API_PORT", "GATEWAY_PORT", "ControlPlanePort", "api_port", "gateway_port"]
 
@@ -49,21 +49,18 @@ class ControlPlanePort:
         after our own gateway passes; one that another program listens on does not."""
         self.listen(backlog=1).close()
 
-    def refusal(self, error: OSError) -> PortInUse:
+    def refusal(self, error: OSError) -> ScorehostError:
         """The error to show for `error`, raised binding this port."""
-        where = f"{self.role} port {self.port}{' (the default)' if self.port == self.default else ''} on {self.host}"
-        command = f"`scorehost controlplane start {self.flag} PORT`"
-        command += " (0 picks a free one)" if self.zero_picks else ""
-        if error.errno == errno.EADDRINUSE:
-            return PortInUse(
-                f"{where} is in use by another program: choose another port with {command}, "
-                f"or stop that program (`ss -ltnp 'sport = :{self.port}'` shows it)."
-            )
-        if error.errno == errno.EACCES:
-            return PortInUse(f"not allowed to listen on {where}: ports below 1024 need privileges; use {command}.")
-        if error.errno == errno.EADDRNOTAVAIL:
-            return PortInUse(f"cannot listen on {self.host}: it is not an address of this machine; check --host.")
-        return PortInUse(f"cannot listen on {where}: {error.strerror}; use {command}.")
+        default = " (the default)" if self.port == self.default else ""
+        return bind_refusal(
+            error,
+            self.host,
+            self.port,
+            where=f"{self.role} port {self.port}{default} on {self.host}",
+            option=f"`scorehost controlplane start {self.flag} PORT`",
+            choose=f"`scorehost controlplane start {self.flag} PORT`"
+            + (" (0 picks a free one)" if self.zero_picks else ""),
+        )
 
     def _family(self) -> socket.AddressFamily:
         return socket.AF_INET6 if ":" in self.host else socket.AF_INET
