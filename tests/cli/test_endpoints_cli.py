@@ -17,7 +17,7 @@ import pytest
 SCRIPTS = Path(__file__).parents[1] / "scripts"
 WHOAMI = SCRIPTS / "whoami"
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(420)  # a whole user session, several deployments started
 
 
 def _free_port() -> int:

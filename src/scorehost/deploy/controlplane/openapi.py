@@ -380,8 +380,9 @@ def document() -> dict[str, Any]:
 
 def _model_paths(no_content: dict[str, Any]) -> dict[str, Any]:
     """The registry's routes: read every model, move or remove an alias."""
-    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-    alias = {"name": "alias", "in": "path", "required": True, "schema": {"type": "string"}}
+    registry_name = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"}  # registry/names.py
+    name = {"name": "name", "in": "path", "required": True, "schema": registry_name}
+    alias = {"name": "alias", "in": "path", "required": True, "schema": registry_name}
     version = {"type": "object", "required": ["version"], "properties": {"version": {"type": ["integer", "string"]}}}
     return {
         "/api/v1/models": {
