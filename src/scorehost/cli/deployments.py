@@ -11,6 +11,7 @@ import click
 from scorehost.cli.collect_options import collection_changes, merged_serve_options, retention_changes
 from scorehost.cli.controlplane_client import cli_errors, client_of, json_option, show_table
 from scorehost.cli.deployment_options import SECTIONS, declaring_options
+from scorehost.cli.generations import generation_text, problem_line
 from scorehost.cli.help_sections import SectionedCommand
 from scorehost.cli.help_text import examples
 from scorehost.cli.output import echo_json
@@ -18,7 +19,7 @@ from scorehost.cli.placement import ray_options
 from scorehost.cli.project_options import echo_warnings
 from scorehost.cli.workspace import group_home_option, home_option
 
-__all__ = ["deployments_group", "failure_text", "generations_text"]
+__all__ = ["deployments_group"]
 
 
 @click.group(
@@ -276,16 +277,17 @@ def list_deployments(endpoint: str, home: Path | None, as_json: bool) -> None:
     rows = [
         [
             d["name"],
-            generations_text(d),
+            generation_text(d),
             d["status"].get("state", "?"),
             d.get("backend", "local"),
             _scale(d),
             ",".join(d["models"]) or "-",
-            failure_text(d),
         ]
         for d in deployments
     ]
-    show_table(["NAME", "GENERATION", "STATE", "BACKEND", "INSTANCES", "MODELS", "ERROR"], rows)
+    show_table(["NAME", "SERVING", "STATE", "BACKEND", "INSTANCES", "MODELS"], rows)
+    for line in [line for d in deployments if (line := problem_line(endpoint, d)) is not None]:
+        click.echo(line)
 
 
 def _scale(deployment: dict[str, Any]) -> str:
@@ -363,16 +365,3 @@ def delete_deployment(endpoint: str, name: str, home: Path | None) -> None:
     with client_of(home) as client:
         client.delete_deployment(endpoint, name)
     click.echo(f"deleted {endpoint}/{name}")
-
-
-def generations_text(deployment: dict[str, Any]) -> str:
-    """`2`, or `2 (serving 1)` while the declared generation is not the one that serves."""
-    declared = deployment["generation"]
-    serving = deployment.get("status", {}).get("serving_generation", deployment.get("serving_generation"))
-    return str(declared) if serving in (None, declared) else f"{declared} (serving {serving})"
-
-
-def failure_text(deployment: dict[str, Any]) -> str:
-    """Why the declared generation cannot start: as the controller says now, else as last recorded."""
-    error = str(deployment["status"].get("error") or deployment.get("failure") or "")
-    return error.splitlines()[0] if error else ""  # the log lines that follow: `deployments show`
