@@ -97,10 +97,11 @@ def test_batch_size_is_capped_and_batching_can_be_turned_off(serve: Serve) -> No
 def test_typed_scripts_batch_converted_inputs_within_their_declared_size(serve: Serve) -> None:
     server = serve("batch_typed.py")
     with server.client() as client, ThreadPoolExecutor(11) as pool:
-        blocker = pool.submit(client.post, "/score", json={"data": [[-1.0, 0.0]]})
+        # The worker held 2 s: time for all ten to queue behind it even on a loaded machine.
+        blocker = pool.submit(client.post, "/score", json={"data": [[-5.0, 0.0]]})
         time.sleep(0.2)
         replies = list(pool.map(lambda n: client.post("/score", json={"data": [[1.0, float(n)]]}), range(10)))
-        assert blocker.result().json()["sums"] == [-1.0]
+        assert blocker.result().json()["sums"] == [-5.0]
     assert [reply.status_code for reply in replies] == [200] * 10
     assert {reply.json()["type"] for reply in replies} == {"ndarray"}  # converted by the decorators' schema
     assert [reply.json()["sums"] for reply in replies] == [[1.0 + n] for n in range(10)]

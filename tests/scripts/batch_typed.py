@@ -1,6 +1,6 @@
 """A typed run() (inference-schema) with run_batch(): run_batch() gets the converted numpy arrays, and
 @scorehost.batch sets its limits (the decorator is optional; the script still runs where scorehost is not).
-Rows that sum below zero make the call sleep 0.4 s (tests hold the worker with them)."""
+Rows that sum below zero make the call sleep 0.4 s per unit below (tests hold the worker with them)."""
 
 import time
 
@@ -24,7 +24,7 @@ def init():
 @output_schema(NumpyParameterType(np.array([3.0])))
 def run(data):
     if data.sum() < 0:
-        time.sleep(0.4)
+        time.sleep(0.4 * min(-float(data.sum()), 10.0))
     return {"sums": data.sum(axis=1).tolist(), "batch": 1, "type": type(data).__name__}
 
 
