@@ -4,13 +4,13 @@ sockets joining a steered group, the options --reload refuses, help lines, and h
 
 from __future__ import annotations
 
-import collections
 import os
 import socket
 from pathlib import Path
 
 import click
 import pytest
+from _sockets import accepted
 from click.testing import CliRunner
 
 from scorehost.cli.serve import serve_command
@@ -73,26 +73,6 @@ def test_a_save_of_the_same_size_within_the_same_second_is_seen(tmp_path: Path) 
     assert watcher.changes() == ["score.py"]
 
 
-def accepted(sockets: list[socket.socket], connections: int = 40) -> dict[int, int]:
-    """Open `connections` connections to the group's port; how many each socket (by position) got."""
-    port = sockets[0].getsockname()[1]
-    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
-    counts: collections.Counter[int] = collections.Counter()
-    for index, sock in enumerate(sockets):
-        sock.setblocking(False)
-        while True:
-            try:
-                connection, _ = sock.accept()
-            except BlockingIOError:
-                break
-            connection.close()
-            counts[index] += 1
-    for client in clients:
-        client.close()
-    assert sum(counts.values()) == connections
-    return dict(counts)
-
-
 def test_sockets_that_join_the_group_get_connections_only_when_steered_to() -> None:
     # One worker's socket, as `serve` binds it; --reload adds sockets as it does (bind, join, steer, listen).
     sockets = bind_sockets("127.0.0.1", 0, 1)
@@ -108,11 +88,11 @@ def test_sockets_that_join_the_group_get_connections_only_when_steered_to() -> N
             new.listen(128)
             sockets.append(new)
             assert steering.active
-            assert set(accepted(sockets)) == {0}  # the new one gets nothing while it loads
+            assert set(accepted(sockets, 40)) == {0}  # the new one gets nothing while it loads
         steering.serve({sockets[2]})
-        assert set(accepted(sockets)) == {2}
+        assert set(accepted(sockets, 40)) == {2}
         steering.serve({sockets[1], sockets[2]})
-        assert set(accepted(sockets)) == {1, 2}
+        assert set(accepted(sockets, 40)) == {1, 2}
     finally:
         for sock in sockets:
             sock.close()

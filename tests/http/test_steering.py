@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import collections
 import socket
 from collections.abc import Iterator
 
 import pytest
+from _sockets import accepted
 
 from scorehost.http.steering import Steering
 from scorehost.sockets import bind_sockets
@@ -22,36 +22,17 @@ def group() -> Iterator[list[socket.socket]]:
         sock.close()
 
 
-def accepted(sockets: list[socket.socket], connections: int = 60) -> dict[int, int]:
-    """Open `connections` connections to the group; how many each socket got."""
-    port = sockets[0].getsockname()[1]
-    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
-    counts: collections.Counter[int] = collections.Counter()
-    for index, sock in enumerate(sockets):
-        while True:
-            try:
-                connection, _ = sock.accept()
-            except BlockingIOError:
-                break
-            connection.close()
-            counts[index] += 1
-    for client in clients:
-        client.close()
-    assert sum(counts.values()) == connections
-    return dict(counts)
-
-
 def test_new_connections_go_only_where_they_are_steered(group: list[socket.socket]) -> None:
     steering = Steering(group)
     assert steering.active
     steering.serve_only({0, 2})
-    assert set(accepted(group)) == {0, 2}
+    assert set(accepted(group, 60)) == {0, 2}
     steering.serve_only({1})
-    assert set(accepted(group)) == {1}
+    assert set(accepted(group, 60)) == {1}
     steering.serve_only({0, 1, 2})  # all of them: the kernel's own spread again
-    assert set(accepted(group)) == {0, 1, 2}
+    assert set(accepted(group, 60)) == {0, 1, 2}
     steering.serve_only(set())  # none ready: every socket too, rather than none
-    assert set(accepted(group)) == {0, 1, 2}
+    assert set(accepted(group, 60)) == {0, 1, 2}
 
 
 def test_a_shared_unix_socket_or_a_single_socket_is_not_steered() -> None:
