@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,15 @@ from scorehost.registry import database
 
 TOKEN = "test-token-0123456789"
 GATEWAY = "http://127.0.0.1:5080"
+
+
+def wait_deployment_ready(client: Any, endpoint: str, name: str, timeout: float = 120) -> None:
+    """Wait until a real control plane says the deployment is ready (a failed one fails the test at once)."""
+    deadline = time.monotonic() + timeout
+    while (status := client.get_deployment(endpoint, name)["status"]).get("state") != "ready":
+        assert status.get("state") != "failed", status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
 
 
 def free_port() -> int:

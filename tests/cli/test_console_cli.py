@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,20 +11,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _control_plane import free_port
 
 from scorehost.deploy.controlplane.daemon import start_control_plane, stop_control_plane
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("console-cli") / "home"
-    start_control_plane(folder, api_port=0, gateway_port=_free_port())
+    start_control_plane(folder, api_port=0, gateway_port=free_port())
     try:
         yield folder
     finally:

@@ -12,7 +12,6 @@ import functools
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Any
 
 import click
 import pytest
+from _control_plane import free_port
 from click.testing import CliRunner, Result
 
 from scorehost.cli import cli
@@ -31,12 +31,6 @@ from scorehost.deploy.controlplane import daemon
 SCRIPTS = Path(__file__).parents[1] / "scripts"
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _environment() -> dict[str, str]:
@@ -53,7 +47,7 @@ def _run(home: Path, *args: str, code: int = 0) -> Result:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
-    home, port = tmp_path_factory.mktemp("progress-home"), _free_port()
+    home, port = tmp_path_factory.mktemp("progress-home"), free_port()
     _run(home, "controlplane", "start", "--api-port", "0", "--gateway-port", str(port))
     try:
         yield home, port
@@ -177,7 +171,7 @@ def test_json_prints_the_deployment_and_nothing_else(workspace: tuple[Path, int]
 
 def test_a_command_that_starts_the_control_plane_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Started on free ports here (the defaults, 5100 and 5080, are anyone's in a parallel run)."""
-    port = _free_port()
+    port = free_port()
     free = functools.partial(daemon.start_control_plane, api_port=0, gateway_port=port)
     monkeypatch.setattr(daemon, "start_control_plane", free)
     try:

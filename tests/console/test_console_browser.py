@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _control_plane import free_port, wait_deployment_ready
 from _docs_browser import chromium
 from _firefox import firefox
 from selenium.webdriver.common.by import By
@@ -52,20 +52,6 @@ class Plane:
         return endpoint, deployments, self.client.keys("shop"), self.client._call("GET", "/api/v1/models/digits")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_ready(client: Client, name: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while (status := client.get_deployment("shop", name)["status"]).get("state") != "ready":
-        assert status.get("state") != "failed", status
-        assert time.monotonic() < deadline, status
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     home = tmp_path_factory.mktemp("console-e2e") / "home"
@@ -75,7 +61,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
         registry.register("digits", model, description="a stand-in for the digits classifier")
     os.environ["SCOREHOST_CONTROLPLANE_CONSOLE_SAMPLE_INTERVAL"] = "0.5"  # read by the control plane it starts
     try:
-        address = start_control_plane(home, api_port=0, gateway_port=_free_port())
+        address = start_control_plane(home, api_port=0, gateway_port=free_port())
     finally:
         del os.environ["SCOREHOST_CONTROLPLANE_CONSOLE_SAMPLE_INTERVAL"]
     shots = Path(os.environ.get("SCOREHOST_CONSOLE_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
@@ -92,7 +78,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
                     environment={"DEPLOYMENT_NAME": name},
                 )
             for name in ("blue", "green"):
-                _wait_ready(client, name)
+                wait_deployment_ready(client, "shop", name)
             client.set_traffic("shop", {"blue": 100, "green": 0})
             yield Plane(
                 client, f"{address.api}/console", address.gateway.rstrip("/"), client.keys("shop")["primary"], shots
@@ -250,7 +236,7 @@ def test_a_killed_instance_shows_its_restart_and_cause(plane: Plane, browser: We
         time.sleep(0.5)
     row = browser.find_element(CSS, "table.instances tbody tr").text
     assert "signal" in row.lower() or "exit" in row.lower() or "killed" in row.lower(), row
-    _wait_ready(plane.client, "blue")
+    wait_deployment_ready(plane.client, "shop", "blue")
 
 
 def test_pages_fit_a_phones_width(plane: Plane, browser: WebDriver) -> None:

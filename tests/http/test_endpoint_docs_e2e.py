@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import json
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _control_plane import free_port, wait_deployment_ready
 from _docs_browser import chromium, try_it_out
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -43,28 +43,14 @@ class Plane:
     key: str
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _deploy(client: Client, endpoint: str, name: str) -> None:
     client.create_deployment(endpoint, name, script="score.py", code_dir=WHOAMI, environment={"DEPLOYMENT_NAME": name})
-
-
-def _wait_ready(client: Client, endpoint: str, name: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while (status := client.get_deployment(endpoint, name)["status"]).get("state") != "ready":
-        assert status.get("state") != "failed", status
-        assert time.monotonic() < deadline, status
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     home = tmp_path_factory.mktemp("docs-e2e") / "home"
-    address = start_control_plane(home, api_port=0, gateway_port=_free_port())
+    address = start_control_plane(home, api_port=0, gateway_port=free_port())
     try:
         with Client(address=address, timeout=30) as client:
             client.create_endpoint("keyed")
@@ -72,7 +58,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
             for endpoint, name in (("keyed", "blue"), ("open", "blue"), ("open", "green")):
                 _deploy(client, endpoint, name)  # the three start together
             for endpoint, name in (("keyed", "blue"), ("open", "blue"), ("open", "green")):
-                _wait_ready(client, endpoint, name)
+                wait_deployment_ready(client, endpoint, name)
             client.set_traffic("open", {"blue": 50, "green": 50})
             time.sleep(0.3)  # the gateway re-reads its routes
             yield Plane(client, address.gateway.rstrip("/"), client.keys("keyed")["primary"])
