@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import re
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -19,6 +19,7 @@ from scorehost.console.api_client import ApiClient, ApiRefused, path
 from scorehost.console.probe import sample_request, send_probe
 from scorehost.console.sampler import MetricsSampler
 from scorehost.console.sessions import Session
+from scorehost.timestamps import parse_iso_utc
 
 __all__ = ["Pages"]
 
@@ -31,18 +32,14 @@ _LOG_LINES = 200
 
 
 def _when(value: Any) -> str:
-    """A time from the API (ISO 8601 or Unix seconds) as `2026-12-07 14:03:11 UTC`."""
+    """A time from the API (ISO 8601, scorehost/timestamps.py) as `2026-12-07 14:03:11 UTC`."""
     if value in (None, ""):
         return "—"
     try:
-        moment = (
-            datetime.fromtimestamp(float(value), UTC)
-            if isinstance(value, int | float)
-            else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        )
-    except (ValueError, OverflowError, OSError):
+        seconds = parse_iso_utc(str(value))
+    except ValueError:
         return str(value)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
 
 
 def _masked(key: str | None) -> str:
