@@ -146,8 +146,28 @@ def test_every_page_renders_without_an_error_and_changes_nothing(plane: Plane, b
         assert _errors(browser) == [], name
     text = browser.find_element(CSS, "main").text
     assert "shop/blue" in text
-    assert "the digits model"[:3] in text.lower()
+    assert "a stand-in for the digits classifier" in text
+    origin = plane.console.removesuffix("/console")
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded
+    assert [url for url in loaded if not url.startswith(origin + "/console/")] == []  # nothing from elsewhere
     assert plane.snapshot() == before
+
+
+def test_the_log_tail_shows_a_request_made_after_the_page_opened(plane: Plane, browser: WebDriver) -> None:
+    browser.set_window_size(1280, 1000)
+    browser.get(f"{plane.console}/endpoints/shop/deployments/blue")
+    tail = browser.find_element(CSS, "#log-tail")
+    marker = f"console-tail-{time.monotonic_ns()}"
+    assert marker not in tail.text
+    answer = httpx.post(
+        f"{plane.gateway}/endpoints/shop/score",
+        json={"data": 1},
+        headers={"Authorization": f"Bearer {plane.key}", "x-request-id": marker},
+        timeout=30,
+    )
+    assert answer.status_code == 200
+    WebDriverWait(browser, 30).until(lambda _: marker in tail.text)  # refreshed in place, no reload
 
 
 def test_the_traffic_form_changes_the_split_and_shows_what_the_api_refuses(plane: Plane, browser: WebDriver) -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
+import httpx
 import pytest
 
+from scorehost.console.probe import _example
 from scorehost.console.sampler import MetricsSampler, _points, parse_gateway, parse_in_flight, quantile
 from scorehost.console.sessions import SignIns
 from scorehost.deploy.controlplane.logs import redact
@@ -111,3 +115,11 @@ def test_the_sampler_keeps_an_hour_and_answers_columns_for_the_charts() -> None:
         "in_flight": [],
     }
     assert sampler._points.maxlen == 720
+
+
+@pytest.mark.parametrize("version", ["2", "3"])
+def test_the_test_panel_takes_its_sample_from_a_real_swagger_document(serve: Callable[..., Any], version: str) -> None:
+    server = serve("typed_echo.py")
+    document = httpx.get(f"{server.url}/swagger.json", params={"version": version}, timeout=30).json()
+    assert _example(document)["data"] == [[1.0, 2.0], [-1.0, -0.5]]  # the script's @input_schema sample
+    assert _example({"paths": {"/score": {"post": {}}}}) is None  # no sample: the panel offers {"data": []}
