@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BeforeValidator, Field
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from scorehost.devices.placement import AUTO, parse_devices
 from scorehost.host.run_input import RunInput
 
 __all__ = [
@@ -148,6 +149,13 @@ class ServeSettings(BaseSettings):
 
     preload: bool = Field(default=False, validation_alias=AliasChoices("SCOREHOST_PRELOAD", "WORKER_PRELOAD"))
     """Run init() once before forking the workers, so they share the model's memory (`--preload`)."""
+
+    devices: Annotated[str, BeforeValidator(parse_devices)] = AUTO
+    """GPUs the workers spread over, each worker seeing its own through CUDA_VISIBLE_DEVICES (`--devices
+    auto|none|0,1,...`): auto finds them (NVML or nvidia-smi; CUDA_VISIBLE_DEVICES if set), none hides them."""
+
+    workers_per_device: int | None = Field(default=None, ge=1, le=64)
+    """Workers per GPU (`--workers-per-device`): the worker count becomes this many times the devices."""
 
     threads: int = Field(default=1, ge=1, le=256)
     """Concurrent run() calls per worker; above 1 only for thread-safe scripts (`--threads`)."""

@@ -80,7 +80,20 @@ SERVICE_NAME, SERVICE_VERSION and SERVICE_PATH_PREFIX.
 @click.option(
     "--preload/--no-preload",
     default=None,
-    help="Run init() once, before forking the workers, so they share the model's memory.",
+    help="Run init() once, before forking the workers, so they share the model's memory. init() must then "
+    "leave the GPU alone; each worker's init_worker() can move the model there (docs/gpu.md).",
+)
+@click.option(
+    "--devices",
+    metavar="auto|none|0,1,...",
+    help="GPUs the workers spread over, each seeing its own as CUDA_VISIBLE_DEVICES: auto finds them (NVML or "
+    "nvidia-smi, or takes CUDA_VISIBLE_DEVICES), none hides them, 0,1 (indices or UUIDs) names them. The log says "
+    "which worker has which GPU (docs/gpu.md).  [default: auto; without a GPU, the CPU as always]",
+)
+@click.option(
+    "--workers-per-device",
+    type=click.IntRange(1, 64),
+    help="Workers per GPU: the worker count becomes N times the devices (instead of --workers).",
 )
 @click.option(
     "--threads",

@@ -25,6 +25,9 @@ from scorehost.host.typed import TypedRun
 __all__ = ["EntryScript", "RunMode", "load_entry_script"]
 
 HEADERS_PARAMETER = "request_headers"
+# An optional step each worker runs after init() (after the fork, with --preload): where a model loaded on the
+# CPU once moves to the worker's own GPU. Not part of Azure ML's contract, which never calls it.
+INIT_WORKER = "init_worker"
 
 
 class RunMode(Enum):
@@ -60,6 +63,7 @@ class EntryScript:
     init_seconds: float | None = None  # how long init() took
     run_batch_function: Callable[[list[object]], object] | None = None  # the script's run_batch, if any
     batch: BatchSettings | None = None  # its limits (@scorehost.batch, or the defaults)
+    init_worker_function: Callable[[], object] | None = None  # the script's per-worker step, if any
 
     @property
     def typed_parameters(self) -> tuple[str, ...]:
@@ -77,6 +81,19 @@ class EntryScript:
             raise InitFailed(_init_failure_message(self.path, exc), details=format_user_traceback(exc)) from exc
         self.init_seconds = time.perf_counter() - began
         self.initialized = True
+
+    def init_worker(self) -> None:
+        """Call the script's `init_worker()`, if it has one: in each worker, after `init()` (after the fork,
+        with --preload), where the worker's own GPU is visible. InitFailed as for `init()`."""
+        if self.init_worker_function is None:
+            return
+        try:
+            self.init_worker_function()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            message = _init_failure_message(self.path, exc).replace("init()", f"{INIT_WORKER}()", 1)
+            raise InitFailed(message, details=format_user_traceback(exc)) from exc
 
     def call(self, data: object, headers: Mapping[str, str] | None = None) -> object:
         """Call `run()` with one request's input; any exception it raises becomes RunFailed."""
@@ -170,6 +187,9 @@ def load_entry_script(path: str | os.PathLike[str], run_input: RunInput = RunInp
     run_batch = getattr(module, BATCH_FUNCTION, None)
     if run_batch is not None:
         _inspect_run_batch(run_batch, script)
+    init_worker = getattr(module, INIT_WORKER, None)
+    if init_worker is not None and not callable(init_worker):
+        raise BadRunSignature(f"{script.name} defines {INIT_WORKER} as {type(init_worker).__name__}, not a function.")
     return EntryScript(
         path=script,
         module=module,
@@ -182,6 +202,7 @@ def load_entry_script(path: str | os.PathLike[str], run_input: RunInput = RunInp
         typed=typed,
         run_batch_function=run_batch,
         batch=settings_of(run_batch, script) if run_batch is not None else None,
+        init_worker_function=init_worker,
     )
 
 

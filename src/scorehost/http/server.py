@@ -12,6 +12,8 @@ import sys
 
 from scorehost import __version__
 from scorehost.config import ServeSettings, format_size
+from scorehost.devices.cuda_state import gpu_context_sign, preload_refusal
+from scorehost.devices.placement import Placement, PlacementError, plan_placement
 from scorehost.errors import InvalidModelReference, RegistryError, ScorehostError, ScriptLoadError
 from scorehost.host.entry import EntryScript
 from scorehost.host.loader import resolve_script
@@ -69,6 +71,17 @@ def serve(settings: ServeSettings, *, reload: bool = False) -> int:
             settings.collect_model_version = ",".join(version.split(" ")[0] for version in served.versions)
     elif settings.model_dir is not None:
         os.environ["AZUREML_MODEL_DIR"] = settings.model_dir
+    try:
+        placement = plan_placement(
+            settings.devices,
+            settings.workers,
+            settings.workers_per_device,
+            workers_given="workers" in settings.model_fields_set,
+        )
+    except PlacementError as error:
+        logger.error("%s", error)
+        return 2
+    settings = settings.model_copy(update={"workers": placement.workers})
     socket_file: UnixSocketFile | None = None
     try:
         if settings.uds is not None:
@@ -83,7 +96,7 @@ def serve(settings: ServeSettings, *, reload: bool = False) -> int:
         return 1
     metrics_folder = prepare_multiprocess() if settings.metrics else None  # before a worker imports the client
     try:
-        _log_banner(settings, where, served)
+        _log_banner(settings, where, served, placement)
         if reload:
             # A .pyc written now could outlive an edit made within the same second, of the same size: with none
             # written, each new worker compiles the folder's code afresh (installed packages keep theirs).
@@ -91,13 +104,19 @@ def serve(settings: ServeSettings, *, reload: bool = False) -> int:
         script: EntryScript | None = None
         if settings.preload:
             try:
-                script = load_and_init(settings)
+                script = load_and_init(settings, per_worker=False)  # init_worker() runs after the fork
             except ScriptLoadError as error:
                 logger.error("The entry script cannot be served.\n%s", error)
                 for sock in sockets:
                     sock.close()
                 return EXIT_BOOT_FAILED
-        return Supervisor(settings, sockets, script, where, reload=reload).run()
+            sign = gpu_context_sign()
+            if sign is not None:
+                logger.error("%s", preload_refusal(sign))
+                for sock in sockets:
+                    sock.close()
+                return EXIT_BOOT_FAILED
+        return Supervisor(settings, sockets, script, where, reload=reload, placement=placement).run()
     finally:
         if socket_file is not None:
             socket_file.remove()
@@ -105,7 +124,7 @@ def serve(settings: ServeSettings, *, reload: bool = False) -> int:
             remove_multiprocess(metrics_folder)
 
 
-def _log_banner(settings: ServeSettings, where: str, served: ServedModels | None) -> None:
+def _log_banner(settings: ServeSettings, where: str, served: ServedModels | None, placement: Placement) -> None:
     assert settings.entry_script is not None
     model_dir = os.environ.get("AZUREML_MODEL_DIR")
     preload = ", init() once before forking (--preload)" if settings.preload else ""
@@ -116,6 +135,8 @@ def _log_banner(settings: ServeSettings, where: str, served: ServedModels | None
         logger.info("model dir: %s", model_dir or "AZUREML_MODEL_DIR not set (use --model-dir if init() needs it)")
     spare = f", spare threads: {settings.spare_threads}" if settings.spare_threads else ""
     logger.info("workers: %d, run() threads per worker: %d%s%s", settings.workers, settings.threads, spare, preload)
+    for line in placement.lines:
+        logger.info("%s", line)
     logger.info(
         "limits: %.1f s per request (queue + run()), bodies up to %s",
         settings.request_timeout,

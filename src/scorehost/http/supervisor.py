@@ -6,6 +6,7 @@ heartbeat that stands still (SIGSTOP, C code holding the GIL) gets it killed and
 past `--max-memory-per-worker` gets it replaced gracefully, and a worker that has served `--max-requests`
 is recycled, one worker at a time. New connections go only to ready workers (http/steering.py). With `--reload`,
 a change to the script's folder starts a new generation of workers beside the serving one (http/reload.py).
+Each worker sees only its own GPU(s), set in its environment before it loads anything (devices/placement.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import orjson
 
 from scorehost.config import ServeSettings
+from scorehost.devices.placement import Placement
 from scorehost.host.entry import EntryScript
 from scorehost.http.lifeline import HeartbeatBoard, Lifeline
 from scorehost.http.metrics import ServerMetrics
@@ -54,8 +56,10 @@ class Supervisor:
         script: EntryScript | None,
         where: str = "",
         reload: bool = False,
+        placement: Placement | None = None,
     ) -> None:
         self.settings = settings
+        self.placement = placement or Placement(len(sockets))  # each worker's GPUs
         self.script = script
         self.where = where  # the address, logged once a worker serves
         self.slots = [_Slot(index=i + 1, sock=sock, cell=i) for i, sock in enumerate(sockets)]
@@ -136,6 +140,7 @@ class Supervisor:
                     other.sock.close()
                 if other.status >= 0:
                     os.close(other.status)
+            os.environ.update(self.placement.environment(slot.index))  # before anything could initialize CUDA
             run_worker(self.settings, slot.sock, self.script, write_end, lifeline)
         os.close(write_end)
         os.set_blocking(read_end, False)

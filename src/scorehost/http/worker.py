@@ -24,7 +24,7 @@ from scorehost.http.factory import run_gate_for, scoring_app_for
 from scorehost.http.granian_front import GranianFront, LaterResponder, Responder
 from scorehost.http.lifeline import Lifeline
 from scorehost.http.recycle import RequestBudget
-from scorehost.http.startup import load_and_init
+from scorehost.http.startup import load_and_init, within_init_timeout
 from scorehost.telemetry.logs import AccessLog
 
 __all__ = ["EXIT_BOOT_FAILED", "EXIT_SETUP_FAILED", "EXIT_STUCK", "run_worker"]
@@ -110,7 +110,12 @@ class _Worker:
             self._boot(lambda: load_and_init(self.settings))
         else:
             preloaded = self.preloaded
-            self._boot(lambda: preloaded)
+
+            def per_worker() -> EntryScript:  # init() ran before the fork; this worker's own step runs here
+                within_init_timeout(self.settings, preloaded.init_worker)
+                return preloaded
+
+            self._boot(per_worker)
             if self.exit_code:
                 return self.exit_code
             self.front.start()
