@@ -412,3 +412,20 @@ def test_a_python_environment_the_backend_cannot_build_is_refused_at_check(
         backend.check(spec("echo.py", python_environment={"requirements": ["--index-url http://elsewhere"]}))
     with pytest.raises(PythonNotFound, match="3.9"):
         backend.check(spec("echo.py", python_environment={"python": "3.9", "requirements": []}))
+
+
+def test_a_deployment_spreads_its_instances_over_the_devices_it_names(
+    make_backend: Callable[..., LocalBackend], tmp_path: Path
+) -> None:
+    backend = make_backend()
+    environment = {"DEVICES_REPORT_DIR": str(tmp_path)}
+    handle = backend.start(
+        spec("reports_devices.py", instances=2, environment=environment, serve_options={"devices": "0,1"}), 1
+    )
+    backend.wait_ready(handle, 20)
+    seen = sorted(json.loads(path.read_text())["CUDA_VISIBLE_DEVICES"] for path in tmp_path.glob("init-*.json"))
+    assert seen == ["0", "1"]
+    assert "devices: worker 1: GPU 0, worker 2: GPU 1" in "\n".join(backend.logs(handle, lines=200))
+    assert serve_environment({"devices": "1, 0"}) == {"SCOREHOST_DEVICES": "1,0"}
+    with pytest.raises(InvalidSpec, match="workers_per_device' is set by the control plane"):
+        serve_environment({"workers_per_device": 2})

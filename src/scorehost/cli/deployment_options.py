@@ -41,6 +41,12 @@ def _deployment_options(command: F) -> F:
                 help="Worker processes (local, up to 64), or replicas (ray, without --min/--max-replicas).",
             ),
             click.option(
+                "--devices",
+                metavar="auto|none|0,1,...",
+                help="GPUs its workers spread over, one each in turn (local backend, as `scorehost serve --devices`; "
+                "on Ray: --num-gpus).  [default: auto]",
+            ),
+            click.option(
                 "--follow-model/--no-follow-model",
                 default=None,
                 help="Roll to the version a --model label (NAME:ALIAS, NAME:latest) names whenever it moves.",

@@ -4,7 +4,7 @@ deployment YAML file."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +18,9 @@ from scorehost.cli.output import echo_json
 from scorehost.cli.placement import ray_options
 from scorehost.cli.project_options import echo_warnings
 from scorehost.cli.workspace import group_home_option, home_option
+
+if TYPE_CHECKING:
+    from scorehost.azureml.apply import DeploymentRequest
 
 __all__ = ["deployments_group"]
 
@@ -69,7 +72,7 @@ def _from_file(
     name: str | None,
     home: Path | None,
     nearest_python: bool,
-) -> tuple[str, str, dict[str, Any]]:
+) -> DeploymentRequest:
     from scorehost.azureml.apply import deployment_request
     from scorehost.azureml.deployment import read_deployment_file
     from scorehost.cli.progress import BarProgress
@@ -81,7 +84,7 @@ def _from_file(
     deployment = read_deployment_file(yaml_file, (*overrides, *given))
     request = deployment_request(deployment, workspace_of(home), nearest_python=nearest_python, progress=BarProgress())
     echo_warnings(request.warnings)
-    return request.endpoint, request.name, request.fields
+    return request
 
 
 def _flag_fields(
@@ -148,15 +151,15 @@ def _declare(
     flags_given = [flag for flag in ("script", "code_dir", "instances") if options[flag] is not None]
     flags_given += [flag for flag in ("models", "environment") if options[flag]]
     flags_given += ["follow_model"] if options["follow_model"] is not None else []
+    request: DeploymentRequest | None = None
     if yaml_file is not None:
         if collecting is not None:
             raise click.UsageError("--collect cannot be combined with -f: set data_collector in the file (or --set)")
         if flags_given or environment_file is not None:
             shown = ", ".join(f"--{flag.replace('_', '-')}" for flag in flags_given) or "--environment"
             raise click.UsageError(f"{shown} cannot be combined with -f: change the file's fields with --set")
-        endpoint, name, fields = _from_file(
-            yaml_file, options["overrides"], endpoint, name, home, options["nearest_python"]
-        )
+        request = _from_file(yaml_file, options["overrides"], endpoint, name, home, options["nearest_python"])
+        endpoint, name, fields = request.endpoint, request.name, request.fields
     else:
         if options["overrides"]:
             raise click.UsageError("--set changes the fields of a -f file; give -f deployment.yml")
@@ -178,16 +181,21 @@ def _declare(
     wait = options["wait"] or options["all_traffic"]
     with client_of(home) as client:
         runs_on = backend or ("local" if creating else client.get_deployment(endpoint, name).get("backend", "local"))
+        if runs_on == "ray" and request is not None:  # the file's GPUs per replica, unless --num-gpus says otherwise
+            ray = {**request.ray_options(), **(ray or {})} or None
+        if runs_on == "ray" and options["devices"] is not None:
+            raise click.UsageError("--devices places a local deployment's workers; on Ray, ask for --num-gpus")
         if runs_on == "local":  # on Ray, each node builds it (Ray's uv runtime_env): nothing to build here
             _build_environment(fields.get("python_environment"), home, quiet=as_json)
         if collecting is not None:
             current = {} if creating else client.get_deployment(endpoint, name).get("serve_options") or {}
             fields["serve_options"] = merged_serve_options(current, collecting)
-        if retention:
+        serve_flags = {**retention, **({"devices": options["devices"]} if options["devices"] is not None else {})}
+        if serve_flags:
             if "serve_options" not in fields:  # from flags: the deployment's own (of an update) kept beside them
                 current = {} if creating else client.get_deployment(endpoint, name).get("serve_options") or {}
                 fields["serve_options"] = dict(current)
-            fields["serve_options"] = {**fields["serve_options"], **retention}
+            fields["serve_options"] = {**fields["serve_options"], **serve_flags}
         if creating:
             result = client.create_deployment(endpoint, name, backend=backend or "local", ray=ray, **fields)
         else:

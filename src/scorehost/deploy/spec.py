@@ -79,6 +79,11 @@ BACKENDS = ("local", "ray")  # what runs a deployment's instances: `scorehost se
 _ADDRESS = re.compile(r"[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}")
 
 
+def _gpu_count(value: float) -> bool:
+    # As Ray places them: fractions share one GPU (to 1/10000), more than one is whole GPUs
+    return value == 0 or 0.0001 <= value <= 1 or (1 < value <= 1024 and float(value).is_integer())
+
+
 @dataclass(frozen=True, slots=True)
 class RayOptions:
     """How a deployment runs on a Ray cluster: where the cluster is, and Serve's settings for its replicas."""
@@ -91,6 +96,7 @@ class RayOptions:
     max_ongoing: int = 8  # requests a replica takes at once; more wait in Serve's queue
     max_queued: int = 64  # requests waiting for a replica; beyond this, 503
     num_cpus: float = 1.0  # CPUs Ray reserves per replica
+    num_gpus: float = 0.0  # GPUs Ray reserves per replica: a fraction below 1 shares one GPU, above 1 whole ones
     health_check_s: float = 10.0  # how often Serve asks each replica for its health
     graceful_shutdown_s: float = 20.0  # in-flight requests' time to finish when a replica stops
     model_store: str | None = None  # where the nodes see the workspace's model store; default: the same path
@@ -121,6 +127,7 @@ class RayOptions:
             ("max_ongoing", 1 <= self.max_ongoing <= 10_000, "between 1 and 10000"),
             ("max_queued", self.max_queued == -1 or 1 <= self.max_queued <= 1_000_000, "-1 (no limit) or 1 and up"),
             ("num_cpus", 0 <= self.num_cpus <= 1024, "between 0 and 1024"),
+            ("num_gpus", _gpu_count(self.num_gpus), "0, a fraction of one GPU from 0.0001, or 1 to 1024 whole GPUs"),
             ("health_check_s", 0.1 <= self.health_check_s <= 3600, "between 0.1 and 3600"),
             ("graceful_shutdown_s", 0 <= self.graceful_shutdown_s <= 3600, "between 0 and 3600"),
         ]
@@ -290,6 +297,7 @@ OWNED_SERVE_OPTIONS = frozenset(
         "port",
         "uds",
         "workers",
+        "workers_per_device",
     }
 )
 
