@@ -31,12 +31,15 @@ def _load_script() -> Any:
 
 
 _script = _load_script()
-_predict: Callable[[Any], Any] = _script.clf.predict
+# The scikit-learn scripts' model, called directly by `score`; a script without one (bench/gpu.py's torch MLP) is
+# served through its own run() only (`score_with_run`).
+_predict: Callable[[Any], Any] | None = getattr(getattr(_script, "clf", None), "predict", None)
 _run: Callable[[str], Any] = _script.run
 
 
 def score(body: bytes) -> bytes:
     """Score a ``{"data": [[...], ...]}`` body; return the predictions as a JSON list."""
+    assert _predict is not None, "this entry script has no clf: serve it with run_app"
     rows = np.asarray(orjson.loads(body)["data"])
     return orjson.dumps(_predict(rows), option=orjson.OPT_SERIALIZE_NUMPY)
 
