@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 
-from scorehost.telemetry.prometheus import LATENCY_BUCKETS, MULTIPROC_ENV, exposition
+from scorehost.telemetry.gpu_metrics import exposition_with_gpus, record_worker_devices
+from scorehost.telemetry.prometheus import LATENCY_BUCKETS, MULTIPROC_ENV
 from scorehost.telemetry.tally import Tally, TallyHistogram
 
 __all__ = ["ROUTES", "RESTART_CAUSES", "ServerMetrics"]
@@ -99,6 +100,8 @@ class ServerMetrics:
             registry=registry,
         )
         self._latency: dict[str, TallyHistogram] = {}
+        # A worker placed on GPUs records which (its environment says, set before it starts); a scrape names them.
+        record_worker_devices(os.environ, registry)
 
     def request(self, path: str, status: int, seconds: float) -> None:
         """Count one answered request."""
@@ -116,4 +119,4 @@ class ServerMetrics:
     def exposition(self) -> bytes:
         """The whole server's metrics in Prometheus' text format."""
         self.tally.flush()
-        return exposition(self._registry, self._multiprocess)
+        return exposition_with_gpus(self._registry, self._multiprocess)
