@@ -21,6 +21,7 @@ Examples:
   scorehost serve score.py --model-dir ./model --workers auto --preload
   scorehost serve score.py --model sklearn_mnist:production --model encoder:3
   scorehost serve score.py --reload      (development: new workers on each saved change)
+  scorehost serve score.py --workers-per-device 2    (GPUs: two workers on each, docs/gpu.md)
   scorehost serve --model sklearn-iris        (an MLflow model: no script needed)
   curl -X POST localhost:5001/score -H 'Content-Type: application/json' -d '{"data": [[1, 2]]}'
 
