@@ -30,8 +30,10 @@ def load_and_init(settings: ServeSettings, *, per_worker: bool = True) -> EntryS
 def within_init_timeout(settings: ServeSettings, step: Callable[[], None]) -> None:
     """Run `step` on this thread, interrupted with TimeoutError past `--init-timeout` (on the main thread only)."""
 
+    name = getattr(step, "__name__", "init")
+
     def out_of_time(_signum: int, _frame: object) -> None:
-        raise TimeoutError(f"{getattr(step, '__name__', 'init')}() did not finish within {settings.init_timeout:.0f} s (--init-timeout)")
+        raise TimeoutError(f"{name}() did not finish within {settings.init_timeout:.0f} s (--init-timeout)")
 
     if threading.current_thread() is not threading.main_thread():
         # Signals reach only the main thread; a host started elsewhere (a Ray Serve replica) has its own
