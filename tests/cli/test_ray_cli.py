@@ -142,6 +142,18 @@ def test_probes_variables_gpu_and_concurrency(files: dict[str, Path]) -> None:
     assert app["runtime_env"] == {"working_dir": "s3://bucket/code.zip", "env_vars": app["runtime_env"]["env_vars"]}
 
 
+def test_a_gpu_vm_size_and_shared_gpus(files: dict[str, Path]) -> None:
+    sized = ["--set", "instance_type=Standard_NC12s_v3"]
+    assert deployment_of(rendered("-f", str(files["blue"]), *sized))["ray_actor_options"] == {
+        "num_cpus": 0.1,
+        "num_gpus": 2.0,  # the size's two V100s per replica
+    }
+    shared = ["--set", "resources.requests.gpu=0.5", *sized]  # resources win over the size: half a GPU each
+    assert deployment_of(rendered("-f", str(files["blue"]), *shared))["ray_actor_options"]["num_gpus"] == 0.5
+    flag = rendered(str(SCRIPTS / "echo.py"), "--num-gpus", "0.25")
+    assert deployment_of(flag)["ray_actor_options"] == {"num_cpus": 1.0, "num_gpus": 0.25}
+
+
 def test_flags_given_win_over_the_file(files: dict[str, Path]) -> None:
     flags = ["--name", "mine", "--replicas", "2", "--num-cpus", "2", "--num-gpus", "0", "--request-timeout", "9"]
     config = rendered("-f", str(files["green"]), str(SCRIPTS / "echo.py"), *flags, "--max-ongoing", "3")

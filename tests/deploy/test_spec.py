@@ -107,7 +107,9 @@ def _ray_spec(tmp_path: Path, **fields: object) -> DeploymentSpec:
 
 
 def test_ray_options_round_trip_through_json(tmp_path: Path) -> None:
-    options = RayOptions("head.internal:6379", min_replicas=1, max_replicas=8, num_cpus=0.5, max_queued=-1)
+    options = RayOptions(
+        "head.internal:6379", min_replicas=1, max_replicas=8, num_cpus=0.5, num_gpus=0.25, max_queued=-1
+    )
     spec = _ray_spec(tmp_path, backend="ray", ray=options, instances=200)  # more replicas than local processes
     again = DeploymentSpec.from_json(spec.to_json())
     assert again == spec
@@ -132,6 +134,11 @@ def test_backend_and_ray_options_must_agree(tmp_path: Path, fields: dict[str, ob
         _ray_spec(tmp_path, **fields)
 
 
+@pytest.mark.parametrize("gpus", [0, 0.0001, 0.5, 1, 2.0, 8, 1024])
+def test_gpus_per_replica_are_a_share_of_one_or_whole_ones(gpus: float) -> None:
+    assert RayOptions.from_json({"address": "h:1", "num_gpus": gpus}).num_gpus == gpus
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -143,6 +150,10 @@ def test_backend_and_ray_options_must_agree(tmp_path: Path, fields: dict[str, ob
         ({"address": "h:1", "max_ongoing": 0}, "max_ongoing must be between 1 and 10000"),
         ({"address": "h:1", "max_queued": 0}, "max_queued must be -1"),
         ({"address": "h:1", "num_cpus": -1}, "num_cpus must be between 0 and 1024"),
+        ({"address": "h:1", "num_gpus": -1}, "num_gpus must be 0, a fraction of one GPU from 0.0001, or 1 to 1024"),
+        ({"address": "h:1", "num_gpus": 1.5}, r"num_gpus must be .* whole GPUs, not 1.5"),
+        ({"address": "h:1", "num_gpus": 0.00001}, "a fraction of one GPU from 0.0001"),  # finer than Ray counts
+        ({"address": "h:1", "num_gpus": 1025}, "1 to 1024 whole GPUs, not 1025"),
         ({"address": "h:1", "replicas": 3}, "unknown Ray options: replicas"),
         ({"num_cpus": 1}, "needs the cluster's address"),
     ],

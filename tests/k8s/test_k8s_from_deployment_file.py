@@ -118,7 +118,38 @@ def test_probes_variables_and_a_gpu(files: dict[str, Path]) -> None:
         "requests": {"cpu": "500m", "memory": "1Gi"},
         "limits": {"memory": "1Gi", "nvidia.com/gpu": "1"},
     }
+    assert option(container, "--devices") == "auto"
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     assert any("max_concurrent_requests_per_instance is not used" in line for line in warnings)
+
+
+def test_a_gpu_vm_size_gives_its_gpus_and_flags_win(files: dict[str, Path]) -> None:
+    sized = ["--set", "instance_type=Standard_NC24s_v3"]
+    objects, warnings = rendered("-f", str(files["blue"]), "--image", IMAGE, *sized)
+    container = container_of(objects)
+    assert container["resources"]["limits"] == {"memory": "200Mi", "cpu": "0.2", "nvidia.com/gpu": "4"}
+    assert option(container, "--devices") == "auto"
+    assert not any("instance_type" in line for line in warnings)  # used, so not listed as ignored
+    # resources' GPUs win over the size's; --gpus over both, and --gpus 0 makes a CPU pod
+    gpu_resource = ["--set", "resources.limits.gpu=1", *sized]
+    objects, _ = rendered("-f", str(files["blue"]), "--image", IMAGE, *gpu_resource)
+    assert container_of(objects)["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    objects, _ = rendered("-f", str(files["blue"]), "--image", IMAGE, *sized, "--gpus", "2")
+    assert container_of(objects)["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    objects, _ = rendered("-f", str(files["blue"]), "--image", IMAGE, *sized, "--gpus", "0")
+    assert "nvidia.com/gpu" not in container_of(objects)["resources"]["limits"]
+    assert "tolerations" not in objects["Deployment"]["spec"]["template"]["spec"]
+    objects, _ = rendered("-f", str(files["blue"]), "--image", IMAGE, *sized, "--gpu-node-selector", "none")
+    assert "nodeSelector" not in objects["Deployment"]["spec"]["template"]["spec"]
+
+
+def test_a_share_of_a_gpu_is_refused_naming_the_fix(files: dict[str, Path]) -> None:
+    done = k8s("-f", str(files["blue"]), "--image", IMAGE, "--set", "resources.requests.gpu=0.5")
+    assert done.returncode == 1
+    assert "(--set resources.requests.gpu): 0.5 GPU: a pod gets whole GPUs on Kubernetes" in done.stderr
+    assert "MIG or the device plugin's time-slicing" in done.stderr
 
 
 def test_a_liveness_success_threshold_other_than_one_becomes_one(files: dict[str, Path]) -> None:

@@ -113,6 +113,11 @@ def test_a_misspelt_field_would_be_caught() -> None:
         (["--model-claim", "c"], "needs --model-dir"),
         (["--min-replicas", "5", "--max-replicas", "2"], "--min-replicas must not exceed --max-replicas"),
         ([], "Missing option '--image'"),
+        (["--gpu-node-selector", "pool=gpu"], "--gpu-node-selector places GPU pods: give --gpus N"),
+        (["--gpus", "1", "--gpu-node-selector", "pool"], "'pool' is not KEY=VALUE"),
+        (["--gpus", "1", "--gpu-node-selector", "none", "--gpu-node-selector", "a=b"], "give no labels beside it"),
+        (["--gpus", "1", "--gpu-node-selector", "pool=a b"], "pool=a b is not a node label"),
+        (["--gpus", "0.5"], "'0.5' is not a valid integer"),
     ],
 )
 def test_bad_arguments_are_refused_with_the_fix(args: list[str], message: str) -> None:
@@ -125,3 +130,33 @@ def test_bad_arguments_are_refused_with_the_fix(args: list[str], message: str) -
 def test_default_name_comes_from_the_scripts_folder() -> None:
     assert rendered("/srv/mnist_model/score.py", "--image", "x:1")["Service"]["metadata"]["name"] == "mnist-model"
     assert rendered("score.py", "--image", "x:1")["Service"]["metadata"]["name"] == "score"
+
+
+def test_a_gpu_pod_asks_for_whole_gpus_on_gpu_nodes() -> None:
+    objects = rendered("/app/score.py", "--image", "x:1", "--gpus", "2", "--workers", "4")
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    # an extended resource: its request is its limit (Kubernetes refuses a different one)
+    assert container["resources"] == {
+        "requests": {"cpu": "1", "memory": "1Gi"},
+        "limits": {"memory": "1Gi", "nvidia.com/gpu": "2"},
+    }
+    assert container["args"][container["args"].index("--devices") + 1] == "auto"  # the 4 workers over the 2 GPUs
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}  # GPU feature discovery's label
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"},
+    ]
+    cpu_pod = rendered("/app/score.py", "--image", "x:1")["Deployment"]["spec"]["template"]["spec"]
+    assert not {"nodeSelector", "tolerations"} & set(cpu_pod)
+    assert "--devices" not in cpu_pod["containers"][0]["args"]
+
+
+def test_the_gpu_node_selector_replaced_or_dropped() -> None:
+    pool = ["--gpu-node-selector", "agentpool=gpu", "--gpu-node-selector", "accelerator=nvidia"]
+    pod = rendered("/app/score.py", "--image", "x:1", "--gpus", "1", *pool)["Deployment"]["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"agentpool": "gpu", "accelerator": "nvidia"}
+    none = ["--gpu-node-selector", "none"]
+    pod = rendered("/app/score.py", "--image", "x:1", "--gpus", "1", *none)["Deployment"]["spec"]["template"]["spec"]
+    assert "nodeSelector" not in pod  # the nvidia.com/gpu limit alone places it
+    assert len(pod["tolerations"]) == 2

@@ -128,13 +128,22 @@ def test_a_script_that_cannot_start_is_reported_with_its_error(backend: RayBacke
 
 
 def test_replicas_the_cluster_has_no_room_for_are_refused(backend: RayBackend, ray_cluster: Cluster) -> None:
-    """Ray would leave them pending without a word: more CPUs than the cluster has in all are refused at once."""
+    """Ray would leave them pending without a word: more CPUs or GPUs than the cluster has in all are refused at
+    once."""
     with pytest.raises(InvalidSpec) as refused:
         backend.start(spec(ray_cluster, "echo.py", "greedy", instances=2, num_cpus=2), 1)  # the cluster has 2
     assert "the cluster has no room for the replicas of mnist/greedy: 2 x 2 CPU need 4 CPUs" in str(refused.value)
+    import ray
     from ray import serve
 
     assert "mnist.greedy.1" not in serve.status().applications
+    gpus = ray.cluster_resources().get("GPU", 0.0) + 1  # one more than it has: none, on a CPU-only machine
+    with pytest.raises(InvalidSpec) as refused:
+        backend.start(spec(ray_cluster, "echo.py", "gpu-hungry", num_gpus=gpus), 1)
+    assert f"mnist/gpu-hungry: 1 x {gpus:g} GPU need {gpus:g} GPUs, and the cluster has {gpus - 1:g}" in str(
+        refused.value
+    )
+    assert "mnist.gpu-hungry.1" not in serve.status().applications
 
 
 def test_replicas_waiting_for_cpus_others_hold_fail_after_the_grace(ray_cluster: Cluster, tmp_path: Path) -> None:

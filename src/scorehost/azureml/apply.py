@@ -39,6 +39,18 @@ class DeploymentRequest:
     fields: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     model: str | None = None  # the registry reference it serves, e.g. `5d1c…:1` for an inline model
+    gpus: float = 0.0  # GPUs per instance the file asks for (its resources, or its instance_type's VM size)
+
+    def ray_options(self) -> dict[str, Any]:
+        """The Ray options the file implies, for when it runs on Ray: its GPUs as `num_gpus` per replica. Ray then
+        places the replicas on GPUs, so the serve option `devices`, which spreads a local deployment's worker
+        processes over this machine's GPUs, is taken out of `fields`."""
+        if not self.gpus:
+            return {}
+        options = self.fields.get("serve_options")
+        if isinstance(options, dict):
+            options.pop("devices", None)
+        return {"num_gpus": self.gpus}
 
 
 def environment_of_file(conda_or_requirements: Path, *, nearest_python: bool, warnings: list[str]) -> dict[str, Any]:
@@ -195,6 +207,7 @@ def deployment_request(
     fields["follow_models"] = deployment.follow_model
     fields["python_environment"] = mlflow_environment or _environment(home, deployment, nearest_python)
     request.warnings = [*deployment.warnings, *deployment.environment_warnings]
+    request.gpus = deployment.gpus
     fields["serve_options"] = _serve_options(deployment)
     fields["azureml"] = _kept(deployment)
     scale = deployment.scale
@@ -211,6 +224,8 @@ def deployment_request(
 def _serve_options(deployment: DeploymentFile) -> dict[str, Any]:
     """Azure ML's request settings and probes as `scorehost serve` settings (docs/azureml.md has the table)."""
     options: dict[str, Any] = dict(deployment.collection)
+    if deployment.gpus:
+        options.setdefault("devices", "auto")  # each worker process on GPUs of its own (docs/gpu.md)
     if deployment.request.request_timeout_ms is not None:
         options["timeout"] = deployment.request.request_timeout_ms / 1000
     if deployment.request.max_queue_wait_ms is not None:

@@ -6,6 +6,7 @@ exist; registering an inline model or building an environment is `azureml.apply`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +14,9 @@ from typing import Any
 
 from scorehost.azureml.assets import MODEL_TYPES
 from scorehost.azureml.collector import collection_options
-from scorehost.azureml.document import Document, FieldPath, read_document
+from scorehost.azureml.document import Document, FieldPath, dotted, read_document
 from scorehost.azureml.fields import DEPLOYMENT, check_document
+from scorehost.azureml.instance_types import gpus_of_instance_type
 from scorehost.azureml.references import AssetReference, parse_asset_reference
 from scorehost.azureml.values import boolean, choice, conda_file, integer, text, text_map
 from scorehost.deploy.spec import check_resource_name
@@ -105,6 +107,7 @@ class DeploymentFile:
     readiness: Probe | None = None
     scale: ScaleSettings | None = None
     resources: dict[str, Any] = field(default_factory=dict)
+    gpus: float = 0.0  # GPUs per instance: resources' gpu or nvidia.com/gpu, else those of instance_type's VM size
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     app_insights: bool = False
@@ -121,7 +124,10 @@ class DeploymentFile:
 def read_deployment_file(path: Path, overrides: Sequence[str] = ()) -> DeploymentFile:
     """Read and check `path`; ProjectFileError names the file, the line and the fix."""
     document = read_document(path, overrides)
-    warnings = check_document(document, DEPLOYMENT, "online deployment")
+    instance_type = document.data.get("instance_type")
+    gpu_size = isinstance(instance_type, str) and bool(gpus_of_instance_type(instance_type))
+    used = [("instance_type",)] if gpu_size else []  # its GPUs are used; any other size means nothing here
+    warnings = check_document(document, DEPLOYMENT, "online deployment", used=used)
     data = document.data
     kind = _kind(document)
     names = []
@@ -154,6 +160,7 @@ def read_deployment_file(path: Path, overrides: Sequence[str] = ()) -> Deploymen
     deployment.readiness = _probe(document, "readiness_probe")
     deployment.scale = _scale(document)
     deployment.resources = dict(data.get("resources") or {})
+    deployment.gpus = _gpus(document)
     deployment.description = text(data.get("description"))
     deployment.tags = text_map(data.get("tags"))
     deployment.app_insights = boolean(data.get("app_insights_enabled") or False)
@@ -293,6 +300,33 @@ def _environment(document: Document, warnings: list[str]) -> AssetReference | In
             "packages into a Python environment of their own, without a container"
         )
     return InlineEnvironment(conda_path, image, text(value.get("name")) or None)
+
+
+def _gpus(document: Document) -> float:
+    """GPUs per instance: resources' (a request before a limit, as for CPUs), else instance_type's VM size's.
+    A fraction shares one GPU (Ray places it so); above one, GPUs are whole devices."""
+    resources = document.data.get("resources") or {}
+    for part in ("requests", "limits"):
+        for key in ("nvidia.com/gpu", "gpu"):
+            value = (resources.get(part) or {}).get(key)
+            if value is not None:
+                return _gpu_amount(document, ("resources", part, key), value)
+    instance_type = document.data.get("instance_type")
+    return float(gpus_of_instance_type(text(instance_type)) or 0) if instance_type else 0.0
+
+
+def _gpu_amount(document: Document, at: FieldPath, value: Any) -> float:
+    found = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m?)\s*", str(value))
+    if isinstance(value, bool) or not found:
+        raise document.error(at, f"{dotted(at)} must be a number of GPUs (1, 2, or 0.5 to share one), not {value!r}")
+    amount = float(found[1]) / (1000 if found[2] else 1)
+    if amount > 1024 or (amount > 1 and not amount.is_integer()):
+        raise document.error(
+            at,
+            f"{dotted(at)} {value} is not a GPU count: give a whole number of GPUs (at most 1024), or a fraction "
+            "below 1 to share one",
+        )
+    return amount
 
 
 def _probe(document: Document, key: str) -> Probe | None:

@@ -2,14 +2,14 @@
 
 Every field Azure ML accepts is accepted. A field is *used* (it changes what runs), *kept* (stored for a
 feature that reads it later, such as a model's `flavors`), or *ignored* (it has no meaning off Azure:
-`instance_type`, networking, identities); ignored fields are listed in one warning. A field outside the
-schema is an error naming the file and line, as `az ml` refuses it.
+networking, identities, an `instance_type` that is not a GPU size); ignored fields are listed in one warning.
+A field outside the schema is an error naming the file and line, as `az ml` refuses it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -171,6 +171,7 @@ DEPLOYMENT: Mapping[str, Field] = {
     "environment": Field(Kind.REFERENCE_OR_MAPPING, Use.USED, _ENVIRONMENT_FIELDS),
     "environment_variables": _used(Kind.TEXT_MAP),
     "instance_count": _used(_INT),
+    # Used where it is a GPU size, for its GPUs per instance (azureml/deployment.py passes it as `used`)
     "instance_type": _ignored(_TEXT, "an Azure VM size; instances run on this machine"),
     "default_instance_type": _ignored(_TEXT, "an Azure VM size"),
     "app_insights_enabled": _used(_BOOL),
@@ -231,9 +232,12 @@ def _kind_ok(kind: Kind, value: Any) -> bool:
     return True
 
 
-def check_document(document: Document, schema: Mapping[str, Field], what: str) -> list[str]:
+def check_document(
+    document: Document, schema: Mapping[str, Field], what: str, *, used: Collection[FieldPath] = ()
+) -> list[str]:
     """Refuse fields outside `schema` and values of the wrong kind (ProjectFileError naming each, with its line);
-    return the warnings: one line listing the fields that have no meaning here."""
+    return the warnings: one line listing the fields that have no meaning here. Fields in `used` are used in this
+    file although the schema ignores them (an `instance_type` that names a GPU size)."""
     unknown: list[str] = []
     ignored: list[str] = []
 
@@ -253,7 +257,7 @@ def check_document(document: Document, schema: Mapping[str, Field], what: str) -
                 raise document.error(here, f"{dotted(here)} must be {spec.kind.value}, not {value!r}")
             if spec.use is Use.DROPPED:
                 continue
-            if spec.use is Use.IGNORED:
+            if spec.use is Use.IGNORED and here not in used:
                 ignored.append(f"{dotted(here)}" + (f" ({spec.why})" if spec.why else ""))
             elif isinstance(value, dict) and spec.children:
                 walk(value, spec.children, here)

@@ -46,6 +46,9 @@ def _summary(deployment: dict[str, Any]) -> list[tuple[str, str]]:
         models += f"  (follows {', '.join(deployment['follow'])})"
     rows.append(("models", models))
     rows.append(("instances", _scale(deployment)))
+    gpus = (deployment.get("ray") or {}).get("num_gpus")
+    if gpus:
+        rows.append(("gpus", f"{gpus:g} per replica" + ("  (shares one GPU)" if gpus < 1 else "")))
     # Names only: values may be secrets (--json has them).
     rows.append(("environment", ", ".join(sorted(deployment.get("environment") or {})) or "-"))
     python = deployment.get("python_environment")

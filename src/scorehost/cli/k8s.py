@@ -27,6 +27,7 @@ Examples:
   scorehost k8s /app/score.py --image registry.example.com/mnist:3 --model-dir /models/mnist \\
       --model-claim mnist-models --min-replicas 2 --max-replicas 10 > manifests.yaml
   scorehost k8s -f kubernetes-blue-deployment.yml --image registry.example.com/model-1:3 > manifests.yaml
+  scorehost k8s /app/score.py --image registry.example.com/llm:1 --gpus 2 --workers 2 > manifests.yaml
   kubectl apply -f manifests.yaml
 
 \b
@@ -87,6 +88,21 @@ def _given(ctx: click.Context, name: str) -> bool:
     help="Memory per pod (request and limit), a Kubernetes quantity (512Mi, 2Gi).",
 )
 @click.option(
+    "--gpus",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 1024),
+    help="NVIDIA GPUs per pod (an nvidia.com/gpu limit); the workers spread over them (serve --devices auto).",
+)
+@click.option(
+    "--gpu-node-selector",
+    "gpu_node_selector",
+    multiple=True,
+    metavar="KEY=VALUE|none",
+    help="The node label GPU pods need, repeatable; none: no nodeSelector, the nvidia.com/gpu limit alone places "
+    "them.  [default: nvidia.com/gpu.present=true, GPU feature discovery's]",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds a request may take (serve's --timeout).  [default: serve's, 60]",
@@ -118,7 +134,8 @@ def k8s_command(
       instance_count           --replicas; scale_settings default: also --min/--max-replicas
       scale_settings           target_utilization: min/max_instances, target_utilization_percentage
                                as --min-replicas, --max-replicas, --cpu-target
-      resources                requests cpu/memory, limits cpu/memory, gpu as nvidia.com/gpu
+      resources                requests cpu/memory, limits cpu/memory, gpu as --gpus (nvidia.com/gpu)
+      instance_type            a GPU VM size's GPUs as --gpus (Standard_NC24ads_A100_v4: 1)
       readiness_probe          the readinessProbe on /ready; liveness_probe: the livenessProbe on /live
       request_timeout_ms       --timeout; max_queue_wait_ms: serve's --max-queue-wait
       environment_variables    the container's env
@@ -154,6 +171,9 @@ def k8s_command(
             message += f" {yaml_file.name} and the options give min {options['min_replicas']}, "
             message += f"max {options['max_replicas']}."
         raise click.UsageError(message)
+    gpu_labels = _node_selector(options["gpu_node_selector"], options["gpus"])
+    if gpu_labels is not None:
+        extra["gpu_node_selector"] = gpu_labels
     try:
         app = KubernetesApp(
             name=name,
@@ -170,6 +190,7 @@ def k8s_command(
             workers=options["workers"],
             cpu=options["cpu"],
             memory=options["memory"],
+            gpus=options["gpus"],
             timeout_s=options["timeout"],
             init_timeout_s=options["init_timeout"],
             graceful_timeout_s=options["graceful_timeout"],
@@ -187,6 +208,28 @@ def k8s_command(
         f"# Kubernetes manifests for {script}{source}, written by `scorehost k8s`; kubectl apply -f this-file.yaml\n"
     )
     click.echo(yaml.safe_dump_all(app.manifests(), sort_keys=False), nl=False)
+
+
+def _node_selector(given: tuple[str, ...], gpus: int) -> dict[str, str] | None:
+    """--gpu-node-selector's labels ({} for `none`); None when not given: GPU feature discovery's label."""
+    if not given:
+        return None
+    if not gpus:
+        raise click.UsageError("--gpu-node-selector places GPU pods: give --gpus N (or a -f file that asks for GPUs)")
+    if "none" in given:
+        if len(given) > 1:
+            raise click.UsageError("--gpu-node-selector none drops the nodeSelector: give no labels beside it")
+        return {}
+    labels: dict[str, str] = {}
+    for pair in given:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(
+                f"{pair!r} is not KEY=VALUE (e.g. nvidia.com/gpu.present=true) or none",
+                param_hint="--gpu-node-selector",
+            )
+        labels[key] = value
+    return labels
 
 
 def _default_name(script: str) -> str:
@@ -336,11 +379,20 @@ def _resources(deployment: DeploymentFile) -> dict[str, Any]:
     if gpus:
         numbers = {number for _, number in gpus.values()}
         part = "limits" if "limits" in gpus else "requests"
-        if len(numbers) > 1 or not all(number == int(number) for number in numbers):
+        if len(numbers) > 1:
             raise document.error(
                 ("resources", part, "gpu"),
-                "GPUs are whole devices, and Kubernetes needs the same count in requests and limits: give one "
-                'whole number (e.g. gpu: "1")',
+                'Kubernetes needs the same GPU count in requests and limits: give one whole number (e.g. gpu: "1")',
             )
-        found["gpus"] = int(numbers.pop())
+        number = numbers.pop()
+        if number != int(number):
+            raise document.error(
+                ("resources", part, "gpu"),
+                f"{gpus[part][0]} GPU: a pod gets whole GPUs on Kubernetes (sharing one takes MIG or the device "
+                "plugin's time-slicing, which offer each share as a whole nvidia.com/gpu): give a whole number "
+                '(e.g. "1")',
+            )
+        found["gpus"] = int(number)
+    elif deployment.gpus:
+        found["gpus"] = int(deployment.gpus)  # instance_type's: a VM size has whole GPUs
     return found

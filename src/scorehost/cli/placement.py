@@ -33,6 +33,12 @@ _RAY_FLAGS: list[tuple[str, str, Any, str]] = [
     ),
     ("--num-cpus", "num_cpus", click.FloatRange(0), "CPUs Ray reserves per replica.  [default: 1]"),
     (
+        "--num-gpus",
+        "num_gpus",
+        click.FloatRange(0, 1024),
+        "GPUs Ray reserves per replica; fractions share one GPU, e.g. 0.5.  [default: 0, or the -f file's]",
+    ),
+    (
         "--health-check-period",
         "health_check_s",
         click.FloatRange(0.1),

@@ -103,7 +103,13 @@ def ray_group() -> None:
     "http_options.request_timeout_s); then 504.",
 )
 @click.option("--num-cpus", default=1.0, show_default=True, type=click.FloatRange(min=0), help="CPUs per replica.")
-@click.option("--num-gpus", default=0.0, show_default=True, type=click.FloatRange(min=0), help="GPUs per replica.")
+@click.option(
+    "--num-gpus",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="GPUs per replica; fractions share one GPU, e.g. 0.5.",
+)
 @click.option(
     "--run-input",
     type=click.Choice(["auto", "data", "body"]),
@@ -125,6 +131,7 @@ def ray_config_command(
       request_timeout_ms         --request-timeout (the app's timeout and http_options.request_timeout_s)
       max_concurrent_requests_per_instance   --max-ongoing
       resources.requests         cpu as --num-cpus (500m = 0.5), gpu as --num-gpus
+      instance_type              a GPU VM size's GPUs as --num-gpus (Standard_NC24ads_A100_v4: 1)
       readiness/liveness_probe   period as the deployment's health_check_period_s (readiness's first)
       environment_variables      the application's runtime_env env_vars
       name                       --name
@@ -223,14 +230,14 @@ def _from_file(yaml_file: Path, overrides: tuple[str, ...], given: set[str], max
     elif given.isdisjoint({"min_replicas", "max_replicas", "target_ongoing"}):
         found["replicas"] = deployment.instances  # default scale settings: a fixed count
     resources = {part: deployment.resources.get(part) or {} for part in ("requests", "limits")}
-    for key, option in (("cpu", "num_cpus"), ("gpu", "num_gpus"), ("nvidia.com/gpu", "num_gpus")):
-        part = "requests" if resources["requests"].get(key) is not None else "limits"
-        value = resources[part].get(key)
-        if value is not None:
-            try:
-                found[option] = cpu_count(str(value))
-            except ValueError as error:
-                raise document.error(("resources", part, key), str(error)) from None
+    part = "requests" if resources["requests"].get("cpu") is not None else "limits"
+    if resources[part].get("cpu") is not None:
+        try:
+            found["num_cpus"] = cpu_count(str(resources[part]["cpu"]))
+        except ValueError as error:
+            raise document.error(("resources", part, "cpu"), str(error)) from None
+    if deployment.gpus:  # resources' gpu or nvidia.com/gpu, else instance_type's GPUs
+        found["num_gpus"] = deployment.gpus
     probe = deployment.readiness or deployment.liveness
     if probe is not None:
         found["health_check_period_s"] = float(probe.period)

@@ -5,6 +5,10 @@ The probes use the server's own routes: readiness `GET /ready` (200 only once `i
 liveness `GET /live` (answered while `init()` runs, so a slow model is never killed as dead), and a startup
 probe on `/ready` patient enough for `--init-timeout`. Updates replace one pod at a time and never take a
 ready one away first (`maxUnavailable: 0`); SIGTERM lets in-flight requests finish within the grace period.
+
+GPU pods (`gpus`) ask for whole `nvidia.com/gpu` devices (the device plugin's resource), go to nodes labelled as GPU
+nodes (`gpu_node_selector`), tolerate the taints GPU node pools carry, and spread their workers over their GPUs
+(`serve --devices auto`).
 """
 
 from __future__ import annotations
@@ -16,8 +20,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["KubernetesApp", "ProbeTiming", "check_name", "parse_quantity"]
+__all__ = ["GPU_NODE_SELECTOR", "GPU_TOLERATIONS", "KubernetesApp", "ProbeTiming", "check_name", "parse_quantity"]
 
+# The label NVIDIA GPU feature discovery (part of the GPU operator) puts on every node with a working GPU
+GPU_NODE_SELECTOR: Mapping[str, str] = {"nvidia.com/gpu.present": "true"}
+# The taints GPU node pools carry so that only pods asking for GPUs land there: nvidia.com/gpu (GKE sets it, and EKS
+# and GPU operator guides use it) and sku=gpu (AKS's documented one). A toleration only permits: harmless elsewhere.
+GPU_TOLERATIONS: tuple[Mapping[str, str], ...] = (
+    {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"},
+)
+# A label's key (an optional DNS-subdomain prefix and '/', then a name) and value, as the API server checks them
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
+_LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # an RFC 1123 label: what a Service may be named
 CONTAINER_PORT = 5001
 _STARTUP_PERIOD_S = 5
@@ -101,6 +117,7 @@ class KubernetesApp:
     cpu_limit: str | None = None  # none by default: CFS throttling would only add latency
     memory_limit: str | None = None  # None: the same as `memory`
     gpus: int = 0  # nvidia.com/gpu per pod
+    gpu_node_selector: Mapping[str, str] = field(default_factory=lambda: dict(GPU_NODE_SELECTOR))  # {}: none
     env: Mapping[str, str] = field(default_factory=dict)
     readiness: ProbeTiming | None = None  # None: scorehost's own timing
     liveness: ProbeTiming | None = None
@@ -116,6 +133,14 @@ class KubernetesApp:
             raise ValueError("a model volume claim needs --model-dir: the path it is mounted at")
         if not 1 <= self.min_replicas <= self.max_replicas:
             raise ValueError("replicas must satisfy 1 <= min <= max")
+        if not 0 <= self.gpus <= 1024:
+            raise ValueError(f"GPUs per pod must be between 0 and 1024, not {self.gpus}")
+        for key, value in self.gpu_node_selector.items():
+            if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
+                raise ValueError(
+                    f"{key}={value} is not a node label: a key (an optional prefix such as nvidia.com/, then up to 63 "
+                    "letters, digits, '-', '_' or '.') and a value of up to 63 of those"
+                )
         if self.liveness is not None and self.liveness.success_threshold != 1:
             raise ValueError("a liveness probe's success threshold must be 1 (Kubernetes refuses any other)")
         for what, request, limit in (
@@ -164,6 +189,10 @@ class KubernetesApp:
             "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [self._container()],
         }
+        if self.gpus:
+            if self.gpu_node_selector:
+                pod["nodeSelector"] = dict(self.gpu_node_selector)
+            pod["tolerations"] = [dict(toleration) for toleration in GPU_TOLERATIONS]
         if self.model_claim is not None:
             pod["volumes"] = [
                 {"name": "models", "persistentVolumeClaim": {"claimName": self.model_claim, "readOnly": True}}
@@ -179,6 +208,8 @@ class KubernetesApp:
             args += ["--timeout", f"{self.timeout_s:g}"]
         if self.model_dir is not None:
             args += ["--model-dir", self.model_dir]
+        if self.gpus:
+            args += ["--devices", "auto"]  # the workers spread over the pod's GPUs
         args += list(self.extra_args)
         http = {"port": "http"}
         container: dict[str, Any] = {

@@ -14,7 +14,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from scorehost.ray.config import HIGH_THROUGHPUT_ENVIRONMENT, ServeConfig
 from scorehost.ray.models import manifest
 from scorehost.ray.serve_app import DEPLOYMENT_NAME, application
 
-__all__ = ["RayBackend", "RayGeneration", "deployment_options", "reachable"]
+__all__ = ["RayBackend", "RayGeneration", "deployment_options", "reachable", "room_problem"]
 
 _UNSCHEDULABLE = "to be scheduled"  # Serve's status message for replicas no node has resources for
 
@@ -86,6 +86,7 @@ def deployment_options(spec: DeploymentSpec) -> dict[str, Any]:
         max_ongoing_requests=ray.max_ongoing,
         max_queued_requests=ray.max_queued,
         num_cpus=ray.num_cpus,
+        num_gpus=ray.num_gpus,
         health_check_period_s=ray.health_check_s,
         graceful_shutdown_timeout_s=ray.graceful_shutdown_s,
     )
@@ -99,6 +100,31 @@ def deployment_options(spec: DeploymentSpec) -> dict[str, Any]:
     if runtime_env:
         options["ray_actor_options"]["runtime_env"] = runtime_env
     return options
+
+
+def room_problem(spec: DeploymentSpec, cluster: Mapping[str, float]) -> str | None:
+    """Why the cluster, whose resources in all are `cluster` (Ray's `cluster_resources()`), could never hold the
+    spec's replicas (its floor, when autoscaled), naming the fix; None when it could."""
+    assert spec.ray is not None
+    replicas = (spec.ray.min_replicas if spec.ray.autoscaling else spec.instances) or 1
+    where = f"the cluster has no room for the replicas of {spec.endpoint}/{spec.name}"
+    needed, total = replicas * spec.ray.num_cpus, cluster.get("CPU", 0.0)
+    if needed > total:
+        return (
+            f"{where}: {replicas} x {spec.ray.num_cpus:g} CPU need {needed:g} CPUs, and the cluster has {total:g} in "
+            "all. Ask for fewer CPUs per replica (--num-cpus) or fewer replicas, or add nodes"
+        )
+    needed, total = replicas * spec.ray.num_gpus, cluster.get("GPU", 0.0)
+    if needed > total:
+        fix = (
+            "Add GPU nodes (`ray start` on a machine with NVIDIA GPUs and their driver: Ray counts the GPUs it sees), "
+            "or deploy it without GPUs (--num-gpus 0)"
+            if not total
+            else "Ask for less of a GPU per replica (--num-gpus 0.5 shares one) or fewer replicas, or add GPU nodes"
+        )
+        asked = f"{replicas} x {spec.ray.num_gpus:g} GPU need {needed:g} GPUs"
+        return f"{where}: {asked}, and the cluster has {total:g} in all. {fix}"
+    return None
 
 
 def python_packages(spec: DeploymentSpec) -> dict[str, Any]:
@@ -138,8 +164,8 @@ class RayBackend:
     """Runs deployments on one Ray cluster, the one at `address` (connected to on first use), or the one this
     process is already connected to (`ray.init()` first). Registered models come from the registry in `home`.
 
-    Replicas Ray has no room for are never left waiting silently: more CPUs than the cluster has in all are
-    refused by `check`; replicas waiting for CPUs that other deployments hold fail the generation after
+    Replicas Ray has no room for are never left waiting silently: more CPUs or GPUs than the cluster has in all
+    are refused by `check`; replicas waiting for CPUs that other deployments hold fail the generation after
     `pending_grace` seconds, saying so."""
 
     name = "ray"
@@ -191,14 +217,9 @@ class RayBackend:
             raise InvalidSpec("this Ray backend has no workspace to take registered models from")
         if spec.python_environment is not None:
             python_packages(spec)  # refuses a Python version the replicas cannot have, before anything is stored
-        replicas = spec.ray.min_replicas if spec.ray.autoscaling else spec.instances
-        needed, total = (replicas or 1) * spec.ray.num_cpus, self._ray.cluster_resources().get("CPU", 0.0)
-        if needed > total:
-            raise InvalidSpec(
-                f"the cluster has no room for the replicas of {spec.endpoint}/{spec.name}: {replicas} x "
-                f"{spec.ray.num_cpus:g} CPU need {needed:g} CPUs, and the cluster has {total:g} in all. Ask for fewer "
-                "CPUs per replica (--num-cpus) or fewer replicas, or add nodes"
-            )
+        problem = room_problem(spec, self._ray.cluster_resources())
+        if problem is not None:
+            raise InvalidSpec(problem)
 
     def start(self, spec: DeploymentSpec, generation: int) -> RayGeneration:
         self.check(spec)

@@ -332,6 +332,12 @@ def document() -> dict[str, Any]:
                         "max_ongoing": {"type": "integer", "minimum": 1},
                         "max_queued": {"type": "integer", "minimum": -1},
                         "num_cpus": {"type": "number", "minimum": 0},
+                        "num_gpus": {
+                            "type": "number",
+                            "minimum": 0,
+                            "maximum": 1024,
+                            "description": "GPUs Ray reserves per replica: a fraction below 1 shares one GPU",
+                        },
                         "health_check_s": {"type": "number", "minimum": 0.1},
                         "graceful_shutdown_s": {"type": "number", "minimum": 0},
                         "model_store": {"type": ["string", "null"]},
