@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from _otlp_receiver import collector
+from _postgres import PostgresServer, PostgresUnavailable, running_postgres
 from _ray_cluster import ray_cluster
 
 from scorehost.compat import reset_raw_http_requested, uninstall_import_aliases
@@ -271,3 +272,25 @@ def yaml_file(tmp_path: Path) -> Callable[..., Path]:
         return write_file(tmp_path / name, textwrap.dedent(text))
 
     return write
+
+
+# --- PostgreSQL (tests/_postgres.py) ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server for this test process (skipped, saying why, where none can start)."""
+    try:
+        with running_postgres() as server:
+            yield server
+    except PostgresUnavailable as error:
+        pytest.skip(f"no PostgreSQL: {error}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty workspace database: a SQLite file, then a PostgreSQL database (the same test runs on both)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'workspace.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.database()
