@@ -33,7 +33,7 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_serve_help(flag: str) -> None:
     code, output = invoke("serve", flag)
-    assert code == 0
+    assert code == 0, output
     assert output.startswith("Usage: cli serve [OPTIONS] [SCRIPT]")
     assert "Serve SCRIPT (a score.py with init() and run()) on http://127.0.0.1:5001." in output
     for option in (
