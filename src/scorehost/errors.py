@@ -35,6 +35,7 @@
     - CorruptModel                    a stored file's bytes no longer match its sha256
     - RegistrySchemaError             the database was written by a newer scorehost
     - StorageFull                     507: a write ran out of disk space (or past `ulimit -f`)
+    - WorkspaceDatabaseError          503: the workspace database cannot be reached or used (its URL, masked; fix)
   + DeployError                       endpoints and deployments (`scorehost endpoints`, the control plane)
     - InvalidSpec(ValueError)         400: a declaration that cannot work (name, traffic, instances)
     - UnknownResource(LookupError)    404: no such endpoint or deployment
@@ -99,6 +100,7 @@ __all__ = [
     "UnknownModel",
     "UnknownResource",
     "UnsupportedMediaType",
+    "WorkspaceDatabaseError",
 ]
 
 
@@ -277,6 +279,13 @@ class StorageFull(RegistryError):
     """A write in the workspace ran out of space: the message names the folder, the file, the size and the fix."""
 
     status_code = 507
+
+
+class WorkspaceDatabaseError(RegistryError):
+    """The workspace database cannot be reached or used: a missing driver, a refused connection, a wrong password, a
+    missing database. The message is one line naming the database (password masked), what failed and the fix."""
+
+    status_code = 503
 
 
 class DeployError(ScorehostError):

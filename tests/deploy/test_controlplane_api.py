@@ -117,6 +117,8 @@ def test_deployments_traffic_and_logs(api: tuple[httpx.Client, RecordingDeployer
         ("POST", "/api/v1/endpoints/mnist/keys/regenerate", {"key": "third"}, 400, "'primary' or 'secondary'"),
         ("GET", "/api/v1/nothing", None, 404, "no API route /api/v1/nothing"),
         ("PATCH", "/api/v1/endpoints", None, 405, "PATCH is not allowed on /api/v1/endpoints"),
+        ("PATCH", "/api/v1/endpoints/mnist", {"tags": False}, 400, "tags must map names to strings"),
+        ("PATCH", "/api/v1/endpoints/mnist", {"tags": []}, 400, "tags must map names to strings"),
     ],
 )
 def test_bad_requests_get_4xx_with_a_message(

@@ -1,4 +1,5 @@
-"""Declared endpoints, deployments and traffic in a real workspace SQLite file."""
+"""Declared endpoints, deployments and traffic in a real workspace database: SQLite, and PostgreSQL where the tests
+take `state`."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from scorehost.registry import database
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> DeployState:
-    engine = database.connect(f"sqlite:///{tmp_path / 'registry.db'}")
+def state(database_url: str) -> DeployState:
+    engine = database.connect(database_url)
     yield DeployState(engine)  # type: ignore[misc]
     engine.dispose()
 

@@ -1,4 +1,5 @@
-"""The Registry API on real SQLite files and real files: versions, aliases, content addressing, model folders."""
+"""The Registry API on real SQLite files (the core tests on PostgreSQL too) and real files: versions, aliases, content
+addressing, model folders."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from scorehost.timestamps import parse_iso_utc
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    with Registry(tmp_path / "home") as opened:
+def registry(tmp_path: Path, request: pytest.FixtureRequest) -> Registry:
+    # Tests marked `usefixtures("database_url")` run on SQLite and on PostgreSQL; the others on the home's SQLite file.
+    url = request.getfixturevalue("database_url") if "database_url" in request.fixturenames else None
+    with Registry(tmp_path / "home", url=url) as opened:
         yield opened  # type: ignore[misc]
 
 
@@ -37,6 +40,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.usefixtures("database_url")
 def test_versions_count_up_per_name_and_keep_metadata(registry: Registry, tmp_path: Path) -> None:
     model = _file(tmp_path / "src" / "sklearn_mnist_model.pkl", b"model-v1")
     first = registry.register("sklearn_mnist", model, tags={"team": "vision"}, properties={"accuracy": "0.97"})
@@ -92,6 +96,7 @@ def test_identical_content_is_stored_once(registry: Registry, tmp_path: Path) ->
     assert not list((registry.home / "store" / "tmp").iterdir())
 
 
+@pytest.mark.usefixtures("database_url")
 def test_references_resolve_everywhere(registry: Registry, tmp_path: Path) -> None:
     for content in (b"1", b"2", b"3"):
         registry.register("m", _file(tmp_path / "model.pkl", content))
@@ -126,6 +131,7 @@ def test_unknown_references_say_what_exists(registry: Registry, tmp_path: Path, 
         registry.get(ref)
 
 
+@pytest.mark.usefixtures("database_url")
 def test_empty_registry_says_so(registry: Registry) -> None:
     with pytest.raises(UnknownModel, match=r"the registry is empty"):
         registry.get("m")
@@ -133,6 +139,7 @@ def test_empty_registry_says_so(registry: Registry) -> None:
     assert registry.list_versions() == []
 
 
+@pytest.mark.usefixtures("database_url")
 def test_alias_needs_an_existing_version(registry: Registry, tmp_path: Path) -> None:
     registry.register("m", _file(tmp_path / "model.pkl", b"x"))
     with pytest.raises(UnknownModel, match="has no version 4"):
@@ -141,6 +148,7 @@ def test_alias_needs_an_existing_version(registry: Registry, tmp_path: Path) -> 
         registry.set_alias("m", "2", 1)
 
 
+@pytest.mark.usefixtures("database_url")
 def test_delete_needs_force_when_an_alias_points_to_it(registry: Registry, tmp_path: Path) -> None:
     registry.register("m", _file(tmp_path / "model.pkl", b"one"))
     registry.register("m", _file(tmp_path / "model.pkl", b"two"))
@@ -168,6 +176,7 @@ def test_delete_keeps_blobs_other_versions_share(registry: Registry, tmp_path: P
     assert registry.verify().ok
 
 
+@pytest.mark.usefixtures("database_url")
 def test_deleting_every_version_keeps_the_name_and_its_numbering(registry: Registry, tmp_path: Path) -> None:
     registry.register("m", _file(tmp_path / "model.pkl", b"x"))
     registry.delete("m:1")

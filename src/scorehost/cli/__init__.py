@@ -55,4 +55,10 @@ cli.add_command(k8s_command)
 
 def main() -> None:
     """Entry point of the `scorehost` console script."""
-    cli()
+    from scorehost.errors import WorkspaceDatabaseError
+
+    try:
+        cli()
+    except WorkspaceDatabaseError as error:  # a command that did not expect it: still one line, not a traceback
+        click.echo(f"Error: {error.message}", err=True)
+        raise SystemExit(1) from None

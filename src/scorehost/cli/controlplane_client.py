@@ -47,12 +47,15 @@ def client_of(home: Path | None) -> Client:
     """A client of the workspace's control plane, started first if it is not running (said on stderr: it and its
     gateway keep running in the background after the command)."""
     from scorehost.client import Client
-    from scorehost.deploy.controlplane.daemon import start_control_plane
 
     workspace = workspace_of(home)
     running = _answering(workspace)
     if running is not None:
         return Client(address=running)
+    # Imported only now: it brings SQLAlchemy, a third of a second that each command to a running control plane
+    # would pay for nothing.
+    from scorehost.deploy.controlplane.daemon import start_control_plane
+
     address = start_control_plane(workspace)
     click.echo(
         f"started the control plane on {address.api} and the gateway on {address.gateway} "

@@ -33,7 +33,8 @@ _EPILOG = examples(
     "scorehost serve examples/digits/score.py --model digits:production",
     note="A reference (REF) is NAME (the latest version), NAME:VERSION, NAME:ALIAS or NAME:latest. The registry "
     "lives in the workspace (--home, before or after the command, or SCOREHOST_HOME; default ~/.scorehost); its "
-    "database may be any SQLAlchemy URL (SCOREHOST_REGISTRY_URL; default SQLite in that folder).",
+    "database may be any SQLAlchemy URL (SCOREHOST_REGISTRY_URL; default SQLite in that folder), e.g. PostgreSQL: "
+    "postgresql+psycopg://USER:PASSWORD@HOST:5432/DATABASE after pip install 'scorehost[postgres]'.",
 )
 
 _REF_HELP = "REF is NAME (its latest version), NAME:VERSION, NAME:ALIAS or NAME:latest."

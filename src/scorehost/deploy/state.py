@@ -24,7 +24,7 @@ from scorehost.deploy.spec import (
     check_text_pairs,
 )
 from scorehost.errors import InvalidSpec, ResourceExists, UnknownResource
-from scorehost.registry import database
+from scorehost.registry import database, locking
 from scorehost.registry.database import metadata
 from scorehost.timestamps import iso_utc
 
@@ -181,39 +181,41 @@ class DeployState:
 
     # -- endpoints -------------------------------------------------------------------------------
 
+    @locking.retried
     def create_endpoint(self, spec: EndpointSpec) -> EndpointRecord:
         """Store a new endpoint with fresh keys; ResourceExists when the name is taken."""
         now = time.time()
-        with database.writing(self._engine) as conn:
-            if self._endpoint_row(conn, spec.name) is not None:
+        row = {
+            "name": spec.name,
+            "auth": str(spec.auth),
+            "description": spec.description,
+            "tags": json.dumps(dict(spec.tags)),
+            "primary_key": new_key(),
+            "secondary_key": new_key(),
+            "mirror": None,
+            "mirror_percent": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with database.writing(self._engine, lock=_lock(spec.name)) as conn:
+            # Inserted unless there: the loser of a race (where the dialect has no lock) gets the same answer.
+            if not locking.insert_new(conn, endpoints, row):
                 raise ResourceExists(f"endpoint {spec.name!r} exists already; `scorehost endpoints show {spec.name}`")
-            conn.execute(
-                endpoints.insert().values(
-                    name=spec.name,
-                    auth=str(spec.auth),
-                    description=spec.description,
-                    tags=json.dumps(dict(spec.tags)),
-                    primary_key=new_key(),
-                    secondary_key=new_key(),
-                    mirror=None,
-                    mirror_percent=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
             return self._endpoint(conn, spec.name)
 
+    @locking.retried
     def describe_endpoint(
         self, name: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
     ) -> EndpointRecord:
         """Change what an endpoint says about itself (its description, its tags); nothing that routes."""
-        check_text_pairs("tags", tags or {})
+        if tags is not None:  # `false` or `[]` from a caller is refused, not taken for "no change"
+            check_text_pairs("tags", tags)
         values: dict[str, Any] = {"updated_at": time.time()}
         if description is not None:
             values["description"] = description
         if tags is not None:
             values["tags"] = json.dumps(dict(tags))
-        with database.writing(self._engine) as conn:
+        with database.writing(self._engine, lock=_lock(name)) as conn:
             self._endpoint(conn, name)
             conn.execute(endpoints.update().where(endpoints.c.name == name).values(**values))
             return self._endpoint(conn, name)
@@ -229,9 +231,10 @@ class DeployState:
             names = conn.execute(sa.select(endpoints.c.name).order_by(endpoints.c.name)).scalars().all()
             return [self._endpoint(conn, name) for name in names]
 
+    @locking.retried
     def delete_endpoint(self, name: str) -> list[DeploymentRecord]:
         """Remove the endpoint and its deployments' rows; returns the deployments (for the backend to stop)."""
-        with database.writing(self._engine) as conn:
+        with database.writing(self._engine, lock=_lock(name)) as conn:
             self._endpoint(conn, name)
             removed = self._deployments(conn, name)
             for table in (traffic, runtime, serving):
@@ -240,11 +243,12 @@ class DeployState:
             conn.execute(endpoints.delete().where(endpoints.c.name == name))
         return removed
 
+    @locking.retried
     def regenerate_key(self, name: str, slot: KeySlot) -> EndpointRecord:
         """A new key in one slot; the other keeps working, so clients can move without downtime."""
         if slot not in ("primary", "secondary"):
             raise InvalidSpec(f"the key to regenerate is 'primary' or 'secondary', not {slot!r}")
-        with database.writing(self._engine) as conn:
+        with database.writing(self._engine, lock=_lock(name)) as conn:
             self._endpoint(conn, name)
             conn.execute(
                 endpoints.update()
@@ -253,9 +257,10 @@ class DeployState:
             )
             return self._endpoint(conn, name)
 
+    @locking.retried
     def set_traffic(self, name: str, split: Traffic) -> EndpointRecord:
         """Replace the endpoint's traffic split and mirror (every deployment named must exist)."""
-        with database.writing(self._engine) as conn:
+        with database.writing(self._engine, lock=_lock(name)) as conn:
             self._endpoint(conn, name)
             split.check_against([record.spec.name for record in self._deployments(conn, name)])
             conn.execute(traffic.delete().where(traffic.c.endpoint == name))
@@ -271,34 +276,34 @@ class DeployState:
 
     # -- deployments -----------------------------------------------------------------------------
 
+    @locking.retried
     def put_deployment(self, spec: DeploymentSpec, *, create: bool) -> DeploymentRecord:
         """Create (generation 1) or update (generation + 1) a deployment; the first one gets 100% traffic."""
         now = time.time()
         body = json.dumps(spec.to_json())
-        with database.writing(self._engine) as conn:
+        with database.writing(self._engine, lock=_lock(spec.endpoint)) as conn:
             self._endpoint(conn, spec.endpoint)
             found = self._deployment_row(conn, spec.endpoint, spec.name)
+            exists = ResourceExists(
+                f"deployment {spec.name!r} exists already behind {spec.endpoint!r}; "
+                f"`scorehost deployments update {spec.endpoint} {spec.name} ...` changes it"
+            )
             if create and found is not None:
-                raise ResourceExists(
-                    f"deployment {spec.name!r} exists already behind {spec.endpoint!r}; "
-                    f"`scorehost deployments update {spec.endpoint} {spec.name} ...` changes it"
-                )
+                raise exists
             if not create and found is None:
                 self._deployment(conn, spec.endpoint, spec.name)  # raises UnknownResource with the list
             if found is None:
                 first = not self._deployments(conn, spec.endpoint)
-                conn.execute(
-                    deployments.insert().values(
-                        endpoint=spec.endpoint, name=spec.name, spec=body, generation=1, created_at=now, updated_at=now
-                    )
-                )
+                row = {"endpoint": spec.endpoint, "name": spec.name, "spec": body, "generation": 1}
+                if not locking.insert_new(conn, deployments, {**row, "created_at": now, "updated_at": now}):
+                    raise exists
                 if first:
                     conn.execute(traffic.insert().values(endpoint=spec.endpoint, deployment=spec.name, percent=100))
             else:
                 conn.execute(
                     deployments.update()
                     .where(deployments.c.endpoint == spec.endpoint, deployments.c.name == spec.name)
-                    .values(spec=body, generation=found.generation + 1, updated_at=now)
+                    .values(spec=body, generation=deployments.c.generation + 1, updated_at=now)
                 )
             return self._deployment(conn, spec.endpoint, spec.name)
 
@@ -313,9 +318,10 @@ class DeployState:
             self._endpoint(conn, endpoint)
             return self._deployments(conn, endpoint)
 
+    @locking.retried
     def delete_deployment(self, endpoint: str, name: str) -> DeploymentRecord:
         """Remove a deployment that takes no traffic (move its traffic first, or it is refused)."""
-        with database.writing(self._engine) as conn:
+        with database.writing(self._engine, lock=_lock(endpoint)) as conn:
             record = self._deployment(conn, endpoint, name)
             share = conn.execute(
                 sa.select(traffic.c.percent).where(traffic.c.endpoint == endpoint, traffic.c.deployment == name)
@@ -338,59 +344,47 @@ class DeployState:
 
     # -- what serves ------------------------------------------------------------------------------------
 
+    @locking.retried
     def mark_serving(self, spec: DeploymentSpec, generation: int) -> None:
         """`generation` became ready and takes the deployment's traffic; an older one never replaces a newer."""
-        with database.writing(self._engine) as conn:
+        with database.writing(self._engine, lock=_lock(spec.endpoint)) as conn:
             found = self._serving_row(conn, spec.endpoint, spec.name)
             if found is not None and found.generation is not None and found.generation > generation:
                 return
             values: dict[str, Any] = {"generation": generation, "spec": json.dumps(spec.to_json())}
             if found is not None and (found.failed_generation or 0) <= generation:
                 values.update(failed_generation=None, failure=None)
-            self._upsert(conn, spec.endpoint, spec.name, found, values)
+            self._upsert(conn, spec.endpoint, spec.name, values)
 
+    @locking.retried
     def mark_failed(self, endpoint: str, name: str, generation: int, reason: str) -> None:
         """`generation` could not start, for `reason` (shown until a newer generation becomes ready)."""
-        with database.writing(self._engine) as conn:
+        with database.writing(self._engine, lock=_lock(endpoint)) as conn:
             if self._deployment_row(conn, endpoint, name) is None:
                 return  # deleted meanwhile
             found = self._serving_row(conn, endpoint, name)
             if found is not None and (found.generation or 0) >= generation:
                 return
-            self._upsert(conn, endpoint, name, found, {"failed_generation": generation, "failure": reason})
+            self._upsert(conn, endpoint, name, {"failed_generation": generation, "failure": reason})
 
     def _serving_row(self, conn: sa.Connection, endpoint: str, name: str) -> sa.Row[Any] | None:
         return conn.execute(
             sa.select(serving).where(serving.c.endpoint == endpoint, serving.c.deployment == name)
         ).first()
 
-    def _upsert(
-        self, conn: sa.Connection, endpoint: str, name: str, found: sa.Row[Any] | None, values: dict[str, Any]
-    ) -> None:
-        values = {**values, "updated_at": time.time()}
-        if found is None:
-            conn.execute(serving.insert().values(endpoint=endpoint, deployment=name, **values))
-        else:
-            conn.execute(
-                serving.update().where(serving.c.endpoint == endpoint, serving.c.deployment == name).values(values)
-            )
+    def _upsert(self, conn: sa.Connection, endpoint: str, name: str, values: dict[str, Any]) -> None:
+        row = {"endpoint": endpoint, "deployment": name, **values, "updated_at": time.time()}
+        locking.upsert(conn, serving, row, keys=("endpoint", "deployment"))
 
     # -- backend records ---------------------------------------------------------------------------
 
+    @locking.retried
     def save_runtime(self, endpoint: str, name: str, generation: int, record: Mapping[str, Any]) -> None:
         """Remember how to find a running generation again (after a control-plane restart)."""
-        with database.writing(self._engine) as conn:
-            keys = (runtime.c.endpoint == endpoint, runtime.c.deployment == name, runtime.c.generation == generation)
-            conn.execute(runtime.delete().where(*keys))
-            conn.execute(
-                runtime.insert().values(
-                    endpoint=endpoint,
-                    deployment=name,
-                    generation=generation,
-                    record=json.dumps(record),
-                    updated_at=time.time(),
-                )
-            )
+        with database.writing(self._engine, lock=_lock(endpoint)) as conn:
+            row = {"endpoint": endpoint, "deployment": name, "generation": generation}
+            row |= {"record": json.dumps(record), "updated_at": time.time()}
+            locking.upsert(conn, runtime, row, keys=("endpoint", "deployment", "generation"))
 
     def runtimes(self) -> list[tuple[str, str, int, dict[str, Any]]]:
         """Every remembered (endpoint, deployment, generation, record)."""
@@ -400,9 +394,10 @@ class DeployState:
             )
             return [(endpoint, name, generation, json.loads(record)) for endpoint, name, generation, record in rows]
 
+    @locking.retried
     def forget_runtime(self, endpoint: str, name: str, generation: int) -> None:
         """The generation was stopped: nothing to find again."""
-        with database.writing(self._engine) as conn:
+        with database.writing(self._engine, lock=_lock(endpoint)) as conn:
             conn.execute(
                 runtime.delete().where(
                     runtime.c.endpoint == endpoint, runtime.c.deployment == name, runtime.c.generation == generation
@@ -458,6 +453,11 @@ class DeployState:
     def _deployments(self, conn: sa.Connection, endpoint: str) -> list[DeploymentRecord]:
         rows = conn.execute(_DEPLOYMENTS.where(deployments.c.endpoint == endpoint).order_by(deployments.c.name))
         return [_record(row) for row in rows]
+
+
+def _lock(endpoint: str) -> str:
+    """What a write transaction locks: an endpoint with its deployments, traffic and records are written together."""
+    return f"endpoint:{endpoint}"
 
 
 # A deployment's row with what serves it (none before any generation became ready).

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from scorehost.config import WorkspaceSettings
 from scorehost.errors import InvalidEnvironment, ResourceExists, UnknownResource
-from scorehost.registry import database
+from scorehost.registry import database, locking
 from scorehost.registry.database import metadata
 from scorehost.timestamps import iso_utc
 
@@ -92,6 +92,7 @@ class EnvironmentRegistry:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    @locking.retried
     def register(
         self,
         name: str,
@@ -108,7 +109,7 @@ class EnvironmentRegistry:
         if version is not None and not _VERSION.fullmatch(version):
             raise InvalidEnvironment(f"{version!r} is not an environment version: letters, digits, '.', '_', '-'")
         spec_text = json.dumps(dict(spec) if spec is not None else None, sort_keys=True)
-        with database.writing(self._engine) as conn:
+        with database.writing(self._engine, lock=f"environment:{name}") as conn:
             rows = conn.execute(sa.select(environments).where(environments.c.name == name)).all()
             if version is None:
                 numbers = [int(row.version) for row in rows if row.version.isdigit()]

@@ -41,8 +41,9 @@ def parse_model_refs(refs: Sequence[str]) -> list[ModelRef]:
     return [parse_ref(ref) for ref in refs]
 
 
-def lay_out_models(parsed: Sequence[ModelRef], home: Path | None) -> ServedModels:
+def lay_out_models(parsed: Sequence[ModelRef], home: Path | None, *, url: str | None = None) -> ServedModels:
     """Resolve each reference once and lay the versions out; a RegistryError's message names the failing ref.
+    `url`: the workspace database's, when a control plane handed it over (registry/url_handoff.py); else the settings'.
 
     The registry is closed before returning: its SQLite connections must not be shared by forked workers.
     The folder is this process's (its forked workers share it) and is removed when it exits.
@@ -63,7 +64,7 @@ def lay_out_models(parsed: Sequence[ModelRef], home: Path | None) -> ServedModel
         )
     labels: dict[tuple[str, int], list[str]] = {}
     try:
-        with Registry(workspace.workspace) as registry:
+        with Registry(workspace.workspace, url=url) as registry:
             for ref in parsed:
                 try:
                     key = registry.resolve(ref)

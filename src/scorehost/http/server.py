@@ -25,6 +25,7 @@ from scorehost.http.reload import reload_problem
 from scorehost.http.startup import load_and_init
 from scorehost.http.supervisor import Supervisor
 from scorehost.http.worker import EXIT_BOOT_FAILED
+from scorehost.registry.url_handoff import take_url
 from scorehost.sockets import UnixSocketFile, bind_sockets, bind_unix_socket
 from scorehost.telemetry.logs import configure_logging
 from scorehost.telemetry.prometheus import prepare_multiprocess, remove_multiprocess
@@ -39,6 +40,12 @@ def serve(settings: ServeSettings, *, reload: bool = False) -> int:
     """Serve the entry script until SIGTERM/SIGINT; return the exit code (3: the script or its models cannot serve).
     With `reload`, new workers take over whenever the script's folder changes (http/reload.py)."""
     configure_logging(settings.log_format, settings.log_level)
+    try:
+        # First of all: the pipe is closed and its variable gone before any worker or script could inherit them.
+        registry_url = take_url()
+    except RegistryError as error:
+        logger.error("%s", error.message)
+        return 2
     if settings.entry_script is None:
         logger.error("No entry script given: `scorehost serve path/to/score.py` (or set AZUREML_ENTRY_SCRIPT).")
         return 2
@@ -62,7 +69,7 @@ def serve(settings: ServeSettings, *, reload: bool = False) -> int:
             logger.error("Invalid value for '--model': %s", error.message)
             return 2
         try:
-            served = lay_out_models(refs, settings.home)
+            served = lay_out_models(refs, settings.home, url=registry_url)
         except RegistryError as error:
             logger.error("%s", error.message)
             return EXIT_BOOT_FAILED

@@ -2,7 +2,8 @@
 
 Any SQLAlchemy URL works; SQLite is the embedded default. SQLite connections run in WAL mode (readers
 never wait for a writer) and every write transaction starts with `BEGIN IMMEDIATE`, so two processes
-registering the same name queue for the write lock instead of both reading the same last version.
+registering the same name queue for the write lock instead of both reading the same last version. On PostgreSQL a
+write transaction takes an advisory lock on what it writes instead (registry/locking.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from scorehost.errors import RegistrySchemaError
+from scorehost.registry import database_errors, locking
 from scorehost.registry.private import private_database, warn_if_shared
 from scorehost.registry.space import database_error
 
@@ -153,9 +155,16 @@ def connect(url: str) -> sa.Engine:
     """An engine for `url`, with SQLite set up for several processes at once.
 
     A SQLite file is made private (0600, with its -wal and -shm) before the first connection; an error that
-    means its disk is full becomes StorageFull, which says where and what to do.
+    means its disk is full becomes StorageFull, which says where and what to do. A URL SQLAlchemy cannot use, and a
+    failure to connect, become WorkspaceDatabaseError: one line with the URL (password masked) and the fix.
     """
-    engine = sa.create_engine(url)
+    try:
+        # Pre-ping a server's pooled connections: a long-running control plane outlives a database restart.
+        engine = sa.create_engine(url, pool_pre_ping=sa.make_url(url).get_backend_name() != "sqlite")
+    except (sa.exc.ArgumentError, ImportError) as error:
+        raise database_errors.url_error(url, error) from None
+    if engine.dialect.is_async:
+        raise database_errors.async_driver_error(engine.url)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_connect)
         sa.event.listen(engine, "begin", _sqlite_begin)
@@ -164,6 +173,7 @@ def connect(url: str) -> sa.Engine:
             warn_if_shared(path.parent)
             private_database(path)
             sa.event.listen(engine, "handle_error", functools.partial(_explain_full_disk, path))
+    database_errors.install(engine)
     return engine
 
 
@@ -174,19 +184,26 @@ def _explain_full_disk(path: Path, context: sa.engine.ExceptionContext) -> None:
 
 
 @contextmanager
-def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """A write transaction that holds the database's write lock from its first statement."""
+def writing(engine: sa.Engine, *, lock: str | None = None) -> Iterator[sa.Connection]:
+    """A write transaction that holds the database's write lock from its first statement.
+
+    `lock` names what the transaction reads and then writes (`model:NAME`, `endpoint:NAME`): SQLite's one write lock
+    covers everything, PostgreSQL takes an advisory lock on it (registry/locking.py says why).
+    """
     with engine.connect() as conn:
-        conn = conn.execution_options(scorehost_write=True)
+        conn = conn.execution_options(scorehost_write=True, **locking.write_options(conn.dialect.name))
         with conn.begin():
+            locking.begin_write(conn, lock)
             yield conn
 
 
 @contextmanager
 def read_only(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A read transaction: one consistent snapshot."""
-    with engine.connect() as conn, conn.begin():
-        yield conn
+    with engine.connect() as conn:
+        conn = conn.execution_options(**locking.read_options(conn.dialect.name))
+        with conn.begin():
+            yield conn
 
 
 def _current_version(conn: sa.Connection, key: str) -> int:
@@ -196,6 +213,7 @@ def _current_version(conn: sa.Connection, key: str) -> int:
     return int(value) if value is not None else 0
 
 
+@locking.retried
 def migrate(
     engine: sa.Engine,
     *,
@@ -212,7 +230,9 @@ def migrate(
     with read_only(engine) as conn:  # the common case needs no write lock
         if _current_version(conn, key) == latest:
             return latest
-    with writing(engine) as conn:  # re-read under the lock: another process may have migrated meanwhile
+    # Re-read under the lock: another process may have migrated meanwhile. One lock for every component, as they
+    # share schema_info; PostgreSQL's DDL is transactional, so the loser of the race sees the winner's whole schema.
+    with writing(engine, lock=locking.SCHEMA_LOCK) as conn:
         if not sa.inspect(conn).has_table("schema_info") and key != "schema_version":
             conn.execute(sa.schema.CreateTable(schema_info))
         found = _current_version(conn, key)

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from scorehost.config import WorkspaceSettings
 from scorehost.errors import InvalidModelReference, ModelInUse, UnknownModel
-from scorehost.registry import database
+from scorehost.registry import database, locking
 from scorehost.registry.database import tables as t
 from scorehost.registry.layout import write_verified
 from scorehost.registry.names import ModelRef, check_alias, check_name, parse_ref
@@ -139,29 +139,47 @@ class Registry:
             now = time.time()
             size = sum(item.size for item in stored)
             manifest = _manifest_digest(stored)
-            existing: int | None = None
-            with database.writing(self._engine) as conn:
-                if reuse_identical:
-                    same = conn.execute(
-                        sa.select(t.versions.c.version)
-                        .where(t.versions.c.name == name, t.versions.c.digest == manifest)
-                        .order_by(t.versions.c.version.desc())
-                    ).scalar()
-                    if same is not None:
-                        existing = int(same)
-                if existing is None:
-                    version = self._next_version(conn, name, now)
-                    self._insert_version(conn, name, version, kind, root, manifest, stored, description, now)
-                    for table, values in ((t.tags, tag_values), (t.properties, property_values)):
-                        if values:
-                            rows = [{"name": name, "version": version, "key": k, "value": v} for k, v in values.items()]
-                            conn.execute(table.insert(), rows)
-        if existing is not None:
-            return self.get(f"{name}:{existing}")
+            version, existing = self._commit_version(
+                name, kind, root, manifest, stored, description, now, tag_values, property_values, reuse_identical
+            )
+        if existing:
+            return self.get(f"{name}:{version}")
         # Built from what was just written (a new version has no aliases yet): no query back.
         return ModelVersion(
             name, version, kind, root, manifest, size, len(stored), description, now, tag_values, property_values
         )
+
+    @locking.retried
+    def _commit_version(
+        self,
+        name: str,
+        kind: str,
+        root: str,
+        manifest: str,
+        stored: list[StoredFile],
+        description: str,
+        now: float,
+        tags: dict[str, str],
+        properties: dict[str, str],
+        reuse_identical: bool,
+    ) -> tuple[int, bool]:
+        """Write every row of a version in one transaction: (its number, whether it is an identical earlier one)."""
+        with database.writing(self._engine, lock=f"model:{name}") as conn:
+            if reuse_identical:
+                same = conn.execute(
+                    sa.select(t.versions.c.version)
+                    .where(t.versions.c.name == name, t.versions.c.digest == manifest)
+                    .order_by(t.versions.c.version.desc())
+                ).scalar()
+                if same is not None:
+                    return int(same), True
+            version = self._next_version(conn, name, now)
+            self._insert_version(conn, name, version, kind, root, manifest, stored, description, now)
+            for table, values in ((t.tags, tags), (t.properties, properties)):
+                if values:
+                    rows = [{"name": name, "version": version, "key": k, "value": v} for k, v in values.items()]
+                    conn.execute(table.insert(), rows)
+        return version, False
 
     @staticmethod
     def _insert_version(
@@ -191,29 +209,30 @@ class Registry:
         rows = [{"name": name, "version": version, "path": s.path, "digest": s.digest, "size": s.size} for s in stored]
         conn.execute(t.files.insert(), rows)
 
-    def _next_version(self, conn: sa.Connection, name: str, now: float) -> int:
-        last = conn.execute(
-            sa.select(t.models.c.last_version).where(t.models.c.name == name).with_for_update()
-        ).scalar()
-        if last is None:
-            conn.execute(t.models.insert().values(name=name, last_version=1, created_at=now))
-            return 1
-        conn.execute(t.models.update().where(t.models.c.name == name).values(last_version=last + 1))
-        return int(last) + 1
+    @staticmethod
+    def _next_version(conn: sa.Connection, name: str, now: float) -> int:
+        # Correct without the transaction's lock too: the row is made unless it exists (perhaps made by a registration
+        # not yet committed, which this one then waits for), and the increment locks it.
+        locking.insert_new(conn, t.models, {"name": name, "last_version": 0, "created_at": now})
+        models = t.models.c
+        conn.execute(t.models.update().where(models.name == name).values(last_version=models.last_version + 1))
+        return int(conn.execute(sa.select(models.last_version).where(models.name == name)).scalar_one())
 
+    @locking.retried
     def set_alias(self, name: str, alias: str, version: int | str) -> ModelVersion:
         """Point `name:alias` at a version, given as a number or as another alias (moving it if set)."""
         check_alias(alias)
-        with database.writing(self._engine) as conn:
-            _, number = self._resolve(conn, f"{check_name(name)}:{version}")
-            conn.execute(t.aliases.delete().where(t.aliases.c.name == name, t.aliases.c.alias == alias))
-            conn.execute(t.aliases.insert().values(name=name, alias=alias, version=number, updated_at=time.time()))
+        with database.writing(self._engine, lock=f"model:{check_name(name)}") as conn:
+            _, number = self._resolve(conn, f"{name}:{version}")
+            row = {"name": name, "alias": alias, "version": number, "updated_at": time.time()}
+            locking.upsert(conn, t.aliases, row, keys=("name", "alias"))
         return self.get(ModelRef(name, version=number))
 
+    @locking.retried
     def remove_alias(self, name: str, alias: str) -> int:
         """Remove `name:alias`; returns the version it pointed to."""
         check_alias(alias)
-        with database.writing(self._engine) as conn:
+        with database.writing(self._engine, lock=f"model:{check_name(name)}") as conn:
             version = conn.execute(
                 sa.select(t.aliases.c.version).where(t.aliases.c.name == check_name(name), t.aliases.c.alias == alias)
             ).scalar()
@@ -222,10 +241,12 @@ class Registry:
             conn.execute(t.aliases.delete().where(t.aliases.c.name == name, t.aliases.c.alias == alias))
         return int(version)
 
+    @locking.retried
     def delete(self, ref: str | ModelRef, *, force: bool = False) -> DeleteResult:
         """Delete one version; with aliases pointing to it, only with `force` (they are removed too)."""
-        with database.writing(self._engine) as conn:
-            name, version = self._resolve(conn, ref)
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        with database.writing(self._engine, lock=f"model:{parsed.name}") as conn:
+            name, version = self._resolve(conn, parsed)
             pointing = tuple(
                 conn.execute(
                     sa.select(t.aliases.c.alias)

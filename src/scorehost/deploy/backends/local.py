@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import AliasChoices
 
-from scorehost.config import ServeSettings
+from scorehost.config import ServeSettings, WorkspaceSettings
 from scorehost.deploy.backends.base import DeploymentRecord, DeploymentStatus, Handle
 from scorehost.deploy.backends.local_generation import (
     WORKER_REPORT,
@@ -96,8 +96,12 @@ class LocalBackend:
         backoff: Backoff | None = None,
         logs: LogSettings | None = None,
         adopt_timeout: float = 5.0,
+        registry_url: str | None = None,
     ) -> None:
         self.home = home.expanduser().resolve()
+        # The control plane's own SCOREHOST_REGISTRY_URL, handed to each serve process at each start (never saved);
+        # None: the default SQLite file in `home`, which serve's --home finds.
+        self.registry_url = registry_url or WorkspaceSettings(home=self.home).registry_url
         self.backoff = backoff or Backoff()
         self.log_settings = logs or LogSettings()
         self.adopt_timeout = adopt_timeout
@@ -147,7 +151,16 @@ class LocalBackend:
                 folder / "launch.json",
                 {"command": launch.command, "environment": launch.environment, "cwd": launch.cwd},
             )
-            handle = Generation(*key, folder, token, launch, self.backoff, self.log_settings, f"unix:{socket_path}")
+            handle = Generation(
+                *key,
+                folder,
+                token,
+                launch,
+                self.backoff,
+                self.log_settings,
+                f"unix:{socket_path}",
+                registry_url=self.registry_url,
+            )
             self._generations[key] = handle
         handle.begin()
         return handle
@@ -226,7 +239,9 @@ class LocalBackend:
                 return None
         key = (record.endpoint, record.deployment, record.generation)
         saved = Launch(list(launch["command"]), dict(launch["environment"]), str(launch["cwd"]))
-        handle = Generation(*key, folder, token, saved, self.backoff, self.log_settings, url)
+        handle = Generation(
+            *key, folder, token, saved, self.backoff, self.log_settings, url, registry_url=self.registry_url
+        )
         with self._lock:
             if key in self._generations and not self._generations[key].finished:
                 process.release()

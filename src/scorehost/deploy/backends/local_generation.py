@@ -29,7 +29,7 @@ from scorehost.deploy.backends.local_process import (
     spawn,
 )
 from scorehost.deploy.backends.logfiles import follow, last_lines
-from scorehost.errors import DeploymentFailed, DeploymentTimeout
+from scorehost.errors import DeploymentFailed, DeploymentTimeout, RegistryError
 from scorehost.private_files import write_private
 from scorehost.telemetry.worker_report import read_worker_report
 
@@ -71,8 +71,12 @@ class Generation:
         backoff: Backoff,
         logs: LogSettings,
         url: str,
+        *,
+        registry_url: str | None = None,
     ) -> None:
         self._endpoint, self._deployment, self._generation = endpoint, deployment, generation
+        # The control plane's database URL, passed at each start through a pipe (registry/url_handoff.py), never saved.
+        self._registry_url = registry_url if "--model" in launch.command else None
         self.key = (endpoint, deployment, generation)
         self.folder, self.token, self.launch = folder, token, launch
         self.url = url  # where its serve listens, the same across restarts: unix:PATH
@@ -245,9 +249,15 @@ class Generation:
         launch = self.launch
         try:
             process = spawn(
-                launch.command, launch.env(), Path(launch.cwd), self.log_path, self._logs.max_bytes, self._logs.keep
+                launch.command,
+                launch.env(),
+                Path(launch.cwd),
+                self.log_path,
+                self._logs.max_bytes,
+                self._logs.keep,
+                registry_url=self._registry_url,
             )
-        except OSError as error:
+        except (OSError, RegistryError) as error:
             self._set(state=InstanceState.FAILED, last_error=f"cannot start scorehost serve: {error}")
             return False
         self._started = time.monotonic()

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scorehost.registry.url_handoff import pipe_url
+
 __all__ = [
     "TOKEN_VARIABLE",
     "AdoptedProcess",
@@ -145,15 +147,29 @@ class AdoptedProcess:
             os.close(self._pidfd)
 
 
-def spawn(command: list[str], env: dict[str, str], cwd: Path, log: Path, max_bytes: int, keep: int) -> ChildProcess:
-    """Start `command` in its own session, its output going through a log writer into `log`.
+def spawn(
+    command: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    log: Path,
+    max_bytes: int,
+    keep: int,
+    *,
+    registry_url: str | None = None,
+) -> ChildProcess:
+    """Start `command` in its own session, its output going through a log writer into `log`; `registry_url`, when
+    given, reaches it through an inherited pipe (registry/url_handoff.py), never its environment or command line.
 
     The writer is a separate process rather than a thread of ours: a pipe read by the control plane
     would break when the control plane exits, and the serve process with it (EPIPE on every log line).
     """
     log.parent.mkdir(parents=True, exist_ok=True)
+    handed: tuple[int, ...] = ()
     read_end, write_end = os.pipe()
     try:
+        if registry_url is not None:
+            url_fd, variable = pipe_url(registry_url)
+            handed, env = (url_fd,), {**env, **variable}
         writer = subprocess.Popen(
             [sys.executable, "-I", "-S", str(_WRITER), str(log), str(max_bytes), str(keep)],
             stdin=read_end,
@@ -170,6 +186,7 @@ def spawn(command: list[str], env: dict[str, str], cwd: Path, log: Path, max_byt
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
+                pass_fds=handed,
             )
         except BaseException:
             os.close(write_end)
@@ -177,7 +194,8 @@ def spawn(command: list[str], env: dict[str, str], cwd: Path, log: Path, max_byt
             writer.wait()
             raise
     finally:
-        os.close(read_end)
+        for fd in (read_end, *handed):
+            os.close(fd)
         if write_end >= 0:
             os.close(write_end)  # only the serve process (and its workers) hold it now: EOF when they are gone
     return ChildProcess(serve, writer)

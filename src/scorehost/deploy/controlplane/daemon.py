@@ -38,7 +38,7 @@ from scorehost.config import ControlPlaneSettings, WorkspaceSettings
 from scorehost.deploy.backends.local_process import carries_token
 from scorehost.deploy.controlplane import ports
 from scorehost.deploy.controlplane.ports import API_PORT, GATEWAY_PORT
-from scorehost.errors import PortInUse, ServiceUnavailable
+from scorehost.errors import PortInUse, ServiceUnavailable, WorkspaceDatabaseError
 from scorehost.private_files import write_private
 from scorehost.registry.private import make_private
 from scorehost.registry.store import process_alive
@@ -147,15 +147,21 @@ def run_control_plane(
     from scorehost.deploy.controlplane.logs import AccessLog, configure_logging
     from scorehost.deploy.gateway.routes import routes_path
     from scorehost.deploy.state import DeployState
-    from scorehost.registry import database
+    from scorehost.registry import database, database_errors
 
     settings = settings or ControlPlaneSettings()
     folder = _folder(home)
     token = _token(folder)
     log = folder / "controlplane.log" if log_to_file else None
-    configure_logging(log, settings.log_max_size, settings.log_backups, secrets=[token])
-    engine = database.connect(WorkspaceSettings(home=home).database_url)
-    state = DeployState(engine)
+    workspace = WorkspaceSettings(home=home)
+    # The database's password too: a driver's message or a traceback quoting the URL must not write it down.
+    secrets = [token, *database_errors.password_forms(workspace.database_url)]
+    configure_logging(log, settings.log_max_size, settings.log_backups, secrets=secrets)
+    try:
+        engine = database.connect(workspace.database_url)
+        state = DeployState(engine)
+    except WorkspaceDatabaseError as error:  # a wrong password, a server that is down: one line, not a traceback
+        return _refuse(error.message, log_to_file)
     controller = Controller(state, BackendRouter(home, LocalBackend(home)), home)
     gateway = GatewaySupervisor(
         GatewayOptions(home, host, gateway_port, gateway_workers, otlp_endpoint),
