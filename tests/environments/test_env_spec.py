@@ -148,6 +148,17 @@ def test_scorehosts_runtime_is_installed_beside_the_users_requirements() -> None
     assert "inference-schema" not in {parse_requirement(line).name for line in pinned}
 
 
+def test_a_postgresql_workspace_puts_its_driver_in_every_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = EnvironmentSpec.from_requirements(["six"])
+    on_sqlite, key_on_sqlite = spec.runtime_requirements(), spec.key()
+    assert not any(req.startswith("psycopg") for req in on_sqlite)
+    monkeypatch.setenv("SCOREHOST_REGISTRY_URL", "postgresql+psycopg://scorehost:secret@db:5432/scorehost")
+    added = set(spec.runtime_requirements()) - set(on_sqlite)
+    assert [parse_requirement(req).name for req in added] == ["psycopg"]  # serve lays models out from there
+    assert spec.key() != key_on_sqlite  # a different environment, built once
+    assert "secret" not in repr(spec.to_json())
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

@@ -54,13 +54,31 @@ def _core_requirements() -> tuple[Requirement, ...]:
     return tuple(requirement for requirement in parsed if requirement.name not in _BUILDER_ONLY)
 
 
+def _database_driver() -> tuple[Requirement, ...]:
+    """The `postgres` extra's driver when the workspace database is PostgreSQL (`SCOREHOST_REGISTRY_URL`): a
+    deployment's `serve` lays its models out from that database with the environment's own Python."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    url = os.environ.get("SCOREHOST_REGISTRY_URL", "").strip().lower()
+    if not url.startswith(("postgresql", "postgres:")):
+        return ()
+    try:
+        declared = requires("scorehost") or []
+    except PackageNotFoundError:
+        return ()
+    extra = (line.split(";", 1)[0] for line in declared if re.search(r"""\bextra\s*==\s*["']postgres["']""", line))
+    return tuple(parse_requirement(line) for line in extra)
+
+
 def runtime_requirements(user_requirements: Iterable[str] = ()) -> tuple[str, ...]:
-    """scorehost's core requirements, as installed beside `user_requirements` (sorted, normalized)."""
+    """scorehost's core requirements, as installed beside `user_requirements` (sorted, normalized), and the
+    workspace database's driver where it is a server."""
     named = set()
     for text in user_requirements:
         with contextlib.suppress(ValueError):  # -e paths and bare URLs name no project we could compare
             named.add(parse_requirement(text).name)
-    return tuple(sorted(str(req) for req in _core_requirements() if not (req.name in _USER_WINS and req.name in named)))
+    needed = (*_core_requirements(), *_database_driver())
+    return tuple(sorted(str(req) for req in needed if not (req.name in _USER_WINS and req.name in named)))
 
 
 def runtime_digest() -> str:
