@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from test_projects_e2e import SCRIPTS, gateway, key_of, scorehost
+from test_projects_e2e import SCRIPTS, gateway, key_of, scorehost, workspace
 
 pytestmark = pytest.mark.timeout(300)
-__all__ = ["gateway"]  # the fixture, imported to be used here
+__all__ = ["gateway", "workspace"]  # the fixtures, imported to be used here
 
 ENDPOINT = """\
 $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json

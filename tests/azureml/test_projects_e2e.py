@@ -74,14 +74,41 @@ def project(tmp_path: Path) -> Path:
     return tmp_path / "cli" / "endpoints" / "online"
 
 
-@pytest.fixture
-def gateway() -> Iterator[str]:
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """One workspace and control plane for the module's tests (each start and stop is four CLI and server
+    processes); each test has endpoints of its own names, deleted after it. Yields the folder and the gateway."""
+    home = tmp_path_factory.mktemp("projects-workspace")
     port = _free_port()
-    scorehost("controlplane", "start", "--api-port", "0", "--gateway-port", str(port))
+    # Started before conftest's clean_environ runs: only the variables named here.
+    ours = ("SCOREHOST_", "AZUREML_", "OTEL_EXPORTER_OTLP_")
+    env = {name: value for name, value in os.environ.items() if not name.startswith(ours)}
+    env["SCOREHOST_HOME"] = str(home)
+
+    def controlplane(*args: str) -> None:
+        command = [sys.executable, "-m", "scorehost", "controlplane", *args]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, f"{args}: exit {done.returncode}\n{done.stdout}{done.stderr}"
+
+    controlplane("start", "--api-port", "0", "--gateway-port", str(port))
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield home, f"http://127.0.0.1:{port}"
     finally:
-        scorehost("controlplane", "stop")
+        controlplane("stop")
+
+
+@pytest.fixture
+def gateway(workspace: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The module's control plane's gateway; SCOREHOST_HOME is its workspace. The test's endpoints are deleted
+    after it (their deployments would otherwise serve on, idle, until the module ends)."""
+    from scorehost.client import Client
+
+    home, url = workspace
+    monkeypatch.setenv("SCOREHOST_HOME", str(home))
+    yield url
+    with Client() as client:
+        for endpoint in client.list_endpoints():
+            client.delete_endpoint(endpoint["name"])
 
 
 def environment_python(conda_or_requirements: Path) -> Path:
@@ -148,8 +175,9 @@ def test_the_managed_sample_runs_from_its_own_files(project: Path, gateway: str)
     # One environment for both (their conda files declare the same packages), and one model: the two pickles are
     # the same bytes, so the content-addressed registration is one version, as on Azure ML.
     environments = json.loads(scorehost("environments", "list", "--json").stdout)
-    assert len(environments) == 1
-    assert sorted(environments[0]["used_by"]) == ["my-endpoint/blue", "my-endpoint/green"]
+    ours = [e for e in environments if any(user.startswith("my-endpoint/") for user in e["used_by"])]
+    assert len(ours) == 1  # (the workspace holds the other tests' environments too)
+    assert sorted(ours[0]["used_by"]) == ["my-endpoint/blue", "my-endpoint/green"]
     deployments = json.loads(scorehost("endpoints", "show", "my-endpoint", "--json").stdout)["deployments"]
     assert len({d["models"][0] for d in deployments}) == 1
     # The serve processes run the environment's interpreter, not scorehost's.

@@ -51,5 +51,8 @@ def test_collecting_from_flags_then_stopping(control_plane: int) -> None:
     assert shown["serve_options"] == {"collect_max_size": "1GiB"}  # what --no-collect leaves: nothing collects
     for n in range(2):
         assert httpx.post(url, json={"data": n}, timeout=30).status_code == 200
-    time.sleep(1)
-    assert len(collected("shop", "blue", 7)) == 6  # what was collected stays; nothing new comes
+    # The writer puts rows on disk within a fifth of a second; one read after waiting ten times that (not a 10 s
+    # poll for a row that must never come: each read is a CLI process).
+    time.sleep(2)
+    listed = scorehost("deployments", "data", "shop", "blue").stdout.splitlines()
+    assert len(listed) == 6  # what was collected stays; nothing new comes

@@ -63,9 +63,8 @@ def test_a_user_session(control_plane: int) -> None:
 
     listed = json.loads(scorehost("endpoints", "list", "--json").stdout)
     assert [(e["name"], e["traffic"]) for e in listed] == [("mnist", {"blue": 100})]
-    assert json.loads(scorehost("endpoints", "--home", os.environ["SCOREHOST_HOME"], "list", "--json").stdout) == (
-        json.loads(scorehost("endpoints", "list", "--json").stdout)  # --home before the command, as after it
-    )
+    # --home before the command, as after it (and as SCOREHOST_HOME): what `endpoints list --json` printed above
+    assert json.loads(scorehost("endpoints", "--home", os.environ["SCOREHOST_HOME"], "list", "--json").stdout) == listed
     table = scorehost("endpoints", "show", "mnist").stdout
     assert re.search(r"^blue +100 +1 +ready +local +-$", table, re.M), table
     assert f"  docs URI     http://127.0.0.1:{port}/endpoints/mnist/docs\n  mirror       none\n" in table
