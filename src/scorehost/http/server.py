@@ -112,14 +112,12 @@ def serve(settings: ServeSettings, *, reload: bool = False) -> int:
         if settings.preload:
             try:
                 script = load_and_init(settings, per_worker=False)  # init_worker() runs after the fork
+                sign = gpu_context_sign()
+                refusal = None if sign is None else preload_refusal(sign)
             except ScriptLoadError as error:
-                logger.error("The entry script cannot be served.\n%s", error)
-                for sock in sockets:
-                    sock.close()
-                return EXIT_BOOT_FAILED
-            sign = gpu_context_sign()
-            if sign is not None:
-                logger.error("%s", preload_refusal(sign))
+                refusal = f"The entry script cannot be served.\n{error}"
+            if refusal is not None:
+                logger.error("%s", refusal)
                 for sock in sockets:
                     sock.close()
                 return EXIT_BOOT_FAILED

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from scorehost.devices.nvml import GpuReading, read_gpus
+from scorehost.telemetry.prometheus import exposition
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -128,16 +129,7 @@ def gpu_families(readings: Sequence[GpuReading], held: Iterable[tuple[str, str]]
 def exposition_with_gpus(registry: CollectorRegistry, multiprocess_mode: bool, reader: Reader = read_gpus) -> bytes:
     """telemetry.prometheus.exposition's text, with the GPU series: `registry`'s metrics, or with
     `multiprocess_mode` those every process of the server wrote."""
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    source: Collector = registry
-    if multiprocess_mode:
-        from prometheus_client import multiprocess
-
-        source = multiprocess.MultiProcessCollector(None)  # type: ignore[no-untyped-call]
-    merged = CollectorRegistry()
-    merged.register(GpuCollector(source, reader))
-    return generate_latest(merged)
+    return exposition(registry, multiprocess_mode, wrap=lambda source: GpuCollector(source, reader))
 
 
 def _find(readings: Sequence[GpuReading], device: str) -> GpuReading | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,18 @@ def mark_worker_dead(pid: int) -> None:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-def exposition(registry: Any, multiprocess_mode: bool) -> bytes:
-    """`registry`'s metrics, or with `multiprocess_mode` those every process of the server wrote, as text."""
+def exposition(registry: Any, multiprocess_mode: bool, wrap: Callable[[Any], Any] | None = None) -> bytes:
+    """`registry`'s metrics, or with `multiprocess_mode` those every process of the server wrote, as text;
+    `wrap` turns that source into the collector exported (telemetry/gpu_metrics.py adds the GPU series so)."""
     from prometheus_client import CollectorRegistry, generate_latest
 
-    if not multiprocess_mode:
-        return generate_latest(registry)
-    from prometheus_client import multiprocess
+    source: Any = registry
+    if multiprocess_mode:
+        from prometheus_client import multiprocess
 
+        source = multiprocess.MultiProcessCollector(None)  # type: ignore[no-untyped-call]
+    elif wrap is None:
+        return generate_latest(registry)
     merged = CollectorRegistry()
-    multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+    merged.register(wrap(source) if wrap is not None else source)
     return generate_latest(merged)
