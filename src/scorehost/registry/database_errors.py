@@ -39,8 +39,8 @@ _QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd|pwd|sslpassword)=)[^&
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433, "oracle": 1521}
 _NAMES = {"postgresql": "PostgreSQL", "mysql": "MySQL", "mariadb": "MariaDB", "mssql": "SQL Server"}
 # What installs each driver module; psycopg (3) is the one scorehost ships an extra for.
-# A deployment's own environment (--environment, a conda file) has scorehost's core requirements only: its
-# requirements must name the driver.
+# A deployment's own environment (--environment, a conda file) gets the driver when built for a PostgreSQL
+# workspace (environments/runtime.py); one built otherwise needs it named in its requirements.
 _IN_ENVIRONMENT = "; a deployment with an environment of its own needs psycopg[binary] in its requirements"
 _PACKAGES = {
     "psycopg": POSTGRES_INSTALL + _IN_ENVIRONMENT,
