@@ -68,6 +68,14 @@ dependencies:
     - joblib
 """
 
+# The start of a deployment file with the sample's code and paths, for variants that change one thing.
+DEPLOYMENT_HEAD = """\
+name: blue
+endpoint_name: my-endpoint
+code_configuration:
+  code: ../../model-1/onlinescoring/
+  scoring_script: score.py
+"""
 MODEL_BYTES = b"\x80\x04\x95joblib-pickle-of-a-LinearRegression" + bytes(range(256))
 
 

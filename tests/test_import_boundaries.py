@@ -34,3 +34,8 @@ def test_the_host_loads_no_werkzeug_and_nothing_of_http() -> None:
 @pytest.mark.parametrize("module", ["scorehost.ray.replica", "scorehost.http.factory", "scorehost.ray.config"])
 def test_a_ray_replica_builds_its_app_without_granian(module: str) -> None:
     assert "granian" not in roots(loaded_after_import(module))
+
+
+def test_serving_a_script_loads_no_database_library() -> None:
+    # SQLAlchemy is a third of a second and ~15 MB per start: only `--model` (http/registered.py) needs it, lazily.
+    assert "sqlalchemy" not in roots(loaded_after_import("scorehost.http.server"))

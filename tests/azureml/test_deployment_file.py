@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from _azureml_samples import DEPLOYMENT_HEAD as HEAD
 from _azureml_samples import OnlineSamples, write_file
 
 from scorehost.azureml.deployment import (
@@ -18,15 +19,6 @@ from scorehost.azureml.deployment import (
 )
 from scorehost.azureml.references import AssetReference
 from scorehost.errors import ProjectFileError
-
-# The sample's code and paths, for variants that change one thing.
-HEAD = """\
-name: blue
-endpoint_name: my-endpoint
-code_configuration:
-  code: ../../model-1/onlinescoring/
-  scoring_script: score.py
-"""
 
 
 def _read(online: OnlineSamples, body: str, overrides: tuple[str, ...] = ()) -> DeploymentFile:

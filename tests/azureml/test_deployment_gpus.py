@@ -6,20 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _azureml_samples import DEPLOYMENT_HEAD as HEAD
 from _azureml_samples import OnlineSamples
 
 from scorehost.azureml.apply import deployment_request
 from scorehost.azureml.deployment import DeploymentFile, read_deployment_file
 from scorehost.deploy.spec import DeploymentSpec, RayOptions, check_serve_options
 from scorehost.errors import ProjectFileError
-
-HEAD = """\
-name: blue
-endpoint_name: my-endpoint
-code_configuration:
-  code: ../../model-1/onlinescoring/
-  scoring_script: score.py
-"""
 
 
 def _read(online: OnlineSamples, body: str, overrides: tuple[str, ...] = ()) -> DeploymentFile:

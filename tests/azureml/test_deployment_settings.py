@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from _azureml_samples import DEPLOYMENT_HEAD as HEAD
 from _azureml_samples import OnlineSamples
 
 from scorehost.azureml.deployment import (
@@ -13,15 +14,6 @@ from scorehost.azureml.deployment import (
     read_deployment_file,
 )
 from scorehost.errors import ProjectFileError
-
-# The sample's code and paths, for variants that change one thing.
-HEAD = """\
-name: blue
-endpoint_name: my-endpoint
-code_configuration:
-  code: ../../model-1/onlinescoring/
-  scoring_script: score.py
-"""
 
 
 def _read(online: OnlineSamples, body: str, overrides: tuple[str, ...] = ()) -> DeploymentFile:

@@ -25,7 +25,7 @@ from _postgres import PostgresServer
 
 from scorehost.client import Client, ControlPlaneAddress
 from scorehost.deploy.controlplane.daemon import stop_control_plane
-from scorehost.registry.url_handoff import URL_FD_VARIABLE
+from scorehost.url_handoff import URL_FD_VARIABLE
 
 SCRIPTS = Path(__file__).parents[1] / "scripts"
 

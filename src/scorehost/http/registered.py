@@ -43,7 +43,7 @@ def parse_model_refs(refs: Sequence[str]) -> list[ModelRef]:
 
 def lay_out_models(parsed: Sequence[ModelRef], home: Path | None, *, url: str | None = None) -> ServedModels:
     """Resolve each reference once and lay the versions out; a RegistryError's message names the failing ref.
-    `url`: the workspace database's, when a control plane handed it over (registry/url_handoff.py); else the settings'.
+    `url`: the workspace database's, when a control plane handed it over (url_handoff.py); else the settings'.
 
     The registry is closed before returning: its SQLite connections must not be shared by forked workers.
     The folder is this process's (its forked workers share it) and is removed when it exits.

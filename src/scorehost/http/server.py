@@ -25,11 +25,11 @@ from scorehost.http.reload import reload_problem
 from scorehost.http.startup import load_and_init
 from scorehost.http.supervisor import Supervisor
 from scorehost.http.worker import EXIT_BOOT_FAILED
-from scorehost.registry.url_handoff import take_url
 from scorehost.sockets import UnixSocketFile, bind_sockets, bind_unix_socket
 from scorehost.telemetry.logs import configure_logging
 from scorehost.telemetry.prometheus import prepare_multiprocess, remove_multiprocess
 from scorehost.telemetry.spans import describe_export
+from scorehost.url_handoff import take_url
 
 __all__ = ["serve"]
 

@@ -75,7 +75,7 @@ class Generation:
         registry_url: str | None = None,
     ) -> None:
         self._endpoint, self._deployment, self._generation = endpoint, deployment, generation
-        # The control plane's database URL, passed at each start through a pipe (registry/url_handoff.py), never saved.
+        # The control plane's database URL, passed at each start through a pipe (url_handoff.py), never saved.
         self._registry_url = registry_url if "--model" in launch.command else None
         self.key = (endpoint, deployment, generation)
         self.folder, self.token, self.launch = folder, token, launch

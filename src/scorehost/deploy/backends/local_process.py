@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scorehost.registry.url_handoff import pipe_url
+from scorehost.url_handoff import pipe_url
 
 __all__ = [
     "TOKEN_VARIABLE",
@@ -158,7 +158,7 @@ def spawn(
     registry_url: str | None = None,
 ) -> ChildProcess:
     """Start `command` in its own session, its output going through a log writer into `log`; `registry_url`, when
-    given, reaches it through an inherited pipe (registry/url_handoff.py), never its environment or command line.
+    given, reaches it through an inherited pipe (url_handoff.py), never its environment or command line.
 
     The writer is a separate process rather than a thread of ours: a pipe read by the control plane
     would break when the control plane exits, and the serve process with it (EPIPE on every log line).

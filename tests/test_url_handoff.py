@@ -1,4 +1,4 @@
-"""The workspace database's URL handed to a child through an inherited pipe (registry/url_handoff.py)."""
+"""The workspace database's URL handed to a child through an inherited pipe (url_handoff.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import sys
 import pytest
 
 from scorehost.errors import RegistryError
-from scorehost.registry.url_handoff import URL_FD_VARIABLE, pipe_url, take_url
+from scorehost.url_handoff import URL_FD_VARIABLE, pipe_url, take_url
 
 URL = "postgresql+psycopg://scorehost:s3cret@127.0.0.1:5432/workspace"
 
 # The child takes the URL, then shows what a worker it would start inherits: the variable, and the descriptor.
 CHILD = f"""
 import os, sys
-from scorehost.registry.url_handoff import take_url
+from scorehost.url_handoff import take_url
 fd = int(os.environ["{URL_FD_VARIABLE}"])
 print(take_url())
 print("{URL_FD_VARIABLE}" in os.environ)
