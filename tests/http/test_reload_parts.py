@@ -13,6 +13,7 @@ import pytest
 from _sockets import accepted
 from click.testing import CliRunner
 
+from scorehost.cli import cli
 from scorehost.cli.serve import serve_command
 from scorehost.http.steering import Steering
 from scorehost.http.watch import SourceWatcher
@@ -110,13 +111,15 @@ def test_reload_refuses_what_it_cannot_honour(
     tmp_path: Path, arguments: list[str], environment: dict[str, str], named: str
 ) -> None:
     touch(tmp_path / "score.py", "def init():\n    pass\n\n\ndef run(data):\n    return data\n")
-    result = CliRunner().invoke(serve_command, [str(tmp_path / "score.py"), "--reload", *arguments], env=environment)
+    result = CliRunner().invoke(cli, ["serve", str(tmp_path / "score.py"), "--reload", *arguments], env=environment)
     assert result.exit_code == 2, result.output
     assert named in result.output
 
 
 def test_reload_needs_a_script() -> None:
-    result = CliRunner().invoke(serve_command, ["--reload", "--model", "sklearn-iris"])
+    # Through the group, as users run it: click keeps the help option a command first made, and a bare
+    # `serve_command` would make it without the group's `-h` (test_serve_help[-h] then failed in the same process).
+    result = CliRunner().invoke(cli, ["serve", "--reload", "--model", "sklearn-iris"])
     assert result.exit_code == 2, result.output
     assert "--reload watches an entry script's folder: give SCRIPT" in result.output
 
