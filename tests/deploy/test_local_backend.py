@@ -423,6 +423,7 @@ def test_a_deployment_spreads_its_instances_over_the_devices_it_names(
         spec("reports_devices.py", instances=2, environment=environment, serve_options={"devices": "0,1"}), 1
     )
     backend.wait_ready(handle, 20)
+    wait_until(lambda: len(list(tmp_path.glob("init-*.json"))) == 2, 20)  # ready as soon as one worker serves
     seen = sorted(json.loads(path.read_text())["CUDA_VISIBLE_DEVICES"] for path in tmp_path.glob("init-*.json"))
     assert seen == ["0", "1"]
     assert "devices: worker 1: GPU 0, worker 2: GPU 1" in "\n".join(backend.logs(handle, lines=200))
