@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,36 @@ def test_a_new_database_is_created_at_the_latest_schema_in_wal_mode(tmp_path: Pa
     assert {"models", "versions", "files", "tags", "aliases", "properties", "files_by_digest"} <= _tables(db)
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_new_file_switched_to_wal_while_another_process_writes_it_waits_for_the_lock(tmp_path: Path) -> None:
+    """SQLite fails the WAL switch of a new file at once, without its busy handler, while another connection holds
+    the write lock (two processes opening one new workspace at once); connect() waits as for any other lock."""
+    path = tmp_path / "workspace.db"
+    path.touch()
+    command = [sys.executable, "-c", _HOLD_WRITE_LOCK, str(path)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as writer:
+        assert writer.stdout is not None
+        assert writer.stdout.readline() == "locked\n"
+        started = time.monotonic()
+        engine = database.connect(f"sqlite:///{path}")
+        try:
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        finally:
+            engine.dispose()
+        assert time.monotonic() - started >= 0.4  # it waited for the writer's commit rather than failing
+        assert writer.wait(10) == 0
+
+
+_HOLD_WRITE_LOCK = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(0.5)
+db.execute("COMMIT")
+"""
 
 
 def test_a_version_1_database_is_migrated_forward_keeping_its_data(tmp_path: Path) -> None:

@@ -9,6 +9,9 @@ write transaction takes an advisory lock on what it writes instead (registry/loc
 from __future__ import annotations
 
 import functools
+import random
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -130,13 +133,36 @@ MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (_create_v1, _create_v
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+_BUSY_TIMEOUT_S = 60.0  # how long a SQLite connection waits for another process's write lock
+
+
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # The driver's own transaction handling is turned off so that `_begin` decides how each one starts.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=60000", "synchronous=FULL"):
+    cursor.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+    _use_wal(cursor)
+    for pragma in ("foreign_keys=ON", "synchronous=FULL"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL, waiting for other processes' locks as any other statement does.
+
+    On a new file the switch reads the first page and then writes it, and SQLite does not call its busy handler
+    when a read turns into a write (that would deadlock two such connections): while another process writes the
+    file, or switches it too, the PRAGMA fails at once with "database is locked". It is retried here instead.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))  # apart: two switching at once must not retry in step
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
