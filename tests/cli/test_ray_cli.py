@@ -15,6 +15,8 @@ from _ray_cluster import ray_installed
 from conftest import SCRIPTS
 
 SCOREHOST = Path(sys.executable).parent / "scorehost"
+# How fast Serve reacts, besides the bounds and the target (scorehost.ray.autoscaling; tests/ray/test_serve_config.py)
+TIMING = {"upscale_delay_s": 10.0, "downscale_delay_s": 300.0, "metrics_interval_s": 2.0, "look_back_period_s": 10.0}
 
 
 def ray_config(*args: str) -> subprocess.CompletedProcess[str]:
@@ -51,7 +53,10 @@ def test_names_the_script_by_its_absolute_path_and_autoscales_by_default() -> No
     assert app["args"] == {"entry_script": str(SCRIPTS / "echo.py"), "model_dir": "/models/m1", "timeout": 60.0}
     [deployment] = app["deployments"]
     assert deployment["name"] == "ScoreHost"
-    assert deployment["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 2.0}
+    assert deployment["autoscaling_config"] == {
+        **{"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 2.0},
+        **TIMING,
+    }
     assert "num_replicas" not in deployment
     assert deployment["ray_actor_options"] == {"num_cpus": 1.0}
     assert "must exist at these paths on every node" in ray_config(str(SCRIPTS / "echo.py")).stdout
@@ -117,7 +122,10 @@ def test_the_green_sample_autoscales_on_requests_in_progress(files: dict[str, Pa
     deployment = deployment_of(rendered("-f", str(files["green"])))
     assert "num_replicas" not in deployment
     # 70 % of max_ongoing_requests (8) in progress per replica
-    assert deployment["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 5.6}
+    assert deployment["autoscaling_config"] == {
+        **{"min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 5.6},
+        **TIMING,
+    }
     overridden = rendered("-f", str(files["green"]), "--set", "request_settings.max_concurrent_requests_per_instance=1")
     deployment = deployment_of(overridden)
     assert deployment["max_ongoing_requests"] == 1
@@ -169,7 +177,10 @@ def test_flags_given_win_over_the_file(files: dict[str, Path]) -> None:
     assert deployment["ray_actor_options"] == {"num_cpus": 2.0}
     # autoscaling flags turn a fixed-size file into an autoscaled one; the file's other values stay
     deployment = deployment_of(rendered("-f", str(files["blue"]), "--max-replicas", "6", "--max-ongoing", "4"))
-    assert deployment["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 6, "target_ongoing_requests": 2.0}
+    assert deployment["autoscaling_config"] == {
+        **{"min_replicas": 1, "max_replicas": 6, "target_ongoing_requests": 2.0},
+        **TIMING,
+    }
     # --max-ongoing given: the target follows it
     deployment = deployment_of(rendered("-f", str(files["green"]), "--max-ongoing", "10"))
     assert deployment["autoscaling_config"]["target_ongoing_requests"] == 7.0

@@ -16,6 +16,7 @@ from scorehost.cli.deployment_show import show_deployment_text
 from scorehost.cli.placement import placement_options, ray_options
 from scorehost.deploy.backends.ray_serve import deployment_options, room_problem
 from scorehost.deploy.spec import DeploymentSpec, RayOptions
+from scorehost.errors import InvalidSpec
 
 
 def _spec(tmp_path: Path, instances: int = 1, **ray: object) -> DeploymentSpec:
@@ -48,7 +49,14 @@ def test_a_fixed_number_of_replicas(tmp_path: Path) -> None:
 def test_autoscaling_on_ongoing_requests(tmp_path: Path) -> None:
     options = deployment_options(_spec(tmp_path, instances=3, min_replicas=1, max_replicas=8, target_ongoing=4))
     assert "num_replicas" not in options  # the autoscaler decides; --instances is ignored
-    assert options["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 8, "target_ongoing_requests": 4}
+    assert options["autoscaling_config"] == {
+        **{"min_replicas": 1, "max_replicas": 8, "target_ongoing_requests": 4},
+        # scorehost's delays (Serve's own: 30 s, 600 s), and replicas reporting every 2 s, averaged over 10 s
+        **{"upscale_delay_s": 10.0, "downscale_delay_s": 300.0, "metrics_interval_s": 2.0, "look_back_period_s": 10.0},
+    }
+    quick = _spec(tmp_path, min_replicas=1, max_replicas=2, upscale_delay_s=2, downscale_delay_s=0)
+    assert deployment_options(quick)["autoscaling_config"]["upscale_delay_s"] == 2
+    assert deployment_options(quick)["autoscaling_config"]["downscale_delay_s"] == 0
 
 
 def test_gpus_per_replica_reach_ray_actor_options(tmp_path: Path) -> None:
@@ -104,3 +112,33 @@ def test_the_num_gpus_flag_of_deployments_create() -> None:
     assert done.exit_code == 2
     assert "--num-gpus is a Ray option: it needs --backend ray" in done.output
     assert runner.invoke(_placed, ["--backend", "ray", "--ray-address", "h:1", "--num-gpus", "-1"]).exit_code == 2
+
+
+def test_the_insecure_cluster_flag_is_given_only_when_said() -> None:
+    """Absent, it is not sent: an update keeps what the deployment had."""
+    runner = CliRunner()
+    done = runner.invoke(_placed, ["--backend", "ray", "--ray-address", "h:1", "--insecure-cluster"])
+    assert json.loads(done.output) == {"address": "h:1", "insecure_cluster": True}
+    assert json.loads(runner.invoke(_placed, ["--backend", "ray", "--ray-address", "h:1"]).output) == {"address": "h:1"}
+    shown = " ".join(runner.invoke(_placed, ["--help"]).output.split())
+    assert "--insecure-cluster Ray: Deploy even if the cluster checks no tokens" in shown
+    done = runner.invoke(_placed, ["--backend", "local", "--insecure-cluster"])
+    assert done.exit_code == 2
+    assert "--insecure-cluster is a Ray option: it needs --backend ray" in done.output
+
+
+def test_the_autoscaling_delays_of_deployments_create() -> None:
+    runner = CliRunner()
+    flags = ["--backend", "ray", "--ray-address", "h:1", "--upscale-delay", "2", "--downscale-delay", "30"]
+    done = runner.invoke(_placed, flags)
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output) == {"address": "h:1", "upscale_delay_s": 2.0, "downscale_delay_s": 30.0}
+    shown = " ".join(runner.invoke(_placed, ["--help"]).output.split())
+    assert "--upscale-delay FLOAT RANGE Ray: Seconds the load must call for more replicas" in shown
+    assert "--downscale-delay FLOAT RANGE Ray: Seconds the load must call for fewer replicas" in shown
+    assert runner.invoke(_placed, ["--backend", "ray", "--ray-address", "h:1", "--upscale-delay", "-1"]).exit_code == 2
+    # records stored before the options existed read back with the defaults
+    old = RayOptions.from_json({"address": "h:1", "min_replicas": 1, "max_replicas": 4})
+    assert (old.upscale_delay_s, old.downscale_delay_s) == (10.0, 300.0)
+    with pytest.raises(InvalidSpec, match="downscale_delay_s must be between 0 and 86400 seconds, not -5"):
+        RayOptions("h:1", downscale_delay_s=-5)

@@ -134,6 +134,13 @@ def test_backend_and_ray_options_must_agree(tmp_path: Path, fields: dict[str, ob
         _ray_spec(tmp_path, **fields)
 
 
+def test_a_cluster_without_token_checks_is_refused_unless_a_deployment_says_so() -> None:
+    """Records stored before --insecure-cluster existed read as refusing such a cluster."""
+    assert RayOptions.from_json({"address": "h:1"}).insecure_cluster is False
+    allowed = RayOptions.from_json({"address": "h:1", "insecure_cluster": True})
+    assert RayOptions.from_json(allowed.to_json()).insecure_cluster is True
+
+
 @pytest.mark.parametrize("gpus", [0, 0.0001, 0.5, 1, 2.0, 8, 1024])
 def test_gpus_per_replica_are_a_share_of_one_or_whole_ones(gpus: float) -> None:
     assert RayOptions.from_json({"address": "h:1", "num_gpus": gpus}).num_gpus == gpus
@@ -156,6 +163,7 @@ def test_gpus_per_replica_are_a_share_of_one_or_whole_ones(gpus: float) -> None:
         ({"address": "h:1", "num_gpus": 1025}, "1 to 1024 whole GPUs, not 1025"),
         ({"address": "h:1", "replicas": 3}, "unknown Ray options: replicas"),
         ({"num_cpus": 1}, "needs the cluster's address"),
+        ({"address": "h:1", "insecure_cluster": "yes"}, "insecure_cluster must be true or false, not 'yes'"),
     ],
 )
 def test_ray_options_are_checked_with_a_message(options: dict[str, object], message: str) -> None:

@@ -63,3 +63,33 @@ def test_configs_from_azure_ml_deployment_files_pass_serves_schema(tmp_path: Pat
         done = subprocess.run([str(SCOREHOST), "ray", "config", "-f", str(file)], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         ServeDeploySchema.model_validate(yaml.safe_load(done.stdout))
+
+
+def test_the_autoscaling_delays_reach_serves_autoscaling_config() -> None:
+    """`--upscale-delay`, `--downscale-delay` and scorehost's report timing, as Serve's own model reads them (no
+    cluster): the look-back window is longer than the report interval, as Serve asks (it warns otherwise)."""
+    import warnings
+
+    import yaml
+    from click.testing import CliRunner
+    from ray.serve.config import AutoscalingConfig
+
+    from scorehost.cli.ray import ray_config_command
+
+    def autoscaling(*flags: str) -> AutoscalingConfig:
+        done = CliRunner().invoke(ray_config_command, [str(SCRIPTS / "echo.py"), *flags])
+        assert done.exit_code == 0, done.output
+        [app] = yaml.safe_load(done.output)["applications"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            warnings.simplefilter("ignore", DeprecationWarning)  # metrics_interval_s: Serve's only knob for it, in 2.60
+            return AutoscalingConfig(**app["deployments"][0]["autoscaling_config"])
+
+    chosen = autoscaling("--upscale-delay", "5", "--downscale-delay", "60")
+    assert (chosen.upscale_delay_s, chosen.downscale_delay_s) == (5.0, 60.0)
+    default = autoscaling()
+    assert (default.upscale_delay_s, default.downscale_delay_s) == (10.0, 300.0)  # Serve's own: 30 and 600
+    assert (default.metrics_interval_s, default.look_back_period_s) == (2.0, 10.0)
+    refused = CliRunner().invoke(ray_config_command, [str(SCRIPTS / "echo.py"), "--downscale-delay", "-1"])
+    assert refused.exit_code == 2
+    assert "--downscale-delay" in refused.output

@@ -24,6 +24,18 @@ _RAY_FLAGS: list[tuple[str, str, Any, str]] = [
         click.FloatRange(0, min_open=True),
         "Ongoing requests per replica the autoscaler aims for.  [default: 2]",
     ),
+    (
+        "--upscale-delay",
+        "upscale_delay_s",
+        click.FloatRange(0, 86_400),
+        "Seconds the load must call for more replicas before one is added.  [default: 10]",
+    ),
+    (
+        "--downscale-delay",
+        "downscale_delay_s",
+        click.FloatRange(0, 86_400),
+        "Seconds the load must call for fewer replicas before one is removed.  [default: 300]",
+    ),
     ("--max-ongoing", "max_ongoing", click.IntRange(1), "Requests a replica takes at once.  [default: 8]"),
     (
         "--max-queued",
@@ -56,13 +68,22 @@ _RAY_FLAGS: list[tuple[str, str, Any, str]] = [
         str,
         "Where the nodes mount the workspace's model store.  [default: the same path]",
     ),
+    (
+        "--insecure-cluster",
+        "insecure_cluster",
+        bool,
+        "Deploy even if the cluster checks no tokens (anyone who reaches it can run code on it): only on a "
+        "network you control.  [default: refuse such a cluster]",
+    ),
 ]
 
 
 def placement_options(command: F) -> F:
     """`--backend` and the Ray options, in that order in --help."""
     for flag, field, kind, help_text in reversed(_RAY_FLAGS):
-        command = click.option(flag, f"ray_{field}", type=kind, help=f"Ray: {help_text}")(command)
+        # A flag (bool) is None when not given, like the others: an update keeps what the deployment had.
+        kind_or_flag: dict[str, Any] = {"is_flag": True, "default": None} if kind is bool else {"type": kind}
+        command = click.option(flag, f"ray_{field}", help=f"Ray: {help_text}", **kind_or_flag)(command)
     return click.option(
         "--backend",
         type=click.Choice(["local", "ray"]),

@@ -11,13 +11,16 @@ from click.core import ParameterSource
 
 from scorehost.cli.help_text import examples
 from scorehost.cli.project_options import file_option, set_option
+from scorehost.ray.autoscaling import DOWNSCALE_DELAY_S, UPSCALE_DELAY_S
 
 __all__ = ["ray_group"]
 
 _HEADER = """\
 # Ray Serve config for {script}, written by `scorehost ray config`.
-# Every node needs `pip install 'scorehost[ray]'`, and Ray started with the high-throughput mode on:
-#   export RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1
+# Every node needs `pip install 'scorehost[ray]'`, and Ray started with token authentication and the
+# high-throughput mode on, here and where `serve run` runs (the file holds no token):
+#   export RAY_AUTH_MODE=token RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1
+#   (umask 077 && ray get-auth-token --generate > /dev/null)   (on the head; copy ~/.ray/auth_token to the others)
 #   ray start --head ...            (then: ray start --address=HEAD:6379 on the other machines)
 #   serve run --address HEAD:6379 --non-blocking this-file.yaml
 # or paste `applications` into a KubeRay RayService's serveConfigV2. See docs/ray.md.
@@ -79,6 +82,20 @@ def ray_group() -> None:
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="Requests in progress per replica that autoscaling aims at.",
+)
+@click.option(
+    "--upscale-delay",
+    default=UPSCALE_DELAY_S,
+    show_default=True,
+    type=click.FloatRange(0, 86_400),
+    help="Seconds the load must call for more replicas before one is added (upscale_delay_s).",
+)
+@click.option(
+    "--downscale-delay",
+    default=DOWNSCALE_DELAY_S,
+    show_default=True,
+    type=click.FloatRange(0, 86_400),
+    help="Seconds the load must call for fewer replicas before one is removed (downscale_delay_s).",
 )
 @click.option(
     "--max-ongoing",
@@ -188,6 +205,8 @@ def ray_config_command(
         min_replicas=options["min_replicas"],
         max_replicas=options["max_replicas"],
         target_ongoing_requests=options["target_ongoing"],
+        upscale_delay_s=options["upscale_delay"],
+        downscale_delay_s=options["downscale_delay"],
         max_ongoing_requests=options["max_ongoing"],
         max_queued_requests=options["max_queued"],
         request_timeout_s=options["request_timeout"],

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from scorehost.config import ServeSettings
 from scorehost.errors import InvalidSpec
+from scorehost.ray.autoscaling import DOWNSCALE_DELAY_S, UPSCALE_DELAY_S
 from scorehost.registry.names import parse_ref
 
 __all__ = [
@@ -93,6 +94,8 @@ class RayOptions:
     min_replicas: int | None = None  # with max_replicas: autoscaling on ongoing requests, else `instances` replicas
     max_replicas: int | None = None
     target_ongoing: float = 2.0  # ongoing requests per replica the autoscaler aims for
+    upscale_delay_s: float = UPSCALE_DELAY_S  # how long the load must call for more replicas before Serve adds them
+    downscale_delay_s: float = DOWNSCALE_DELAY_S  # ... for fewer, before Serve removes them
     max_ongoing: int = 8  # requests a replica takes at once; more wait in Serve's queue
     max_queued: int = 64  # requests waiting for a replica; beyond this, 503
     num_cpus: float = 1.0  # CPUs Ray reserves per replica
@@ -100,12 +103,16 @@ class RayOptions:
     health_check_s: float = 10.0  # how often Serve asks each replica for its health
     graceful_shutdown_s: float = 20.0  # in-flight requests' time to finish when a replica stops
     model_store: str | None = None  # where the nodes see the workspace's model store; default: the same path
+    # Deploy even though the cluster checks no tokens (anyone who reaches it can run code on it): a network you control
+    insecure_cluster: bool = False
 
     def __post_init__(self) -> None:
         for name in ("address", "ingress", "model_store"):
             value = getattr(self, name)
             if not (isinstance(value, str) or (value is None and name != "address")):
                 raise InvalidSpec(f"the Ray option {name} must be a string, not {type(value).__name__}")
+        if not isinstance(self.insecure_cluster, bool):
+            raise InvalidSpec(f"the Ray option insecure_cluster must be true or false, not {self.insecure_cluster!r}")
         if not _ADDRESS.fullmatch(self.address) or not 0 < int(self.address.rsplit(":", 1)[1]) < 65536:
             raise InvalidSpec(
                 f"{self.address!r} is not a Ray cluster address: give HOST:PORT of its head (--ray-address)"
@@ -124,6 +131,8 @@ class RayOptions:
             )
         checks = [
             ("target_ongoing", self.target_ongoing > 0, "above 0"),
+            ("upscale_delay_s", 0 <= self.upscale_delay_s <= 86_400, "between 0 and 86400 seconds"),
+            ("downscale_delay_s", 0 <= self.downscale_delay_s <= 86_400, "between 0 and 86400 seconds"),
             ("max_ongoing", 1 <= self.max_ongoing <= 10_000, "between 1 and 10000"),
             ("max_queued", self.max_queued == -1 or 1 <= self.max_queued <= 1_000_000, "-1 (no limit) or 1 and up"),
             ("num_cpus", 0 <= self.num_cpus <= 1024, "between 0 and 1024"),

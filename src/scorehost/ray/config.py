@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from scorehost.ray.autoscaling import DOWNSCALE_DELAY_S, UPSCALE_DELAY_S, autoscaling_config
 from scorehost.ray.serve_app import DEPLOYMENT_NAME
 
 __all__ = ["HIGH_THROUGHPUT_ENVIRONMENT", "ServeConfig", "cpu_count"]
@@ -46,6 +47,8 @@ class ServeConfig:
     min_replicas: int = 1
     max_replicas: int = 1
     target_ongoing_requests: float = 2.0
+    upscale_delay_s: float = UPSCALE_DELAY_S
+    downscale_delay_s: float = DOWNSCALE_DELAY_S
     max_ongoing_requests: int = 8
     max_queued_requests: int = 64
     request_timeout_s: float = 60.0
@@ -70,11 +73,13 @@ class ServeConfig:
         if self.replicas is not None:
             options["num_replicas"] = self.replicas
         else:
-            options["autoscaling_config"] = {
-                "min_replicas": self.min_replicas,
-                "max_replicas": self.max_replicas,
-                "target_ongoing_requests": self.target_ongoing_requests,
-            }
+            options["autoscaling_config"] = autoscaling_config(
+                self.min_replicas,
+                self.max_replicas,
+                self.target_ongoing_requests,
+                self.upscale_delay_s,
+                self.downscale_delay_s,
+            )
         return options
 
     def to_dict(self) -> dict[str, Any]:

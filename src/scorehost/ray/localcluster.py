@@ -24,7 +24,7 @@ from typing import Any
 
 from scorehost.ray.config import HIGH_THROUGHPUT_ENVIRONMENT
 
-__all__ = ["LocalCluster", "local_cluster", "local_node"]
+__all__ = ["LocalCluster", "end_marked", "local_cluster", "local_node"]
 
 _MARK = "SCOREHOST_LOCAL_RAY_CLUSTER"
 
@@ -44,25 +44,34 @@ def _listening(port: int) -> bool:
 
 @contextlib.contextmanager
 def local_cluster(
-    port: int = 26379, num_cpus: int = 2, timeout: float = 60.0, environment: dict[str, str] | None = None
+    port: int = 26379,
+    num_cpus: int = 2,
+    timeout: float = 60.0,
+    environment: dict[str, str] | None = None,
+    *,
+    token_auth: bool = True,
 ) -> Iterator[LocalCluster]:
     """A head node on 127.0.0.1:`port` (outside 10002-19999, Ray's worker port range) with `num_cpus` CPUs,
     and `environment` for its processes. The variables drivers need are set in this process while it runs,
-    and restored afterwards."""
+    and restored afterwards. `token_auth=False` starts one that checks no tokens (open to anyone who reaches
+    it), for the test that such a cluster is refused."""
     ray = Path(sys.executable).with_name("ray")
     if not ray.exists():
         raise RuntimeError("Ray is not installed: pip install 'scorehost[ray]'")
     if _listening(port):
         raise RuntimeError(f"port {port} is taken (another Ray cluster?); choose another port")
     temp = Path(tempfile.mkdtemp(prefix="scorehost-ray-"))
-    token = temp / "auth_token"  # not ~/.ray/auth_token: the user's own clusters keep theirs
-    token.write_text(secrets.token_hex(32))
-    token.chmod(0o600)
+    if token_auth:
+        token = temp / "auth_token"  # not ~/.ray/auth_token: the user's own clusters keep theirs
+        token.write_text(secrets.token_hex(32))
+        token.chmod(0o600)
+        auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    else:  # said outright: a head that finds a token file (~/.ray/auth_token) turns token checks on by itself
+        auth = {"RAY_AUTH_MODE": "disabled"}
     environment = {
         **(environment or {}),
         **HIGH_THROUGHPUT_ENVIRONMENT,
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN_PATH": str(token),
+        **auth,
         "RAY_USAGE_STATS_ENABLED": "0",
         _MARK: temp.name,  # inherited by every process of the cluster: how _stop finds them all
     }
@@ -122,15 +131,22 @@ def _stop(head: subprocess.Popen[bytes], mark: bytes, folder: bytes | None = Non
         os.kill(head.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         head.wait(5)  # a throwaway cluster: what has not ended by then is ended below
+    end_marked(mark, folder, {head.pid} if head.poll() is None else set())
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        head.wait(10)
+
+
+def end_marked(mark: bytes, folder: bytes | None = None, also: set[int] | None = None) -> None:
+    """End (SIGTERM, then SIGKILL) every process whose environment holds `mark` (b"NAME=VALUE") or that uses
+    `folder` (see `_marked`), and the pids in `also`: a Ray cluster started without `--block` (`ray start`
+    as the docs say) is stopped so, where `ray stop` would stop every Ray cluster of the machine."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _marked(mark, folder) | ({head.pid} if head.poll() is None else set()):
+        for pid in _marked(mark, folder) | (also or set()):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + 5
         while _marked(mark, folder) and time.monotonic() < deadline:
             time.sleep(0.1)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        head.wait(10)
 
 
 def _marked(mark: bytes, folder: bytes | None = None) -> set[int]:

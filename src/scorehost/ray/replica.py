@@ -17,6 +17,7 @@ from scorehost.config import ServeSettings
 from scorehost.http.app import ScoringApp
 from scorehost.http.factory import run_gate_for, scoring_app_for
 from scorehost.http.startup import load_and_init
+from scorehost.ray.startup_error import ReplicaStartFailed
 from scorehost.telemetry.logs import AccessLog
 
 __all__ = ["ScoringReplica"]
@@ -32,6 +33,12 @@ class ScoringReplica:
 
     # Attribute names say scoring_: Serve's ingress class adds members of its own (`app`, ...) to this class.
     def __init__(self, options: Mapping[str, Any], models: Mapping[str, Any] | None = None) -> None:
+        try:
+            self._scoring_start(options, models)
+        except Exception as error:  # Serve keeps only its text: made readable for the control plane (startup_error)
+            raise ReplicaStartFailed.of(error) from None
+
+    def _scoring_start(self, options: Mapping[str, Any], models: Mapping[str, Any] | None) -> None:
         if models:
             from scorehost.ray.models import materialize
 

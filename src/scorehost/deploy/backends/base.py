@@ -8,10 +8,10 @@ machines, and both answer with opaque handles, instance states and base URLs.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from scorehost.deploy.spec import DeploymentSpec
 from scorehost.timestamps import iso_utc
@@ -23,6 +23,8 @@ __all__ = [
     "Handle",
     "InstanceState",
     "InstanceStatus",
+    "Resizable",
+    "RollPlan",
 ]
 
 
@@ -187,4 +189,40 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Stop supervising, leaving every generation running for a later `adopt` (control-plane exit)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RollPlan:
+    """An update that rolls within the room there is: the sizes `(old, new)` the two generations pass through,
+    in order. Each step shrinks the old generation first, then grows the new one; the last has old 0: the new
+    generation takes all traffic, the old one stops, and the new one grows to its full size."""
+
+    old_size: int  # the old generation's instances now: what it gets back if the update fails
+    steps: tuple[tuple[int, int], ...]
+
+
+@runtime_checkable
+class Resizable(Protocol):
+    """Optional: a backend whose generations share a bounded room (a Ray cluster's CPUs and GPUs) and can change
+    their number of instances in place, without restarting the others. An update that does not fit beside the
+    generation it replaces then rolls within the room (the control plane's `fitting`): the new generation grows
+    as the old one shrinks, both taking traffic meanwhile."""
+
+    def plan_update(self, spec: DeploymentSpec, old: Handle, old_spec: DeploymentSpec) -> RollPlan | None:
+        """None when `spec` fits beside `old` (the usual rolling update); else the steps of one that fits now.
+        InvalidSpec, naming the fix, when no update can replace `old` without a gap in serving."""
+        ...
+
+    def start(self, spec: DeploymentSpec, generation: int, instances: int | None = None) -> Handle:
+        """`Backend.start`, with `instances` of it for now (None: as the spec says)."""
+        ...
+
+    def resize(self, handle: Handle, spec: DeploymentSpec, instances: int | None) -> None:
+        """Have `instances` of the generation `spec` started (None: as the spec says), the others untouched."""
+        ...
+
+    def wait_resized(self, handle: Handle, instances: int, timeout: float, cancelled: Callable[[], bool]) -> None:
+        """Return once exactly `instances` are ready and no others hold room; DeploymentFailed when they cannot
+        start, or once `cancelled()`; DeploymentTimeout after `timeout` seconds."""
         ...

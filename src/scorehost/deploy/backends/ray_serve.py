@@ -14,18 +14,29 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scorehost.deploy.backends.base import DeploymentRecord, DeploymentStatus, Handle, InstanceState, InstanceStatus
+from scorehost.deploy.backends import ray_rollout
+from scorehost.deploy.backends.base import (
+    DeploymentRecord,
+    DeploymentStatus,
+    Handle,
+    InstanceState,
+    InstanceStatus,
+    RollPlan,
+)
+from scorehost.deploy.backends.ray_replicas import ReplicaBooks, replicas_of
 from scorehost.deploy.collected import collection_serve_options
 from scorehost.deploy.spec import DeploymentSpec
 from scorehost.errors import DeploymentFailed, DeploymentTimeout, InvalidSpec, ServiceUnavailable, UnknownResource
+from scorehost.ray.auth import checks_tokens, open_cluster_refusal, prepare_driver
 from scorehost.ray.config import HIGH_THROUGHPUT_ENVIRONMENT, ServeConfig
 from scorehost.ray.models import manifest
 from scorehost.ray.serve_app import DEPLOYMENT_NAME, application
+from scorehost.ray.startup_error import StartupError, failure_of
 
 __all__ = ["RayBackend", "RayGeneration", "deployment_options", "reachable", "room_problem"]
 
@@ -83,6 +94,8 @@ def deployment_options(spec: DeploymentSpec) -> dict[str, Any]:
         min_replicas=ray.min_replicas or 1,
         max_replicas=ray.max_replicas or 1,
         target_ongoing_requests=ray.target_ongoing,
+        upscale_delay_s=ray.upscale_delay_s,
+        downscale_delay_s=ray.downscale_delay_s,
         max_ongoing_requests=ray.max_ongoing,
         max_queued_requests=ray.max_queued,
         num_cpus=ray.num_cpus,
@@ -163,6 +176,7 @@ def reachable(address: str, timeout: float = 5.0) -> None:
 class RayBackend:
     """Runs deployments on one Ray cluster, the one at `address` (connected to on first use), or the one this
     process is already connected to (`ray.init()` first). Registered models come from the registry in `home`.
+    A cluster that checks no tokens is refused (`check`) unless the deployment says `insecure_cluster`.
 
     Replicas Ray has no room for are never left waiting silently: more CPUs or GPUs than the cluster has in all
     are refused by `check`; replicas waiting for CPUs that other deployments hold fail the generation after
@@ -193,10 +207,14 @@ class RayBackend:
             if address is None:
                 raise InvalidSpec("the Ray backend needs the cluster's address (HOST:PORT of its head)")
             reachable(address)
+            # Whether the cluster checks tokens, and ours, before ray.init (which retries ~20 s before saying less).
+            self.open_cluster = prepare_driver(address)
             try:
                 ray.init(address=address, log_to_driver=False)
             except (ConnectionError, RuntimeError) as error:
                 raise ServiceUnavailable(f"cannot connect to the Ray cluster at {address}: {error}") from None
+        else:
+            self.open_cluster = not checks_tokens(ray.get_runtime_context().gcs_address)
         self._ray: Any = ray
         self.address = address
         self.home = home
@@ -204,6 +222,10 @@ class RayBackend:
         # How long replicas may wait for CPUs that other deployments hold (Serve reports them after
         # RAY_SERVE_SLOW_STARTUP_WARNING_S, 30 s by default) before the generation fails saying so.
         self.pending_grace = pending_grace
+        self._books = ReplicaBooks()  # each generation's replicas seen, for their restarts (ray_replicas.py)
+        # Why generations could not start (the script's error), for logs(); notified as wait_ready() settles one.
+        self._failures: dict[str, StartupError] = {}
+        self._settled = threading.Condition()
 
     def check(self, spec: DeploymentSpec) -> None:
         if spec.ray is None:
@@ -213,6 +235,8 @@ class RayBackend:
                 f"this control plane runs deployments on the Ray cluster at {self.address}; one control plane uses "
                 f"one cluster, so {spec.ray.address} needs a workspace of its own (--home)"
             )
+        if self.open_cluster and not spec.ray.insecure_cluster:
+            raise InvalidSpec(open_cluster_refusal(spec.ray.address))
         if spec.models and self.home is None:
             raise InvalidSpec("this Ray backend has no workspace to take registered models from")
         if spec.python_environment is not None:
@@ -221,11 +245,21 @@ class RayBackend:
         if problem is not None:
             raise InvalidSpec(problem)
 
-    def start(self, spec: DeploymentSpec, generation: int) -> RayGeneration:
+    def start(self, spec: DeploymentSpec, generation: int, instances: int | None = None) -> RayGeneration:
+        """Begin starting `spec` as `generation`, with `instances` replicas for now (an update rolling within the
+        room, `resize` grows it later; None: as the spec says)."""
         self.check(spec)
         assert spec.ray is not None  # check() refused it otherwise
         ingress = spec.ray.ingress or self._ingress()
         handle = RayGeneration(spec.endpoint, spec.name, generation, ingress.rstrip("/"), spec.ray.address)
+        self._deploy(handle, spec, instances)
+        return handle
+
+    def _deploy(self, handle: RayGeneration, spec: DeploymentSpec, instances: int | None) -> None:
+        """Run `handle`'s Serve application with `instances` replicas. Its Serve version is its name, so running it
+        again with another number starts or stops only the difference (`ray_rollout`)."""
+        assert spec.ray is not None
+        generation = handle.generation
         # Never what run() raised to callers, whatever the nodes' environment says (SCOREHOST_DEBUG_ERRORS).
         options = {"entry_script": str(spec.script), **spec.serve_options, "debug_errors": False}
         if self.home is not None:  # collected rows land in this workspace: one machine, or a folder the nodes share
@@ -235,10 +269,26 @@ class RayBackend:
             assert self.home is not None
             models = manifest(self.home, spec.models, spec.ray.model_store)
         with self._serve_lock:
-            app = application(options, deployment_options(spec), models)
+            sized = ray_rollout.sized_options(deployment_options(spec), instances)
+            app = application(options, sized, models, version=handle.app_name)
             # Not waiting: wait_ready() does, and reports a script that cannot start with Serve's message.
             self._serve._run(app, _blocking=False, name=handle.app_name, route_prefix=handle.route_prefix)
-        return handle
+
+    # --- updates within the room there is (`ray_rollout`; the optional `Resizable` of backends.base) ------------
+
+    def plan_update(self, spec: DeploymentSpec, old: Handle, old_spec: DeploymentSpec) -> RollPlan | None:
+        return ray_rollout.plan_update(self, spec, self._own(old))
+
+    def resize(self, handle: Handle, spec: DeploymentSpec, instances: int | None) -> None:
+        generation = self._own(handle)
+        wanted = ray_rollout.sizing(ray_rollout.sized_options(deployment_options(spec), instances))
+        # Not when gone or being deleted (running it again would bring it back), nor when already so: a generation
+        # started by an older scorehost has another Serve version, and running it again would restart its replicas.
+        if ray_rollout.deployed_sizing(self, generation) not in (None, wanted):
+            self._deploy(generation, spec, instances)
+
+    def wait_resized(self, handle: Handle, instances: int, timeout: float, cancelled: Callable[[], bool]) -> None:
+        ray_rollout.wait_resized(self, self._own(handle), instances, timeout, cancelled)
 
     def wait_ready(self, handle: Handle, timeout: float) -> None:
         generation = self._own(handle)
@@ -248,10 +298,12 @@ class RayBackend:
             status = self._application(generation)
             state = _name(status.status) if status is not None else "NOT_STARTED"
             if state == "RUNNING":
+                with self._settled:
+                    self._settled.notify_all()  # logs() following it: nothing more to wait for
                 return
             message = self._message(status) if status is not None else ""
             if state == "DEPLOY_FAILED":
-                raise DeploymentFailed(f"{generation.app_name} cannot start on Ray", cause=message)
+                raise self._failed_start(generation, message)
             if _UNSCHEDULABLE not in message:
                 pending_since = None
             elif pending_since is None:
@@ -284,27 +336,31 @@ class RayBackend:
             time.sleep(self.poll_s / 5)
 
     def status(self, handle: Handle) -> DeploymentStatus:
+        """One instance per replica, named by Serve's replica id (`blue-2-u9rns7w0`) for its whole life, with the
+        restarts of the replicas it replaced (`ray_replicas`). Read from Serve's details: one call, as serve.status()
+        makes it."""
         generation = self._own(handle)
-        app = self._application(generation)
+        app = self._details(generation)
         if app is None:
+            self._books.forget(generation.app_name)
             return DeploymentStatus(*self._key(generation), InstanceState.STOPPED, ())
-        state = _STATES.get(_name(app.status), InstanceState.STARTING)
-        deployment = app.deployments.get(DEPLOYMENT_NAME)
-        counts: dict[str, int] = dict(getattr(deployment, "replica_states", {}) or {})
+        state = _STATES.get(_name(app.get("status")), InstanceState.STARTING)
+        deployment = (app.get("deployments") or {}).get(DEPLOYMENT_NAME) or {}
+        replicas = replicas_of(deployment)
+        counted = self._books.look(generation.app_name, replicas, int(deployment.get("target_num_replicas") or 0))
+        error = None
+        if state is InstanceState.FAILED:  # the replicas' own error (the script's), as a local instance keeps it
+            failure = failure_of(str(deployment.get("message") or app.get("message") or ""))
+            error = "\n".join((f"cannot start on Ray: {failure.headline}", *failure.traceback.splitlines()))
         instances = []
-        error = self._message(app) if state is InstanceState.FAILED else None
-        for replica_state, count in sorted(counts.items()):
-            name = _name(replica_state)
-            for index in range(count):
-                instance_state = _REPLICA_STATES.get(name, InstanceState.STARTING)
-                url = self._url(generation) if instance_state is InstanceState.READY else None
-                instances.append(
-                    InstanceStatus(
-                        f"{generation.deployment}-{generation.generation}-{name.lower()}-{index + 1}",
-                        instance_state,
-                        url,
-                    )
-                )
+        for replica in replicas:
+            instance_state = _REPLICA_STATES.get(replica.state, InstanceState.STARTING)
+            url = self._url(generation) if instance_state is InstanceState.READY else None
+            name = f"{generation.deployment}-{generation.generation}-{replica.id}"
+            count = counted[replica.id]
+            instances.append(
+                InstanceStatus(name, instance_state, url, count.restarts, count.last_error or error, replica.started_at)
+            )
         if not instances:
             instances.append(InstanceStatus(f"{generation.deployment}-{generation.generation}", state, None, 0, error))
         return DeploymentStatus(*self._key(generation), state, tuple(instances))
@@ -313,14 +369,33 @@ class RayBackend:
         generation = self._own(handle)
         app = self._application(generation)
         running = app is not None and _name(app.status) in ("RUNNING", "UNHEALTHY")
+        # A generation resized in place is DEPLOYING meanwhile, and its running replicas go on serving.
+        running = running or ray_rollout.resizing(app)
         return [self._url(generation)] if running else []
 
     def logs(self, handle: Handle, *, follow: bool = False, lines: int = 100) -> Iterator[str]:
+        """Where the replicas' logs are; for a generation that could not start, the replicas' error too (with
+        `follow`, once its start has settled): what a local deployment's log shows of a script that cannot start."""
         generation = self._own(handle)
         yield (
             f"{generation.app_name} runs on Ray: its replicas' logs are on their nodes, in Ray's session folder "
             f"(logs/serve/replica_{generation.app_name}_{DEPLOYMENT_NAME}_*.log)"
         )
+        failure = self._failures.get(generation.app_name)
+        while follow and failure is None:
+            app = self._application(generation)
+            state = _name(app.status) if app is not None else "DELETED"
+            if state == "DEPLOY_FAILED":
+                failure = failure_of(self._message(app))
+            elif state not in ("NOT_STARTED", "DEPLOYING"):
+                break
+            with self._settled:  # woken when wait_ready() settles a generation; Serve asked again at most every 10 s
+                failure = self._failures.get(generation.app_name, failure)
+                if failure is None:
+                    self._settled.wait(10)
+                    failure = self._failures.get(generation.app_name)
+        if failure is not None:
+            yield from [f"its replicas cannot start: {failure.headline}", *failure.traceback.splitlines()][-lines:]
 
     def adopt(self, record: DeploymentRecord) -> RayGeneration | None:
         if record.backend != self.name:
@@ -337,6 +412,34 @@ class RayBackend:
             self._ray.shutdown()
 
     # --- helpers -----------------------------------------------------------------------------------
+
+    def _failed_start(self, generation: RayGeneration, message: str) -> DeploymentFailed:
+        """The replicas' own error, as the local backend reports a script that cannot start: what is wrong in the
+        message (`init() in score.py raised ...`), the script's traceback as the log's last lines; logs() shows
+        them from now on."""
+        failure = failure_of(message)
+        with self._settled:
+            self._failures[generation.app_name] = failure
+            while len(self._failures) > 256:  # the most recent ones: `deployments logs` of a failed generation
+                del self._failures[next(iter(self._failures))]
+            self._settled.notify_all()
+        where = f"{generation.endpoint}/{generation.deployment} generation {generation.generation}"
+        return DeploymentFailed(
+            f"{where} cannot start on Ray: {failure.headline}",
+            cause=message,
+            log_tail=tuple(failure.traceback.splitlines()),
+        )
+
+    def _details(self, generation: RayGeneration) -> dict[str, Any] | None:
+        """The application's entry in Serve's details, which `serve.status()` is made from, with each replica's id
+        (None: no such application, or Serve not started)."""
+        from ray.serve.context import _get_global_client
+
+        with self._serve_lock:
+            client = _get_global_client(raise_if_no_controller_running=False)
+            details = client.get_serve_details() if client is not None else {}
+        found = (details.get("applications") or {}).get(generation.app_name)
+        return found if isinstance(found, dict) else None
 
     def _own(self, handle: Handle) -> RayGeneration:
         if not isinstance(handle, RayGeneration):

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from scorehost.deploy.backends.base import Backend, DeploymentRecord, DeploymentStatus, Handle
+from scorehost.deploy.backends.base import Backend, DeploymentRecord, DeploymentStatus, Handle, Resizable, RollPlan
 from scorehost.deploy.spec import DeploymentSpec
 from scorehost.errors import DeployError, ServiceUnavailable
 
@@ -52,8 +52,26 @@ class BackendRouter:
     def check(self, spec: DeploymentSpec) -> None:
         self._for_spec(spec).check(spec)
 
-    def start(self, spec: DeploymentSpec, generation: int) -> Handle:
-        return self._for_spec(spec).start(spec, generation)
+    def start(self, spec: DeploymentSpec, generation: int, instances: int | None = None) -> Handle:
+        backend = self._for_spec(spec)
+        if instances is None:
+            return backend.start(spec, generation)
+        return self._resizable(backend).start(spec, generation, instances)
+
+    def plan_update(self, spec: DeploymentSpec, old: Handle, old_spec: DeploymentSpec) -> RollPlan | None:
+        backend = self._for_spec(spec)
+        if backend is not self._for(old) or not isinstance(backend, Resizable):
+            return None  # moving to another backend, or one whose generations do not share a room
+        return backend.plan_update(spec, old, old_spec)
+
+    def resize(self, handle: Handle, spec: DeploymentSpec, instances: int | None) -> None:
+        backend = self._for(handle)
+        if instances is None and not isinstance(backend, Resizable):
+            return  # its generations always have the size their spec says
+        self._resizable(backend).resize(handle, spec, instances)
+
+    def wait_resized(self, handle: Handle, instances: int, timeout: float, cancelled: Callable[[], bool]) -> None:
+        self._resizable(self._for(handle)).wait_resized(handle, instances, timeout, cancelled)
 
     def wait_ready(self, handle: Handle, timeout: float) -> None:
         self._for(handle).wait_ready(handle, timeout)
@@ -85,6 +103,12 @@ class BackendRouter:
         self.local.close()
         if self._ray is not None:
             self._ray.close()
+
+    @staticmethod
+    def _resizable(backend: Backend) -> Resizable:
+        if not isinstance(backend, Resizable):
+            raise TypeError(f"the {backend.name} backend cannot resize its generations")
+        return backend
 
     def _for_spec(self, spec: DeploymentSpec) -> Backend:
         if spec.ray is None:

@@ -18,14 +18,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scorehost.deploy.backends.base import Backend, Handle
+from scorehost.deploy.backends.base import Backend, Handle, Resizable
 from scorehost.deploy.backends.base import DeploymentRecord as RuntimeRecord
 from scorehost.deploy.collected import collected_folder
+from scorehost.deploy.controlplane.fitting import Fitting, shared_targets
 from scorehost.deploy.controlplane.following import ModelFollower
 from scorehost.deploy.gateway.routes import routes_path, write_routes
 from scorehost.deploy.spec import DeploymentSpec
@@ -52,6 +53,11 @@ class _Live:
     failed: int | None = None
     failed_handle: Handle | None = None  # the last generation that could not start: its log stays readable
     routing: str | None = None  # "starting"/"updating" while the gateway re-reads the routes to a promoted one
+    # An update rolling within the room (`fitting`): the new generation takes traffic beside the serving one,
+    # in proportion to their instances (serving, beside); one such update at a time.
+    beside: Handle | None = None
+    shares: tuple[int, int] = (1, 1)
+    rolling: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def state(self) -> str:
@@ -94,6 +100,7 @@ class Controller:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._follower = ModelFollower(state, home, self.deploy)
+        self._fitting = Fitting(self)
 
     # -- the API's Deployer ------------------------------------------------------------------------
 
@@ -110,6 +117,7 @@ class Controller:
             data["models"] = list(pinned)
             spec = DeploymentSpec.from_json(data)
         self.backend.check(spec)
+        self._fitting.check(spec)  # an update the room cannot hold beside the serving generation, even in steps
         return spec
 
     def deploy(self, record: DeploymentRecord) -> None:
@@ -131,7 +139,7 @@ class Controller:
                 handle.generation,
                 record.generation,
             )
-            self._background(self._stop, handle, 0.0)
+            self._background(self._stop, handle, self._withdraw(live, handle))
         self._background(self._roll, record.spec, record.generation)
 
     def retire(self, record: DeploymentRecord) -> None:
@@ -243,6 +251,8 @@ class Controller:
                     self._background(self._stop, handle, 0.0)
             live.serving = running[newest]
             spec = record.spec if newest == record.generation else record.serving_spec
+            if spec is not None and isinstance(self.backend, Resizable):
+                self._fitting.restore(live.serving, spec)  # an update within the room was cut short, perhaps
             if spec is not None and newest != record.serving_generation:
                 self.state.mark_serving(spec, newest)  # it became ready just before the last control plane died
             logger.info("%s/%s generation %d found running again", *key, newest)
@@ -324,6 +334,8 @@ class Controller:
         handle: Handle | None = None
         try:
             try:
+                if self._fitting.roll(spec, generation):  # it does not fit beside the serving one: rolled in steps
+                    return
                 handle = self.backend.start(spec, generation)
                 self.state.save_runtime(*key, generation, handle.record().to_json())
                 with self._lock:
@@ -374,8 +386,10 @@ class Controller:
         if not restoring:
             self.state.mark_failed(*key, generation, reason)
 
-    def _promote(self, spec: DeploymentSpec, handle: Handle) -> None:
-        """Route traffic to the ready `handle` and stop the generation it replaces (or `handle`, come too late)."""
+    def _promote(self, spec: DeploymentSpec, handle: Handle, grow: Callable[[], None] | None = None) -> None:
+        """Route traffic to the ready `handle` and stop the generation it replaces (or `handle`, come too late);
+        `grow()`, once the old one is stopped, before the update counts as done (one rolled within the room grows
+        the new generation to its full size then)."""
         key, generation = (spec.endpoint, spec.name), handle.generation
         old: Handle | None = None
         with self._lock:
@@ -384,19 +398,24 @@ class Controller:
                 return  # stopped meanwhile: superseded (deploy) or deleted (retire)
             late = not self._wanted(live, generation)
             if not late:
-                old, live.serving = live.serving, handle
+                old, live.serving, live.beside = live.serving, handle, None
                 live.routing = "updating" if old is not None else "starting"
                 if live.restoring == generation:
                     live.restoring = None
                 if live.failed is not None and live.failed <= generation:
                     live.error = live.failed = None
         if late:  # a newer generation got there first
-            self._stop(handle, 0.0)
+            self._stop(handle, self._withdraw(live, handle))
             return
         self.state.mark_serving(spec, generation)
         self.routes_changed()
         # "ready" means the gateway sends it traffic: it re-reads the routes within RELOAD_GRACE.
         time.sleep(RELOAD_GRACE)
+        if grow is not None:
+            if old is not None:
+                self._stop(old, 0.0)
+                old = None
+            grow()
         with self._lock:
             if live.serving is handle:
                 live.routing = None
@@ -404,6 +423,16 @@ class Controller:
         logger.info("%s/%s generation %d ready and serving", *key, generation)
         if old is not None:
             self._stop(old, 0.0)
+
+    def _withdraw(self, live: _Live, handle: Handle) -> float:
+        """Take `handle` out of the routes if it takes traffic beside the serving generation; the seconds to wait
+        before stopping it."""
+        with self._lock:
+            if live.beside is not handle:
+                return 0.0
+            live.beside = None
+        self.routes_changed()
+        return RELOAD_GRACE
 
     def _done(self, key: tuple[str, str], generation: int) -> None:
         with self._lock:
@@ -427,7 +456,10 @@ class Controller:
                 with self._lock:
                     live = self._live.get((endpoint.name, record.spec.name))
                     serving = live.serving if live else None
+                    beside, shares = (live.beside, live.shares) if live else (None, (1, 1))
                 targets = self.backend.targets(serving) if serving is not None else []
+                if beside is not None:  # an update rolling within the room: both take traffic
+                    targets = shared_targets(targets, self.backend.targets(beside), shares)
                 weight = endpoint.traffic.get(record.spec.name, 0)
                 deployments[record.spec.name] = {"weight": weight, "targets": targets}
             endpoints[endpoint.name] = {

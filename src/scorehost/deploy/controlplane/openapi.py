@@ -329,6 +329,16 @@ def document() -> dict[str, Any]:
                         "min_replicas": {"type": ["integer", "null"], "minimum": 1},
                         "max_replicas": {"type": ["integer", "null"], "minimum": 1},
                         "target_ongoing": {"type": "number", "exclusiveMinimum": 0},
+                        "upscale_delay_s": {
+                            "type": "number",
+                            "minimum": 0,
+                            "description": "seconds the load must call for more replicas before Serve adds one",
+                        },
+                        "downscale_delay_s": {
+                            "type": "number",
+                            "minimum": 0,
+                            "description": "seconds the load must call for fewer replicas before Serve removes one",
+                        },
                         "max_ongoing": {"type": "integer", "minimum": 1},
                         "max_queued": {"type": "integer", "minimum": -1},
                         "num_cpus": {"type": "number", "minimum": 0},
@@ -341,6 +351,11 @@ def document() -> dict[str, Any]:
                         "health_check_s": {"type": "number", "minimum": 0.1},
                         "graceful_shutdown_s": {"type": "number", "minimum": 0},
                         "model_store": {"type": ["string", "null"]},
+                        "insecure_cluster": {
+                            "type": "boolean",
+                            "description": "deploy even if the cluster checks no tokens (anyone who reaches it can "
+                            "run code on it); default false: such a cluster is refused",
+                        },
                     },
                 },
                 "NewDeployment": {

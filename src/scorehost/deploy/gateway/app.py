@@ -8,7 +8,10 @@ as Azure ML's endpoints add it; a `/swagger.json` answer is rewritten for the en
 page, its assets and the document hold no secret: a browser opens them (GET, HEAD) without the endpoint's key,
 which the page's Authorize box then sends to /score. Answers of its own are JSON `{"error": ...}`:
 401 key, 404 endpoint or deployment, 502 unreachable, 503 no instance, 504 deadline (413, 408 and 431 are
-the server's, `protocol.py`). A copy of mirror_percent of the requests goes to the mirror, fire-and-forget.
+the server's, `protocol.py`). A 5xx that did not come from scorehost's host (without its
+`x-ms-run-function-failed`: Serve's ingress or its HAProxy answering for a replica that died, or whose queue
+is full) becomes the gateway's own 502, 503 or 504 (`unhosted`), so a caller can tell it from a script's
+failure. A copy of mirror_percent of the requests goes to the mirror, fire-and-forget.
 Headers stay bytes end to end: no decoding on the request path.
 With an OTLP endpoint, each forwarded request is also a span (`scorehost.telemetry.spans`), its id the parent
 id the gateway forwards in `traceparent`.
@@ -22,6 +25,7 @@ import time
 
 import orjson
 
+from scorehost import __version__
 from scorehost.deploy.gateway.documents import endpoint_document
 from scorehost.deploy.gateway.metrics import GatewayMetrics
 from scorehost.deploy.gateway.routes import DeploymentRoute, EndpointRoute, RouteFile, Target
@@ -33,7 +37,7 @@ from scorehost.telemetry.request_ids import new_request_id
 from scorehost.telemetry.spans import SpanExporter
 from scorehost.telemetry.tracecontext import TraceContext
 
-__all__ = ["Answer", "Forward", "GatewayApp", "error_answer"]
+__all__ = ["Answer", "Forward", "GatewayApp", "error_answer", "hosted", "upstream_error"]
 
 logger = logging.getLogger("scorehost.gateway")
 
@@ -64,6 +68,12 @@ _MAX_MIRRORS_IN_FLIGHT = 64  # beyond this, copies are dropped: a slow mirror mu
 _MAX_MIRROR_BYTES = 64 * 1024 * 1024  # nor the bodies of the copies in flight
 _CHALLENGE = b"www-authenticate: Bearer\r\n"
 _RETRY = b"retry-after: 1\r\n"
+# Every answer of scorehost's host carries it (http/pipeline.py); an answer without it came from something between
+# the gateway and the host: Serve's ingress, or its HAProxy, which answers for a replica that died with a plain-text
+# "500 Internal Server Error" (it turns its own 502, 503 and 504 into that).
+_HOSTED = b"\nx-ms-run-function-failed:"
+_SERVER = b"x-ms-server-version: scorehost/%s\r\n" % __version__.encode()
+_NOT_FAILED = b"x-ms-run-function-failed: False\r\n"
 
 
 class Forward:
@@ -114,6 +124,18 @@ def error_answer(status: int, message: str, request_id: bytes, *extra: bytes) ->
     return status, head, orjson.dumps({"error": message})
 
 
+def upstream_error(status: int, message: str, request_id: bytes, *extra: bytes) -> Answer:
+    """The gateway's answer in place of a deployment's: `error_answer` with the headers every answer of the host
+    carries (`x-ms-run-function-failed: False`: the script did not fail, as far as anyone knows)."""
+    ids = b"x-ms-request-id: %s\r\n" % request_id
+    return error_answer(status, message, request_id, _SERVER, ids, _NOT_FAILED, *extra)
+
+
+def hosted(headers: bytes) -> bool:
+    """Whether an answer's header lines come from scorehost's host (`x-ms-run-function-failed` is among them)."""
+    return _HOSTED in b"\n" + headers.lower()
+
+
 class GatewayApp:
     """One per gateway worker process: the routing table, and keep-alive pools to the instances."""
 
@@ -140,11 +162,32 @@ class GatewayApp:
         if isinstance(error, UpstreamTimeout):
             logger.warning("%s: no answer in time", where)
             message = f"deployment {forward.deployment!r} did not answer within {self.timeout:g} s"
-            return error_answer(504, message, forward.request_id)
+            return upstream_error(504, message, forward.request_id)
         logger.warning("[%s] %s: %s", forward.request_id.decode("latin-1"), where, error)
         # The reason names the instance's address (a socket path): the log has it, the caller does not.
         message = f"deployment {forward.deployment!r} cannot be reached; the gateway's log has the reason"
-        return error_answer(502, message, forward.request_id)
+        return upstream_error(502, message, forward.request_id)
+
+    def unhosted(self, forward: Forward, answer: Answer) -> Answer:
+        """A 5xx as it came when scorehost's host gave it (a script's failure); else, given by what stands between
+        (Serve's ingress, its HAProxy), the gateway's own: 503 for a full queue or no replica to take it (Serve's
+        own 503; retry), 504 for a deadline, 502 for a request lost with its replica (HAProxy's "500 Internal
+        Server Error", which stands for its 502, 503 and 504 alike). What it said goes to the log only."""
+        status, headers, body = answer
+        if hosted(headers):
+            return answer
+        where = f"endpoint {forward.endpoint}, deployment {forward.deployment} ({forward.pool.where})"
+        said = body[:200].decode("utf-8", "replace")
+        request_id = forward.request_id.decode("latin-1")
+        logger.warning("[%s] %s answered %d, not from its host: %r", request_id, where, status, said)
+        name = forward.deployment
+        if status == 503:
+            message = f"deployment {name!r} cannot take the request now: its queue is full, or no replica is up; retry"
+            return upstream_error(503, message, forward.request_id, _RETRY)
+        if status == 504:
+            return upstream_error(504, f"deployment {name!r} did not answer in time", forward.request_id)
+        message = f"deployment {name!r} lost the request: the replica answering it stopped or failed; retry"
+        return upstream_error(502, message, forward.request_id)
 
     def document(self, forward: Forward, answer: Answer) -> Answer:
         """The deployment's answer to `swagger.json`, its document rewritten for the endpoint (`documents.py`)."""

@@ -404,7 +404,10 @@ class GatewayProtocol(asyncio.Protocol):
             assert error is not None
             self._reply(self.app.failed(forward, error))
         elif forward is not None:  # the deployment's answer: it says which deployment gave it
-            self._reply(answer if forward.document is None else self.app.document(forward, answer), forward.served)
+            if answer[0] >= 500 and answer is not (own := self.app.unhosted(forward, answer)):
+                self._reply(own)  # not the host's: Serve's or its HAProxy's, for a replica that died or is full
+            else:
+                self._reply(answer if forward.document is None else self.app.document(forward, answer), forward.served)
         else:
             self._reply(answer)
         self._answer_next()
@@ -414,9 +417,12 @@ class GatewayProtocol(asyncio.Protocol):
         served = b""
         try:
             answer = await forward.pool.request(forward.data, self.app.timeout)
-            if forward.document is not None:
-                answer = self.app.document(forward, answer)
-            served = forward.served
+            if answer[0] >= 500 and answer is not (own := self.app.unhosted(forward, answer)):
+                answer = own  # not the host's: the gateway's own, as for an instance it cannot reach
+            else:
+                if forward.document is not None:
+                    answer = self.app.document(forward, answer)
+                served = forward.served
         except (UpstreamError, UpstreamTimeout) as error:
             answer = self.app.failed(forward, error)
         except Exception:
