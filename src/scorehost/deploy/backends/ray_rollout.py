@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scorehost.deploy.backends.base import RollPlan
+from scorehost.deploy.backends.ray_status import Unplaced, state_name
 from scorehost.deploy.spec import DeploymentSpec
 from scorehost.errors import DeploymentFailed, DeploymentTimeout, InvalidSpec
 
@@ -45,7 +46,6 @@ __all__ = [
 # (its rolling_update_percentage): each step waits for the replicas stopped to drain.
 BATCH = 0.2
 _FLAGS = {"CPU": "--num-cpus", "GPU": "--num-gpus"}
-_UNSCHEDULABLE = "to be scheduled"  # Serve's status message for replicas no node has resources for
 
 Resources = Mapping[str, float]
 
@@ -208,7 +208,7 @@ def deployed_sizing(backend: RayBackend, generation: RayGeneration) -> tuple[Any
     """`sizing` of the options `generation` runs with; None when it is gone or being deleted."""
     app = _details(backend).applications.get(generation.app_name)
     deployment = app.deployments.get(_deployment_name()) if app is not None else None
-    if deployment is None or _name(app.status) == "DELETING":
+    if deployment is None or state_name(app.status) == "DELETING":
         return None
     schema = deployment.deployment_config
     return sizing({"autoscaling_config": schema.autoscaling_config, "num_replicas": schema.num_replicas})
@@ -238,7 +238,7 @@ def plan_update(backend: RayBackend, spec: DeploymentSpec, old: RayGeneration) -
         deployment = app.deployments.get(_deployment_name())
         if deployment is None:  # not one of ours: what it holds is in the cluster's free resources already
             continue
-        states = [_name(replica.state) for replica in deployment.replicas]
+        states = [state_name(replica.state) for replica in deployment.replicas]
         resources = {key: float(value) for key, value in (deployment.required_resources or {}).items()}
         apps.append(
             AppUsage(
@@ -247,7 +247,7 @@ def plan_update(backend: RayBackend, spec: DeploymentSpec, old: RayGeneration) -
                 len(states),
                 states.count("RUNNING"),
                 deployment.target_num_replicas,
-                _name(app.status) == "DELETING",
+                state_name(app.status) == "DELETING",
             )
         )
     ray = backend._ray
@@ -259,26 +259,22 @@ def wait_resized(
 ) -> None:
     """Return once exactly `instances` replicas of `generation` run, and no others (starting or stopping)."""
     deadline = time.monotonic() + timeout
-    pending_since: float | None = None
+    unplaced = Unplaced(backend.pending_grace)
     while True:
         if cancelled():
             raise DeploymentFailed(f"{generation.app_name} was superseded or deleted while it was resized")
         app = backend._application(generation)
-        state = _name(app.status) if app is not None else "DELETED"
+        state = state_name(app.status) if app is not None else "DELETED"
         if state in ("DELETED", "DELETING"):
             raise DeploymentFailed(f"{generation.app_name} was stopped while it was resized")
         if state == "DEPLOY_FAILED":
             backend.wait_ready(generation, 0)  # raises with the replicas' own error, as a failed start does
         deployment = app.deployments.get(_deployment_name())
-        counts = {_name(key): count for key, count in (getattr(deployment, "replica_states", None) or {}).items()}
+        counts = {state_name(key): count for key, count in (getattr(deployment, "replica_states", None) or {}).items()}
         if state == "RUNNING" and {key: count for key, count in counts.items() if count} == {"RUNNING": instances}:
             return
         message = str(getattr(deployment, "message", "") or "")
-        if _UNSCHEDULABLE not in message:
-            pending_since = None
-        elif pending_since is None:
-            pending_since = time.monotonic()
-        elif time.monotonic() - pending_since > backend.pending_grace:
+        if unplaced.past_grace(message):
             free = backend._ray.available_resources().get("CPU", 0.0)
             raise DeploymentFailed(
                 f"{generation.app_name} cannot grow to {instances} replicas on Ray: the cluster has no free room "
@@ -294,13 +290,8 @@ def wait_resized(
 
 def resizing(app: Any) -> bool:
     """Whether Serve's status of an application says it is changing while replicas of it run: it serves."""
-    if app is None or _name(app.status) != "DEPLOYING":
+    if app is None or state_name(app.status) != "DEPLOYING":
         return False
     deployment = app.deployments.get(_deployment_name())
     states = getattr(deployment, "replica_states", None) or {}
-    return any(_name(state) == "RUNNING" and count for state, count in states.items())
-
-
-def _name(state: Any) -> str:
-    """A Serve status enum's name (`ReplicaState.RUNNING` -> "RUNNING"), whether it arrives as enum or str."""
-    return str(getattr(state, "value", state)).rsplit(".", 1)[-1]
+    return any(state_name(state) == "RUNNING" and count for state, count in states.items())

@@ -29,6 +29,7 @@ from scorehost.deploy.backends.base import (
     RollPlan,
 )
 from scorehost.deploy.backends.ray_replicas import ReplicaBooks, replicas_of
+from scorehost.deploy.backends.ray_status import Unplaced, state_name
 from scorehost.deploy.collected import collection_serve_options
 from scorehost.deploy.spec import DeploymentSpec
 from scorehost.errors import DeploymentFailed, DeploymentTimeout, InvalidSpec, ServiceUnavailable, UnknownResource
@@ -40,7 +41,6 @@ from scorehost.ray.startup_error import StartupError, failure_of
 
 __all__ = ["RayBackend", "RayGeneration", "deployment_options", "reachable", "room_problem"]
 
-_UNSCHEDULABLE = "to be scheduled"  # Serve's status message for replicas no node has resources for
 
 _STATES = {
     "NOT_STARTED": InstanceState.STARTING,
@@ -293,10 +293,10 @@ class RayBackend:
     def wait_ready(self, handle: Handle, timeout: float) -> None:
         generation = self._own(handle)
         deadline = time.monotonic() + timeout
-        pending_since: float | None = None
+        unplaced = Unplaced(self.pending_grace)
         while True:
             status = self._application(generation)
-            state = _name(status.status) if status is not None else "NOT_STARTED"
+            state = state_name(status.status) if status is not None else "NOT_STARTED"
             if state == "RUNNING":
                 with self._settled:
                     self._settled.notify_all()  # logs() following it: nothing more to wait for
@@ -304,13 +304,8 @@ class RayBackend:
             message = self._message(status) if status is not None else ""
             if state == "DEPLOY_FAILED":
                 raise self._failed_start(generation, message)
-            if _UNSCHEDULABLE not in message:
-                pending_since = None
-            elif pending_since is None:
-                pending_since = time.monotonic()
-            elif time.monotonic() - pending_since > self.pending_grace:
-                # Ray leaves replicas it has no room for pending, silently; Serve says so only in this message. The
-                # cluster can hold them (check() saw to it), but other deployments hold the CPUs they need.
+            if unplaced.past_grace(message):
+                # The cluster can hold them (check() saw to it), but other deployments hold the CPUs they need.
                 free = self._ray.available_resources().get("CPU", 0.0)
                 raise DeploymentFailed(
                     f"{generation.app_name} cannot start on Ray: the cluster has no free room for its replicas "
@@ -344,7 +339,7 @@ class RayBackend:
         if app is None:
             self._books.forget(generation.app_name)
             return DeploymentStatus(*self._key(generation), InstanceState.STOPPED, ())
-        state = _STATES.get(_name(app.get("status")), InstanceState.STARTING)
+        state = _STATES.get(state_name(app.get("status")), InstanceState.STARTING)
         deployment = (app.get("deployments") or {}).get(DEPLOYMENT_NAME) or {}
         replicas = replicas_of(deployment)
         counted = self._books.look(generation.app_name, replicas, int(deployment.get("target_num_replicas") or 0))
@@ -368,7 +363,7 @@ class RayBackend:
     def targets(self, handle: Handle) -> list[str]:
         generation = self._own(handle)
         app = self._application(generation)
-        running = app is not None and _name(app.status) in ("RUNNING", "UNHEALTHY")
+        running = app is not None and state_name(app.status) in ("RUNNING", "UNHEALTHY")
         # A generation resized in place is DEPLOYING meanwhile, and its running replicas go on serving.
         running = running or ray_rollout.resizing(app)
         return [self._url(generation)] if running else []
@@ -384,7 +379,7 @@ class RayBackend:
         failure = self._failures.get(generation.app_name)
         while follow and failure is None:
             app = self._application(generation)
-            state = _name(app.status) if app is not None else "DELETED"
+            state = state_name(app.status) if app is not None else "DELETED"
             if state == "DEPLOY_FAILED":
                 failure = failure_of(self._message(app))
             elif state not in ("NOT_STARTED", "DEPLOYING"):
@@ -453,7 +448,7 @@ class RayBackend:
     @staticmethod
     def _live(app: Any) -> bool:
         """Whether a Serve application exists and is not being deleted."""
-        return app is not None and _name(app.status) != "DELETING"
+        return app is not None and state_name(app.status) != "DELETING"
 
     def _url(self, generation: RayGeneration) -> str:
         return generation.ingress + generation.route_prefix
@@ -482,8 +477,3 @@ class RayBackend:
     def _message(app: Any) -> str:
         deployment = app.deployments.get(DEPLOYMENT_NAME)
         return str(getattr(deployment, "message", "") or getattr(app, "message", ""))
-
-
-def _name(state: Any) -> str:
-    """A Serve status enum's name (`ApplicationStatus.RUNNING` -> "RUNNING"), whether it arrives as enum or str."""
-    return str(getattr(state, "value", state)).rsplit(".", 1)[-1]
