@@ -116,7 +116,10 @@ def test_hostile_values_in_typed_shapes(typed: Server, recorder: Recorder, surro
     def fuzz(payload: dict[str, str], as_query: bool) -> None:
         recorder.case()
         if as_query:
-            query = "&".join(f"{name}={quote(text, safe='[]{},:')}" for name, text in payload.items())
+            # A lone surrogate goes as the bytes Python would write for it, as the body does (not valid UTF-8).
+            query = "&".join(
+                f"{name}={quote(text, safe='[]{},:', errors='surrogatepass')}" for name, text in payload.items()
+            )
             sent = request_bytes("GET", b"/score?" + query.encode(), head)
         else:
             body = ("{" + ",".join(f'"{name}":{text}' for name, text in payload.items()) + "}").encode(
@@ -126,7 +129,8 @@ def test_hostile_values_in_typed_shapes(typed: Server, recorder: Recorder, surro
             sent = request_bytes("POST", b"/score", headers, body)
         check_scoring_exchange(exchange(port, sent), typed, recorder)
 
-    if surrogates:  # the case that found it, first
+    if surrogates:  # the cases that found it (in a body) and a bug of this test (in a query), first
         fuzz = example(payload={"data": "[[1,2]]", "options": '{"label":"\\ud800"}'}, as_query=False)(fuzz)
+        fuzz = example(payload={"data": '[{"age":"\ud800","city":1}]'}, as_query=True)(fuzz)
     fuzz_settings(150)(given(payload=typed_payloads(surrogates), as_query=st.booleans())(fuzz))()
     assert_alive(typed)
