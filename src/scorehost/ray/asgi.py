@@ -10,7 +10,8 @@ deadline, as on a worker's request thread). The WSGI environ itself is a2wsgi's 
 Where that call runs is measured, not assumed. Handing it to a pool thread and back costs 75-95 µs of CPU
 on these machines (futex wake-ups and GIL hand-offs), as much as a small model's whole predict(). A bare
 Serve deployment calls its model on the loop; so does this front while the script's answers take under
-`INLINE_MAX_S` on average and nothing else is running it. A script that turns slow goes back to the pool
+`INLINE_MAX_S` on average (run() itself, not its wait for a turn) and nothing else is running it: under
+steady load a request waits on the loop for calls still on the pool to end rather than join them. A script that turns slow goes back to the pool
 at once, so the loop, which also serves Serve's health checks, is never held for long. Scripts declared
 thread-safe (`threads` > 1) always use the pool, where their calls overlap. Scripts with run_batch() are
 answered through the loop batcher, whose requests wait together on the loop.
@@ -19,6 +20,7 @@ answered through the loop batcher, whose requests wait together on the loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -52,17 +54,29 @@ class AsgiFront:
         self.inline = inline  # may answer on the loop (run() one at a time only)
         self._times = CallTimes(warm_up=_WARM_UP)
         self._on_pool = 0  # answers being made on pool threads now
+        self._drained = asyncio.Event()  # set while nothing is on the pool
+        self._drained.set()
 
     def _respond_timed(self, environ: Any) -> Any:
         began = time.perf_counter()
+        answer = None
         try:
-            return self.app.respond(environ)
+            answer = self.app.respond(environ)
+            return answer
         finally:
-            self._times.add(time.perf_counter() - began)
+            self._times.add(_call_seconds(answer, time.perf_counter() - began))
 
-    def _answer_here(self) -> bool:
-        # Never beside a call on the pool: the loop would wait for the gate behind it (or behind a hung run()).
-        return self.inline and self._on_pool == 0 and self._times.quick
+    async def _answer_here(self) -> bool:
+        """Whether to answer on the loop: while calls are quick, once those still on the pool are done. Never
+        beside a call on the pool: the loop would wait for the gate behind it (or behind a hung run()). Under
+        steady load something is always on the pool, so a request that could be answered here waits for the
+        pool to drain instead of joining it (at most the app's timeout: its calls end by their deadlines)."""
+        if not (self.inline and self._times.quick):
+            return False
+        if self._on_pool:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), self.app.timeout)
+        return self._on_pool == 0 and self._times.quick
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -77,14 +91,17 @@ class AsgiFront:
         loop = asyncio.get_running_loop()
         if self.app.loop_batcher is not None:  # requests meet in batches on this loop (http/batching/loop.py)
             status, headers, content = await self.app.respond_async(environ)
-        elif self._answer_here():
+        elif await self._answer_here():
             status, headers, content = self._respond_timed(environ)
         else:
             self._on_pool += 1
+            self._drained.clear()
             try:
                 status, headers, content = await loop.run_in_executor(self.executor, self._respond_timed, environ)
             finally:
                 self._on_pool -= 1
+                if not self._on_pool:
+                    self._drained.set()
         raw_headers = [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in headers
@@ -124,6 +141,16 @@ class AsgiFront:
             close = getattr(content, "close", None)
             if close is not None:
                 await loop.run_in_executor(self.executor, close)
+
+
+def _call_seconds(answer: Any, elapsed: float) -> float:
+    """How long the script's run() took, from the time the app puts on its answer: not `elapsed`, which holds the
+    wait for the gate too (on the pool, behind other requests); `elapsed` for answers without a run()."""
+    if answer is not None:
+        for name, value in answer[1]:
+            if name == "x-ms-run-fn-exec-ms":
+                return float(value) / 1000
+    return elapsed
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
