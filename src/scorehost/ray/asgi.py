@@ -11,10 +11,10 @@ Where that call runs is measured, not assumed. Handing it to a pool thread and b
 on these machines (futex wake-ups and GIL hand-offs), as much as a small model's whole predict(). A bare
 Serve deployment calls its model on the loop; so does this front while the script's answers take under
 `INLINE_MAX_S` on average (run() itself, not its wait for a turn) and nothing else is running it: under
-steady load a request waits on the loop for calls still on the pool to end rather than join them. A script that turns slow goes back to the pool
-at once, so the loop, which also serves Serve's health checks, is never held for long. Scripts declared
-thread-safe (`threads` > 1) always use the pool, where their calls overlap. Scripts with run_batch() are
-answered through the loop batcher, whose requests wait together on the loop.
+steady load a request waits on the loop for calls still on the pool to end rather than join them. A script
+that turns slow goes back to the pool at once, so the loop, which also serves Serve's health checks, is never
+held for long. Scripts declared thread-safe (`threads` > 1) always use the pool, where their calls overlap.
+Scripts with run_batch() are answered through the loop batcher, whose requests wait together on the loop.
 """
 
 from __future__ import annotations
