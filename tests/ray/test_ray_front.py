@@ -26,9 +26,9 @@ def test_a_quick_script_under_steady_load_is_answered_on_the_loop_after_its_warm
     respond = front._respond_timed
     loop_thread: threading.Thread | None = None
 
-    def counted(environ: Any) -> Any:
+    def counted(environ: Any, on_loop: bool) -> Any:
         where["loop" if threading.current_thread() is loop_thread else "pool"] += 1
-        return respond(environ)
+        return respond(environ, on_loop)
 
     front._respond_timed = counted
     body = b'{"data": "ok"}'

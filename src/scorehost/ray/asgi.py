@@ -9,12 +9,13 @@ deadline, as on a worker's request thread). The WSGI environ itself is a2wsgi's 
 
 Where that call runs is measured, not assumed. Handing it to a pool thread and back costs 75-95 µs of CPU
 on these machines (futex wake-ups and GIL hand-offs), as much as a small model's whole predict(). A bare
-Serve deployment calls its model on the loop; so does this front while the script's answers take under
-`INLINE_MAX_S` on average (run() itself, not its wait for a turn) and nothing else is running it: under
-steady load a request waits on the loop for calls still on the pool to end rather than join them. A script
-that turns slow goes back to the pool at once, so the loop, which also serves Serve's health checks, is never
-held for long. Scripts declared thread-safe (`threads` > 1) always use the pool, where their calls overlap.
-Scripts with run_batch() are answered through the loop batcher, whose requests wait together on the loop.
+Serve deployment calls its model on the loop; so does this front while the answers made there take under
+`INLINE_MAX_S` of CPU time (as `LoopTrials` judges them) and nothing else is running the script: under steady
+load a request waits on the loop for calls still on the pool to end rather than join them. A script that turns
+slow goes back to the pool within a few calls (at once after one past `SLOW_CALL_S`), so the loop, which also
+serves Serve's health checks, is never held for long. Scripts declared thread-safe (`threads` > 1) always use
+the pool, where their calls overlap. Scripts with run_batch() are answered through the loop batcher, whose
+requests wait together on the loop.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 from a2wsgi.wsgi import build_environ
 
 from scorehost.http.app import ScoringApp
-from scorehost.http.batching.quick import CallTimes
+from scorehost.ray.loop_trials import LoopTrials
 
 __all__ = ["AsgiFront"]
 
@@ -42,7 +43,7 @@ Send = Callable[[Message], Awaitable[None]]
 # the app's own copy would repeat it.
 _FRONT_HEADERS = frozenset({"x-request-id"})
 _DONE = object()
-_WARM_UP = 20  # answers measured on the pool before the first one on the loop
+_WARM_UP = 20  # answers made on the pool before the loop is tried
 
 
 class AsgiFront:
@@ -52,31 +53,35 @@ class AsgiFront:
         self.app = app
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scorehost-request")
         self.inline = inline  # may answer on the loop (run() one at a time only)
-        self._times = CallTimes(warm_up=_WARM_UP)
+        self._trials = LoopTrials(warm_up=_WARM_UP)
         self._on_pool = 0  # answers being made on pool threads now
         self._drained = asyncio.Event()  # set while nothing is on the pool
         self._drained.set()
 
-    def _respond_timed(self, environ: Any) -> Any:
-        began = time.perf_counter()
+    def _respond_timed(self, environ: Any, on_loop: bool) -> Any:
+        began, began_cpu = time.perf_counter(), time.thread_time()
         answer = None
         try:
             answer = self.app.respond(environ)
             return answer
         finally:
-            self._times.add(_call_seconds(answer, time.perf_counter() - began))
+            seconds = _call_seconds(answer, time.perf_counter() - began)
+            if on_loop:
+                self._trials.add_loop(seconds, time.thread_time() - began_cpu, time.monotonic())
+            else:
+                self._trials.add_pool(seconds)
 
     async def _answer_here(self) -> bool:
-        """Whether to answer on the loop: while calls are quick, once those still on the pool are done. Never
-        beside a call on the pool: the loop would wait for the gate behind it (or behind a hung run()). Under
-        steady load something is always on the pool, so a request that could be answered here waits for the
-        pool to drain instead of joining it (at most the app's timeout: its calls end by their deadlines)."""
-        if not (self.inline and self._times.quick):
+        """Whether to answer on the loop: while calls there are quick (or being tried), once those still on the
+        pool are done. Never beside a call on the pool: the loop would wait for the gate behind it (or behind a hung
+        run()). Under steady load something is always on the pool, so a request that could be answered here waits
+        for the pool to drain instead of joining it (at most the app's timeout: its calls end by their deadlines)."""
+        if not (self.inline and self._trials.wants_loop(time.monotonic())):
             return False
         if self._on_pool:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), self.app.timeout)
-        return self._on_pool == 0 and self._times.quick
+        return self._on_pool == 0 and self._trials.on_loop
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -92,12 +97,13 @@ class AsgiFront:
         if self.app.loop_batcher is not None:  # requests meet in batches on this loop (http/batching/loop.py)
             status, headers, content = await self.app.respond_async(environ)
         elif await self._answer_here():
-            status, headers, content = self._respond_timed(environ)
+            status, headers, content = self._respond_timed(environ, True)
         else:
             self._on_pool += 1
             self._drained.clear()
             try:
-                status, headers, content = await loop.run_in_executor(self.executor, self._respond_timed, environ)
+                respond = self._respond_timed
+                status, headers, content = await loop.run_in_executor(self.executor, respond, environ, False)
             finally:
                 self._on_pool -= 1
                 if not self._on_pool:
