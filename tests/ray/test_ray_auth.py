@@ -183,7 +183,7 @@ def test_the_documented_setup_refuses_a_driver_without_its_token(tmp_path: Path)
         command = ["unshare", "--net", "--", "bash", "-c", script]
         done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=200)
     finally:
-        end_marked(f"SCOREHOST_TEST_DOCS_RAY={mark}".encode(), str(ray_temp).encode())
+        end_marked(f"SCOREHOST_TEST_DOCS_RAY={mark}".encode(), str(ray_temp).encode(), grace=0.0)  # thrown away
         shutil.rmtree(ray_temp, ignore_errors=True)
     said = done.stdout + done.stderr[-4000:]
     assert done.returncode == 0, said

@@ -125,26 +125,24 @@ def local_node(cluster: LocalCluster, num_cpus: int = 2, timeout: float = 60.0) 
 
 
 def _stop(head: subprocess.Popen[bytes], mark: bytes, folder: bytes | None = None) -> None:
-    # `ray start --block` ends what it started when told to stop; some processes leave its process group
-    # (Serve's HAProxy, started by a worker in a session of its own, outlives it otherwise): those carry `mark`.
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(head.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        head.wait(5)  # a throwaway cluster: what has not ended by then is ended below
-    end_marked(mark, folder, {head.pid} if head.poll() is None else set())
+    # A throwaway cluster keeps nothing worth a graceful stop, which took 10 s (`ray start --block` ends what it
+    # started only after 5 s, and some processes ignore SIGTERM): every process of it is killed at once. Some leave
+    # the head's process group (Serve's HAProxy, started by a worker in a session of its own): those carry `mark`.
+    end_marked(mark, folder, {head.pid}, grace=0.0)
     with contextlib.suppress(subprocess.TimeoutExpired):
         head.wait(10)
 
 
-def end_marked(mark: bytes, folder: bytes | None = None, also: set[int] | None = None) -> None:
-    """End (SIGTERM, then SIGKILL) every process whose environment holds `mark` (b"NAME=VALUE") or that uses
-    `folder` (see `_marked`), and the pids in `also`: a Ray cluster started without `--block` (`ray start`
-    as the docs say) is stopped so, where `ray stop` would stop every Ray cluster of the machine."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def end_marked(mark: bytes, folder: bytes | None = None, also: set[int] | None = None, grace: float = 5.0) -> None:
+    """End every process whose environment holds `mark` (b"NAME=VALUE") or that uses `folder` (see `_marked`),
+    and the pids in `also`: SIGTERM, then SIGKILL to those still there `grace` seconds later. A Ray cluster started
+    without `--block` (`ray start` as the docs say) is stopped so, where `ray stop` would stop every Ray cluster of
+    the machine."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         for pid in _marked(mark, folder) | (also or set()):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + wait
         while _marked(mark, folder) and time.monotonic() < deadline:
             time.sleep(0.1)
 
