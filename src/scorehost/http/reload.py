@@ -76,8 +76,10 @@ class Reloader:
             self._start()
 
     def _loading(self) -> bool:
-        """Whether some worker's init() may be running: a reload's, or one of the first workers'."""
-        return bool(self.loading) or not self.supervisor.announced
+        """Whether some worker's init() may be running: a reload's, one of the first workers', or one of a
+        generation dropped while loading, until it is gone."""
+        dropped = any(slot.fate == "dropped" for slot in self.supervisor.slots)
+        return bool(self.loading) or not self.supervisor.announced or dropped
 
     def _absorb(self) -> list[str]:
         """The changes since the last scan, less what init() may have written beside the script (a model it trains
@@ -127,6 +129,8 @@ class Reloader:
                 "save again.\n%s",
                 why,
             )
+        elif slot.fate == "dropped":  # a sibling of a failed worker, or of a change saved again: stopped mid-init()
+            self.pending.update(self._absorb())
         self._remove(slot)
         return True
 
