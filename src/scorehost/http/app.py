@@ -32,7 +32,17 @@ from scorehost.http.cors import CorsPolicy
 from scorehost.http.docs_page import DocsPage
 from scorehost.http.gate import RunGate
 from scorehost.http.metrics import ServerMetrics
-from scorehost.http.pipeline import FAILED_HEADER, JSON, Answer, Exchange, Headers, Pipeline, json_answer, reply
+from scorehost.http.pipeline import (
+    FAILED_HEADER,
+    JSON,
+    RUN_TIME_HEADER,
+    Answer,
+    Exchange,
+    Headers,
+    Pipeline,
+    json_answer,
+    reply,
+)
 from scorehost.http.raw import RAW_METHODS, response_parts
 from scorehost.http.wsgi_request import score_request
 from scorehost.schema.swagger import SwaggerDocs
@@ -313,7 +323,7 @@ class ScoringApp:
             )
         except ScorehostError as error:
             return self.pipeline.failed(exchange, error)
-        headers.append(("x-ms-run-fn-exec-ms", f"{run_ms:.3f}"))
+        headers.append((RUN_TIME_HEADER, f"{run_ms:.3f}"))
         return status, headers, body
 
     def _run(self, exchange: Exchange, request: ScoreRequest) -> tuple[int, Headers, Any, float]:
@@ -377,7 +387,7 @@ class ScoringApp:
             return self.pipeline.failed(exchange, failure)
         except Exception:
             return self.pipeline.internal_error(exchange)
-        headers.append(("x-ms-run-fn-exec-ms", f"{run_ms:.3f}"))
+        headers.append((RUN_TIME_HEADER, f"{run_ms:.3f}"))
         return status, headers, body
 
     def _result_answer(self, exchange: Exchange, result: object) -> Answer:

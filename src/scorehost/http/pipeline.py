@@ -52,6 +52,7 @@ Answer = tuple[int, Headers, Body]
 logger = logging.getLogger("scorehost.worker")
 
 FAILED_HEADER = "x-ms-run-function-failed"
+RUN_TIME_HEADER = "x-ms-run-fn-exec-ms"  # run()'s own time, in ms (the Ray front reads it back)
 JSON = "application/json"
 _SERVER = ("x-ms-server-version", f"scorehost/{__version__}")
 _NOT_FAILED = (FAILED_HEADER, "False")

@@ -31,6 +31,7 @@ from typing import Any
 from a2wsgi.wsgi import build_environ
 
 from scorehost.http.app import ScoringApp
+from scorehost.http.pipeline import RUN_TIME_HEADER
 from scorehost.ray.loop_trials import LoopTrials
 
 __all__ = ["AsgiFront"]
@@ -59,7 +60,8 @@ class AsgiFront:
         self._drained.set()
 
     def _respond_timed(self, environ: Any, on_loop: bool) -> Any:
-        began, began_cpu = time.perf_counter(), time.thread_time()
+        began = time.perf_counter()
+        began_cpu = time.thread_time() if on_loop else 0.0  # a system call: only the loop's calls are judged by it
         answer = None
         try:
             answer = self.app.respond(environ)
@@ -154,7 +156,7 @@ def _call_seconds(answer: Any, elapsed: float) -> float:
     wait for the gate too (on the pool, behind other requests); `elapsed` for answers without a run()."""
     if answer is not None:
         for name, value in answer[1]:
-            if name == "x-ms-run-fn-exec-ms":
+            if name == RUN_TIME_HEADER:
                 return float(value) / 1000
     return elapsed
 
